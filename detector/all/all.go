@@ -1,0 +1,9 @@
+// Package all registers every detector; only cmd/ imports it.
+package all
+
+import (
+	_ "github.com/sewatch/sewatch/detector/nbnsprobe" // NBSTAT probes
+	_ "github.com/sewatch/sewatch/detector/rudpprobe" // R-UDP DNS/ICMP probes and sessions
+	_ "github.com/sewatch/sewatch/detector/tlsshape"  // SoftEther TLS session shape
+	_ "github.com/sewatch/sewatch/detector/udpaccel"  // UDP acceleration
+)

@@ -1,0 +1,142 @@
+// Package detector defines how detectors see traffic and what they report.
+//
+// A Detector is created once per configuration and shared by workers; for
+// each new flow it may return an Inspector, which is fed that flow's packets
+// by one goroutine. Inspectors report Evidence: a constant Kind, a weight,
+// and whether the flow it was found on can carry a SoftEther session alert
+// (an anchor). One place, the verdict stage, groups evidence by host pair
+// into sessions and turns it into alerts with stable signature ids.
+package detector
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/sewatch/sewatch/internal/decode"
+)
+
+// Flow is the engine's read-only view of the flow being inspected.
+type Flow struct {
+	ID             int64
+	Proto          uint8
+	Client, Server netip.AddrPort
+	Start          time.Time
+	SYNSeen        bool
+	VLAN           [3]uint16
+	NVLAN          uint8
+	PktsToServer   uint64
+	PktsToClient   uint64
+	BytesToServer  uint64
+	BytesToClient  uint64
+}
+
+// TLSInfo is what a detector learned of a flow's TLS handshake; the verdict
+// stage copies it into the alert's tls object.
+type TLSInfo struct {
+	SNI, Version        string
+	JA3, JA3Hash        string
+	JA3S, JA3SHash      string
+	JA4                 string
+	ALPN                []string
+	Subject, Issuer     string
+	Serial, Fingerprint string
+	NotBefore, NotAfter string
+}
+
+// Evidence is one observation. Kind is a constant token; Detail is a short
+// human-readable explanation. Weight is the contribution to a session's
+// score (0..1). Anchor marks evidence found on a flow that carries the
+// session itself (a TLS connection, a UDP acceleration flow), so the alert
+// can name that flow.
+type Evidence struct {
+	Kind   string
+	Detail string
+	Weight float32
+	Anchor bool
+	// Mode is the SoftEther transport ("direct", "http-proxy", "socks5",
+	// "socks4", "ssh-forward", "udp-accel", "vpn-over-icmp", "vpn-over-dns",
+	// "admin") when the evidence says which.
+	Mode string
+	// Signature, when non-zero, asks for an alert of its own (for
+	// detections that are not SoftEther sessions: other VPNs, vendor
+	// services). Such evidence bypasses session scoring.
+	Signature int
+	// Client and Server name the host pair the evidence is about. For
+	// probes they are the flow's endpoints; they may differ from Flow.
+	Client, Server netip.Addr
+	Flow           Flow
+	TLS            *TLSInfo
+	Time           time.Time
+	PcapCnt        uint64
+}
+
+// Sink receives evidence. The engine's verdict stage implements it.
+type Sink interface {
+	Report(e Evidence)
+}
+
+// Detector creates per-flow inspectors. Safe for concurrent use.
+type Detector interface {
+	Name() string
+	// NewInspector is called for the first packet of every flow; it returns
+	// nil when the detector has no interest in the flow.
+	NewInspector(p *decode.Packet, f *Flow) Inspector
+}
+
+// Inspector follows one flow. Inspect is given every packet of the flow
+// with its direction; p.Payload is borrowed. It returns false when it needs
+// no more packets. The common path must not allocate.
+type Inspector interface {
+	Inspect(p *decode.Packet, toServer bool, f *Flow, s Sink) bool
+}
+
+// Factory builds a detector. Detectors register a factory at init.
+type Factory func() Detector
+
+var (
+	mu       sync.Mutex
+	registry = map[string]Factory{}
+)
+
+// Register adds a detector factory; a duplicate name panics at init.
+func Register(name string, f Factory) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := registry[name]; dup {
+		panic(fmt.Sprintf("detector: duplicate detector %q", name))
+	}
+	registry[name] = f
+}
+
+// Names lists registered detectors, sorted.
+func Names() []string {
+	mu.Lock()
+	defer mu.Unlock()
+	n := make([]string, 0, len(registry))
+	for k := range registry {
+		n = append(n, k)
+	}
+	sort.Strings(n)
+	return n
+}
+
+// Build instantiates the named detectors (all registered when names is empty).
+func Build(names []string) ([]Detector, error) {
+	if len(names) == 0 {
+		names = Names()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var ds []Detector
+	for _, n := range names {
+		f, ok := registry[n]
+		if !ok {
+			return nil, fmt.Errorf("unknown detector %q", n)
+		}
+		ds = append(ds, f())
+	}
+	return ds, nil
+}

@@ -1,0 +1,476 @@
+// Package tlsshape recognises a SoftEther VPN connection inside TLS by the
+// sizes of the first application-data records, which SoftEther's own
+// protocol fixes: an optional "GET / + X-VPN" probe answered by a 403 page
+// (5.01/4.x builds), the upload of a 1411-byte GIF watermark plus 0-1999
+// random bytes, the server's hello PACK, then either the login (2.4-6.5 KB)
+// answered by the welcome PACK (primary connection) or the short
+// additional_connect exchange (the parallel connections a session adds
+// about one second later). It also reads the ClientHello (no ALPN, no
+// session ticket, SNI that is an IP literal or carries the "/tcp" hint),
+// the certificate when TLS <= 1.2 shows it, and whatever cleartext came
+// before TLS (an HTTP CONNECT or a SOCKS handshake) to name the mode.
+//
+// Sizes are checked as ranges wide enough for TLS 1.3 and TLS 1.2 with
+// AEAD or CBC record overhead and IPv6 or hostname Host headers; ports are
+// never used.
+package tlsshape
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/sewatch/sewatch/detector"
+	"github.com/sewatch/sewatch/internal/decode"
+	"github.com/sewatch/sewatch/internal/tlshello"
+	"github.com/sewatch/sewatch/internal/tlsstream"
+)
+
+// Name is the detector's registered name.
+const Name = "tlsshape"
+
+func init() { detector.Register(Name, func() detector.Detector { return Detector{} }) }
+
+// Detector is the SoftEther TLS session-shape detector.
+type Detector struct{}
+
+// Name implements detector.Detector.
+func (Detector) Name() string { return Name }
+
+// NewInspector follows TCP flows only.
+func (Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspector {
+	if p.Proto != decode.ProtoTCP {
+		return nil
+	}
+	in := &Inspector{}
+	in.c.Collect, in.s.Collect = true, true
+	return in
+}
+
+// Record-size ranges (TLS record length field). Plaintext sizes come from
+// SoftEther's message builders; the ranges add 16-80 bytes of record
+// overhead (TLS 1.3 AEAD +17, TLS 1.2 GCM +24, CBC with MAC and padding up
+// to ~80) and room for IPv6 or host names in the Host header.
+type span struct{ lo, hi int }
+
+func (s span) has(n int) bool { return n >= s.lo && n <= s.hi }
+
+var (
+	getProbe    = span{265, 380}   // GET / with X-VPN: 1 (249-257 B for IPv4 Host)
+	page403     = span{460, 600}   // 403 page naming the server's address and port
+	page202     = span{2100, 2260} // Stable builds: 202 + index.html with the GUID comment
+	watermark   = span{1550, 3800} // POST connect.cgi + 1411-B GIF + 0-1999 random bytes
+	hello       = span{360, 1460}  // hello PACK + 0-999 B pencore
+	login       = span{2400, 6800} // login PACK (password or certificate auth)
+	welcome     = span{1800, 4800} // welcome PACK with policies (and UDP accel keys)
+	addConnect  = span{440, 1540}  // additional_connect PACK (also vpncmd's admin login)
+	addResponse = span{255, 1340}  // error=0/direction answer
+)
+
+// Evidence kinds this detector reports.
+const (
+	KindShape      = "softether.tls.session-shape"
+	KindShapeExtra = "softether.tls.additional-connection"
+	KindHello      = "softether.tls.clienthello-profile"
+	KindSNIAddr    = "softether.tls.sni-ip-literal"
+	KindSNIHint    = "softether.tls.sni-tcp-hint"
+	KindCert       = "softether.tls.default-certificate"
+	KindConnect    = "softether.http-connect-fingerprint"
+)
+
+// Inspector follows one TCP flow.
+type Inspector struct {
+	c, s       tlsstream.Dir
+	prefix     string // "", "http-proxy", "socks5", "socks4", "other"
+	firstSeen  bool
+	segs       int
+	cliTLS     bool
+	srvTLS     bool
+	tls13      bool
+	cliCCS     bool
+	cliFin     bool
+	chDone     bool
+	shDone     bool
+	certDone   bool
+	midstream  bool
+	cApp       [6]int32
+	sApp       [8]int32
+	nc, ns     int
+	level      int // 0 none, 1 partial, 2 full, 3 additional
+	info       *detector.TLSInfo
+	connectFP  float32
+	connectWhy string
+	done       bool
+}
+
+// Inspect implements detector.Inspector.
+func (in *Inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, s detector.Sink) bool {
+	if in.done {
+		return false
+	}
+	pl := p.Payload
+	if len(pl) == 0 {
+		return true
+	}
+	in.segs++
+	if !in.firstSeen && toServer {
+		in.firstSeen = true
+		in.classifyFirst(p, f, s)
+	}
+	if toServer {
+		if !in.cliTLS {
+			if tlsstream.LooksLikeTLS(pl) {
+				in.cliTLS = true
+				in.c.Start(p.Seq, true)
+			} else if in.midstream && tlsstream.LooksLikeRecord(pl) {
+				in.cliTLS = true
+				in.c.Start(p.Seq, false)
+			} else if in.segs > 16 {
+				return false
+			} else {
+				return true
+			}
+		}
+		in.c.Feed(p.Seq, pl, func(r tlsstream.Record) bool { return in.clientRecord(r, p, f, s) })
+		if !in.chDone && in.c.Collect {
+			in.tryClientHello(p, f, s)
+		}
+	} else {
+		if !in.srvTLS {
+			if !in.cliTLS || !tlsstream.LooksLikeRecord(pl) {
+				if in.segs > 16 {
+					return false
+				}
+				return true
+			}
+			in.srvTLS = true
+			in.s.Start(p.Seq, !in.midstream)
+		}
+		in.s.Feed(p.Seq, pl, func(r tlsstream.Record) bool { return in.serverRecord(r, p, f, s) })
+		if !in.shDone || !in.certDone {
+			if in.s.Collect {
+				in.tryServerHello(p, f, s)
+			}
+		}
+	}
+	if in.nc >= len(in.cApp) && in.ns >= len(in.sApp) {
+		in.release()
+		return false
+	}
+	return !in.done
+}
+
+// release drops the handshake buffers once nothing more will be parsed.
+func (in *Inspector) release() {
+	in.done = true
+	in.c.HS, in.s.HS = nil, nil
+}
+
+// classifyFirst looks at the first client payload: TLS, a proxy handshake,
+// or the middle of a stream the capture joined late.
+func (in *Inspector) classifyFirst(p *decode.Packet, f *detector.Flow, s detector.Sink) {
+	pl := p.Payload
+	switch {
+	case tlsstream.LooksLikeTLS(pl):
+	case bytes.HasPrefix(pl, []byte("CONNECT ")):
+		in.prefix = "http-proxy"
+		in.connectFP, in.connectWhy = connectFingerprint(pl)
+		if in.connectFP > 0 {
+			s.Report(in.evidence(p, f, KindConnect, in.connectWhy, in.connectFP, true))
+		}
+	case len(pl) >= 3 && pl[0] == 5 && int(pl[1])+2 == len(pl):
+		in.prefix = "socks5"
+	case len(pl) >= 9 && pl[0] == 4 && pl[1] == 1:
+		in.prefix = "socks4"
+	case !f.SYNSeen && tlsstream.LooksLikeRecord(pl):
+		in.midstream = true
+	default:
+		in.prefix = "other"
+	}
+}
+
+// connectFingerprint scores an HTTP CONNECT request against the one
+// SoftEther's client builds: HTTP/1.0, headers in sorted order exactly
+// Content-Length: 0, Host (no port), Pragma: no-cache, optional
+// Proxy-Authorization, Proxy-Connection: Keep-Alive, User-Agent.
+func connectFingerprint(b []byte) (float32, string) {
+	end := bytes.Index(b, []byte("\r\n\r\n"))
+	if end < 0 {
+		return 0, ""
+	}
+	lines := strings.Split(string(b[:end]), "\r\n")
+	if len(lines) < 2 || !strings.HasSuffix(lines[0], " HTTP/1.0") {
+		return 0, ""
+	}
+	var names []string
+	ua := ""
+	for _, l := range lines[1:] {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok {
+			return 0, ""
+		}
+		names = append(names, strings.ToLower(k))
+		v = strings.TrimSpace(v)
+		switch strings.ToLower(k) {
+		case "user-agent":
+			ua = v
+		case "host":
+			if strings.Contains(v, "]:") || (strings.Count(v, ":") == 1) {
+				return 0, "" // SoftEther writes Host without the port
+			}
+		case "content-length":
+			if v != "0" {
+				return 0, ""
+			}
+		case "pragma":
+			if v != "no-cache" {
+				return 0, ""
+			}
+		case "proxy-connection":
+			if !strings.EqualFold(v, "Keep-Alive") {
+				return 0, ""
+			}
+		}
+	}
+	want := "content-length,host,pragma,proxy-connection,user-agent"
+	got := strings.Join(names, ",")
+	if got != want && got != "content-length,host,pragma,proxy-authorization,proxy-connection,user-agent" {
+		return 0, ""
+	}
+	if ua == "Mozilla/5.0 (Windows NT 6.3; WOW64; rv:29.0) Gecko/20100101 Firefox/29.0" {
+		return 0.6, "CONNECT HTTP/1.0 with SoftEther's sorted header set and Firefox/29 WOW64 User-Agent"
+	}
+	return 0.4, "CONNECT HTTP/1.0 with SoftEther's sorted header set"
+}
+
+func (in *Inspector) clientRecord(r tlsstream.Record, p *decode.Packet, f *detector.Flow, s detector.Sink) bool {
+	switch r.Type {
+	case tlsstream.TypeChangeCipherSpec:
+		in.cliCCS = true
+		return true
+	case tlsstream.TypeApplicationData:
+	default:
+		return true
+	}
+	if in.midstream {
+		// No handshake seen: the records are data, not the connect phase.
+		return true
+	}
+	if !in.cliFin && (in.tls13 || (!in.shDone && in.cliCCS && r.Length < 100)) {
+		// TLS 1.3: the client's Finished travels as application data.
+		in.cliFin = true
+		return true
+	}
+	in.cliFin = true
+	if in.nc < len(in.cApp) {
+		in.cApp[in.nc] = int32(r.Length)
+		in.nc++
+		in.evaluate(p, f, s)
+	}
+	return true
+}
+
+func (in *Inspector) serverRecord(r tlsstream.Record, p *decode.Packet, f *detector.Flow, s detector.Sink) bool {
+	if r.Type != tlsstream.TypeApplicationData || in.midstream {
+		return true
+	}
+	if in.tls13 && !in.cliFin {
+		return true // encrypted server handshake flight
+	}
+	if in.ns == 0 && r.Length < 256 && in.nc == 0 {
+		return true // NewSessionTicket records before any answer
+	}
+	if in.ns < len(in.sApp) {
+		in.sApp[in.ns] = int32(r.Length)
+		in.ns++
+		in.evaluate(p, f, s)
+	}
+	return true
+}
+
+// evaluate matches the record sizes seen so far and reports each new level.
+func (in *Inspector) evaluate(p *decode.Packet, f *detector.Flow, s detector.Sink) {
+	c, sv := in.cApp[:in.nc], in.sApp[:in.ns]
+	// With the D20/4.x GET probe in front, the protocol starts one record later.
+	off, probe := 0, false
+	if len(c) >= 1 && getProbe.has(int(c[0])) && (len(sv) == 0 || page403.has(int(sv[0])) || page202.has(int(sv[0]))) {
+		if len(sv) >= 1 {
+			off, probe = 1, true
+		} else {
+			return // wait for the answer
+		}
+	}
+	c, sv = c[min(off, len(c)):], sv[min(off, len(sv)):]
+	if len(c) < 1 || len(sv) < 1 || !watermark.has(int(c[0])) || !hello.has(int(sv[0])) {
+		return
+	}
+	bonus := float32(0)
+	why := ""
+	if probe {
+		bonus = 0.2
+		why = fmt.Sprintf("GET probe %d answered by %d; ", in.cApp[0], in.sApp[0])
+	}
+	if in.level < 1 {
+		in.level = 1
+		s.Report(in.evidence(p, f, KindShape,
+			fmt.Sprintf("%swatermark upload %d answered by hello %d", why, c[0], sv[0]), 0.45+bonus, true))
+	}
+	if len(c) < 2 || len(sv) < 2 {
+		return
+	}
+	switch {
+	case login.has(int(c[1])) && welcome.has(int(sv[1])) && in.level < 2:
+		in.level = 2
+		s.Report(in.evidence(p, f, KindShape,
+			fmt.Sprintf("%swatermark %d, hello %d, login %d, welcome %d", why, c[0], sv[0], c[1], sv[1]), 0.75+bonus, true))
+		in.release()
+	case addConnect.has(int(c[1])) && addResponse.has(int(sv[1])) && in.level < 2:
+		in.level = 3
+		if probe {
+			// A probe-prefixed connection with a short login is vpncmd's admin session.
+			ev := in.evidence(p, f, KindShape,
+				fmt.Sprintf("%swatermark %d, hello %d, admin login %d, answer %d", why, c[0], sv[0], c[1], sv[1]), 0.75+bonus, true)
+			ev.Mode = "admin"
+			s.Report(ev)
+		} else {
+			s.Report(in.evidence(p, f, KindShapeExtra,
+				fmt.Sprintf("watermark %d, hello %d, additional_connect %d, answer %d", c[0], sv[0], c[1], sv[1]), 0.6, true))
+		}
+		in.release()
+	default:
+		if len(c) >= 2 && len(sv) >= 2 {
+			in.release()
+		}
+	}
+}
+
+func (in *Inspector) mode() string {
+	switch in.prefix {
+	case "http-proxy", "socks5", "socks4":
+		return in.prefix
+	}
+	return "direct"
+}
+
+func (in *Inspector) evidence(p *decode.Packet, f *detector.Flow, kind, detail string, w float32, anchor bool) detector.Evidence {
+	return detector.Evidence{
+		Kind: kind, Detail: detail, Weight: w, Anchor: anchor, Mode: in.mode(),
+		Client: f.Client.Addr(), Server: f.Server.Addr(), Flow: *f, TLS: in.info,
+		Time: p.Time, PcapCnt: p.Index,
+	}
+}
+
+func (in *Inspector) tryClientHello(p *decode.Packet, f *detector.Flow, s detector.Sink) {
+	if in.c.HandshakeBroken() {
+		in.chDone = true
+		in.c.Collect = false
+		return
+	}
+	tlshello.Messages(in.c.HS, func(typ uint8, body []byte) bool {
+		if typ != tlshello.TypeClientHello {
+			return true
+		}
+		in.chDone = true
+		ch, err := tlshello.ParseClientHello(body)
+		if err != nil {
+			return false
+		}
+		in.onClientHello(&ch, p, f, s)
+		return false
+	})
+	if in.chDone {
+		in.c.Collect = false
+		in.c.HS = nil
+	}
+}
+
+func (in *Inspector) onClientHello(ch *tlshello.ClientHello, p *decode.Packet, f *detector.Flow, s detector.Sink) {
+	info := &detector.TLSInfo{SNI: ch.SNI, ALPN: ch.ALPN}
+	info.JA3, info.JA3Hash = tlshello.JA3(ch)
+	info.JA4 = tlshello.JA4(ch)
+	in.info = info
+	const extALPN, extTicket = 16, 35
+	if !ch.HasExtension(extALPN) && !ch.HasExtension(extTicket) && len(ch.Ciphers) >= 20 {
+		s.Report(in.evidence(p, f, KindHello,
+			fmt.Sprintf("ClientHello without ALPN and session_ticket, %d suites (OpenSSL as SoftEther configures it)", len(ch.Ciphers)), 0.15, false))
+	}
+	if strings.HasSuffix(strings.ToLower(ch.SNI), "/tcp") {
+		s.Report(in.evidence(p, f, KindSNIHint, fmt.Sprintf("SNI %q carries SoftEther's /tcp hint", ch.SNI), 0.8, true))
+	} else if _, err := netip.ParseAddr(ch.SNI); err == nil {
+		s.Report(in.evidence(p, f, KindSNIAddr, fmt.Sprintf("SNI is the IP literal %s", ch.SNI), 0.15, false))
+	}
+}
+
+func (in *Inspector) tryServerHello(p *decode.Packet, f *detector.Flow, sink detector.Sink) {
+	if in.s.HandshakeBroken() {
+		in.shDone, in.certDone = true, true
+		in.s.Collect = false
+		return
+	}
+	tlshello.Messages(in.s.HS, func(typ uint8, body []byte) bool {
+		switch typ {
+		case tlshello.TypeServerHello:
+			if in.shDone {
+				return true
+			}
+			in.shDone = true
+			sh, err := tlshello.ParseServerHello(body)
+			if err != nil {
+				in.certDone = true
+				return false
+			}
+			in.tls13 = sh.SelectedVersion == 0x0304
+			if in.info == nil {
+				in.info = &detector.TLSInfo{}
+			}
+			in.info.Version = tlshello.VersionString(max(sh.SelectedVersion, sh.LegacyVersion))
+			in.info.JA3S, in.info.JA3SHash = tlshello.JA3S(&sh)
+			if in.tls13 {
+				in.certDone = true // the certificate is encrypted
+				return false
+			}
+		case tlshello.TypeCertificate:
+			if in.certDone {
+				return false
+			}
+			in.certDone = true
+			cert, err := tlshello.ParseCertificate(body, false)
+			if err == nil && in.info != nil {
+				in.info.Subject, in.info.Issuer = cert.Subject, cert.Issuer
+				in.info.Serial, in.info.Fingerprint = cert.Serial, cert.FingerprintSHA1
+				in.info.NotBefore = cert.NotBefore.UTC().Format("2006-01-02T15:04:05")
+				in.info.NotAfter = cert.NotAfter.UTC().Format("2006-01-02T15:04:05")
+				if why := softetherDefaultCert(&cert); why != "" {
+					sink.Report(in.evidence(p, f, KindCert, why, 0.8, true))
+				}
+			}
+			return false
+		}
+		return true
+	})
+	if in.shDone && in.certDone {
+		in.s.Collect = false
+		in.s.HS = nil
+	}
+}
+
+// softetherDefaultCert recognises the certificate SoftEther generates for a
+// new server: self-signed, serial 0, CA:TRUE, nine extended key usages
+// (server, client, code signing, e-mail, three IPsec, time stamping, OCSP),
+// no SAN/SKI/AKI, valid until 2037-12-31/2038-01-01 (or 2049-12-30).
+func softetherDefaultCert(c *tlshello.Cert) string {
+	if !c.SelfSigned || !c.IsCA || c.ExtKeyUsageCount != 9 || c.HasSAN || c.HasSKI || c.HasAKI {
+		return ""
+	}
+	if c.Serial != "00" {
+		return ""
+	}
+	end := c.NotAfter.UTC()
+	y, m, d := end.Date()
+	if !((y == 2037 && m == 12 && d == 31) || (y == 2038 && m == 1 && d == 1) || (y == 2049 && m == 12 && d == 30)) {
+		return ""
+	}
+	return fmt.Sprintf("SoftEther default server certificate (self-signed, serial 0, 9 EKUs, notAfter %s, subject %q)",
+		end.Format("2006-01-02"), c.Subject)
+}

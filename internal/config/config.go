@@ -1,0 +1,176 @@
+// Package config loads sewatch's YAML configuration strictly (unknown keys
+// are errors), fills defaults, and validates without doing any I/O.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/sewatch/sewatch/outputs"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	SensorName      string         `yaml:"sensor-name"`
+	CommunityIDSeed uint16         `yaml:"community-id-seed"`
+	Timezone        string         `yaml:"timezone"`
+	LogLevel        string         `yaml:"log-level"`
+	Stats           Stats          `yaml:"stats"`
+	Capture         Capture        `yaml:"capture"`
+	Flow            Flow           `yaml:"flow"`
+	Verdict         Verdict        `yaml:"verdict"`
+	Detectors       []string       `yaml:"detectors"`
+	Delivery        Delivery       `yaml:"delivery"`
+	Outputs         []outputs.Spec `yaml:"outputs"`
+}
+
+// Stats configures the periodic EVE stats event.
+type Stats struct {
+	// Interval between stats events in live mode; 0 disables them. In pcap
+	// mode one stats event is written at the end only when Interval > 0.
+	Interval time.Duration `yaml:"interval"`
+}
+
+// Capture configures packet sources.
+type Capture struct {
+	Filter  string `yaml:"filter"`
+	Workers int    `yaml:"workers"`
+	Promisc *bool  `yaml:"promisc"`
+	Snaplen int    `yaml:"snaplen"`
+}
+
+// Flow configures the flow table.
+type Flow struct {
+	MaxFlows  int           `yaml:"max-flows"`
+	TCP       time.Duration `yaml:"tcp-timeout"`
+	TCPClosed time.Duration `yaml:"tcp-closed-timeout"`
+	UDP       time.Duration `yaml:"udp-timeout"`
+	Other     time.Duration `yaml:"other-timeout"`
+}
+
+// Verdict configures the session verdict stage.
+type Verdict struct {
+	Threshold  float32       `yaml:"threshold"`
+	SessionGap time.Duration `yaml:"session-gap"`
+}
+
+// Delivery configures the output router shared by all outputs.
+type Delivery struct {
+	QueueSize     int           `yaml:"queue-size"`
+	BatchSize     int           `yaml:"batch-size"`
+	BatchTimeout  time.Duration `yaml:"batch-timeout"`
+	FlushDeadline time.Duration `yaml:"flush-deadline"`
+	SpoolDir      string        `yaml:"spool-dir"`
+	SpoolMaxBytes int64         `yaml:"spool-max-bytes"`
+}
+
+// Default returns the built-in configuration.
+func Default() Config {
+	return Config{
+		LogLevel: "info",
+		Stats:    Stats{Interval: 0},
+		Capture:  Capture{Workers: 1, Snaplen: 262144},
+		Flow: Flow{MaxFlows: 262144, TCP: 10 * time.Minute, TCPClosed: 30 * time.Second,
+			UDP: 5 * time.Minute, Other: time.Minute},
+		Verdict:  Verdict{Threshold: 1.0, SessionGap: 2 * time.Minute},
+		Delivery: Delivery{QueueSize: 4096, BatchSize: 256, FlushDeadline: 10 * time.Second},
+	}
+}
+
+// Load reads a file over the defaults.
+func Load(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes YAML strictly over the defaults and validates the result.
+func Parse(b []byte) (Config, error) {
+	c := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	// An empty file means "all defaults".
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, err
+	}
+	return c, c.Validate()
+}
+
+// Validate checks the configuration without I/O.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Capture.Workers < 1 || c.Capture.Workers > 64 {
+		errs = append(errs, fmt.Errorf("capture.workers must be 1-64, got %d", c.Capture.Workers))
+	}
+	if c.Capture.Snaplen < 0 {
+		errs = append(errs, errors.New("capture.snaplen must not be negative"))
+	}
+	if c.Flow.MaxFlows < 1024 {
+		errs = append(errs, fmt.Errorf("flow.max-flows must be at least 1024, got %d", c.Flow.MaxFlows))
+	}
+	for name, d := range map[string]time.Duration{"tcp-timeout": c.Flow.TCP, "tcp-closed-timeout": c.Flow.TCPClosed,
+		"udp-timeout": c.Flow.UDP, "other-timeout": c.Flow.Other} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("flow.%s must be positive", name))
+		}
+	}
+	if c.Verdict.Threshold <= 0 || c.Verdict.Threshold > 10 {
+		errs = append(errs, fmt.Errorf("verdict.threshold must be in (0, 10], got %v", c.Verdict.Threshold))
+	}
+	if c.Verdict.SessionGap < 20*time.Second {
+		errs = append(errs, errors.New("verdict.session-gap must be at least 20s (SoftEther's session timeout)"))
+	}
+	if c.Stats.Interval < 0 {
+		errs = append(errs, errors.New("stats.interval must not be negative"))
+	}
+	if c.Delivery.QueueSize < 1 || c.Delivery.BatchSize < 1 {
+		errs = append(errs, errors.New("delivery.queue-size and delivery.batch-size must be positive"))
+	}
+	if c.Delivery.SpoolMaxBytes < 0 {
+		errs = append(errs, errors.New("delivery.spool-max-bytes must not be negative"))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log-level must be debug, info, warn or error, got %q", c.LogLevel))
+	}
+	if c.Timezone != "" && c.Timezone != "Local" && c.Timezone != "UTC" {
+		if _, err := time.LoadLocation(c.Timezone); err != nil {
+			errs = append(errs, fmt.Errorf("timezone: %w", err))
+		}
+	}
+	for i, o := range c.Outputs {
+		if err := outputs.Validate(o); err != nil {
+			errs = append(errs, fmt.Errorf("outputs[%d] (%s): %w", i, o.Type, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Location returns the zone EVE timestamps are written in (UTC by default,
+// "Local" for the machine's zone as Suricata does).
+func (c *Config) Location() *time.Location {
+	switch c.Timezone {
+	case "", "UTC":
+		return time.UTC
+	case "Local":
+		return time.Local
+	}
+	l, err := time.LoadLocation(c.Timezone)
+	if err != nil {
+		return time.UTC
+	}
+	return l
+}

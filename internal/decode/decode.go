@@ -1,0 +1,409 @@
+// Package decode turns a captured frame into a reusable Packet: addresses,
+// ports, TCP flags and sequence numbers, ICMP type/code, VLAN ids and the L4
+// payload. The link layer (Ethernet, 802.1Q/QinQ, Linux SLL/SLL2, BSD
+// loopback, raw IP) is walked by hand; IP and L4 headers are decoded with
+// gopacket's DecodingLayerParser into preallocated layers, so decoding a
+// packet allocates nothing.
+package decode
+
+import (
+	"encoding/binary"
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+)
+
+// IP protocol numbers the engine tracks flows for.
+const (
+	ProtoICMP   uint8 = 1
+	ProtoTCP    uint8 = 6
+	ProtoUDP    uint8 = 17
+	ProtoICMPv6 uint8 = 58
+)
+
+// TCP flag bits as in the TCP header.
+const (
+	FlagFIN uint8 = 0x01
+	FlagSYN uint8 = 0x02
+	FlagRST uint8 = 0x04
+	FlagPSH uint8 = 0x08
+	FlagACK uint8 = 0x10
+)
+
+// LinkType is a pcap LINKTYPE_ value. gopacket v1.1.19's layers.LinkType is
+// a uint8 and cannot hold LINKTYPE_LINUX_SLL2 (276).
+type LinkType uint32
+
+// Link types the decoder understands.
+const (
+	LinkNull      LinkType = 0
+	LinkEthernet  LinkType = 1
+	LinkRaw12     LinkType = 12
+	LinkRaw14     LinkType = 14
+	LinkRaw       LinkType = 101
+	LinkLoop      LinkType = 108
+	LinkLinuxSLL  LinkType = 113
+	LinkIPv4      LinkType = 228
+	LinkIPv6      LinkType = 229
+	LinkLinuxSLL2 LinkType = 276
+)
+
+// Packet is one decoded packet. It is reused for every packet a worker reads:
+// Payload is borrowed from the capture buffer and valid only until the next
+// Decode; copy it before keeping it.
+type Packet struct {
+	Time    time.Time
+	Index   uint64 // 1-based packet number in the capture (pcap_cnt)
+	WireLen int
+
+	Src, Dst         netip.Addr
+	SrcPort, DstPort uint16
+	Proto            uint8
+	IPVersion        uint8
+
+	TCPFlags uint8
+	Seq, Ack uint32
+	Window   uint16
+
+	ICMPType, ICMPCode uint8
+	ICMPID, ICMPSeq    uint16
+
+	VLAN  [3]uint16
+	NVLAN uint8
+
+	// Fragment is set for IP fragments. A first fragment carries ports and a
+	// partial payload; later fragments have no ports (Proto still set).
+	Fragment      bool
+	FirstFragment bool
+
+	Payload []byte
+}
+
+// HasPorts reports whether the packet carries transport ports.
+func (p *Packet) HasPorts() bool {
+	return (p.Proto == ProtoTCP || p.Proto == ProtoUDP) && !(p.Fragment && !p.FirstFragment)
+}
+
+// Errors Decode reports; the engine counts them, it never stops on them.
+var (
+	ErrUnsupportedLink = errors.New("unsupported link type")
+	ErrNotIP           = errors.New("not an ip packet")
+	ErrTruncated       = errors.New("truncated packet")
+	ErrMalformed       = errors.New("malformed packet")
+)
+
+// Decoder holds preallocated layers. Not safe for concurrent use: one per worker.
+type Decoder struct {
+	link LinkType
+
+	ip4    layers.IPv4
+	ip6    layers.IPv6
+	ext    layers.IPv6ExtensionSkipper
+	frag6  ipv6Fragment
+	tcp    layers.TCP
+	udp    layers.UDP
+	icmp4  layers.ICMPv4
+	icmp6  layers.ICMPv6
+	p4, p6 *gopacket.DecodingLayerParser
+	dl     []gopacket.LayerType
+}
+
+// NewDecoder returns a decoder for frames of the given link type.
+func NewDecoder(link LinkType) *Decoder {
+	d := &Decoder{link: link, dl: make([]gopacket.LayerType, 0, 8)}
+	d.p4 = gopacket.NewDecodingLayerParser(layers.LayerTypeIPv4, &d.ip4, &d.tcp, &d.udp, &d.icmp4)
+	d.p6 = gopacket.NewDecodingLayerParser(layers.LayerTypeIPv6, &d.ip6, &d.ext, &d.frag6, &d.tcp, &d.udp, &d.icmp6)
+	for _, p := range []*gopacket.DecodingLayerParser{d.p4, d.p6} {
+		p.IgnoreUnsupported = true
+		p.IgnorePanic = true
+	}
+	return d
+}
+
+// LinkType is the link type this decoder expects.
+func (d *Decoder) LinkType() LinkType { return d.link }
+
+// Ethernet types.
+const (
+	etIPv4 = 0x0800
+	etIPv6 = 0x86DD
+	etVLAN = 0x8100
+	etQinQ = 0x88A8
+	et9100 = 0x9100
+)
+
+// Decode fills p from one frame. p.Time and p.Index are left to the caller.
+func (d *Decoder) Decode(data []byte, p *Packet) error {
+	p.reset()
+	p.WireLen = len(data)
+	et, off, err := d.linkLayer(data, p)
+	if err != nil {
+		return err
+	}
+	// VLAN tags may follow any link layer that carries an ethertype.
+	for et == etVLAN || et == etQinQ || et == et9100 {
+		if len(data) < off+4 {
+			return ErrTruncated
+		}
+		if p.NVLAN < uint8(len(p.VLAN)) {
+			p.VLAN[p.NVLAN] = binary.BigEndian.Uint16(data[off:]) & 0x0fff
+			p.NVLAN++
+		}
+		et = binary.BigEndian.Uint16(data[off+2:])
+		off += 4
+	}
+	ipData := data[off:]
+	switch et {
+	case etIPv4:
+		return d.decodeIPv4(ipData, p)
+	case etIPv6:
+		return d.decodeIPv6(ipData, p)
+	}
+	return ErrNotIP
+}
+
+func (p *Packet) reset() {
+	t, idx := p.Time, p.Index
+	*p = Packet{Time: t, Index: idx}
+}
+
+// linkLayer returns the ethertype of what follows the link header and its offset.
+func (d *Decoder) linkLayer(data []byte, p *Packet) (uint16, int, error) {
+	switch d.link {
+	case LinkEthernet:
+		if len(data) < 14 {
+			return 0, 0, ErrTruncated
+		}
+		return binary.BigEndian.Uint16(data[12:]), 14, nil
+	case LinkLinuxSLL:
+		if len(data) < 16 {
+			return 0, 0, ErrTruncated
+		}
+		return binary.BigEndian.Uint16(data[14:]), 16, nil
+	case LinkLinuxSLL2:
+		if len(data) < 20 {
+			return 0, 0, ErrTruncated
+		}
+		return binary.BigEndian.Uint16(data[0:]), 20, nil
+	case LinkNull, LinkLoop:
+		if len(data) < 4 {
+			return 0, 0, ErrTruncated
+		}
+		// The family is in host order of the capturing machine: accept both.
+		fam := binary.LittleEndian.Uint32(data)
+		if fam > 0xffff {
+			fam = binary.BigEndian.Uint32(data)
+		}
+		switch fam {
+		case 2:
+			return etIPv4, 4, nil
+		case 10, 24, 28, 30:
+			return etIPv6, 4, nil
+		}
+		return 0, 0, ErrNotIP
+	case LinkRaw, LinkRaw12, LinkRaw14, LinkIPv4, LinkIPv6:
+		if len(data) < 1 {
+			return 0, 0, ErrTruncated
+		}
+		switch data[0] >> 4 {
+		case 4:
+			return etIPv4, 0, nil
+		case 6:
+			return etIPv6, 0, nil
+		}
+		return 0, 0, ErrNotIP
+	}
+	return 0, 0, ErrUnsupportedLink
+}
+
+func (d *Decoder) decodeIPv4(b []byte, p *Packet) error {
+	if len(b) < 20 {
+		return ErrTruncated
+	}
+	if err := d.p4.DecodeLayers(b, &d.dl); err != nil && len(d.dl) == 0 {
+		return ErrMalformed
+	}
+	if len(d.dl) == 0 || d.dl[0] != layers.LayerTypeIPv4 {
+		return ErrMalformed
+	}
+	p.IPVersion = 4
+	p.Src, _ = netip.AddrFromSlice(d.ip4.SrcIP)
+	p.Dst, _ = netip.AddrFromSlice(d.ip4.DstIP)
+	p.Proto = uint8(d.ip4.Protocol)
+	if d.ip4.Flags&layers.IPv4MoreFragments != 0 || d.ip4.FragOffset != 0 {
+		p.Fragment = true
+		if d.ip4.FragOffset != 0 {
+			return nil
+		}
+		p.FirstFragment = true
+		return d.decodeL4Fragment(d.ip4.Payload, p)
+	}
+	return d.fillL4(p)
+}
+
+func (d *Decoder) decodeIPv6(b []byte, p *Packet) error {
+	if len(b) < 40 {
+		return ErrTruncated
+	}
+	d.frag6.reset()
+	if err := d.p6.DecodeLayers(b, &d.dl); err != nil && len(d.dl) == 0 {
+		return ErrMalformed
+	}
+	if len(d.dl) == 0 || d.dl[0] != layers.LayerTypeIPv6 {
+		return ErrMalformed
+	}
+	p.IPVersion = 6
+	p.Src, _ = netip.AddrFromSlice(d.ip6.SrcIP)
+	p.Dst, _ = netip.AddrFromSlice(d.ip6.DstIP)
+	p.Proto = uint8(d.ip6.NextHeader)
+	if d.frag6.seen {
+		p.Fragment = true
+		p.Proto = d.frag6.next
+		if d.frag6.offset != 0 {
+			return nil
+		}
+		p.FirstFragment = true
+		return d.decodeL4Fragment(d.frag6.payload, p)
+	}
+	// Walk past extension headers: the last decoded layer says where we are.
+	for _, t := range d.dl {
+		switch t {
+		case layers.LayerTypeTCP:
+			p.Proto = ProtoTCP
+		case layers.LayerTypeUDP:
+			p.Proto = ProtoUDP
+		case layers.LayerTypeICMPv6:
+			p.Proto = ProtoICMPv6
+		}
+	}
+	return d.fillL4(p)
+}
+
+// fillL4 copies the L4 fields of whatever the parser decoded last.
+func (d *Decoder) fillL4(p *Packet) error {
+	last := d.dl[len(d.dl)-1]
+	switch last {
+	case layers.LayerTypeTCP:
+		d.fillTCP(p)
+	case layers.LayerTypeUDP:
+		d.fillUDP(p)
+	case layers.LayerTypeICMPv4:
+		p.ICMPType, p.ICMPCode = d.icmp4.TypeCode.Type(), d.icmp4.TypeCode.Code()
+		p.ICMPID, p.ICMPSeq = d.icmp4.Id, d.icmp4.Seq
+		p.Payload = d.icmp4.Payload
+	case layers.LayerTypeICMPv6:
+		p.ICMPType, p.ICMPCode = d.icmp6.TypeCode.Type(), d.icmp6.TypeCode.Code()
+		pl := d.icmp6.Payload
+		// Echo request/reply: id and seq lead the ICMPv6 body.
+		if (p.ICMPType == 128 || p.ICMPType == 129) && len(pl) >= 4 {
+			p.ICMPID, p.ICMPSeq = binary.BigEndian.Uint16(pl), binary.BigEndian.Uint16(pl[2:])
+			pl = pl[4:]
+		}
+		p.Payload = pl
+	default:
+		// IP header decoded but the L4 header was missing or broken.
+		switch p.Proto {
+		case ProtoTCP, ProtoUDP, ProtoICMP, ProtoICMPv6:
+			return ErrTruncated
+		}
+	}
+	return nil
+}
+
+func (d *Decoder) fillTCP(p *Packet) {
+	t := &d.tcp
+	p.SrcPort, p.DstPort = uint16(t.SrcPort), uint16(t.DstPort)
+	p.Seq, p.Ack, p.Window = t.Seq, t.Ack, t.Window
+	var f uint8
+	if t.FIN {
+		f |= FlagFIN
+	}
+	if t.SYN {
+		f |= FlagSYN
+	}
+	if t.RST {
+		f |= FlagRST
+	}
+	if t.PSH {
+		f |= FlagPSH
+	}
+	if t.ACK {
+		f |= FlagACK
+	}
+	p.TCPFlags = f
+	p.Payload = t.Payload
+}
+
+func (d *Decoder) fillUDP(p *Packet) {
+	p.SrcPort, p.DstPort = uint16(d.udp.SrcPort), uint16(d.udp.DstPort)
+	p.Payload = d.udp.Payload
+}
+
+// decodeL4Fragment reads the transport header of a first fragment; the
+// payload it leaves is the part this fragment carries.
+func (d *Decoder) decodeL4Fragment(b []byte, p *Packet) error {
+	switch p.Proto {
+	case ProtoUDP:
+		if len(b) < 8 {
+			return ErrTruncated
+		}
+		p.SrcPort, p.DstPort = binary.BigEndian.Uint16(b), binary.BigEndian.Uint16(b[2:])
+		p.Payload = b[8:]
+	case ProtoTCP:
+		if len(b) < 20 {
+			return ErrTruncated
+		}
+		p.SrcPort, p.DstPort = binary.BigEndian.Uint16(b), binary.BigEndian.Uint16(b[2:])
+		p.Seq, p.Ack = binary.BigEndian.Uint32(b[4:]), binary.BigEndian.Uint32(b[8:])
+		p.TCPFlags = b[13] & 0x1f
+		hl := int(b[12]>>4) * 4
+		if hl < 20 || hl > len(b) {
+			return ErrMalformed
+		}
+		p.Payload = b[hl:]
+	default:
+		p.Payload = b
+	}
+	return nil
+}
+
+// ipv6Fragment is a DecodingLayer for the IPv6 fragment header that records
+// the offset and stops the parser on non-first fragments.
+type ipv6Fragment struct {
+	seen    bool
+	next    uint8
+	offset  uint16
+	more    bool
+	payload []byte
+}
+
+func (f *ipv6Fragment) reset() { *f = ipv6Fragment{} }
+
+func (f *ipv6Fragment) CanDecode() gopacket.LayerClass { return layers.LayerTypeIPv6Fragment }
+
+func (f *ipv6Fragment) LayerType() gopacket.LayerType { return layers.LayerTypeIPv6Fragment }
+
+func (f *ipv6Fragment) LayerPayload() []byte { return f.payload }
+
+func (f *ipv6Fragment) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
+	if len(data) < 8 {
+		df.SetTruncated()
+		return ErrTruncated
+	}
+	f.seen = true
+	f.next = data[0]
+	fo := binary.BigEndian.Uint16(data[2:])
+	f.offset = fo >> 3
+	f.more = fo&1 != 0
+	f.payload = data[8:]
+	return nil
+}
+
+func (f *ipv6Fragment) NextLayerType() gopacket.LayerType {
+	// The engine never reassembles: stop here and let Decode read the first
+	// fragment's transport header itself.
+	return gopacket.LayerTypeFragment
+}

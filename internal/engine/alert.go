@@ -1,0 +1,79 @@
+package engine
+
+import (
+	"strconv"
+
+	"github.com/sewatch/sewatch/detector"
+	"github.com/sewatch/sewatch/internal/eve"
+	"github.com/sewatch/sewatch/internal/verdict"
+)
+
+// alertEvent builds the EVE alert for a verdict. The 5-tuple is the anchor
+// flow's, oriented client → server; timestamp and pcap_cnt are those of the
+// packet that completed the verdict, so time-to-alert can be measured.
+func (e *Engine) alertEvent(a verdict.Alert) *eve.Event {
+	f := &a.Anchor.Flow
+	c, s := f.Client, f.Server
+	ev := &eve.Event{
+		Timestamp:   eve.Timestamp(a.Trigger.Time, e.cfg.Location),
+		FlowID:      f.ID,
+		EventType:   "alert",
+		SrcIP:       eve.IP(c.Addr()),
+		DestIP:      eve.IP(s.Addr()),
+		Proto:       eve.ProtoName(f.Proto),
+		CommunityID: eve.CommunityID(e.cfg.CommunityIDSeed, c.Addr(), s.Addr(), f.Proto, c.Port(), s.Port()),
+		Direction:   "to_server",
+		Host:        e.cfg.Sensor,
+	}
+	if e.cfg.Iface != "" {
+		ev.InIface = e.cfg.Iface
+	} else {
+		ev.PcapCnt = a.Trigger.PcapCnt
+	}
+	for i := 0; i < int(f.NVLAN); i++ {
+		ev.VLAN = append(ev.VLAN, int(f.VLAN[i]))
+	}
+	if f.Proto == 6 || f.Proto == 17 {
+		ev.SrcPort, ev.DestPort = eve.Int(int(c.Port())), eve.Int(int(s.Port()))
+	}
+	if f.Proto == 6 && a.TLS != nil {
+		ev.AppProto = "tls"
+	}
+	md := map[string][]string{
+		"softether_mode": {a.Mode},
+		"confidence":     {strconv.FormatFloat(float64(a.Confidence), 'f', 2, 32)},
+		"score":          {strconv.FormatFloat(float64(a.Score), 'f', 2, 32)},
+		"session_flows":  a.Flows,
+	}
+	seen := map[string]bool{}
+	for _, x := range a.Evidence {
+		line := x.Kind + ": " + x.Detail
+		if !seen[line] {
+			seen[line] = true
+			md["evidence"] = append(md["evidence"], line)
+		}
+	}
+	ev.Alert = &eve.Alert{Action: "allowed", GID: verdict.GID, SignatureID: a.Signature.ID, Rev: a.Signature.Rev,
+		Signature: a.Signature.Msg, Category: a.Signature.Category, Severity: a.Signature.Severity, Metadata: md}
+	if a.TLS != nil {
+		ev.TLS = tlsObject(a.TLS)
+	}
+	ev.Flow = &eve.Flow{PktsToServer: f.PktsToServer, PktsToClient: f.PktsToClient,
+		BytesToServer: f.BytesToServer, BytesToClient: f.BytesToClient,
+		Start: eve.Timestamp(f.Start, e.cfg.Location), SrcIP: ev.SrcIP, DestIP: ev.DestIP,
+		SrcPort: ev.SrcPort, DestPort: ev.DestPort}
+	return ev
+}
+
+func tlsObject(t *detector.TLSInfo) *eve.TLS {
+	o := &eve.TLS{SNI: t.SNI, Version: t.Version, JA4: t.JA4, ClientALPNs: t.ALPN,
+		Subject: t.Subject, IssuerDN: t.Issuer, Serial: t.Serial, Fingerprint: t.Fingerprint,
+		NotBefore: t.NotBefore, NotAfter: t.NotAfter}
+	if t.JA3Hash != "" {
+		o.JA3 = &eve.JA3{Hash: t.JA3Hash, String: t.JA3}
+	}
+	if t.JA3SHash != "" {
+		o.JA3S = &eve.JA3{Hash: t.JA3SHash, String: t.JA3S}
+	}
+	return o
+}

@@ -1,0 +1,298 @@
+// Package engine wires the data path: capture → decode → flow table →
+// detectors → verdict → EVE event → outputs. One goroutine per capture
+// source does everything up to the event with no channel per packet; the
+// verdict stage is shared so flows of one host pair seen by different
+// workers still form one session.
+package engine
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/gopacket"
+
+	"github.com/sewatch/sewatch/detector"
+	"github.com/sewatch/sewatch/internal/decode"
+	"github.com/sewatch/sewatch/internal/flow"
+	"github.com/sewatch/sewatch/internal/verdict"
+	"github.com/sewatch/sewatch/outputs"
+)
+
+// Source is a packet source; ReadPacket's data is borrowed until the next call.
+type Source interface {
+	ReadPacket() (data []byte, ci gopacket.CaptureInfo, err error)
+}
+
+// Sender receives finished EVE records (the output router).
+type Sender interface {
+	Send(outputs.Record)
+}
+
+// Config configures an engine.
+type Config struct {
+	Detectors       []detector.Detector
+	Verdict         verdict.Config
+	MaxFlows        int
+	Timeouts        flow.Timeouts
+	Iface           string         // in_iface on live events
+	Sensor          string         // EVE host
+	Location        *time.Location // timestamp zone (UTC by default)
+	CommunityIDSeed uint16
+	// ExpireEvery is how many packets pass between flow-table expiry runs.
+	ExpireEvery int
+	// Clock is the wall clock used only when a live link is idle.
+	Clock func() time.Time
+}
+
+// Counters are the engine's packet counters, summed over workers.
+type Counters struct {
+	Packets, Bytes, Invalid, Fragments             atomic.Uint64
+	IPv4, IPv6, TCP, UDP, ICMPv4, ICMPv6, VLAN     atomic.Uint64
+	FlowsTotal, FlowsTCP, FlowsUDP, FlowsICMP      atomic.Uint64
+	FlowsICMPv6, FlowsEvicted, MaxPkt, ActiveFlows atomic.Uint64
+}
+
+// Engine runs workers and owns the shared verdict stage.
+type Engine struct {
+	cfg     Config
+	out     Sender
+	log     *slog.Logger
+	verdict *verdict.Verdict
+	C       Counters
+	started time.Time
+	active  sync.Map // worker id → *flow.Table stats provider
+	nworker atomic.Int32
+	// capStats and drops feed the stats event (may be nil).
+	capStats StatsSource
+	drops    func() uint64
+}
+
+// New makes an engine that sends EVE records to out.
+func New(cfg Config, out Sender, log *slog.Logger) *Engine {
+	if cfg.Location == nil {
+		cfg.Location = time.UTC
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.ExpireEvery <= 0 {
+		cfg.ExpireEvery = 4096
+	}
+	if cfg.Timeouts == (flow.Timeouts{}) {
+		cfg.Timeouts = flow.DefaultTimeouts()
+	}
+	e := &Engine{cfg: cfg, out: out, log: log, started: time.Now()}
+	e.verdict = verdict.New(cfg.Verdict, e.emitAlert)
+	return e
+}
+
+// Verdict exposes the shared verdict stage (tests, stats).
+func (e *Engine) Verdict() *verdict.Verdict { return e.verdict }
+
+// flowState is what the engine keeps per flow.
+type flowState struct {
+	view  detector.Flow
+	ins   []detector.Inspector
+	alive uint32 // bit i: inspector i still wants packets
+}
+
+// Worker processes packets from one source. Not safe for concurrent use;
+// make one per source.
+type Worker struct {
+	e        *Engine
+	link     decode.LinkType
+	dec      *decode.Decoder
+	table    *flow.Table[flowState]
+	pkt      decode.Packet
+	n        uint64
+	lastTime time.Time
+}
+
+// NewWorker makes a worker for frames of the given link type.
+func (e *Engine) NewWorker(link decode.LinkType) *Worker {
+	w := &Worker{e: e, link: link, dec: decode.NewDecoder(link)}
+	w.table = flow.NewTable[flowState](e.cfg.MaxFlows, e.cfg.Timeouts, nil)
+	e.active.Store(e.nworker.Add(1), w.table)
+	return w
+}
+
+// ErrTimeout-like errors from live sources are recognised by this predicate.
+type timeoutErr interface{ Timeout() bool }
+
+// Run reads src until EOF, ctx cancellation or a read error. A read error
+// after some packets (a truncated capture) is returned after everything
+// read before it was processed. isTimeout, if set, marks errors that only
+// mean "no packet for a while" (live mode): the flow table then expires on
+// the wall clock.
+func (w *Worker) Run(ctx context.Context, src Source, isTimeout func(error) bool) error {
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		data, ci, err := src.ReadPacket()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			var te timeoutErr
+			if (isTimeout != nil && isTimeout(err)) || (errors.As(err, &te) && te.Timeout()) {
+				// An idle link: packet time stands still, so expire on the
+				// injected clock instead.
+				w.expire(w.e.cfg.Clock())
+				continue
+			}
+			return err
+		}
+		w.n++
+		w.Process(data, ci.Timestamp, w.n)
+	}
+}
+
+// Process runs one frame through the pipeline. idx is its 1-based number.
+func (w *Worker) Process(data []byte, ts time.Time, idx uint64) {
+	e := w.e
+	p := &w.pkt
+	p.Time, p.Index = ts, idx
+	e.C.Packets.Add(1)
+	e.C.Bytes.Add(uint64(len(data)))
+	if err := w.dec.Decode(data, p); err != nil {
+		e.C.Invalid.Add(1)
+		return
+	}
+	w.count(p)
+	if ts.After(w.lastTime) {
+		w.lastTime = ts
+	}
+	if p.Fragment && !p.FirstFragment {
+		e.C.Fragments.Add(1)
+		return
+	}
+	k, srcIsA := flow.KeyOf(p)
+	ent, created, toServer := w.table.Lookup(p, k, srcIsA)
+	st := &ent.V
+	if created {
+		w.newFlow(ent, p)
+	} else if !st.view.SYNSeen && ent.SYNSeen {
+		st.view.Client = addrPort(ent.Client)
+		st.view.Server = addrPort(ent.Server)
+		st.view.SYNSeen = true
+	}
+	st.view.PktsToServer, st.view.PktsToClient = ent.PktsToServer, ent.PktsToClient
+	st.view.BytesToServer, st.view.BytesToClient = ent.BytesToServer, ent.BytesToClient
+	for i, in := range st.ins {
+		if st.alive&(1<<i) == 0 {
+			continue
+		}
+		if !in.Inspect(p, toServer, &st.view, e.verdict) {
+			st.alive &^= 1 << i
+			st.ins[i] = nil
+		}
+	}
+	if idx%uint64(e.cfg.ExpireEvery) == 0 {
+		w.expire(ts)
+	}
+}
+
+func (w *Worker) count(p *decode.Packet) {
+	c := &w.e.C
+	if p.IPVersion == 4 {
+		c.IPv4.Add(1)
+	} else {
+		c.IPv6.Add(1)
+	}
+	switch p.Proto {
+	case decode.ProtoTCP:
+		c.TCP.Add(1)
+	case decode.ProtoUDP:
+		c.UDP.Add(1)
+	case decode.ProtoICMP:
+		c.ICMPv4.Add(1)
+	case decode.ProtoICMPv6:
+		c.ICMPv6.Add(1)
+	}
+	if p.NVLAN > 0 {
+		c.VLAN.Add(1)
+	}
+	if n := uint64(p.WireLen); n > c.MaxPkt.Load() {
+		c.MaxPkt.Store(n)
+	}
+}
+
+func addrPort(ep flow.Endpoint) netip.AddrPort { return netip.AddrPortFrom(ep.Addr, ep.Port) }
+
+func (w *Worker) newFlow(ent *flow.Entry[flowState], p *decode.Packet) {
+	c := &w.e.C
+	c.FlowsTotal.Add(1)
+	switch p.Proto {
+	case decode.ProtoTCP:
+		c.FlowsTCP.Add(1)
+	case decode.ProtoUDP:
+		c.FlowsUDP.Add(1)
+	case decode.ProtoICMP:
+		c.FlowsICMP.Add(1)
+	case decode.ProtoICMPv6:
+		c.FlowsICMPv6.Add(1)
+	}
+	st := &ent.V
+	st.view = detector.Flow{ID: ent.ID, Proto: p.Proto, Client: addrPort(ent.Client), Server: addrPort(ent.Server),
+		Start: ent.Start, SYNSeen: ent.SYNSeen, VLAN: p.VLAN, NVLAN: p.NVLAN}
+	st.ins = st.ins[:0]
+	st.alive = 0
+	for _, d := range w.e.cfg.Detectors {
+		if in := d.NewInspector(p, &st.view); in != nil && len(st.ins) < 32 {
+			st.alive |= 1 << len(st.ins)
+			st.ins = append(st.ins, in)
+		}
+	}
+}
+
+func (w *Worker) expire(now time.Time) {
+	w.table.Expire(now, nil)
+	w.e.verdict.Expire(now)
+}
+
+// Finish flushes the worker's flow table (end of capture).
+func (w *Worker) Finish() {
+	w.table.Flush(nil)
+}
+
+// FlowStats sums the flow tables of all workers.
+func (e *Engine) FlowStats() flow.Stats {
+	var s flow.Stats
+	e.active.Range(func(_, v any) bool {
+		st := v.(*flow.Table[flowState]).Stats()
+		s.Active += st.Active
+		s.Created += st.Created
+		s.Evicted += st.Evicted
+		s.Expired += st.Expired
+		return true
+	})
+	return s
+}
+
+// emitAlert turns a verdict into an EVE alert line (called under the verdict lock).
+func (e *Engine) emitAlert(a verdict.Alert) {
+	ev := e.alertEvent(a)
+	js, err := ev.Marshal()
+	if err != nil {
+		e.log.Error("encoding alert", "err", err)
+		return
+	}
+	id := sha1.Sum([]byte(fmt.Sprintf("%d|%d|%s|%d", a.Signature.ID, a.Anchor.Flow.ID, ev.Timestamp, a.Trigger.PcapCnt)))
+	key := ev.CommunityID
+	if key == "" {
+		key = strconv.FormatInt(ev.FlowID, 10)
+	}
+	e.out.Send(outputs.Record{Type: "alert", Time: a.Trigger.Time, FlowID: ev.FlowID, Key: key,
+		ID: hex.EncodeToString(id[:16]), SignatureID: a.Signature.ID, JSON: js})
+}

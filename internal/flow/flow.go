@@ -1,0 +1,366 @@
+// Package flow keeps the bidirectional flow table: fixed-size canonical keys,
+// client/server direction, counters, packet-time expiry and a hard bound on
+// the number of flows (the oldest idle flow is evicted and counted).
+//
+// A Table is not safe for concurrent use: each worker owns one. Time only
+// enters through arguments (packet time), never from the wall clock.
+package flow
+
+import (
+	"encoding/binary"
+	"hash/maphash"
+	"net/netip"
+	"time"
+
+	"github.com/sewatch/sewatch/internal/decode"
+)
+
+// Key identifies a flow regardless of direction: the endpoint that sorts
+// lower is always A. It is comparable and pointer-free.
+type Key struct {
+	A, B         [16]byte
+	APort, BPort uint16
+	Proto        uint8
+}
+
+// KeyOf returns the canonical key of p and whether p's source is endpoint A.
+func KeyOf(p *decode.Packet) (Key, bool) {
+	s, d := p.Src.As16(), p.Dst.As16()
+	sp, dp := p.SrcPort, p.DstPort
+	if !p.HasPorts() {
+		sp, dp = 0, 0
+	}
+	k := Key{Proto: p.Proto}
+	if less(s, sp, d, dp) {
+		k.A, k.APort, k.B, k.BPort = s, sp, d, dp
+		return k, true
+	}
+	k.A, k.APort, k.B, k.BPort = d, dp, s, sp
+	return k, false
+}
+
+func less(a [16]byte, ap uint16, b [16]byte, bp uint16) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return a[i] < b[i]
+		}
+	}
+	return ap <= bp
+}
+
+var hashSeed = maphash.MakeSeed()
+
+// Hash is a symmetric 32-bit hash of the key (part of the EVE flow_id).
+func (k Key) Hash() uint32 {
+	var b [37]byte
+	copy(b[:16], k.A[:])
+	copy(b[16:32], k.B[:])
+	binary.BigEndian.PutUint16(b[32:], k.APort)
+	binary.BigEndian.PutUint16(b[34:], k.BPort)
+	b[36] = k.Proto
+	return uint32(maphash.Bytes(hashSeed, b[:]))
+}
+
+// Endpoint is an address and port.
+type Endpoint struct {
+	Addr netip.Addr
+	Port uint16
+}
+
+// EndReason says why a flow left the table.
+type EndReason uint8
+
+// End reasons.
+const (
+	EndTimeout EndReason = iota
+	EndEvicted
+	EndShutdown
+)
+
+func (r EndReason) String() string {
+	switch r {
+	case EndTimeout:
+		return "timeout"
+	case EndEvicted:
+		return "forced"
+	}
+	return "shutdown"
+}
+
+// Entry is one flow. Fields are owned by the worker that owns the table.
+type Entry[V any] struct {
+	Key            Key
+	Client, Server Endpoint
+	ID             int64 // EVE flow_id: < 2^51, stable for the flow
+	Start, Last    time.Time
+	PktsToServer   uint64
+	PktsToClient   uint64
+	BytesToServer  uint64
+	BytesToClient  uint64
+	SYNSeen        bool // the client's SYN was seen: direction is certain
+	Closed         bool // FIN or RST seen
+	// clientIsA caches the orientation for fast direction lookups.
+	clientIsA bool
+
+	V V
+
+	class      uint8
+	prev, next *Entry[V]
+}
+
+// ToServer reports whether a packet whose source is endpoint A (srcIsA from
+// KeyOf) travels client → server.
+func (e *Entry[V]) ToServer(srcIsA bool) bool { return srcIsA == e.clientIsA }
+
+// Timeouts per class of flow, in packet time.
+type Timeouts struct {
+	TCP, TCPClosed, UDP, Other time.Duration
+}
+
+// DefaultTimeouts mirror common IDS defaults.
+func DefaultTimeouts() Timeouts {
+	return Timeouts{TCP: 10 * time.Minute, TCPClosed: 30 * time.Second, UDP: 5 * time.Minute, Other: time.Minute}
+}
+
+const (
+	classTCP = iota
+	classTCPClosed
+	classUDP
+	classOther
+	numClasses
+)
+
+// Stats are the table's counters.
+type Stats struct {
+	Created, Expired, Evicted uint64
+	Active                    int
+}
+
+// Table is a bounded flow table.
+type Table[V any] struct {
+	m       map[Key]*Entry[V]
+	max     int
+	to      [numClasses]time.Duration
+	lists   [numClasses]list[V]
+	free    *Entry[V]
+	stats   Stats
+	onEvict func(*Entry[V], EndReason)
+}
+
+type list[V any] struct{ head, tail *Entry[V] }
+
+// NewTable makes a table holding at most max flows. onEnd (may be nil) is
+// called for flows evicted to make room.
+func NewTable[V any](max int, to Timeouts, onEnd func(*Entry[V], EndReason)) *Table[V] {
+	if max <= 0 {
+		max = 65536
+	}
+	t := &Table[V]{m: make(map[Key]*Entry[V], min(max, 1<<16)), max: max, onEvict: onEnd}
+	t.to[classTCP], t.to[classTCPClosed], t.to[classUDP], t.to[classOther] = to.TCP, to.TCPClosed, to.UDP, to.Other
+	return t
+}
+
+// Stats returns the table's counters.
+func (t *Table[V]) Stats() Stats {
+	s := t.stats
+	s.Active = len(t.m)
+	return s
+}
+
+// Lookup finds or creates the flow of p (whose canonical key is k and
+// orientation srcIsA), updates its counters and direction, and marks it
+// most recently used. toServer tells the packet's direction.
+func (t *Table[V]) Lookup(p *decode.Packet, k Key, srcIsA bool) (e *Entry[V], created, toServer bool) {
+	e, ok := t.m[k]
+	if !ok {
+		if len(t.m) >= t.max {
+			t.evictOne()
+		}
+		e = t.alloc()
+		e.Key = k
+		e.Start, e.Last = p.Time, p.Time
+		e.clientIsA = srcIsA
+		// A SYN-ACK or a reply from a service port seen first means the
+		// capture missed the opening packet: the receiver is the client.
+		if guessReversed(p) {
+			e.clientIsA = !srcIsA
+		}
+		if p.Proto == decode.ProtoTCP && p.TCPFlags&(decode.FlagSYN|decode.FlagACK) == decode.FlagSYN {
+			e.SYNSeen = true
+		}
+		e.setEndpoints()
+		e.ID = flowID(p.Time, k)
+		e.class = classOf(p.Proto, false)
+		t.m[k] = e
+		t.lists[e.class].pushFront(e)
+		t.stats.Created++
+		created = true
+	} else {
+		if p.Proto == decode.ProtoTCP && !e.SYNSeen && p.TCPFlags&(decode.FlagSYN|decode.FlagACK) == decode.FlagSYN {
+			// A fresh SYN fixes the direction of a flow first seen mid-stream.
+			e.SYNSeen = true
+			if e.clientIsA != srcIsA {
+				e.clientIsA = srcIsA
+				e.setEndpoints()
+				e.PktsToServer, e.PktsToClient = e.PktsToClient, e.PktsToServer
+				e.BytesToServer, e.BytesToClient = e.BytesToClient, e.BytesToServer
+			}
+		}
+		e.Last = p.Time
+		t.lists[e.class].remove(e)
+		if p.Proto == decode.ProtoTCP && p.TCPFlags&(decode.FlagFIN|decode.FlagRST) != 0 {
+			e.Closed = true
+			e.class = classTCPClosed
+		}
+		t.lists[e.class].pushFront(e)
+	}
+	toServer = srcIsA == e.clientIsA
+	if toServer {
+		e.PktsToServer++
+		e.BytesToServer += uint64(p.WireLen)
+	} else {
+		e.PktsToClient++
+		e.BytesToClient += uint64(p.WireLen)
+	}
+	return e, created, toServer
+}
+
+func guessReversed(p *decode.Packet) bool {
+	switch p.Proto {
+	case decode.ProtoTCP:
+		if p.TCPFlags&(decode.FlagSYN|decode.FlagACK) == decode.FlagSYN|decode.FlagACK {
+			return true
+		}
+		if p.TCPFlags&decode.FlagSYN != 0 {
+			return false
+		}
+		return servicePort(p.SrcPort) && !servicePort(p.DstPort)
+	case decode.ProtoUDP:
+		return servicePort(p.SrcPort) && !servicePort(p.DstPort)
+	case decode.ProtoICMP:
+		return p.ICMPType == 0 // echo reply seen before its request
+	case decode.ProtoICMPv6:
+		return p.ICMPType == 129
+	}
+	return false
+}
+
+// servicePort: ports below the usual ephemeral ranges are likely the server's.
+func servicePort(port uint16) bool { return port != 0 && port < 10000 }
+
+func (e *Entry[V]) setEndpoints() {
+	a := Endpoint{netip.AddrFrom16(e.Key.A).Unmap(), e.Key.APort}
+	b := Endpoint{netip.AddrFrom16(e.Key.B).Unmap(), e.Key.BPort}
+	if e.clientIsA {
+		e.Client, e.Server = a, b
+	} else {
+		e.Client, e.Server = b, a
+	}
+}
+
+func classOf(proto uint8, closed bool) uint8 {
+	switch proto {
+	case decode.ProtoTCP:
+		if closed {
+			return classTCPClosed
+		}
+		return classTCP
+	case decode.ProtoUDP:
+		return classUDP
+	}
+	return classOther
+}
+
+// flowID follows Suricata's layout: 16 bits of start seconds, 16 bits of
+// start microseconds, 32 bits of hash, truncated to 51 bits so JSON doubles
+// keep it exact.
+func flowID(start time.Time, k Key) int64 {
+	sec := uint64(start.Unix()) & 0xffff
+	usec := uint64(start.Nanosecond()/1000) & 0xffff
+	id := (sec<<48 | usec<<32 | uint64(k.Hash())) & 0x7ffffffffffff
+	if id == 0 {
+		id = 1
+	}
+	return int64(id)
+}
+
+// Expire removes every flow idle for longer than its class timeout at now,
+// calling emit before each removal.
+func (t *Table[V]) Expire(now time.Time, emit func(*Entry[V], EndReason)) {
+	for c := range t.lists {
+		l := &t.lists[c]
+		for e := l.tail; e != nil && now.Sub(e.Last) > t.to[c]; e = l.tail {
+			t.remove(e, emit, EndTimeout)
+			t.stats.Expired++
+		}
+	}
+}
+
+// Flush removes every flow (shutdown), oldest first.
+func (t *Table[V]) Flush(emit func(*Entry[V], EndReason)) {
+	for c := range t.lists {
+		l := &t.lists[c]
+		for e := l.tail; e != nil; e = l.tail {
+			t.remove(e, emit, EndShutdown)
+		}
+	}
+}
+
+func (t *Table[V]) evictOne() {
+	var victim *Entry[V]
+	for c := range t.lists {
+		if e := t.lists[c].tail; e != nil && (victim == nil || e.Last.Before(victim.Last)) {
+			victim = e
+		}
+	}
+	if victim != nil {
+		t.remove(victim, t.onEvict, EndEvicted)
+		t.stats.Evicted++
+	}
+}
+
+func (t *Table[V]) remove(e *Entry[V], emit func(*Entry[V], EndReason), r EndReason) {
+	if emit != nil {
+		emit(e, r)
+	}
+	t.lists[e.class].remove(e)
+	delete(t.m, e.Key)
+	var zero V
+	*e = Entry[V]{V: zero}
+	e.next = t.free
+	t.free = e
+}
+
+func (t *Table[V]) alloc() *Entry[V] {
+	if e := t.free; e != nil {
+		t.free = e.next
+		e.next = nil
+		return e
+	}
+	return new(Entry[V])
+}
+
+func (l *list[V]) pushFront(e *Entry[V]) {
+	e.prev, e.next = nil, l.head
+	if l.head != nil {
+		l.head.prev = e
+	}
+	l.head = e
+	if l.tail == nil {
+		l.tail = e
+	}
+}
+
+func (l *list[V]) remove(e *Entry[V]) {
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else {
+		l.head = e.next
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	} else {
+		l.tail = e.prev
+	}
+	e.prev, e.next = nil, nil
+}

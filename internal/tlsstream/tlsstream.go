@@ -1,0 +1,182 @@
+// Package tlsstream follows the TLS record layer of one TCP direction
+// without reassembling the stream: it only needs the 5-byte record headers,
+// whose positions follow from the previous record's length, so segments lost
+// or reordered inside a record body cost nothing. Handshake records of the
+// first flight are collected (bounded) for hello parsing.
+package tlsstream
+
+import "encoding/binary"
+
+// Content types.
+const (
+	TypeChangeCipherSpec uint8 = 20
+	TypeAlert            uint8 = 21
+	TypeHandshake        uint8 = 22
+	TypeApplicationData  uint8 = 23
+)
+
+// MaxHandshake bounds the handshake bytes kept per direction.
+const MaxHandshake = 16 << 10
+
+// maxRecord is the largest plausible record length (2^14 + 2048 expansion).
+const maxRecord = 16384 + 2048
+
+// Record is one TLS record header seen on the wire.
+type Record struct {
+	Type   uint8
+	Length int
+}
+
+// Dir tracks one direction. The zero value waits for Start.
+type Dir struct {
+	started bool
+	synced  bool
+	lost    bool // desynchronised: waiting for a segment that starts with a header
+	next    uint32
+	// Inside a record: bytes of body still to come.
+	remain int
+	// Partial header bytes when a header straddles segments.
+	hdr  [5]byte
+	nhdr int
+	cur  uint8
+	// Handshake bytes (record bodies of type 22) while Collect is set.
+	Collect bool
+	HS      []byte
+	hsBroke bool
+	// Counters.
+	Records  int
+	Desyncs  int
+	Overflow bool
+}
+
+// Start begins record parsing at stream position seq (the first byte of a
+// TLS record). synced=false means the position is a guess (mid-stream).
+func (d *Dir) Start(seq uint32, synced bool) {
+	*d = Dir{Collect: d.Collect, HS: d.HS[:0], started: true, synced: synced, next: seq}
+}
+
+// Started reports whether Start was called.
+func (d *Dir) Started() bool { return d.started }
+
+// Synced reports whether parsing began at a known record boundary and has
+// not lost its place since.
+func (d *Dir) Synced() bool { return d.started && d.synced && !d.lost }
+
+// HandshakeBroken reports that handshake bytes were lost (gap), so HS is
+// incomplete.
+func (d *Dir) HandshakeBroken() bool { return d.hsBroke }
+
+// Feed consumes one segment's payload at sequence number seq and calls fn
+// for every record header completed. fn returns false to stop early.
+func (d *Dir) Feed(seq uint32, b []byte, fn func(Record) bool) {
+	if !d.started || len(b) == 0 {
+		return
+	}
+	diff := int32(seq - d.next)
+	switch {
+	case diff < 0:
+		// Retransmission or overlap: keep only the new tail.
+		skip := int(-diff)
+		if skip >= len(b) {
+			return
+		}
+		b = b[skip:]
+		seq += uint32(skip)
+	case diff > 0:
+		gap := int(diff)
+		if d.lost {
+			// Already lost: any segment start is a resync candidate.
+			break
+		}
+		if d.nhdr == 0 && d.remain >= gap {
+			// The gap lies inside a record body: skip it.
+			d.remain -= gap
+			if d.cur == TypeHandshake && d.Collect {
+				d.hsBroke = true
+			}
+		} else {
+			d.lost = true
+			d.Desyncs++
+		}
+	}
+	if d.lost {
+		if !plausibleHeader(b) {
+			d.next = seq + uint32(len(b))
+			return
+		}
+		d.lost = false
+		d.synced = false
+		d.remain, d.nhdr = 0, 0
+	}
+	d.next = seq + uint32(len(b))
+	for len(b) > 0 {
+		if d.remain > 0 {
+			n := min(d.remain, len(b))
+			if d.cur == TypeHandshake && d.Collect {
+				d.collect(b[:n])
+			}
+			d.remain -= n
+			b = b[n:]
+			continue
+		}
+		// Reading a header.
+		n := copy(d.hdr[d.nhdr:], b)
+		d.nhdr += n
+		b = b[n:]
+		if d.nhdr < 5 {
+			return
+		}
+		d.nhdr = 0
+		typ := d.hdr[0]
+		ln := int(binary.BigEndian.Uint16(d.hdr[3:]))
+		if typ < TypeChangeCipherSpec || typ > 24 || d.hdr[1] != 3 || ln > maxRecord {
+			// Not a TLS record boundary: we lost our place.
+			d.lost = true
+			d.Desyncs++
+			return
+		}
+		d.cur = typ
+		d.remain = ln
+		d.Records++
+		if !fn(Record{Type: typ, Length: ln}) {
+			return
+		}
+	}
+}
+
+func (d *Dir) collect(b []byte) {
+	if d.hsBroke {
+		return
+	}
+	if len(d.HS)+len(b) > MaxHandshake {
+		d.Overflow = true
+		d.hsBroke = true
+		return
+	}
+	if d.HS == nil {
+		d.HS = make([]byte, 0, 2048)
+	}
+	d.HS = append(d.HS, b...)
+}
+
+// plausibleHeader reports whether b starts like a TLS record header.
+func plausibleHeader(b []byte) bool {
+	if len(b) < 5 {
+		return false
+	}
+	if b[0] < TypeChangeCipherSpec || b[0] > TypeApplicationData || b[1] != 3 || b[2] > 4 {
+		return false
+	}
+	ln := int(binary.BigEndian.Uint16(b[3:]))
+	return ln > 0 && ln <= maxRecord
+}
+
+// LooksLikeTLS reports whether a first client payload starts a TLS
+// handshake record (a ClientHello).
+func LooksLikeTLS(b []byte) bool {
+	return len(b) >= 6 && b[0] == TypeHandshake && b[1] == 3 && b[2] <= 4 && b[5] == 1
+}
+
+// LooksLikeRecord reports whether b starts with a plausible TLS record
+// header of any type.
+func LooksLikeRecord(b []byte) bool { return plausibleHeader(b) }

@@ -1,0 +1,82 @@
+package verdict
+
+// Signature is one alert sewatch can raise. Ids live in one documented
+// range, 8700000-8700999 (gid 1), so they never collide with Suricata's
+// local (1000000-1999999) or ET (2000000-2999999) ranges; the same list is
+// in README.md and schemas/signatures.json, and a test keeps them equal.
+type Signature struct {
+	ID       int    `json:"signature_id"`
+	Rev      int    `json:"rev"`
+	Msg      string `json:"signature"`
+	Category string `json:"category"`
+	Severity int    `json:"severity"`
+}
+
+// GID is the generator id of every sewatch alert.
+const GID = 1
+
+const (
+	catPolicy = "Potential Corporate Privacy Violation"
+	catInfo   = "Generic Protocol Command Decode"
+)
+
+// Signature ids.
+const (
+	SIDDirect     = 8700001
+	SIDHTTPProxy  = 8700002
+	SIDSOCKS      = 8700003
+	SIDSSH        = 8700004
+	SIDUDPAccel   = 8700005
+	SIDOverICMP   = 8700006
+	SIDOverDNS    = 8700007
+	SIDAdmin      = 8700008
+	SIDMidSession = 8700009
+)
+
+// Signatures is the whole list, in id order.
+var Signatures = []Signature{
+	{SIDDirect, 1, "SEWATCH SoftEther VPN session (direct TLS)", catPolicy, 1},
+	{SIDHTTPProxy, 1, "SEWATCH SoftEther VPN session via HTTP proxy", catPolicy, 1},
+	{SIDSOCKS, 1, "SEWATCH SoftEther VPN session via SOCKS proxy", catPolicy, 1},
+	{SIDSSH, 1, "SEWATCH SoftEther VPN session via SSH port forwarding (heuristic)", catPolicy, 2},
+	{SIDUDPAccel, 1, "SEWATCH SoftEther VPN UDP acceleration flow", catPolicy, 1},
+	{SIDOverICMP, 1, "SEWATCH SoftEther VPN over ICMP", catPolicy, 1},
+	{SIDOverDNS, 1, "SEWATCH SoftEther VPN over DNS", catPolicy, 1},
+	{SIDAdmin, 1, "SEWATCH SoftEther VPN remote administration session (vpncmd/Server Manager)", catPolicy, 2},
+	{SIDMidSession, 1, "SEWATCH SoftEther VPN session in progress (joined mid-session)", catPolicy, 1},
+}
+
+// ByID looks a signature up.
+func ByID(id int) (Signature, bool) {
+	for _, s := range Signatures {
+		if s.ID == id {
+			return s, true
+		}
+	}
+	return Signature{}, false
+}
+
+// SessionSignature picks the session signature for a mode.
+func SessionSignature(mode string, proto uint8) Signature {
+	id := SIDDirect
+	switch mode {
+	case "http-proxy":
+		id = SIDHTTPProxy
+	case "socks5", "socks4":
+		id = SIDSOCKS
+	case "ssh-forward":
+		id = SIDSSH
+	case "udp-accel":
+		id = SIDUDPAccel
+	case "vpn-over-icmp":
+		id = SIDOverICMP
+	case "vpn-over-dns":
+		id = SIDOverDNS
+	case "admin":
+		id = SIDAdmin
+	case "mid-session":
+		id = SIDMidSession
+	}
+	s, _ := ByID(id)
+	return s
+}

@@ -1,0 +1,275 @@
+// Package verdict is the one place evidence becomes alerts. It groups
+// SoftEther evidence by host pair (client address, server address) into
+// sessions, scores a session as the sum over evidence kinds of each kind's
+// strongest weight, and emits exactly one alert per session when the score
+// crosses the threshold and some evidence sits on a flow that carries the
+// session (an anchor), naming that flow. Evidence that asks for a
+// signature of its own (other VPNs, vendor services) is alerted once per
+// host pair and signature.
+package verdict
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/sewatch/sewatch/detector"
+)
+
+// Alert is one verdict ready to become an EVE event.
+type Alert struct {
+	Signature  Signature
+	Anchor     detector.Evidence   // the evidence whose flow the alert names
+	Trigger    detector.Evidence   // the evidence that completed the verdict
+	Evidence   []detector.Evidence // everything that contributed, strongest first
+	Mode       string
+	Score      float32
+	Confidence float32
+	Flows      []string // member flows, "TCP 10.0.0.1:4711 -> 10.0.0.2:443"
+	TLS        *detector.TLSInfo
+}
+
+// Config tunes the verdict stage.
+type Config struct {
+	// Threshold is the session score that raises an alert.
+	Threshold float32
+	// SessionGap: evidence arriving this long after a session's last
+	// evidence starts a new session (SoftEther's own session timeout is 20 s).
+	SessionGap time.Duration
+	// Window: evidence older than this relative to the newest is forgotten
+	// before an alert.
+	Window time.Duration
+	// MaxSessions bounds memory; the stalest session is dropped.
+	MaxSessions int
+}
+
+// DefaultConfig is the shipped tuning.
+func DefaultConfig() Config {
+	return Config{Threshold: 1.0, SessionGap: 2 * time.Minute, Window: 5 * time.Minute, MaxSessions: 65536}
+}
+
+type pairKey struct{ client, server netip.Addr }
+
+type session struct {
+	first, last time.Time
+	alerted     bool
+	ev          []detector.Evidence
+	flows       map[int64]string
+}
+
+// Verdict is safe for concurrent use: workers share one.
+type Verdict struct {
+	cfg      Config
+	emit     func(Alert)
+	mu       sync.Mutex
+	sessions map[pairKey]*session
+	single   map[singleKey]time.Time
+	alerts   uint64
+}
+
+type singleKey struct {
+	sig  int
+	pair pairKey
+}
+
+// New returns a verdict stage that calls emit for each alert (under its lock).
+func New(cfg Config, emit func(Alert)) *Verdict {
+	if cfg.Threshold <= 0 {
+		cfg = DefaultConfig()
+	}
+	return &Verdict{cfg: cfg, emit: emit, sessions: map[pairKey]*session{}, single: map[singleKey]time.Time{}}
+}
+
+// Alerts returns how many alerts were emitted.
+func (v *Verdict) Alerts() uint64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.alerts
+}
+
+// Report implements detector.Sink.
+func (v *Verdict) Report(e detector.Evidence) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if e.Signature != 0 {
+		v.reportSingle(e)
+		return
+	}
+	k := pairKey{e.Client.Unmap(), e.Server.Unmap()}
+	s := v.sessions[k]
+	if s != nil && e.Time.Sub(s.last) > v.cfg.SessionGap {
+		delete(v.sessions, k)
+		s = nil
+	}
+	if s == nil {
+		if len(v.sessions) >= v.cfg.MaxSessions {
+			v.dropStalest()
+		}
+		s = &session{first: e.Time, flows: map[int64]string{}}
+		v.sessions[k] = s
+	}
+	if e.Time.After(s.last) {
+		s.last = e.Time
+	}
+	if _, ok := s.flows[e.Flow.ID]; !ok && len(s.flows) < 64 {
+		s.flows[e.Flow.ID] = flowString(&e.Flow)
+	}
+	if s.alerted {
+		return
+	}
+	// Forget evidence too old to belong with the newest.
+	kept := s.ev[:0]
+	for _, old := range s.ev {
+		if e.Time.Sub(old.Time) <= v.cfg.Window {
+			kept = append(kept, old)
+		}
+	}
+	s.ev = append(kept, e)
+	if len(s.ev) > 64 {
+		s.ev = s.ev[len(s.ev)-64:]
+	}
+	score, anchor, ok := v.score(s)
+	if !ok || score < v.cfg.Threshold {
+		return
+	}
+	s.alerted = true
+	v.alerts++
+	v.emit(v.buildAlert(s, anchor, e, score))
+}
+
+// score sums each kind's strongest weight and picks the anchor.
+func (v *Verdict) score(s *session) (float32, detector.Evidence, bool) {
+	best := map[string]float32{}
+	var anchor detector.Evidence
+	have := false
+	for _, e := range s.ev {
+		if e.Weight > best[e.Kind] {
+			best[e.Kind] = e.Weight
+		}
+		if e.Anchor && (!have || anchorRank(e) > anchorRank(anchor)) {
+			anchor, have = e, true
+		}
+	}
+	var sum float32
+	for _, w := range best {
+		sum += w
+	}
+	return sum, anchor, have
+}
+
+// anchorRank prefers TCP session flows over UDP, the primary connection
+// over additional ones, stronger evidence over weaker, then the earliest.
+func anchorRank(e detector.Evidence) float64 {
+	r := float64(e.Weight)
+	if e.Flow.Proto == 6 {
+		r += 10
+	}
+	if e.Kind == "softether.tls.session-shape" {
+		r += 5
+	}
+	// Earlier flows rank higher at equal strength.
+	r -= float64(e.Flow.Start.UnixNano()%1e12) / 1e15
+	return r
+}
+
+func (v *Verdict) buildAlert(s *session, anchor, trigger detector.Evidence, score float32) Alert {
+	ev := append([]detector.Evidence(nil), s.ev...)
+	sort.SliceStable(ev, func(i, j int) bool { return ev[i].Weight > ev[j].Weight })
+	mode := anchor.Mode
+	for _, e := range ev {
+		if e.Mode == "admin" {
+			mode = "admin"
+		}
+	}
+	if mode == "" {
+		mode = "direct"
+	}
+	conf := float32(1)
+	seen := map[string]bool{}
+	var tls *detector.TLSInfo
+	for _, e := range ev {
+		if !seen[e.Kind] {
+			seen[e.Kind] = true
+			conf *= 1 - min(e.Weight, 0.99)
+		}
+		if tls == nil && e.TLS != nil && e.Flow.ID == anchor.Flow.ID {
+			tls = e.TLS
+		}
+	}
+	var flows []string
+	ids := make([]int64, 0, len(s.flows))
+	for id := range s.flows {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	for _, id := range ids {
+		flows = append(flows, s.flows[id])
+	}
+	return Alert{Signature: SessionSignature(mode, anchor.Flow.Proto), Anchor: anchor, Trigger: trigger,
+		Evidence: ev, Mode: mode, Score: score, Confidence: 1 - conf, Flows: flows, TLS: tls}
+}
+
+func (v *Verdict) reportSingle(e detector.Evidence) {
+	k := singleKey{e.Signature, pairKey{e.Client.Unmap(), e.Server.Unmap()}}
+	if last, ok := v.single[k]; ok && e.Time.Sub(last) < v.cfg.SessionGap {
+		v.single[k] = e.Time
+		return
+	}
+	v.single[k] = e.Time
+	sig, ok := ByID(e.Signature)
+	if !ok {
+		return
+	}
+	v.alerts++
+	v.emit(Alert{Signature: sig, Anchor: e, Trigger: e, Evidence: []detector.Evidence{e}, Mode: e.Mode,
+		Score: e.Weight, Confidence: e.Weight, Flows: []string{flowString(&e.Flow)}, TLS: e.TLS})
+}
+
+// Expire forgets sessions idle for longer than the session gap at now.
+func (v *Verdict) Expire(now time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for k, s := range v.sessions {
+		if now.Sub(s.last) > v.cfg.SessionGap {
+			delete(v.sessions, k)
+		}
+	}
+	for k, t := range v.single {
+		if now.Sub(t) > v.cfg.SessionGap {
+			delete(v.single, k)
+		}
+	}
+}
+
+func (v *Verdict) dropStalest() {
+	var victim pairKey
+	var t time.Time
+	first := true
+	for k, s := range v.sessions {
+		if first || s.last.Before(t) {
+			victim, t, first = k, s.last, false
+		}
+	}
+	delete(v.sessions, victim)
+}
+
+func flowString(f *detector.Flow) string {
+	proto := strconv.Itoa(int(f.Proto))
+	switch f.Proto {
+	case 6:
+		proto = "TCP"
+	case 17:
+		proto = "UDP"
+	case 1:
+		proto = "ICMP"
+	case 58:
+		proto = "IPv6-ICMP"
+	}
+	if f.Proto == 1 || f.Proto == 58 {
+		return fmt.Sprintf("%s %s -> %s", proto, f.Client.Addr(), f.Server.Addr())
+	}
+	return fmt.Sprintf("%s %s -> %s", proto, f.Client, f.Server)
+}
