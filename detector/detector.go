@@ -67,10 +67,14 @@ type Evidence struct {
 	// Client and Server name the host pair the evidence is about. For
 	// probes they are the flow's endpoints; they may differ from Flow.
 	Client, Server netip.Addr
-	Flow           Flow
-	TLS            *TLSInfo
-	Time           time.Time
-	PcapCnt        uint64
+	// Symmetric: the detector cannot tell which host is the VPN client
+	// (e.g. a UDP flow whose first packet came from the server); the
+	// verdict stage attaches it to whichever orientation has a session.
+	Symmetric bool
+	Flow      Flow
+	TLS       *TLSInfo
+	Time      time.Time
+	PcapCnt   uint64
 }
 
 // Sink receives evidence. The engine's verdict stage implements it.

@@ -7,7 +7,6 @@ package nbnsprobe
 
 import (
 	"bytes"
-	"net/netip"
 
 	"github.com/sewatch/sewatch/detector"
 	"github.com/sewatch/sewatch/internal/decode"
@@ -48,11 +47,9 @@ func (in *inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 	if p.DstPort != 137 || !IsNBSTAT(p.Payload) {
 		return true
 	}
-	// Either end of the VPN connection may have sent it: note both orientations.
-	for _, pair := range [2][2]netip.Addr{{p.Src, p.Dst}, {p.Dst, p.Src}} {
-		s.Report(detector.Evidence{Kind: Kind, Detail: "NBNS node-status query for \"*\" between the two hosts",
-			Weight: 0.15, Client: pair[0], Server: pair[1], Flow: *f, Time: p.Time, PcapCnt: p.Index})
-	}
+	// Either end of the VPN connection may have sent it.
+	s.Report(detector.Evidence{Kind: Kind, Detail: "NBNS node-status query for \"*\" between the two hosts",
+		Weight: 0.15, Symmetric: true, Client: p.Src, Server: p.Dst, Flow: *f, Time: p.Time, PcapCnt: p.Index})
 	return false
 }
 

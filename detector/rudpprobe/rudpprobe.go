@@ -95,6 +95,10 @@ type icmpInspector struct {
 	reported  bool
 	n         int
 	firstFrom [16]byte
+	// Hash prefixes of recent echo requests: the peer kernel's echo replies
+	// carry the same (valid) framing and are not SoftEther speaking.
+	requests [8]uint32
+	nreq     int
 }
 
 func (in *icmpInspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, s detector.Sink) bool {
@@ -109,6 +113,17 @@ func (in *icmpInspector) Inspect(p *decode.Packet, toServer bool, f *detector.Fl
 	}
 	if !IsICMPFrame(p.Payload) {
 		return true
+	}
+	tag := binary.BigEndian.Uint32(p.Payload)
+	if p.ICMPType == 8 {
+		in.requests[in.nreq%len(in.requests)] = tag
+		in.nreq++
+	} else if p.ICMPType == 0 {
+		for _, r := range in.requests[:min(in.nreq, len(in.requests))] {
+			if r == tag {
+				return true // an echo reply mirroring a request
+			}
+		}
 	}
 	dir := 0
 	if !toServer {

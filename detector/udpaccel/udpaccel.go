@@ -96,11 +96,15 @@ func (in *Inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 		in.done = true
 		w := float32(0.5)
 		why := fmt.Sprintf("small datagrams paced %d/%d times at 0.35-3.5 s both ways, random leading bytes", a.paced, c.paced)
-		if sp := f.Server.Port(); sp >= 40000 && sp <= 44999 {
-			w += 0.1
-			why += fmt.Sprintf(", server port %d in SoftEther's 40000-44999", sp)
+		// Which end is the server is unknown here; either port may be it.
+		for _, sp := range []uint16{f.Server.Port(), f.Client.Port()} {
+			if sp >= 40000 && sp <= 44999 {
+				w += 0.1
+				why += fmt.Sprintf(", port %d in SoftEther's server range 40000-44999", sp)
+				break
+			}
 		}
-		s.Report(detector.Evidence{Kind: Kind, Detail: why, Weight: w, Anchor: true, Mode: "udp-accel",
+		s.Report(detector.Evidence{Kind: Kind, Detail: why, Weight: w, Anchor: true, Mode: "udp-accel", Symmetric: true,
 			Client: f.Client.Addr(), Server: f.Server.Addr(), Flow: *f, Time: p.Time, PcapCnt: p.Index})
 		return false
 	}

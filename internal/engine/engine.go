@@ -193,7 +193,7 @@ func (w *Worker) Process(data []byte, ts time.Time, idx uint64) {
 		if st.alive&(1<<i) == 0 {
 			continue
 		}
-		if !in.Inspect(p, toServer, &st.view, e.verdict) {
+		if !in.Inspect(p, toServer, &st.view, e) {
 			st.alive &^= 1 << i
 			st.ins[i] = nil
 		}
@@ -278,6 +278,17 @@ func (e *Engine) FlowStats() flow.Stats {
 		return true
 	})
 	return s
+}
+
+// Report implements detector.Sink: evidence goes to the shared verdict
+// stage, and to the debug log.
+func (e *Engine) Report(ev detector.Evidence) {
+	if e.log.Enabled(context.Background(), slog.LevelDebug) {
+		e.log.Debug("evidence", "kind", ev.Kind, "weight", ev.Weight, "anchor", ev.Anchor, "mode", ev.Mode,
+			"client", ev.Client, "server", ev.Server, "flow", ev.Flow.Client.String()+"->"+ev.Flow.Server.String(),
+			"pcap_cnt", ev.PcapCnt, "detail", ev.Detail)
+	}
+	e.verdict.Report(ev)
 }
 
 // emitAlert turns a verdict into an EVE alert line (called under the verdict lock).

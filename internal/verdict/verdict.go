@@ -99,6 +99,11 @@ func (v *Verdict) Report(e detector.Evidence) {
 		return
 	}
 	k := pairKey{e.Client.Unmap(), e.Server.Unmap()}
+	rk := pairKey{k.server, k.client}
+	if e.Symmetric && v.sessions[k] == nil && v.sessions[rk] != nil {
+		e = flip(e)
+		k, rk = rk, k
+	}
 	s := v.sessions[k]
 	if s != nil && e.Time.Sub(s.last) > v.cfg.SessionGap {
 		delete(v.sessions, k)
@@ -110,6 +115,15 @@ func (v *Verdict) Report(e detector.Evidence) {
 		}
 		s = &session{first: e.Time, flows: map[int64]string{}}
 		v.sessions[k] = s
+		// Symmetric evidence filed under the reverse orientation before
+		// this session's first oriented evidence belongs here.
+		if r := v.sessions[rk]; r != nil && !e.Symmetric && !r.alerted && allSymmetric(r) {
+			for _, old := range r.ev {
+				s.ev = append(s.ev, flip(old))
+				s.flows[old.Flow.ID] = flowString(&old.Flow)
+			}
+			delete(v.sessions, rk)
+		}
 	}
 	if e.Time.After(s.last) {
 		s.last = e.Time
@@ -272,4 +286,26 @@ func flowString(f *detector.Flow) string {
 		return fmt.Sprintf("%s %s -> %s", proto, f.Client.Addr(), f.Server.Addr())
 	}
 	return fmt.Sprintf("%s %s -> %s", proto, f.Client, f.Server)
+}
+
+func allSymmetric(s *session) bool {
+	for _, e := range s.ev {
+		if !e.Symmetric {
+			return false
+		}
+	}
+	return true
+}
+
+// flip swaps the roles of the two hosts in symmetric evidence, including
+// the orientation of its flow, so the alert names client and server right.
+func flip(e detector.Evidence) detector.Evidence {
+	e.Client, e.Server = e.Server, e.Client
+	f := &e.Flow
+	if f.Client.Addr() == e.Server {
+		f.Client, f.Server = f.Server, f.Client
+		f.PktsToServer, f.PktsToClient = f.PktsToClient, f.PktsToServer
+		f.BytesToServer, f.BytesToClient = f.BytesToClient, f.BytesToServer
+	}
+	return e
 }

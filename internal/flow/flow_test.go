@@ -1,0 +1,117 @@
+package flow
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/sewatch/sewatch/internal/decode"
+)
+
+func pkt(src string, sp uint16, dst string, dp uint16, flags uint8, t time.Time) *decode.Packet {
+	return &decode.Packet{Time: t, Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr(dst),
+		SrcPort: sp, DstPort: dp, Proto: decode.ProtoTCP, TCPFlags: flags, WireLen: 100}
+}
+
+func TestDirection(t *testing.T) {
+	t0 := time.Unix(1700000000, 0)
+	tests := []struct {
+		name       string
+		first      *decode.Packet
+		wantClient string
+	}{
+		{"syn from client", pkt("10.0.0.1", 40000, "10.0.0.2", 443, decode.FlagSYN, t0), "10.0.0.1:40000"},
+		{"syn-ack seen first", pkt("10.0.0.2", 443, "10.0.0.1", 40000, decode.FlagSYN|decode.FlagACK, t0), "10.0.0.1:40000"},
+		{"mid-stream from server port", pkt("10.0.0.2", 443, "10.0.0.1", 40000, decode.FlagACK, t0), "10.0.0.1:40000"},
+		{"mid-stream from client", pkt("10.0.0.9", 51000, "10.0.0.2", 5555, decode.FlagACK, t0), "10.0.0.9:51000"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tb := NewTable[int](16, DefaultTimeouts(), nil)
+			k, a := KeyOf(tc.first)
+			e, created, _ := tb.Lookup(tc.first, k, a)
+			if !created {
+				t.Fatal("not created")
+			}
+			if got := netip.AddrPortFrom(e.Client.Addr, e.Client.Port).String(); got != tc.wantClient {
+				t.Errorf("client %s, want %s", got, tc.wantClient)
+			}
+		})
+	}
+}
+
+func TestSYNCorrectsDirection(t *testing.T) {
+	t0 := time.Unix(1700000000, 0)
+	tb := NewTable[int](16, DefaultTimeouts(), nil)
+	// A stray packet from the high port first, then the real SYN the other way.
+	p1 := pkt("10.0.0.2", 45000, "10.0.0.1", 40000, decode.FlagACK, t0)
+	k, a := KeyOf(p1)
+	e, _, _ := tb.Lookup(p1, k, a)
+	p2 := pkt("10.0.0.1", 40000, "10.0.0.2", 45000, decode.FlagSYN, t0.Add(time.Millisecond))
+	k2, a2 := KeyOf(p2)
+	if k2 != k {
+		t.Fatal("key not canonical")
+	}
+	_, created, toServer := tb.Lookup(p2, k2, a2)
+	if created || !toServer || e.Client.Port != 40000 {
+		t.Errorf("created=%v toServer=%v client=%v", created, toServer, e.Client)
+	}
+	if e.PktsToServer != 1 || e.PktsToClient != 1 {
+		t.Errorf("counters %d/%d", e.PktsToServer, e.PktsToClient)
+	}
+}
+
+func TestExpireAndEvict(t *testing.T) {
+	t0 := time.Unix(1700000000, 0)
+	var ended []EndReason
+	tb := NewTable[int](3, Timeouts{TCP: time.Minute, TCPClosed: time.Second, UDP: time.Minute, Other: time.Minute},
+		func(_ *Entry[int], r EndReason) { ended = append(ended, r) })
+	for i := 0; i < 4; i++ {
+		p := pkt("10.0.0.1", uint16(1000+i), "10.0.0.2", 443, decode.FlagSYN, t0.Add(time.Duration(i)*time.Second))
+		k, a := KeyOf(p)
+		tb.Lookup(p, k, a)
+	}
+	if st := tb.Stats(); st.Active != 3 || st.Evicted != 1 || len(ended) != 1 || ended[0] != EndEvicted {
+		t.Fatalf("stats %+v ended %v", st, ended)
+	}
+	var expired int
+	tb.Expire(t0.Add(2*time.Minute), func(*Entry[int], EndReason) { expired++ })
+	if expired != 3 || tb.Stats().Active != 0 {
+		t.Errorf("expired %d, active %d", expired, tb.Stats().Active)
+	}
+}
+
+func TestFlowID(t *testing.T) {
+	p := pkt("10.0.0.1", 1, "10.0.0.2", 2, decode.FlagSYN, time.Unix(1700000000, 123456000))
+	k, a := KeyOf(p)
+	tb := NewTable[int](16, DefaultTimeouts(), nil)
+	e, _, _ := tb.Lookup(p, k, a)
+	if e.ID <= 0 || e.ID >= 1<<51 {
+		t.Errorf("flow_id %d out of range", e.ID)
+	}
+}
+
+func TestLookupAllocs(t *testing.T) {
+	t0 := time.Unix(1700000000, 0)
+	tb := NewTable[[64]byte](1024, DefaultTimeouts(), nil)
+	p := pkt("10.0.0.1", 40000, "10.0.0.2", 443, decode.FlagACK, t0)
+	k, a := KeyOf(p)
+	tb.Lookup(p, k, a)
+	if n := testing.AllocsPerRun(1000, func() {
+		k, a := KeyOf(p)
+		tb.Lookup(p, k, a)
+	}); n != 0 {
+		t.Errorf("lookup of an existing flow allocates %v times, want 0", n)
+	}
+}
+
+func BenchmarkLookup(b *testing.B) {
+	tb := NewTable[[64]byte](1<<16, DefaultTimeouts(), nil)
+	p := pkt("10.0.0.1", 40000, "10.0.0.2", 443, decode.FlagACK, time.Unix(1700000000, 0))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		p.SrcPort = uint16(i & 1023)
+		k, a := KeyOf(p)
+		tb.Lookup(p, k, a)
+	}
+}
