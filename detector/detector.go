@@ -71,10 +71,13 @@ type Evidence struct {
 	// (e.g. a UDP flow whose first packet came from the server); the
 	// verdict stage attaches it to whichever orientation has a session.
 	Symmetric bool
-	Flow      Flow
-	TLS       *TLSInfo
-	Time      time.Time
-	PcapCnt   uint64
+	// PerFlow: the same kind seen on two different flows of a session
+	// counts twice (e.g. two parallel connections both keeping alive).
+	PerFlow bool
+	Flow    Flow
+	TLS     *TLSInfo
+	Time    time.Time
+	PcapCnt uint64
 }
 
 // Sink receives evidence. The engine's verdict stage implements it.

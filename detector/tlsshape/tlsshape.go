@@ -101,7 +101,9 @@ type Inspector struct {
 	info       *detector.TLSInfo
 	connectFP  float32
 	connectWhy string
+	shapeDone  bool
 	done       bool
+	rhythm     rhythm
 }
 
 // Inspect implements detector.Inspector.
@@ -156,15 +158,19 @@ func (in *Inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 	}
 	if in.nc >= len(in.cApp) && in.ns >= len(in.sApp) {
 		in.release()
-		return false
+	}
+	if in.shapeDone && in.rhythm.finished(p.Time) {
+		in.done = true
 	}
 	return !in.done
 }
 
-// release drops the handshake buffers once nothing more will be parsed.
+// release ends the connect-phase analysis and drops the handshake buffers;
+// the keep-alive rhythm is still followed.
 func (in *Inspector) release() {
-	in.done = true
+	in.shapeDone = true
 	in.c.HS, in.s.HS = nil, nil
+	in.c.Collect, in.s.Collect = false, false
 }
 
 // classifyFirst looks at the first client payload: TLS, a proxy handshake,
@@ -245,6 +251,9 @@ func connectFingerprint(b []byte) (float32, string) {
 }
 
 func (in *Inspector) clientRecord(r tlsstream.Record, p *decode.Packet, f *detector.Flow, s detector.Sink) bool {
+	if r.Type != tlsstream.TypeHandshake && !in.chDone && in.c.Collect {
+		in.tryClientHello(p, f, s)
+	}
 	switch r.Type {
 	case tlsstream.TypeChangeCipherSpec:
 		in.cliCCS = true
@@ -253,7 +262,8 @@ func (in *Inspector) clientRecord(r tlsstream.Record, p *decode.Packet, f *detec
 	default:
 		return true
 	}
-	if in.midstream {
+	in.rhythm.record(0, r.Length, p.Time, p, f, s, in)
+	if in.midstream || in.shapeDone {
 		// No handshake seen: the records are data, not the connect phase.
 		return true
 	}
@@ -272,14 +282,23 @@ func (in *Inspector) clientRecord(r tlsstream.Record, p *decode.Packet, f *detec
 }
 
 func (in *Inspector) serverRecord(r tlsstream.Record, p *decode.Packet, f *detector.Flow, s detector.Sink) bool {
-	if r.Type != tlsstream.TypeApplicationData || in.midstream {
+	if r.Type != tlsstream.TypeHandshake && !in.shDone && in.s.Collect {
+		// The cleartext handshake flight is complete: read it before
+		// classifying what follows (TLS 1.3 encrypts the rest of it).
+		in.tryServerHello(p, f, s)
+	}
+	if r.Type != tlsstream.TypeApplicationData {
+		return true
+	}
+	in.rhythm.record(1, r.Length, p.Time, p, f, s, in)
+	if in.midstream || in.shapeDone {
 		return true
 	}
 	if in.tls13 && !in.cliFin {
 		return true // encrypted server handshake flight
 	}
-	if in.ns == 0 && r.Length < 256 && in.nc == 0 {
-		return true // NewSessionTicket records before any answer
+	if in.ns == 0 && r.Length < 256 {
+		return true // NewSessionTicket records before the first answer
 	}
 	if in.ns < len(in.sApp) {
 		in.sApp[in.ns] = int32(r.Length)
@@ -313,8 +332,10 @@ func (in *Inspector) evaluate(p *decode.Packet, f *detector.Flow, s detector.Sin
 	}
 	if in.level < 1 {
 		in.level = 1
+		// Not an anchor yet: the next two records say whether this is a
+		// VPN session, an additional connection or an admin login.
 		s.Report(in.evidence(p, f, KindShape,
-			fmt.Sprintf("%swatermark upload %d answered by hello %d", why, c[0], sv[0]), 0.45+bonus, true))
+			fmt.Sprintf("%swatermark upload %d answered by hello %d", why, c[0], sv[0]), 0.45+bonus, false))
 	}
 	if len(c) < 2 || len(sv) < 2 {
 		return
@@ -346,6 +367,9 @@ func (in *Inspector) evaluate(p *decode.Packet, f *detector.Flow, s detector.Sin
 }
 
 func (in *Inspector) mode() string {
+	if in.midstream {
+		return "mid-session"
+	}
 	switch in.prefix {
 	case "http-proxy", "socks5", "socks4":
 		return in.prefix
@@ -441,8 +465,10 @@ func (in *Inspector) tryServerHello(p *decode.Packet, f *detector.Flow, sink det
 				in.info.Serial, in.info.Fingerprint = cert.Serial, cert.FingerprintSHA1
 				in.info.NotBefore = cert.NotBefore.UTC().Format("2006-01-02T15:04:05")
 				in.info.NotAfter = cert.NotAfter.UTC().Format("2006-01-02T15:04:05")
+				// The certificate names a SoftEther server, not a session: any
+				// client (a scanner, a browser) sees it. Corroboration only.
 				if why := softetherDefaultCert(&cert); why != "" {
-					sink.Report(in.evidence(p, f, KindCert, why, 0.8, true))
+					sink.Report(in.evidence(p, f, KindCert, why, 0.3, false))
 				}
 			}
 			return false

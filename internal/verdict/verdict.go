@@ -157,10 +157,20 @@ func (v *Verdict) Report(e detector.Evidence) {
 // score sums each kind's strongest weight and picks the anchor.
 func (v *Verdict) score(s *session) (float32, detector.Evidence, bool) {
 	best := map[string]float32{}
+	perFlow := map[string]map[int64]bool{}
 	var anchor detector.Evidence
 	have := false
 	for _, e := range s.ev {
-		if e.Weight > best[e.Kind] {
+		if e.PerFlow {
+			// Up to two distinct flows of a per-flow kind add up.
+			if perFlow[e.Kind] == nil {
+				perFlow[e.Kind] = map[int64]bool{}
+			}
+			if fl := perFlow[e.Kind]; !fl[e.Flow.ID] && len(fl) < 2 {
+				fl[e.Flow.ID] = true
+				best[e.Kind+"#"+fmt.Sprint(len(fl))] = e.Weight
+			}
+		} else if e.Weight > best[e.Kind] {
 			best[e.Kind] = e.Weight
 		}
 		if e.Anchor && (!have || anchorRank(e) > anchorRank(anchor)) {
@@ -190,8 +200,21 @@ func anchorRank(e detector.Evidence) float64 {
 }
 
 func (v *Verdict) buildAlert(s *session, anchor, trigger detector.Evidence, score float32) Alert {
-	ev := append([]detector.Evidence(nil), s.ev...)
-	sort.SliceStable(ev, func(i, j int) bool { return ev[i].Weight > ev[j].Weight })
+	all := append([]detector.Evidence(nil), s.ev...)
+	sort.SliceStable(all, func(i, j int) bool { return all[i].Weight > all[j].Weight })
+	// Keep the strongest evidence of each kind (two flows for per-flow kinds).
+	var ev []detector.Evidence
+	kept := map[string]int{}
+	for _, e := range all {
+		limit := 1
+		if e.PerFlow {
+			limit = 2
+		}
+		if kept[e.Kind] < limit {
+			kept[e.Kind]++
+			ev = append(ev, e)
+		}
+	}
 	mode := anchor.Mode
 	for _, e := range ev {
 		if e.Mode == "admin" {

@@ -1,0 +1,371 @@
+package engine
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"flag"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/sewatch/sewatch/detector"
+	_ "github.com/sewatch/sewatch/detector/all"
+	"github.com/sewatch/sewatch/internal/decode"
+	"github.com/sewatch/sewatch/internal/testpkt"
+	"github.com/sewatch/sewatch/internal/verdict"
+	"github.com/sewatch/sewatch/outputs"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden EVE files")
+
+const pcapDir = "../../testdata/pcap"
+
+// collector is an output router stand-in that keeps the records.
+type collector struct {
+	mu   sync.Mutex
+	recs []outputs.Record
+}
+
+func (c *collector) Send(r outputs.Record) { c.mu.Lock(); c.recs = append(c.recs, r); c.mu.Unlock() }
+
+// fileSource reads a pcap with pcapgo, as the capture package does.
+type fileSource struct{ r *pcapgo.Reader }
+
+func (s fileSource) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
+	return s.r.ZeroCopyReadPacketData()
+}
+
+func newEngine(t testing.TB, out Sender) *Engine {
+	dets, err := detector.Build(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(Config{Detectors: dets, Verdict: verdict.DefaultConfig()}, out, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+func runPcap(t testing.TB, path string) []outputs.Record {
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := pcapgo.NewReader(bufio.NewReader(f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &collector{}
+	e := newEngine(t, c)
+	w := e.NewWorker(decode.LinkType(r.LinkType()))
+	if err := w.Run(context.Background(), fileSource{r}, nil); err != nil {
+		t.Fatal(err)
+	}
+	w.Finish()
+	return c.recs
+}
+
+type manifest struct {
+	File  string `json:"file"`
+	Flows []struct {
+		Proto, Client, Server, Label string
+	} `json:"flows"`
+}
+
+var sessionLabels = map[string]bool{"softether-direct": true, "softether-http-proxy-leg": true, "softether-socks-leg": true,
+	"softether-ssh-leg": true, "softether-udp-accel": true, "softether-admin": true, "softether-vpn-over-dns": true, "softether-vpn-over-icmp": true}
+
+func readManifest(t *testing.T) []manifest {
+	b, err := os.ReadFile(filepath.Join(pcapDir, "manifest.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ms []manifest
+	for _, l := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		var m manifest
+		if err := json.Unmarshal(l, &m); err != nil {
+			t.Fatal(err)
+		}
+		ms = append(ms, m)
+	}
+	return ms
+}
+
+type alertLine struct {
+	SrcIP    string `json:"src_ip"`
+	SrcPort  int    `json:"src_port"`
+	DestIP   string `json:"dest_ip"`
+	DestPort int    `json:"dest_port"`
+	Proto    string `json:"proto"`
+	Alert    struct {
+		Signature string `json:"signature"`
+	} `json:"alert"`
+}
+
+func matches(a alertLine, proto, client, server string) bool {
+	c, err1 := netip.ParseAddrPort(client)
+	s, err2 := netip.ParseAddrPort(server)
+	if err1 != nil || err2 != nil || !strings.EqualFold(a.Proto, proto) && !(proto == "icmp" && a.Proto == "ICMP") {
+		return false
+	}
+	ac, _ := netip.ParseAddr(a.SrcIP)
+	as, _ := netip.ParseAddr(a.DestIP)
+	if proto == "icmp" {
+		return (ac == c.Addr() && as == s.Addr()) || (ac == s.Addr() && as == c.Addr())
+	}
+	x := netip.AddrPortFrom(ac, uint16(a.SrcPort))
+	y := netip.AddrPortFrom(as, uint16(a.DestPort))
+	return (x == c && y == s) || (x == s && y == c)
+}
+
+// TestCorpus runs every bundled capture and checks the verdicts against the
+// per-flow labels: each capture with a SoftEther session flow gets a
+// SoftEther alert naming one, and no SoftEther alert names a flow that is
+// not SoftEther's.
+func TestCorpus(t *testing.T) {
+	for _, m := range readManifest(t) {
+		t.Run(m.File, func(t *testing.T) {
+			recs := runPcap(t, filepath.Join(pcapDir, m.File))
+			want := false
+			for _, f := range m.Flows {
+				want = want || sessionLabels[f.Label]
+			}
+			detected := false
+			for _, r := range recs {
+				var a alertLine
+				if err := json.Unmarshal(r.JSON, &a); err != nil {
+					t.Fatal(err)
+				}
+				if !strings.Contains(a.Alert.Signature, "SoftEther") {
+					continue
+				}
+				named := false
+				for _, f := range m.Flows {
+					if !matches(a, f.Proto, f.Client, f.Server) {
+						continue
+					}
+					named = true
+					if sessionLabels[f.Label] {
+						detected = true
+					}
+					if !strings.HasPrefix(f.Label, "softether") && !strings.HasPrefix(f.Label, "vendor") {
+						t.Errorf("false alert on %s flow %s -> %s: %s", f.Label, f.Client, f.Server, r.JSON)
+					}
+				}
+				if !named {
+					t.Logf("alert names no labelled flow: %s", r.JSON)
+				}
+			}
+			if want && !detected {
+				t.Errorf("no SoftEther alert names a session flow (%d records)", len(recs))
+			}
+		})
+	}
+}
+
+// TestGolden pins the exact EVE output of every bundled capture and
+// validates each line against schemas/eve.schema.json and, when
+// SEWATCH_SURICATA_SCHEMA names it, Suricata's own EVE schema.
+func TestGolden(t *testing.T) {
+	own := compileSchema(t, "../../schemas/eve.schema.json")
+	var suri *jsonschema.Schema
+	if p := os.Getenv("SEWATCH_SURICATA_SCHEMA"); p != "" {
+		suri = compileSchema(t, p)
+	}
+	files, _ := filepath.Glob(filepath.Join(pcapDir, "*.pcap"))
+	for _, pf := range files {
+		name := strings.TrimSuffix(filepath.Base(pf), ".pcap")
+		t.Run(name, func(t *testing.T) {
+			var got bytes.Buffer
+			for _, r := range runPcap(t, pf) {
+				got.Write(r.JSON)
+				got.WriteByte('\n')
+				validate(t, own, r.JSON, "schemas/eve.schema.json")
+				if suri != nil {
+					validate(t, suri, r.JSON, "Suricata EVE schema")
+				}
+			}
+			golden := filepath.Join("../../testdata/golden", name+".eve.jsonl")
+			if *update {
+				if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create)", err)
+			}
+			if !bytes.Equal(got.Bytes(), want) {
+				t.Errorf("EVE output differs from %s:\n got: %s\nwant: %s", golden, got.Bytes(), want)
+			}
+		})
+	}
+}
+
+func compileSchema(t *testing.T, path string) *jsonschema.Schema {
+	t.Helper()
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	s, err := c.Compile(path)
+	if err != nil {
+		t.Fatalf("compile %s: %v", path, err)
+	}
+	return s
+}
+
+func validate(t *testing.T, s *jsonschema.Schema, line []byte, what string) {
+	t.Helper()
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(line))
+	if err != nil {
+		t.Fatalf("not JSON: %v: %s", err, line)
+	}
+	if err := s.Validate(v); err != nil {
+		t.Errorf("line invalid against %s: %v\n%s", what, err, line)
+	}
+}
+
+// TestTimeToAlert: a direct session is reported within 3 s of capture time
+// from its first packet.
+func TestTimeToAlert(t *testing.T) {
+	recs := runPcap(t, filepath.Join(pcapDir, "se-direct-443.pcap"))
+	if len(recs) == 0 {
+		t.Fatal("no alert")
+	}
+	var ev struct {
+		Flow struct{ Start string } `json:"flow"`
+	}
+	if err := json.Unmarshal(recs[0].JSON, &ev); err != nil {
+		t.Fatal(err)
+	}
+	start, err := time.Parse("2006-01-02T15:04:05.000000-0700", ev.Flow.Start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := recs[0].Time.Sub(start); d < 0 || d > 3*time.Second {
+		t.Errorf("alert %v after the session's first packet, want under 3s", d)
+	}
+}
+
+// established builds a worker holding one established TLS flow and returns
+// a function that feeds it one more in-order application-data segment.
+func established(t testing.TB) func() {
+	e := newEngine(t, &collector{})
+	w := e.NewWorker(decode.LinkEthernet)
+	ts := time.Unix(1800000000, 0)
+	spec := testpkt.Spec{Src: "10.9.0.2", Dst: "10.9.0.1", Proto: "tcp", SrcPort: 50000, DstPort: 8443, ACK: true}
+	syn := spec
+	syn.SYN, syn.ACK = true, false
+	w.Process(testpkt.Ethernet(syn), ts, 1)
+	// A mid-size record per segment: header + body in one segment.
+	rec := make([]byte, 5+600)
+	rec[0], rec[1], rec[2] = 23, 3, 3
+	binary.BigEndian.PutUint16(rec[3:], 600)
+	spec.Seq = 1
+	spec.Payload = rec
+	frame := testpkt.Ethernet(spec)
+	seqOff := 14 + 20 + 4
+	seq := uint32(1)
+	n := uint64(2)
+	return func() {
+		binary.BigEndian.PutUint32(frame[seqOff:], seq)
+		seq += uint32(len(rec))
+		ts = ts.Add(time.Millisecond)
+		w.Process(frame, ts, n)
+		n++
+	}
+}
+
+// TestEstablishedFlowAllocs: decode, flow lookup and every inspector on an
+// established flow allocate nothing per packet.
+func TestEstablishedFlowAllocs(t *testing.T) {
+	feed := established(t)
+	for i := 0; i < 50; i++ {
+		feed()
+	}
+	if n := testing.AllocsPerRun(2000, feed); n != 0 {
+		t.Errorf("%v allocations per packet on an established flow, want 0", n)
+	}
+}
+
+// benchFile holds a capture in memory; both benchmarks read it with
+// pcapgo on every iteration so the read cost is in both figures.
+func benchFile(b *testing.B) (data []byte, pkts int) {
+	data, err := os.ReadFile(filepath.Join(pcapDir, "se-bulk.pcap"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := pcapgo.NewReader(bytes.NewReader(data))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for {
+		if _, _, err := r.ZeroCopyReadPacketData(); err != nil {
+			break
+		}
+		pkts++
+	}
+	return data, pkts
+}
+
+// BenchmarkPipeline runs the whole pipeline (pcapgo read, decode, flow
+// table, all detectors, verdict, EVE encoding) over the bulk capture.
+func BenchmarkPipeline(b *testing.B) {
+	data, pkts := benchFile(b)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r, _ := pcapgo.NewReader(bytes.NewReader(data))
+		e := newEngine(b, &collector{})
+		w := e.NewWorker(decode.LinkType(r.LinkType()))
+		if err := w.Run(context.Background(), fileSource{r}, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(pkts*b.N)/b.Elapsed().Seconds(), "pkts/s")
+	b.ReportMetric(float64(pkts), "pkts/op")
+}
+
+// BenchmarkDecodeFloor is the floor the pipeline is compared with: pcapgo
+// read and gopacket's DecodingLayerParser, nothing else.
+func BenchmarkDecodeFloor(b *testing.B) {
+	data, pkts := benchFile(b)
+	var (
+		eth layers.Ethernet
+		ip4 layers.IPv4
+		ip6 layers.IPv6
+		tcp layers.TCP
+		udp layers.UDP
+		ic  layers.ICMPv4
+	)
+	p := gopacket.NewDecodingLayerParser(layers.LayerTypeEthernet, &eth, &ip4, &ip6, &tcp, &udp, &ic)
+	p.IgnoreUnsupported = true
+	dl := make([]gopacket.LayerType, 0, 8)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r, _ := pcapgo.NewReader(bytes.NewReader(data))
+		for {
+			d, _, err := r.ZeroCopyReadPacketData()
+			if err != nil {
+				break
+			}
+			_ = p.DecodeLayers(d, &dl)
+		}
+	}
+	b.ReportMetric(float64(pkts*b.N)/b.Elapsed().Seconds(), "pkts/s")
+}
