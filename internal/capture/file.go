@@ -94,14 +94,14 @@ type fileSource interface {
 
 // pcapReader reads classic pcap with one reusable buffer.
 type pcapReader struct {
-	r        *bufio.Reader
-	f        *os.File
-	order    binary.ByteOrder
-	nano     bool
-	link     uint32
-	hdr      [16]byte
-	buf      []byte
-	n        uint64
+	r     *bufio.Reader
+	f     *os.File
+	order binary.ByteOrder
+	nano  bool
+	link  uint32
+	hdr   [16]byte
+	buf   []byte
+	n     uint64
 }
 
 func newPcapReader(r *bufio.Reader, f *os.File) (*pcapReader, error) {

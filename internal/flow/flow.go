@@ -8,7 +8,6 @@ package flow
 
 import (
 	"encoding/binary"
-	"hash/maphash"
 	"net/netip"
 	"time"
 
@@ -48,9 +47,9 @@ func less(a [16]byte, ap uint16, b [16]byte, bp uint16) bool {
 	return ap <= bp
 }
 
-var hashSeed = maphash.MakeSeed()
-
-// Hash is a symmetric 32-bit hash of the key (part of the EVE flow_id).
+// Hash is a 32-bit FNV-1a hash of the canonical key (part of the EVE
+// flow_id). It is deterministic so the same capture always yields the same
+// flow ids, which golden files and re-runs rely on.
 func (k Key) Hash() uint32 {
 	var b [37]byte
 	copy(b[:16], k.A[:])
@@ -58,7 +57,12 @@ func (k Key) Hash() uint32 {
 	binary.BigEndian.PutUint16(b[32:], k.APort)
 	binary.BigEndian.PutUint16(b[34:], k.BPort)
 	b[36] = k.Proto
-	return uint32(maphash.Bytes(hashSeed, b[:]))
+	h := uint32(2166136261)
+	for _, c := range b {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	return h
 }
 
 // Endpoint is an address and port.

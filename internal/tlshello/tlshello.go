@@ -384,7 +384,9 @@ func JA4(c *ClientHello) string {
 	return a + "_" + b + "_" + cpart
 }
 
-func isAlnum(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+func isAlnum(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
 
 func hash12(s string) string {
 	sum := sha256.Sum256([]byte(s))
