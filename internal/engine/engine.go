@@ -116,6 +116,39 @@ type Worker struct {
 	pkt      decode.Packet
 	n        uint64
 	lastTime time.Time
+	// Per-packet counters are plain fields, published to the engine's
+	// atomics every ExpireEvery packets and at the end.
+	c localCounters
+}
+
+type localCounters struct {
+	packets, bytes, invalid, fragments     uint64
+	ipv4, ipv6, tcp, udp, icmp4, icmp6, vl uint64
+	maxPkt                                 uint64
+}
+
+// publish moves the worker's counters into the engine's totals.
+func (w *Worker) publish() {
+	c, l := &w.e.C, &w.c
+	c.Packets.Add(l.packets)
+	c.Bytes.Add(l.bytes)
+	c.Invalid.Add(l.invalid)
+	c.Fragments.Add(l.fragments)
+	c.IPv4.Add(l.ipv4)
+	c.IPv6.Add(l.ipv6)
+	c.TCP.Add(l.tcp)
+	c.UDP.Add(l.udp)
+	c.ICMPv4.Add(l.icmp4)
+	c.ICMPv6.Add(l.icmp6)
+	c.VLAN.Add(l.vl)
+	for {
+		cur := c.MaxPkt.Load()
+		if l.maxPkt <= cur || c.MaxPkt.CompareAndSwap(cur, l.maxPkt) {
+			break
+		}
+	}
+	max := l.maxPkt
+	*l = localCounters{maxPkt: max}
 }
 
 // NewWorker makes a worker for frames of the given link type.
@@ -135,8 +168,8 @@ type timeoutErr interface{ Timeout() bool }
 // mean "no packet for a while" (live mode): the flow table then expires on
 // the wall clock.
 func (w *Worker) Run(ctx context.Context, src Source, isTimeout func(error) bool) error {
-	for {
-		if ctx.Err() != nil {
+	for i := 0; ; i++ {
+		if i&255 == 0 && ctx.Err() != nil {
 			return nil
 		}
 		data, ci, err := src.ReadPacket()
@@ -148,6 +181,7 @@ func (w *Worker) Run(ctx context.Context, src Source, isTimeout func(error) bool
 			if (isTimeout != nil && isTimeout(err)) || (errors.As(err, &te) && te.Timeout()) {
 				// An idle link: packet time stands still, so expire on the
 				// injected clock instead.
+				w.publish()
 				w.expire(w.e.cfg.Clock())
 				continue
 			}
@@ -163,10 +197,14 @@ func (w *Worker) Process(data []byte, ts time.Time, idx uint64) {
 	e := w.e
 	p := &w.pkt
 	p.Time, p.Index = ts, idx
-	e.C.Packets.Add(1)
-	e.C.Bytes.Add(uint64(len(data)))
+	w.c.packets++
+	w.c.bytes += uint64(len(data))
+	if idx%uint64(e.cfg.ExpireEvery) == 0 {
+		w.publish()
+		w.expire(ts)
+	}
 	if err := w.dec.Decode(data, p); err != nil {
-		e.C.Invalid.Add(1)
+		w.c.invalid++
 		return
 	}
 	w.count(p)
@@ -174,7 +212,7 @@ func (w *Worker) Process(data []byte, ts time.Time, idx uint64) {
 		w.lastTime = ts
 	}
 	if p.Fragment && !p.FirstFragment {
-		e.C.Fragments.Add(1)
+		w.c.fragments++
 		return
 	}
 	k, srcIsA := flow.KeyOf(p)
@@ -198,33 +236,30 @@ func (w *Worker) Process(data []byte, ts time.Time, idx uint64) {
 			st.ins[i] = nil
 		}
 	}
-	if idx%uint64(e.cfg.ExpireEvery) == 0 {
-		w.expire(ts)
-	}
 }
 
 func (w *Worker) count(p *decode.Packet) {
-	c := &w.e.C
+	c := &w.c
 	if p.IPVersion == 4 {
-		c.IPv4.Add(1)
+		c.ipv4++
 	} else {
-		c.IPv6.Add(1)
+		c.ipv6++
 	}
 	switch p.Proto {
 	case decode.ProtoTCP:
-		c.TCP.Add(1)
+		c.tcp++
 	case decode.ProtoUDP:
-		c.UDP.Add(1)
+		c.udp++
 	case decode.ProtoICMP:
-		c.ICMPv4.Add(1)
+		c.icmp4++
 	case decode.ProtoICMPv6:
-		c.ICMPv6.Add(1)
+		c.icmp6++
 	}
 	if p.NVLAN > 0 {
-		c.VLAN.Add(1)
+		c.vl++
 	}
-	if n := uint64(p.WireLen); n > c.MaxPkt.Load() {
-		c.MaxPkt.Store(n)
+	if n := uint64(p.WireLen); n > c.maxPkt {
+		c.maxPkt = n
 	}
 }
 
@@ -261,8 +296,10 @@ func (w *Worker) expire(now time.Time) {
 	w.e.verdict.Expire(now)
 }
 
-// Finish flushes the worker's flow table (end of capture).
+// Finish publishes the worker's counters and flushes its flow table (end
+// of capture).
 func (w *Worker) Finish() {
+	w.publish()
 	w.table.Flush(nil)
 }
 

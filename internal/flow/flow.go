@@ -39,10 +39,14 @@ func KeyOf(p *decode.Packet) (Key, bool) {
 }
 
 func less(a [16]byte, ap uint16, b [16]byte, bp uint16) bool {
-	for i := range a {
-		if a[i] != b[i] {
-			return a[i] < b[i]
-		}
+	// Two big-endian words compare like the sixteen bytes.
+	a0, b0 := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8])
+	if a0 != b0 {
+		return a0 < b0
+	}
+	a1, b1 := binary.BigEndian.Uint64(a[8:]), binary.BigEndian.Uint64(b[8:])
+	if a1 != b1 {
+		return a1 < b1
 	}
 	return ap <= bp
 }
@@ -148,6 +152,9 @@ type Table[V any] struct {
 	lists   [numClasses]list[V]
 	free    *Entry[V]
 	stats   Stats
+	// last caches the most recent lookup: consecutive packets mostly
+	// belong to the same flow.
+	last *Entry[V]
 	onEvict func(*Entry[V], EndReason)
 }
 
@@ -159,7 +166,7 @@ func NewTable[V any](max int, to Timeouts, onEnd func(*Entry[V], EndReason)) *Ta
 	if max <= 0 {
 		max = 65536
 	}
-	t := &Table[V]{m: make(map[Key]*Entry[V], min(max, 1<<16)), max: max, onEvict: onEnd}
+	t := &Table[V]{m: make(map[Key]*Entry[V], min(max, 1024)), max: max, onEvict: onEnd}
 	t.to[classTCP], t.to[classTCPClosed], t.to[classUDP], t.to[classOther] = to.TCP, to.TCPClosed, to.UDP, to.Other
 	return t
 }
@@ -175,7 +182,10 @@ func (t *Table[V]) Stats() Stats {
 // orientation srcIsA), updates its counters and direction, and marks it
 // most recently used. toServer tells the packet's direction.
 func (t *Table[V]) Lookup(p *decode.Packet, k Key, srcIsA bool) (e *Entry[V], created, toServer bool) {
-	e, ok := t.m[k]
+	e, ok := t.last, t.last != nil && t.last.Key == k
+	if !ok {
+		e, ok = t.m[k]
+	}
 	if !ok {
 		if len(t.m) >= t.max {
 			t.evictOne()
@@ -218,6 +228,7 @@ func (t *Table[V]) Lookup(p *decode.Packet, k Key, srcIsA bool) (e *Entry[V], cr
 		}
 		t.lists[e.class].pushFront(e)
 	}
+	t.last = e
 	toServer = srcIsA == e.clientIsA
 	if toServer {
 		e.PktsToServer++
@@ -329,6 +340,9 @@ func (t *Table[V]) remove(e *Entry[V], emit func(*Entry[V], EndReason), r EndRea
 	}
 	t.lists[e.class].remove(e)
 	delete(t.m, e.Key)
+	if t.last == e {
+		t.last = nil
+	}
 	var zero V
 	*e = Entry[V]{V: zero}
 	e.next = t.free
