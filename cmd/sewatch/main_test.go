@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestMain lets the test binary act as sewatch itself when re-executed,
+// so the tests drive the real command line, exit codes and streams.
+func TestMain(m *testing.M) {
+	if os.Getenv("SEWATCH_TEST_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func sewatch(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "SEWATCH_TEST_MAIN=1")
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	code = 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), code
+}
+
+const direct = "../../testdata/pcap/se-direct-443.pcap"
+
+func TestCLI(t *testing.T) {
+	golden, err := os.ReadFile("../../testdata/golden/se-direct-443.eve.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	raw, _ := os.ReadFile(direct)
+	truncated := filepath.Join(dir, "truncated.pcap")
+	os.WriteFile(truncated, raw[:len(raw)/2+7], 0o644)
+	notPcap := filepath.Join(dir, "notes.txt")
+	os.WriteFile(notPcap, []byte("hello, this is not a capture\n"), 0o644)
+	good := filepath.Join(dir, "good.yaml")
+	os.WriteFile(good, []byte("sensor-name: tap1\noutputs:\n  - type: stdout\n"), 0o644)
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("sensor-name: tap1\nno-such-key: 1\n"), 0o644)
+	eve := filepath.Join(dir, "log", "eve.json")
+
+	tests := []struct {
+		name       string
+		args       []string
+		code       int
+		stdout     string // exact, when set
+		stdoutHas  string
+		stderrHas  string
+		fileEquals string
+	}{
+		{name: "pcap to stdout", args: []string{"-r", direct}, code: 0, stdout: string(golden)},
+		{name: "missing file", args: []string{"-r", filepath.Join(dir, "nope.pcap")}, code: 1, stdout: "", stderrHas: "no such file"},
+		{name: "not a pcap", args: []string{"-r", notPcap}, code: 1, stdout: "", stderrHas: "not a pcap"},
+		{name: "truncated keeps earlier alerts", args: []string{"-r", truncated}, code: 1, stdout: string(golden), stderrHas: "truncated"},
+		{name: "file output", args: []string{"-r", direct, "-o", "file:" + eve}, code: 0, stdout: "", fileEquals: string(golden)},
+		{name: "filter excludes the session", args: []string{"-r", direct, "udp"}, code: 0, stdoutHas: "UDP acceleration"},
+		{name: "check good config", args: []string{"-c", good, "--check-config"}, code: 0, stderrHas: "configuration OK"},
+		{name: "check bad config", args: []string{"-c", bad, "--check-config"}, code: 1, stderrHas: "no-such-key"},
+		{name: "unknown output", args: []string{"-r", direct, "-o", "carrier-pigeon"}, code: 1, stderrHas: "unknown output type"},
+		{name: "no source", args: nil, code: 2, stderrHas: "exactly one of -r FILE or -i IFACE"},
+		{name: "help", args: []string{"-h"}, code: 0, stderrHas: "-check-config"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "filter excludes the session" {
+				if _, err := exec.LookPath("tcpdump"); err != nil && os.Getenv("SEWATCH_REQUIRE_TOOLS") == "" {
+					t.Skip("tcpdump not installed (CI installs it)")
+				}
+			}
+			out, errOut, code := sewatch(t, tc.args...)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\nstderr: %s", code, tc.code, errOut)
+			}
+			if tc.stdout != "" || tc.stdoutHas == "" {
+				if out != tc.stdout {
+					t.Errorf("stdout:\n%s\nwant:\n%s", out, tc.stdout)
+				}
+			}
+			if tc.stdoutHas != "" && !strings.Contains(out, tc.stdoutHas) {
+				t.Errorf("stdout lacks %q:\n%s", tc.stdoutHas, out)
+			}
+			if tc.stderrHas != "" && !strings.Contains(errOut, tc.stderrHas) {
+				t.Errorf("stderr lacks %q:\n%s", tc.stderrHas, errOut)
+			}
+			if strings.Contains(errOut, `"event_type"`) {
+				t.Errorf("EVE on stderr: %s", errOut)
+			}
+			if tc.fileEquals != "" {
+				b, err := os.ReadFile(eve)
+				if err != nil || string(b) != tc.fileEquals {
+					t.Errorf("eve.json = %q, %v", b, err)
+				}
+			}
+		})
+	}
+}
