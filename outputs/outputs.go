@@ -43,9 +43,9 @@ type Output interface {
 // "elasticsearch"), the short argument from `-o TYPE:ARG`, and the rest of
 // its settings from the config file (may be nil).
 type Spec struct {
-	Type    string     `yaml:"type"`
-	Arg     string     `yaml:"arg"`
-	Options *yaml.Node `yaml:"options"`
+	Type    string         `yaml:"type"`
+	Arg     string         `yaml:"arg"`
+	Options map[string]any `yaml:"options"`
 	// Name is a unique label for logs and stats, e.g. "outputs[1] (kafka)".
 	Name string `yaml:"-"`
 }
@@ -139,10 +139,10 @@ func Open(ctx context.Context, s Spec, log *slog.Logger) (Output, error) {
 // DecodeOptions decodes a Spec's options strictly (unknown keys are errors)
 // into v. A nil node leaves v untouched.
 func DecodeOptions(s Spec, v any) error {
-	if s.Options == nil || s.Options.Kind == 0 {
+	if len(s.Options) == 0 {
 		return nil
 	}
-	// yaml.v3 has no KnownFields on Node.Decode; round-trip through a strict decoder.
+	// Round-trip through a strict decoder so unknown keys are errors.
 	b, err := yaml.Marshal(s.Options)
 	if err != nil {
 		return err

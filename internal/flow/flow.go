@@ -146,15 +146,15 @@ type Stats struct {
 
 // Table is a bounded flow table.
 type Table[V any] struct {
-	m       map[Key]*Entry[V]
-	max     int
-	to      [numClasses]time.Duration
-	lists   [numClasses]list[V]
-	free    *Entry[V]
-	stats   Stats
+	m     map[Key]*Entry[V]
+	max   int
+	to    [numClasses]time.Duration
+	lists [numClasses]list[V]
+	free  *Entry[V]
+	stats Stats
 	// last caches the most recent lookup: consecutive packets mostly
 	// belong to the same flow.
-	last *Entry[V]
+	last    *Entry[V]
 	onEvict func(*Entry[V], EndReason)
 }
 

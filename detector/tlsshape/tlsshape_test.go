@@ -1,0 +1,182 @@
+package tlsshape
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/sewatch/sewatch/detector"
+	"github.com/sewatch/sewatch/internal/decode"
+	"github.com/sewatch/sewatch/internal/tlsstream"
+)
+
+type sink struct{ ev []detector.Evidence }
+
+func (s *sink) Report(e detector.Evidence) { s.ev = append(s.ev, e) }
+
+func (s *sink) best() (kind, mode string, w float32, anchor bool) {
+	for _, e := range s.ev {
+		if (e.Kind == KindShape || e.Kind == KindShapeExtra) && e.Weight >= w {
+			kind, mode, w, anchor = e.Kind, e.Mode, e.Weight, e.Anchor
+		}
+	}
+	return
+}
+
+// TestShape feeds application-data record sizes (client "c", server "s",
+// in wire order) and checks what the connect-phase matcher concludes.
+func TestShape(t *testing.T) {
+	type rec struct {
+		dir  byte
+		size int
+	}
+	tests := []struct {
+		name       string
+		recs       []rec
+		wantKind   string
+		wantMode   string
+		wantWeight float32
+		wantAnchor bool
+	}{
+		{"5.01 primary with GET probe (se-direct-443)", []rec{{'c', 269}, {'s', 74}, {'s', 74}, {'s', 469}, {'c', 2161}, {'s', 1174}, {'c', 3403}, {'s', 3348}},
+			KindShape, "direct", 0.95, true},
+		{"current build primary, no probe (via proxy)", []rec{{'s', 74}, {'s', 74}, {'c', 2374}, {'s', 586}, {'c', 2924}, {'s', 2112}},
+			KindShape, "direct", 0.75, true},
+		{"additional connection", []rec{{'c', 2299}, {'s', 74}, {'s', 74}, {'s', 801}, {'c', 964}, {'s', 1129}},
+			KindShapeExtra, "direct", 0.6, true},
+		{"vpncmd admin", []rec{{'c', 269}, {'s', 74}, {'s', 74}, {'s', 469}, {'c', 3463}, {'s', 1088}, {'c', 1513}, {'s', 850}},
+			KindShape, "admin", 0.95, true},
+		{"partial only is not an anchor", []rec{{'c', 2161}, {'s', 1174}},
+			KindShape, "direct", 0.45, false},
+		{"browser GET then page", []rec{{'c', 517}, {'s', 1400}, {'c', 90}, {'s', 16401}},
+			"", "", 0, false},
+		{"API upload 2 KB answered by 5 KB", []rec{{'c', 2100}, {'s', 5200}, {'c', 3000}, {'s', 300}},
+			"", "", 0, false},
+		{"look-alike upload: partial match, never an anchor", []rec{{'c', 2500}, {'s', 700}, {'c', 1200}, {'s', 200}},
+			KindShape, "direct", 0.45, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := &Inspector{cliFin: true, shDone: true, certDone: true}
+			s := &sink{}
+			f := &detector.Flow{Proto: decode.ProtoTCP}
+			p := &decode.Packet{Time: time.Unix(1, 0)}
+			for _, r := range tc.recs {
+				if r.dir == 'c' {
+					in.clientRecord(tlsstream.Record{Type: tlsstream.TypeApplicationData, Length: r.size}, p, f, s)
+				} else {
+					in.serverRecord(tlsstream.Record{Type: tlsstream.TypeApplicationData, Length: r.size}, p, f, s)
+				}
+			}
+			kind, mode, w, anchor := s.best()
+			if kind != tc.wantKind || mode != tc.wantMode || anchor != tc.wantAnchor || (w-tc.wantWeight) > 0.001 || (tc.wantWeight-w) > 0.001 {
+				t.Errorf("got %q %q %.2f anchor=%v, want %q %q %.2f anchor=%v", kind, mode, w, anchor, tc.wantKind, tc.wantMode, tc.wantWeight, tc.wantAnchor)
+			}
+		})
+	}
+}
+
+func TestConnectFingerprint(t *testing.T) {
+	const ua = "User-Agent: Mozilla/5.0 (Windows NT 6.3; WOW64; rv:29.0) Gecko/20100101 Firefox/29.0\r\n"
+	tests := []struct {
+		name string
+		req  string
+		want float32
+	}{
+		{"softether", "CONNECT 198.18.2.2:443 HTTP/1.0\r\nContent-Length: 0\r\nHost: 198.18.2.2\r\nPragma: no-cache\r\nProxy-Connection: Keep-Alive\r\n" + ua + "\r\n", 0.6},
+		{"softether with auth", "CONNECT vpn.example:443 HTTP/1.0\r\nContent-Length: 0\r\nHost: vpn.example\r\nPragma: no-cache\r\nProxy-Authorization: Basic dTpw\r\nProxy-Connection: Keep-Alive\r\n" + ua + "\r\n", 0.6},
+		{"custom user agent", "CONNECT 198.18.2.2:443 HTTP/1.0\r\nContent-Length: 0\r\nHost: 198.18.2.2\r\nPragma: no-cache\r\nProxy-Connection: Keep-Alive\r\nUser-Agent: corp\r\n\r\n", 0.4},
+		{"curl", "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nUser-Agent: curl/7.88.1\r\nProxy-Connection: Keep-Alive\r\n\r\n", 0},
+		{"host with port", "CONNECT 198.18.2.2:443 HTTP/1.0\r\nContent-Length: 0\r\nHost: 198.18.2.2:443\r\nPragma: no-cache\r\nProxy-Connection: Keep-Alive\r\n" + ua + "\r\n", 0},
+		{"unterminated", "CONNECT 198.18.2.2:443 HTTP/1.0\r\nContent-Length: 0\r\n", 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got, _ := connectFingerprint([]byte(tc.req)); got != tc.want {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestKeepaliveRhythm: unanswered keep-alives both ways every 4-10 s are
+// recognised without a handshake; answered ones (long polling) are not.
+func TestKeepaliveRhythm(t *testing.T) {
+	run := func(answer bool) bool {
+		in := &Inspector{midstream: true}
+		s := &sink{}
+		f := &detector.Flow{Proto: decode.ProtoTCP, Client: netip.MustParseAddrPort("10.0.0.1:40000")}
+		t0 := time.Unix(1000, 0)
+		for i := 0; i < 8; i++ {
+			at := t0.Add(time.Duration(i) * 5 * time.Second)
+			p := &decode.Packet{Time: at}
+			in.clientRecord(tlsstream.Record{Type: tlsstream.TypeApplicationData, Length: 40 + 13*i}, p, f, s)
+			if answer {
+				p.Time = at.Add(20 * time.Millisecond)
+			} else {
+				p.Time = at.Add(2100 * time.Millisecond)
+			}
+			in.serverRecord(tlsstream.Record{Type: tlsstream.TypeApplicationData, Length: 300 - 17*i}, p, f, s)
+		}
+		for _, e := range s.ev {
+			if e.Kind == KindKeepalive && e.Mode == "mid-session" && e.PerFlow {
+				return true
+			}
+		}
+		return false
+	}
+	if !run(false) {
+		t.Error("independent keep-alives not recognised")
+	}
+	if run(true) {
+		t.Error("request/answer pairs taken for keep-alives")
+	}
+}
+
+// tcpSeg builds a TCP packet for Inspect.
+func tcpSeg(seq uint32, payload []byte, at time.Time) *decode.Packet {
+	return &decode.Packet{Proto: decode.ProtoTCP, Seq: seq, Payload: payload, Time: at,
+		Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2"), SrcPort: 40000, DstPort: 443}
+}
+
+// TestInspectAllocs: following records of an established connection
+// allocates nothing.
+func TestInspectAllocs(t *testing.T) {
+	in := &Inspector{midstream: true}
+	f := &detector.Flow{Proto: decode.ProtoTCP}
+	s := &sink{}
+	rec := make([]byte, 5+300)
+	rec[0], rec[1], rec[2] = 23, 3, 3
+	binary.BigEndian.PutUint16(rec[3:], 300)
+	seq := uint32(1000)
+	at := time.Unix(1, 0)
+	in.Inspect(tcpSeg(seq, rec, at), true, f, s)
+	p := tcpSeg(seq, rec, at)
+	n := testing.AllocsPerRun(1000, func() {
+		seq += uint32(len(rec))
+		at = at.Add(time.Millisecond)
+		p.Seq, p.Time = seq, at
+		in.Inspect(p, true, f, s)
+	})
+	if n != 0 {
+		t.Errorf("%v allocations per segment", n)
+	}
+}
+
+func FuzzInspect(f *testing.F) {
+	ch := []byte{22, 3, 1, 0, 10, 1, 0, 0, 6, 3, 3, 0, 0, 0, 0}
+	f.Add(ch, []byte{22, 3, 3, 0, 4, 2, 0, 0, 0}, uint32(1))
+	f.Add([]byte("CONNECT a:443 HTTP/1.0\r\n\r\n"), []byte("HTTP/1.0 200 OK\r\n\r\n"), uint32(7))
+	f.Fuzz(func(t *testing.T, c, s []byte, seq uint32) {
+		in := Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, &detector.Flow{})
+		fl := &detector.Flow{Proto: decode.ProtoTCP}
+		sk := &sink{}
+		at := time.Unix(1, 0)
+		for i := 0; i < 4; i++ {
+			in.Inspect(tcpSeg(seq+uint32(i*len(c)), c, at), true, fl, sk)
+			in.Inspect(tcpSeg(seq*3+uint32(i*len(s)), s, at), false, fl, sk)
+			at = at.Add(5 * time.Second)
+		}
+	})
+}

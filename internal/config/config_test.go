@@ -1,0 +1,64 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/sewatch/sewatch/outputs/file"
+	_ "github.com/sewatch/sewatch/outputs/stdout"
+)
+
+func TestConfigs(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no testdata configs")
+	}
+	wantErr := map[string]string{
+		"unknown-key.bad.yaml":      "field colour not found",
+		"workers.bad.yaml":          "capture.workers must be 1-64",
+		"threshold.bad.yaml":        "verdict.threshold",
+		"output-type.bad.yaml":      "unknown output type",
+		"file-no-path.bad.yaml":     "file output needs a path",
+		"output-option.bad.yaml":    "field compress not found",
+		"session-gap.bad.yaml":      "session-gap must be at least 20s",
+		"log-level.bad.yaml":        "log-level",
+		"timeout-negative.bad.yaml": "flow.udp-timeout must be positive",
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		t.Run(name, func(t *testing.T) {
+			c, err := Load(f)
+			if strings.HasSuffix(name, ".good.yaml") {
+				if err != nil {
+					t.Fatalf("good config rejected: %v", err)
+				}
+				if c.Capture.Workers < 1 || c.Verdict.Threshold <= 0 {
+					t.Errorf("defaults not applied: %+v", c)
+				}
+				return
+			}
+			want, ok := wantErr[name]
+			if !ok {
+				t.Fatalf("no expected error listed for %s", name)
+			}
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("error %v, want it to contain %q", err, want)
+			}
+		})
+	}
+}
+
+func TestEmptyFileIsDefaults(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "empty.yaml")
+	os.WriteFile(p, nil, 0o644)
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Flow.TCP != 10*time.Minute || c.Verdict.SessionGap != 2*time.Minute || c.Location() != time.UTC {
+		t.Errorf("defaults: %+v", c)
+	}
+}
