@@ -43,22 +43,30 @@ func (Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspec
 }
 
 const (
-	window   = 40 // packets per direction examined
-	needIdle = 4  // small paced packets needed each way
+	// A flow is followed until it proves itself or for this long: bulk
+	// transfers over the accelerated path hide the keep-alive pacing until
+	// the tunnel goes idle again.
+	window     = 2 * time.Minute
+	maxPackets = 5000 // per direction
+	needIdle   = 4    // small paced packets needed each way
+	sustained  = 12   // paced packets each way that stand on their own
 )
 
 type dirState struct {
-	n, small   int
-	paced      int
-	lastSmall  time.Time
-	firstBytes [8]uint16
-	nfb        int
+	first     time.Time
+	n, small  int
+	paced     int
+	lastSmall time.Time
+	lead      [8]uint8  // first byte of the first datagrams
+	next4     [8]uint32 // bytes 1-4 of the first datagrams
+	nfb       int
 }
 
 // Inspector follows one UDP flow.
 type Inspector struct {
-	d    [2]dirState
-	done bool
+	d     [2]dirState
+	level int
+	done  bool
 }
 
 // Inspect implements detector.Inspector.
@@ -72,9 +80,13 @@ func (in *Inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 		i = 1
 	}
 	d := &in.d[i]
+	if d.n == 0 {
+		d.first = p.Time
+	}
 	d.n++
-	if len(b) >= 2 && d.nfb < len(d.firstBytes) && !p.Fragment {
-		d.firstBytes[d.nfb] = uint16(b[0])<<8 | uint16(b[1])
+	if len(b) >= 5 && d.nfb < len(d.lead) {
+		d.lead[d.nfb] = b[0]
+		d.next4[d.nfb] = uint32(b[1])<<24 | uint32(b[2])<<16 | uint32(b[3])<<8 | uint32(b[4])
 		d.nfb++
 	}
 	if knownProtocol(b) {
@@ -92,40 +104,64 @@ func (in *Inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 		d.lastSmall = p.Time
 	}
 	a, c := &in.d[0], &in.d[1]
-	if a.paced >= needIdle && c.paced >= needIdle && random(a) && random(c) {
+	if in.level == 0 && a.paced >= needIdle && c.paced >= needIdle && random(a) && random(c) {
+		in.level = 1
+		in.report(p, f, s, 0.5, fmt.Sprintf("small datagrams paced %d/%d times at 0.35-3.5 s both ways, random leading bytes", a.paced, c.paced))
+	}
+	if in.level == 1 && a.paced >= sustained && c.paced >= sustained {
+		// Minutes-long keep-alive pacing with nonce-led datagrams: the
+		// flow is a SoftEther session by itself (capture joined late,
+		// or the TCP legs are not visible on this tap).
+		in.level = 2
 		in.done = true
-		w := float32(0.5)
-		why := fmt.Sprintf("small datagrams paced %d/%d times at 0.35-3.5 s both ways, random leading bytes", a.paced, c.paced)
-		// Which end is the server is unknown here; either port may be it.
-		for _, sp := range []uint16{f.Server.Port(), f.Client.Port()} {
-			if sp >= 40000 && sp <= 44999 {
-				w += 0.1
-				why += fmt.Sprintf(", port %d in SoftEther's server range 40000-44999", sp)
-				break
-			}
-		}
-		s.Report(detector.Evidence{Kind: Kind, Detail: why, Weight: w, Anchor: true, Mode: "udp-accel", Symmetric: true,
-			Client: f.Client.Addr(), Server: f.Server.Addr(), Flow: *f, Time: p.Time, PcapCnt: p.Index})
+		in.report(p, f, s, 1.0, fmt.Sprintf("keep-alive pacing sustained: %d/%d paced small datagrams both ways, random leading bytes", a.paced, c.paced))
 		return false
 	}
-	if a.n > window && c.n > window {
+	if (!a.first.IsZero() && p.Time.Sub(a.first) > window) || a.n > maxPackets || c.n > maxPackets {
 		in.done = true
 		return false
 	}
 	return true
 }
 
-// random: the leading two bytes of the first datagrams are all different
-// (a nonce or IV), unlike any protocol with a header.
+func (in *Inspector) report(p *decode.Packet, f *detector.Flow, s detector.Sink, w float32, why string) {
+	// Which end is the server is unknown here; either port may be it.
+	for _, sp := range []uint16{f.Server.Port(), f.Client.Port()} {
+		if inRange(sp) && w < 1 {
+			w += 0.1
+			why += fmt.Sprintf(", port %d in SoftEther's server range 40000-44999", sp)
+			break
+		}
+	}
+	fl := *f
+	cp, sp := fl.Client.Port(), fl.Server.Port()
+	if inRange(cp) && (!inRange(sp) || cp < sp) {
+		// The flow table guessed from the first datagram; the server is
+		// the end on SoftEther's acceleration port (the first free one
+		// from 40000 up, so the lower one when both are in range).
+		fl.Client, fl.Server = fl.Server, fl.Client
+		fl.PktsToServer, fl.PktsToClient = fl.PktsToClient, fl.PktsToServer
+		fl.BytesToServer, fl.BytesToClient = fl.BytesToClient, fl.BytesToServer
+	}
+	s.Report(detector.Evidence{Kind: Kind, Detail: why, Weight: w, Anchor: true, Mode: "udp-accel", Symmetric: true,
+		Client: fl.Client.Addr(), Server: fl.Server.Addr(), Flow: fl, Time: p.Time, PcapCnt: p.Index})
+}
+
+func inRange(port uint16) bool { return port >= 40000 && port <= 44999 }
+
+// random: the leading bytes of the first datagrams look like a nonce or
+// IV. Bytes 1-4 never repeat between datagrams (QUIC's connection id,
+// ESP's SPI and every protocol header do), and the first byte is not
+// confined to a few opcode values.
 func random(d *dirState) bool {
 	if d.nfb < 4 {
 		return false
 	}
 	var ops uint32 // which values of the top five bits were seen
 	for i := 0; i < d.nfb; i++ {
-		ops |= 1 << (d.firstBytes[i] >> 11)
+		ops |= 1 << (d.lead[i] >> 3)
 		for j := i + 1; j < d.nfb; j++ {
-			if d.firstBytes[i] == d.firstBytes[j] {
+			if d.next4[i] == d.next4[j] {
 				return false
 			}
 		}

@@ -44,41 +44,49 @@ func TestUDPAccel(t *testing.T) {
 	}
 	tests := []struct {
 		name string
+		n    int
 		gap  time.Duration
 		port uint16
 		mk   func(*rand.Rand, int) []byte
 		want float32
 	}{
-		{"softether v2 keep-alives on 40000", 800 * time.Millisecond, 40000, random, 0.6},
-		{"same on another port", 800 * time.Millisecond, 5000, random, 0.5},
-		{"too fast (voice)", 20 * time.Millisecond, 5000, random, 0},
-		{"wireguard", 800 * time.Millisecond, 51820, func(r *rand.Rand, i int) []byte {
+		{"softether v2 keep-alives on 40000", 8, 800 * time.Millisecond, 40000, random, 0.6},
+		{"same on another port", 8, 800 * time.Millisecond, 5000, random, 0.5},
+		{"sustained pacing stands alone", 40, 800 * time.Millisecond, 5000, random, 1.0},
+		{"too fast (voice)", 40, 20 * time.Millisecond, 5000, random, 0},
+		{"wireguard", 40, 800 * time.Millisecond, 51820, func(r *rand.Rand, i int) []byte {
 			b := random(r, i)
 			b[0], b[1], b[2], b[3] = 4, 0, 0, 0
 			return b
 		}, 0},
-		{"dtls", 800 * time.Millisecond, 443, func(r *rand.Rand, i int) []byte {
+		{"dtls", 40, 800 * time.Millisecond, 443, func(r *rand.Rand, i int) []byte {
 			b := random(r, i)
 			b[0], b[1], b[2] = 23, 0xfe, 0xfd
 			return b
 		}, 0},
-		{"openvpn p_data", 800 * time.Millisecond, 1194, func(r *rand.Rand, i int) []byte {
+		{"openvpn p_data", 40, 800 * time.Millisecond, 1194, func(r *rand.Rand, i int) []byte {
 			b := random(r, i)
 			b[0] = 0x30 | byte(i&1)
 			return b
 		}, 0},
-		{"fixed header", 800 * time.Millisecond, 9999, func(r *rand.Rand, i int) []byte {
+		{"fixed header", 40, 800 * time.Millisecond, 9999, func(r *rand.Rand, i int) []byte {
 			b := random(r, i)
 			b[0], b[1] = 0x80, 0x60
+			return b
+		}, 0},
+		{"quic short header (connection id)", 40, 800 * time.Millisecond, 443, func(r *rand.Rand, i int) []byte {
+			b := random(r, i)
+			b[0] = 0x40 | b[0]&0x3f
+			copy(b[1:9], "\x11\x22\x33\x44\x55\x66\x77\x88")
 			return b
 		}, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ev := flow(40, tc.gap, tc.port, tc.mk)
+			ev := flow(tc.n, tc.gap, tc.port, tc.mk)
 			var got float32
 			for _, e := range ev {
-				if e.Kind == Kind && e.Anchor && e.Symmetric {
+				if e.Kind == Kind && e.Anchor && e.Symmetric && e.Weight > got {
 					got = e.Weight
 				}
 			}
