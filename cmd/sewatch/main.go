@@ -149,6 +149,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	pol.QueueSize, pol.BatchSize, pol.BatchTimeout = cfg.Delivery.QueueSize, cfg.Delivery.BatchSize, cfg.Delivery.BatchTimeout
 	router := outputs.NewRouter(pol, opened, log)
 	reopenOnHUP(ctx, opened, log)
+	outputDrops := func() uint64 {
+		var n uint64
+		for _, st := range router.Stats() {
+			n += st.Dropped
+		}
+		return n
+	}
 
 	eng := engine.New(engine.Config{
 		Detectors: dets,
@@ -157,6 +164,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Timeouts:  flow.Timeouts{TCP: cfg.Flow.TCP, TCPClosed: cfg.Flow.TCPClosed, UDP: cfg.Flow.UDP, Other: cfg.Flow.Other},
 		Iface:     *iface, Sensor: cfg.SensorName, Location: cfg.Location(), CommunityIDSeed: cfg.CommunityIDSeed,
 	}, router, log)
+	eng.SetOutputDrops(outputDrops)
 
 	var runErr error
 	if *readFile != "" {
@@ -164,8 +172,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	} else {
 		runErr = runLive(ctx, eng, *iface, cfg, log)
 	}
-	if cfg.Stats.Interval > 0 {
-		eng.SendStats()
+	if *iface != "" && cfg.Stats.Interval > 0 {
+		eng.SendStats() // final counters at shutdown
 	}
 	fctx, cancel := context.WithTimeout(context.Background(), cfg.Delivery.FlushDeadline)
 	defer cancel()
@@ -211,6 +219,7 @@ func runLive(ctx context.Context, eng *engine.Engine, iface string, cfg config.C
 		return err
 	}
 	log.Info("capturing", "iface", iface, "workers", len(srcs))
+	eng.SetCaptureStats(kernelStats(srcs))
 	if cfg.Stats.Interval > 0 {
 		go func() {
 			t := time.NewTicker(cfg.Stats.Interval)
@@ -247,6 +256,19 @@ func runLive(ctx context.Context, eng *engine.Engine, iface string, cfg config.C
 		}
 	}
 	return nil
+}
+
+// kernelStats sums the kernel counters of every socket of the fanout group.
+type kernelStats []capture.Source
+
+func (k kernelStats) KernelStats() (packets, drops, ifdrops uint64) {
+	for _, s := range k {
+		st := s.Stats()
+		packets += st.Packets
+		drops += st.KernelDrops
+		ifdrops += st.IfDrops
+	}
+	return
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {

@@ -32,8 +32,8 @@ type Config struct {
 
 // Stats configures the periodic EVE stats event.
 type Stats struct {
-	// Interval between stats events in live mode; 0 disables them. In pcap
-	// mode one stats event is written at the end only when Interval > 0.
+	// Interval between EVE stats events in live mode; 0 disables them.
+	// Reading a pcap writes no stats events (stdout carries alerts only).
 	Interval time.Duration `yaml:"interval"`
 }
 
@@ -74,7 +74,7 @@ type Delivery struct {
 func Default() Config {
 	return Config{
 		LogLevel: "info",
-		Stats:    Stats{Interval: 0},
+		Stats:    Stats{Interval: time.Minute},
 		Capture:  Capture{Workers: 1, Snaplen: 262144},
 		Flow: Flow{MaxFlows: 262144, TCP: 10 * time.Minute, TCPClosed: 30 * time.Second,
 			UDP: 5 * time.Minute, Other: time.Minute},

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/sewatch/sewatch/detector"
 	"github.com/sewatch/sewatch/internal/eve"
@@ -39,11 +40,15 @@ func (e *Engine) alertEvent(a verdict.Alert) *eve.Event {
 	if f.Proto == 6 && a.TLS != nil {
 		ev.AppProto = "tls"
 	}
+	modeKey := "softether_mode"
+	if !strings.Contains(a.Signature.Msg, "SoftEther") {
+		modeKey = "vpn_protocol"
+	}
 	md := map[string][]string{
-		"softether_mode": {a.Mode},
-		"confidence":     {strconv.FormatFloat(float64(a.Confidence), 'f', 2, 32)},
-		"score":          {strconv.FormatFloat(float64(a.Score), 'f', 2, 32)},
-		"session_flows":  a.Flows,
+		modeKey:         {a.Mode},
+		"confidence":    {strconv.FormatFloat(float64(a.Confidence), 'f', 2, 32)},
+		"score":         {strconv.FormatFloat(float64(a.Score), 'f', 2, 32)},
+		"session_flows": a.Flows,
 	}
 	seen := map[string]bool{}
 	for _, x := range a.Evidence {

@@ -31,6 +31,23 @@ const (
 	SIDOverDNS    = 8700007
 	SIDAdmin      = 8700008
 	SIDMidSession = 8700009
+
+	// SoftEther software present (vendor services), not a tunnel.
+	SIDVendorDNS     = 8700020
+	SIDVendorNATT    = 8700021
+	SIDVendorKeepAl  = 8700022
+	SIDVendorDDNS    = 8700023
+	SIDVendorAzure   = 8700024
+	SIDVendorDDNSTLS = 8700025
+
+	// Other VPN protocols, informational; never SoftEther.
+	SIDOpenVPNUDP = 8700101
+	SIDOpenVPNTCP = 8700102
+	SIDWireGuard  = 8700103
+	SIDIKE        = 8700104
+	SIDESP        = 8700105
+	SIDL2TP       = 8700106
+	SIDPPTP       = 8700107
 )
 
 // Signatures is the whole list, in id order.
@@ -44,6 +61,19 @@ var Signatures = []Signature{
 	{SIDOverDNS, 1, "SEWATCH SoftEther VPN over DNS", catPolicy, 1},
 	{SIDAdmin, 1, "SEWATCH SoftEther VPN remote administration session (vpncmd/Server Manager)", catPolicy, 2},
 	{SIDMidSession, 1, "SEWATCH SoftEther VPN session in progress (joined mid-session)", catPolicy, 1},
+	{SIDVendorDNS, 1, "SEWATCH SoftEther software present: vendor service name lookup", catPolicy, 3},
+	{SIDVendorNATT, 1, "SEWATCH SoftEther software present: NAT traversal service exchange", catPolicy, 2},
+	{SIDVendorKeepAl, 1, "SEWATCH SoftEther server keep-alive packet", catPolicy, 2},
+	{SIDVendorDDNS, 1, "SEWATCH SoftEther software present: DDNS HTTP request", catPolicy, 2},
+	{SIDVendorAzure, 1, "SEWATCH SoftEther VPN Azure relay control channel", catPolicy, 1},
+	{SIDVendorDDNSTLS, 1, "SEWATCH SoftEther software present: TLS to vendor DDNS/update service", catPolicy, 3},
+	{SIDOpenVPNUDP, 1, "SEWATCH OpenVPN session (UDP)", catInfo, 3},
+	{SIDOpenVPNTCP, 1, "SEWATCH OpenVPN session (TCP)", catInfo, 3},
+	{SIDWireGuard, 1, "SEWATCH WireGuard handshake", catInfo, 3},
+	{SIDIKE, 1, "SEWATCH IPsec IKE negotiation", catInfo, 3},
+	{SIDESP, 1, "SEWATCH IPsec ESP tunnel", catInfo, 3},
+	{SIDL2TP, 1, "SEWATCH L2TP control session", catInfo, 3},
+	{SIDPPTP, 1, "SEWATCH PPTP session", catInfo, 3},
 }
 
 // ByID looks a signature up.

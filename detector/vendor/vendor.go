@@ -1,0 +1,194 @@
+// Package vendor recognises SoftEther's cleartext contacts with its
+// vendor's cloud services, each a separate, lower-severity signature that
+// says "SoftEther software is present on this host", not "a tunnel is up":
+//
+//   - DNS queries for the vendor's names (NAT traversal, DDNS, keep-alive,
+//     VPN Azure, DDNS host names, VPN Gate),
+//   - the cleartext PACK exchange of NAT traversal on UDP (opcodes,
+//     "svc_name", "IP=...,PORT=..." replies, the 1-byte 'A'/'B' probes),
+//   - the UDP "Internet Connection Keep Alive Packet",
+//   - the DDNS HTTP requests (/ddns/ddns.aspx, /ddns/getmyip.ashx),
+//   - the VPN Azure control channel ("ACTL"),
+//   - TLS with SNI "DDNS" (DDNS and update checks).
+package vendor
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+
+	"github.com/sewatch/sewatch/detector"
+	"github.com/sewatch/sewatch/internal/decode"
+	"github.com/sewatch/sewatch/internal/tlshello"
+	"github.com/sewatch/sewatch/internal/tlsstream"
+)
+
+// Name is the detector's registered name.
+const Name = "vendor"
+
+// Signature ids (the verdict package lists them).
+const (
+	SIDDNS       = 8700020
+	SIDNATT      = 8700021
+	SIDKeepAlive = 8700022
+	SIDDDNSHTTP  = 8700023
+	SIDAzure     = 8700024
+	SIDDDNSTLS   = 8700025
+)
+
+// Kind is the evidence kind of every vendor contact.
+const Kind = "softether.vendor-service"
+
+func init() { detector.Register(Name, func() detector.Detector { return Detector{} }) }
+
+// Detector is the vendor-service detector.
+type Detector struct{}
+
+// Name implements detector.Detector.
+func (Detector) Name() string { return Name }
+
+// NewInspector looks at the first payloads of UDP and TCP flows.
+func (Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspector {
+	if p.Proto == decode.ProtoUDP || p.Proto == decode.ProtoTCP {
+		return &inspector{}
+	}
+	return nil
+}
+
+type inspector struct{ n int }
+
+// vendorSuffixes are the vendor's domains; a query for one of them means a
+// SoftEther component (or its VPN Gate plug-in) runs on the host.
+var vendorSuffixes = []string{
+	".softether-network.net", ".softether.net", ".softether.org", ".softether.com", ".softether.jp",
+	".vpnazure.net", ".opengw.net", ".vpngate.net", ".sedns.cn",
+}
+
+func (in *inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, s detector.Sink) bool {
+	in.n++
+	if in.n > 6 {
+		return false
+	}
+	b := p.Payload
+	if len(b) == 0 {
+		return true
+	}
+	report := func(sid int, why string) {
+		client, server := p.Src, p.Dst
+		if !toServer {
+			client, server = p.Dst, p.Src
+		}
+		s.Report(detector.Evidence{Kind: Kind, Detail: why, Weight: 1, Signature: sid, Mode: "vendor",
+			Client: client, Server: server, Flow: *f, Time: p.Time, PcapCnt: p.Index})
+	}
+	if p.Proto == decode.ProtoUDP {
+		if name, ok := dnsQueryName(b); ok {
+			if vendorName(name) {
+				report(SIDDNS, fmt.Sprintf("DNS query for %s", name))
+			}
+			return false
+		}
+		switch {
+		case bytes.Equal(b, []byte("Internet Connection Keep Alive Packet")):
+			report(SIDKeepAlive, "UDP datagram \"Internet Connection Keep Alive Packet\" (SoftEther server keep-alive)")
+			return false
+		case isNATTPack(b):
+			report(SIDNATT, "cleartext SoftEther PACK of the NAT traversal service")
+			return false
+		case bytes.HasPrefix(b, []byte("IP=")) && bytes.Contains(b, []byte(",PORT=")) && len(b) < 64:
+			report(SIDNATT, fmt.Sprintf("NAT traversal reply %q", b))
+			return false
+		}
+		return true
+	}
+	// TCP: the client's first payload.
+	if !toServer {
+		return true
+	}
+	switch {
+	case bytes.HasPrefix(b, []byte("GET /ddns/getmyip.ashx?v=")) || bytes.HasPrefix(b, []byte("POST /ddns/ddns.aspx?v=")):
+		line, _, _ := bytes.Cut(b, []byte("\r\n"))
+		report(SIDDDNSHTTP, fmt.Sprintf("DDNS request %q", line))
+	case bytes.HasPrefix(b, []byte("ACTL")):
+		report(SIDAzure, "VPN Azure control channel (ACTL)")
+	case tlsstream.LooksLikeTLS(b):
+		if sni := clientHelloSNI(b); sni == "DDNS" || vendorName(sni) {
+			report(SIDDDNSTLS, fmt.Sprintf("TLS to a SoftEther vendor service (SNI %q)", sni))
+		}
+	}
+	return false
+}
+
+func vendorName(name string) bool {
+	n := "." + strings.ToLower(strings.TrimSuffix(name, "."))
+	for _, s := range vendorSuffixes {
+		if strings.HasSuffix(n, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// dnsQueryName returns the first question of a standard DNS query.
+func dnsQueryName(b []byte) (string, bool) {
+	if len(b) < 17 || b[2]&0x80 != 0 || b[2]&0x78 != 0 || b[4] != 0 || b[5] == 0 {
+		return "", false
+	}
+	var sb strings.Builder
+	i := 12
+	for i < len(b) {
+		l := int(b[i])
+		if l == 0 {
+			return sb.String(), sb.Len() > 0
+		}
+		if l > 63 || i+1+l > len(b) || sb.Len() > 255 {
+			return "", false
+		}
+		if sb.Len() > 0 {
+			sb.WriteByte('.')
+		}
+		sb.Write(b[i+1 : i+1+l])
+		i += 1 + l
+	}
+	return "", false
+}
+
+// isNATTPack recognises SoftEther's PACK serialisation carrying the NAT
+// traversal fields: a big-endian element count followed by
+// length-prefixed element names such as "opcode", "tran_id", "svc_name".
+func isNATTPack(b []byte) bool {
+	if len(b) == 1 && (b[0] == 'A' || b[0] == 'B') {
+		return true
+	}
+	if len(b) < 16 || b[0] != 0 || b[1] != 0 {
+		return false
+	}
+	for _, key := range [][]byte{[]byte("opcode"), []byte("svc_name"), []byte("nat_traversal_version"), []byte("tran_id")} {
+		if bytes.Contains(b, key) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientHelloSNI returns the SNI of a ClientHello carried in one segment.
+func clientHelloSNI(b []byte) string {
+	if len(b) < 9 {
+		return ""
+	}
+	n := int(b[3])<<8 | int(b[4])
+	rec := b[5:]
+	if len(rec) > n {
+		rec = rec[:n]
+	}
+	sni := ""
+	tlshello.Messages(rec, func(typ uint8, body []byte) bool {
+		if typ == tlshello.TypeClientHello {
+			if ch, err := tlshello.ParseClientHello(body); err == nil {
+				sni = ch.SNI
+			}
+		}
+		return false
+	})
+	return sni
+}

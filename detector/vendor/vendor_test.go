@@ -1,0 +1,67 @@
+package vendor
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/sewatch/sewatch/detector"
+	"github.com/sewatch/sewatch/internal/decode"
+)
+
+func dnsQuery(name string) []byte {
+	b := []byte{0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0}
+	for _, l := range strings.Split(name, ".") {
+		b = append(b, byte(len(l)))
+		b = append(b, l...)
+	}
+	return append(b, 0, 0, 1, 0, 1)
+}
+
+type sink struct{ sids []int }
+
+func (s *sink) Report(e detector.Evidence) { s.sids = append(s.sids, e.Signature) }
+
+func TestVendor(t *testing.T) {
+	tests := []struct {
+		name  string
+		proto uint8
+		b     []byte
+		want  int
+	}{
+		{"nat-t name", decode.ProtoUDP, dnsQuery("x1.xc.dev.servers.nat-traversal.softether-network.net"), SIDDNS},
+		{"vpn gate host", decode.ProtoUDP, dnsQuery("public-vpn-113.opengw.net"), SIDDNS},
+		{"ordinary name", decode.ProtoUDP, dnsQuery("www.example.org"), 0},
+		{"look-alike name", decode.ProtoUDP, dnsQuery("notsoftether.net"), 0},
+		{"keep-alive", decode.ProtoUDP, []byte("Internet Connection Keep Alive Packet"), SIDKeepAlive},
+		{"nat-t pack", decode.ProtoUDP, append([]byte{0, 0, 0, 3, 0, 0, 0, 7}, "opcode\x00\x00\x00\x02get_token"...), SIDNATT},
+		{"nat-t reply", decode.ProtoUDP, []byte("IP=203.0.113.5,PORT=40001"), SIDNATT},
+		{"getmyip", decode.ProtoTCP, []byte("GET /ddns/getmyip.ashx?v=1241781624 HTTP/1.1\r\nHost: x\r\n\r\n"), SIDDDNSHTTP},
+		{"azure", decode.ProtoTCP, []byte("ACTL\x00\x00\x01\x00"), SIDAzure},
+		{"web request", decode.ProtoTCP, []byte("GET / HTTP/1.1\r\nHost: example.org\r\n\r\n"), 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &detector.Flow{Proto: tc.proto, Client: netip.MustParseAddrPort("10.0.0.1:40000"), Server: netip.MustParseAddrPort("10.0.0.2:53")}
+			p := &decode.Packet{Proto: tc.proto, Payload: tc.b}
+			s := &sink{}
+			Detector{}.NewInspector(p, f).Inspect(p, true, f, s)
+			if (tc.want == 0 && len(s.sids) != 0) || (tc.want != 0 && (len(s.sids) != 1 || s.sids[0] != tc.want)) {
+				t.Errorf("signatures %v, want %d", s.sids, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzInspect(f *testing.F) {
+	f.Add(dnsQuery("keepalive.softether.org"), true)
+	f.Fuzz(func(t *testing.T, b []byte, tcp bool) {
+		proto := decode.ProtoUDP
+		if tcp {
+			proto = decode.ProtoTCP
+		}
+		fl := &detector.Flow{Proto: proto}
+		p := &decode.Packet{Proto: proto, Payload: b}
+		Detector{}.NewInspector(p, fl).Inspect(p, true, fl, &sink{})
+	})
+}
