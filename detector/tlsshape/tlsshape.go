@@ -312,6 +312,10 @@ func (in *Inspector) serverRecord(r tlsstream.Record, p *decode.Packet, f *detec
 
 // evaluate matches the record sizes seen so far and reports each new level.
 func (in *Inspector) evaluate(p *decode.Packet, f *detector.Flow, s detector.Sink) {
+	if !in.srvTLS {
+		in.evaluateClientOnly(p, f, s)
+		return
+	}
 	c, sv := in.cApp[:in.nc], in.sApp[:in.ns]
 	// With the D20/4.x GET probe in front, the protocol starts one record later.
 	off, probe := 0, false
@@ -365,6 +369,28 @@ func (in *Inspector) evaluate(p *decode.Packet, f *detector.Flow, s detector.Sin
 		if len(c) >= 2 && len(sv) >= 2 {
 			in.release()
 		}
+	}
+}
+
+// evaluateClientOnly handles a tap that sees only the client's side (an
+// asymmetric route): the client's records alone must follow the connect
+// phase, GET probe (optional), watermark upload, then login.
+func (in *Inspector) evaluateClientOnly(p *decode.Packet, f *detector.Flow, s detector.Sink) {
+	c := in.cApp[:in.nc]
+	if in.level > 0 || len(c) < 2 {
+		return
+	}
+	why := ""
+	if getProbe.has(int(c[0])) {
+		if len(c) < 3 {
+			return
+		}
+		why = fmt.Sprintf("GET probe %d, ", c[0])
+		c = c[1:]
+	}
+	in.level = 4
+	if watermark.has(int(c[0])) && login.has(int(c[1])) {
+		s.Report(in.evidence(p, f, KindShape, fmt.Sprintf("server side not visible; client sent %swatermark %d, login %d", why, c[0], c[1]), 0.5, true))
 	}
 }
 

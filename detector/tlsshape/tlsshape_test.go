@@ -3,6 +3,7 @@ package tlsshape
 import (
 	"encoding/binary"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,12 +54,17 @@ func TestShape(t *testing.T) {
 			"", "", 0, false},
 		{"API upload 2 KB answered by 5 KB", []rec{{'c', 2100}, {'s', 5200}, {'c', 3000}, {'s', 300}},
 			"", "", 0, false},
+		{"client side only (asymmetric tap)", []rec{{'c', 269}, {'c', 2161}, {'c', 3403}, {'c', 367}},
+			KindShape, "direct", 0.5, true},
 		{"look-alike upload: partial match, never an anchor", []rec{{'c', 2500}, {'s', 700}, {'c', 1200}, {'s', 200}},
 			KindShape, "direct", 0.45, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			in := &Inspector{cliFin: true, shDone: true, certDone: true}
+			in := &Inspector{cliFin: true, shDone: true, certDone: true, srvTLS: true}
+			if strings.HasPrefix(tc.name, "client side only") {
+				in.srvTLS = false
+			}
 			s := &sink{}
 			f := &detector.Flow{Proto: decode.ProtoTCP}
 			p := &decode.Packet{Time: time.Unix(1, 0)}

@@ -136,6 +136,17 @@ func natClient(fr []frame, from, to [4]byte, portShift uint16) []frame {
 	return out
 }
 
+// oneWay keeps only packets sent by one IPv4 address (an asymmetric tap).
+func oneWay(fr []frame, src [4]byte) []frame {
+	var out []frame
+	for _, f := range fr {
+		if len(f.data) >= 30 && binary.BigEndian.Uint16(f.data[12:]) == 0x0800 && [4]byte(f.data[26:30]) == src {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 func dropFirst(fr []frame, d time.Duration) []frame {
 	var out []frame
 	for _, f := range fr {
@@ -199,6 +210,8 @@ func TestTransformedCaptures(t *testing.T) {
 		{"idle session joined after 30 s", dropFirst(idle, 30*time.Second), true, cli, srv, []int{8700005, 8700009}},
 		{"idle session joined late, ipv6", toIPv6(dropFirst(idle, 30*time.Second)), true, "2001:0db8:0000:0000:0000:0000:c612:0102", "2001:0db8:0000:0000:0000:0000:c612:0202", []int{8700005, 8700009}},
 		{"mixed with long-polling https", mix(direct, longpoll), true, cli, srv, []int{8700001}},
+		{"asymmetric tap: client side only", oneWay(direct, [4]byte{198, 18, 1, 2}), true, cli, srv, []int{8700001}},
+		{"asymmetric tap: long-polling client side only", oneWay(longpoll, [4]byte{198, 19, 1, 2}), false, "", "", nil},
 		{"long-polling https alone, vlan", addVLAN(longpoll, 5), false, "", "", nil},
 		{"ssh, lossy", lossy(ssh, 0.05, 3), false, "", "", nil},
 		{"long-polling joined late", dropFirst(longpoll, 3*time.Second), false, "", "", nil},
