@@ -2,20 +2,28 @@ package outputs
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sewatch/sewatch/outputs/spool"
 )
 
 // Policy is the one delivery policy every output shares.
 type Policy struct {
-	// Lossy: Send never blocks; when an output's queue is full the record is
-	// dropped for that output and counted (live capture). Otherwise Send blocks
-	// (back-pressure, pcap mode: nothing is lost).
+	// Lossy: Send never blocks; when an output's queue is full, or its spool
+	// is full, the record is dropped for that output and counted (live
+	// capture). Otherwise Send blocks (back-pressure, pcap mode: nothing is
+	// lost).
 	Lossy bool
-	// QueueSize is the per-output queue length.
+	// QueueSize is the per-output queue length; each output also holds up to
+	// QueueSize records in memory behind the queue before it spills to its spool.
 	QueueSize int
 	// BatchSize is the largest batch handed to Output.Write.
 	BatchSize int
@@ -24,7 +32,15 @@ type Policy struct {
 	BatchTimeout time.Duration
 	// RetryMin and RetryMax bound the exponential back-off between failed writes.
 	RetryMin, RetryMax time.Duration
+	// SpoolDir enables the on-disk spool: each output gets a subdirectory
+	// named after it. Empty: no spool (records wait in memory only).
+	SpoolDir string
+	// SpoolMaxBytes bounds each output's spool on disk (default 256 MiB).
+	SpoolMaxBytes int64
 }
+
+// DefaultSpoolMaxBytes is each output's spool limit when none is set.
+const DefaultSpoolMaxBytes = 256 << 20
 
 // DefaultPolicy is a sane policy for pcap mode.
 func DefaultPolicy() Policy {
@@ -33,38 +49,94 @@ func DefaultPolicy() Policy {
 
 // Stats is one output's health.
 type Stats struct {
-	Name      string `json:"name"`
-	Queued    int    `json:"queued"`
+	Name string `json:"name"`
+	// Queued is what waits for delivery: queue, memory and spool.
+	Queued int `json:"queued"`
+	// Delivered counts records the output accepted.
 	Delivered uint64 `json:"delivered"`
-	Retried   uint64 `json:"retried"`
-	Spooled   uint64 `json:"spooled"`
-	Dropped   uint64 `json:"dropped"`
+	// Retried counts failed writes that were retried.
+	Retried uint64 `json:"retried"`
+	// Spooled counts records written to the spool (cumulative).
+	Spooled uint64 `json:"spooled"`
+	// Dropped counts records lost: spool (or queue without spool) full in
+	// lossy mode, or undeliverable at shutdown without a spool.
+	Dropped uint64 `json:"dropped"`
+	// Rejected counts records the sink refused for good (e.g. mapping
+	// errors), as reported by outputs implementing Rejecter.
+	Rejected uint64 `json:"rejected,omitempty"`
+	// InSpool and SpoolBytes describe the spool now.
+	InSpool    int64 `json:"in_spool,omitempty"`
+	SpoolBytes int64 `json:"spool_bytes,omitempty"`
 }
 
-// Router fans every record out to all outputs, each behind its own queue and goroutine.
+// Rejecter is implemented by outputs whose sink can refuse single records
+// for good (they are logged and counted by the output, never retried).
+type Rejecter interface {
+	Rejected() uint64
+}
+
+// Router fans every record out to all outputs. Each output has its own queue
+// and two goroutines: intake moves records from the queue to memory, or to
+// the spool once memory is full or the spool is already in use (so order is
+// kept); the writer batches them to Output.Write, oldest first, retrying
+// with back-off. A failed in-memory batch and everything behind it in memory
+// are moved to the front of the spool, so a crash loses at most what had not
+// reached the spool yet.
 type Router struct {
 	pol   Policy
 	log   *slog.Logger
 	sinks []*sink
 	wg    sync.WaitGroup
-	// stop is closed by Close to end retry loops that outlive its deadline.
-	stop     chan struct{}
+	// ctx is cancelled by Close when its deadline passes: it ends writes and
+	// retry loops that outlive the deadline.
+	ctx      context.Context
+	cancel   context.CancelFunc
 	closeErr error
 	once     sync.Once
 }
 
 type sink struct {
-	out       Output
-	name      string
-	q         chan Record
+	out  Output
+	name string
+	q    chan Record
+	sp   *spool.Spool // nil: no spool
+
+	mu         sync.Mutex
+	mem        []Record // oldest first; all older than anything in sp
+	inflight   []Record // an in-memory batch being written (older than mem)
+	intakeDone bool
+	wake       chan struct{} // writer: new records or intake done
+	room       chan struct{} // intake: memory or spool shrank
+
 	delivered atomic.Uint64
 	retried   atomic.Uint64
 	dropped   atomic.Uint64
 	spooled   atomic.Uint64
 }
 
-// NewRouter starts one delivery goroutine per output.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// NewRouter starts the delivery goroutines. An output whose spool cannot be
+// opened runs without one (logged); use OpenRouter to treat that as an error.
 func NewRouter(pol Policy, outs []Output, log *slog.Logger) *Router {
+	r, err := newRouter(pol, outs, log, false)
+	if err != nil {
+		log.Error("output spool unavailable, delivering from memory only", "err", err)
+	}
+	return r
+}
+
+// OpenRouter is NewRouter that fails when a spool cannot be opened.
+func OpenRouter(pol Policy, outs []Output, log *slog.Logger) (*Router, error) {
+	return newRouter(pol, outs, log, true)
+}
+
+func newRouter(pol Policy, outs []Output, log *slog.Logger, strict bool) (*Router, error) {
 	if pol.QueueSize <= 0 {
 		pol.QueueSize = 4096
 	}
@@ -77,14 +149,70 @@ func NewRouter(pol Policy, outs []Output, log *slog.Logger) *Router {
 	if pol.RetryMax < pol.RetryMin {
 		pol.RetryMax = pol.RetryMin
 	}
-	r := &Router{pol: pol, log: log, stop: make(chan struct{})}
-	for _, o := range outs {
-		s := &sink{out: o, name: o.Name(), q: make(chan Record, pol.QueueSize)}
-		r.sinks = append(r.sinks, s)
-		r.wg.Add(1)
-		go r.run(s)
+	if pol.SpoolMaxBytes <= 0 {
+		pol.SpoolMaxBytes = DefaultSpoolMaxBytes
 	}
-	return r
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var sps []*spool.Spool
+	var errs []error
+	for _, o := range outs {
+		var sp *spool.Spool
+		if pol.SpoolDir != "" {
+			dir := filepath.Join(pol.SpoolDir, SpoolName(o.Name()))
+			var err error
+			sp, err = spool.Open(dir, spool.Options{MaxBytes: pol.SpoolMaxBytes})
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", o.Name(), err))
+				sp = nil
+			} else if n := sp.Len(); n > 0 {
+				log.Info("output spool holds events from an earlier run, delivering them first",
+					"output", o.Name(), "events", n, "bytes", sp.Size())
+			}
+		}
+		sps = append(sps, sp)
+	}
+	if err := errors.Join(errs...); err != nil && strict {
+		for _, sp := range sps {
+			if sp != nil {
+				sp.Close()
+			}
+		}
+		return nil, err
+	}
+	r := &Router{pol: pol, log: log}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	for i, o := range outs {
+		s := &sink{out: o, name: o.Name(), q: make(chan Record, pol.QueueSize), sp: sps[i],
+			wake: make(chan struct{}, 1), room: make(chan struct{}, 1)}
+		r.sinks = append(r.sinks, s)
+		r.wg.Add(2)
+		go r.intake(s)
+		go r.writer(s)
+	}
+	return r, errors.Join(errs...)
+}
+
+// SpoolName is the spool subdirectory of an output name: letters, digits,
+// '.', '-' and '_' are kept, runs of anything else become one '_'.
+func SpoolName(name string) string {
+	var b strings.Builder
+	under := false
+	for _, c := range name {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_' {
+			b.WriteRune(c)
+			under = false
+		} else if !under {
+			b.WriteByte('_')
+			under = true
+		}
+	}
+	out := strings.Trim(b.String(), "_.")
+	if out == "" {
+		out = "output"
+	}
+	return out
 }
 
 // Send hands a record to every output. In lossy mode it never blocks.
@@ -106,15 +234,28 @@ func (r *Router) Send(rec Record) {
 func (r *Router) Stats() []Stats {
 	st := make([]Stats, 0, len(r.sinks))
 	for _, s := range r.sinks {
-		st = append(st, Stats{Name: s.name, Queued: len(s.q), Delivered: s.delivered.Load(),
-			Retried: s.retried.Load(), Spooled: s.spooled.Load(), Dropped: s.dropped.Load()})
+		s.mu.Lock()
+		queued := len(s.q) + len(s.mem) + len(s.inflight)
+		s.mu.Unlock()
+		x := Stats{Name: s.name, Delivered: s.delivered.Load(),
+			Retried: s.retried.Load(), Spooled: s.spooled.Load(), Dropped: s.dropped.Load()}
+		if s.sp != nil {
+			x.InSpool, x.SpoolBytes = s.sp.Len(), s.sp.Size()
+			queued += int(x.InSpool)
+		}
+		x.Queued = queued
+		if rj, ok := s.out.(Rejecter); ok {
+			x.Rejected = rj.Rejected()
+		}
+		st = append(st, x)
 	}
 	return st
 }
 
-// Close stops accepting records, delivers what is queued (retrying until ctx
-// is done), then closes every output. Records still undelivered when ctx ends
-// are dropped and counted.
+// Close stops accepting records and delivers what is queued, in memory or
+// spooled, retrying until ctx is done; then it closes every output. Records
+// still undelivered when ctx ends stay in the spool for the next run; without
+// a spool they are dropped and counted.
 func (r *Router) Close(ctx context.Context) error {
 	r.once.Do(func() {
 		for _, s := range r.sinks {
@@ -125,13 +266,23 @@ func (r *Router) Close(ctx context.Context) error {
 		select {
 		case <-done:
 		case <-ctx.Done():
-			close(r.stop)
+			r.cancel()
 			<-done
 		}
+		r.cancel()
 		var errs []error
 		for _, s := range r.sinks {
 			if err := s.out.Close(ctx); err != nil {
 				errs = append(errs, err)
+			}
+			if s.sp != nil {
+				if n := s.sp.Len(); n > 0 {
+					r.log.Warn("output spool keeps undelivered events for the next run",
+						"output", s.name, "events", n, "dir", s.sp.Dir())
+				}
+				if err := s.sp.Close(); err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
+				}
 			}
 		}
 		r.closeErr = errors.Join(errs...)
@@ -139,97 +290,345 @@ func (r *Router) Close(ctx context.Context) error {
 	return r.closeErr
 }
 
-func (r *Router) run(s *sink) {
+func (r *Router) stopped() bool { return r.ctx.Err() != nil }
+
+// intake moves records from the queue into memory or the spool.
+func (r *Router) intake(s *sink) {
 	defer r.wg.Done()
-	batch := make([]Record, 0, r.pol.BatchSize)
-	var timer *time.Timer
+	buf := make([]Record, 0, 256)
 	for {
 		rec, ok := <-s.q
 		if !ok {
-			return
+			break
 		}
-		batch = append(batch[:0], rec)
-		open := true
-	fill:
-		for len(batch) < r.pol.BatchSize {
+		buf = append(buf[:0], rec)
+	more:
+		for len(buf) < cap(buf) {
 			select {
 			case rec, ok := <-s.q:
 				if !ok {
-					open = false
-					break fill
+					break more
 				}
-				batch = append(batch, rec)
-				continue
+				buf = append(buf, rec)
 			default:
-			}
-			if r.pol.BatchTimeout <= 0 {
-				break
-			}
-			if timer == nil {
-				timer = time.NewTimer(r.pol.BatchTimeout)
-			} else {
-				timer.Reset(r.pol.BatchTimeout)
-			}
-			select {
-			case rec, ok := <-s.q:
-				if !timer.Stop() {
-					<-timer.C
-				}
-				if !ok {
-					open = false
-					break fill
-				}
-				batch = append(batch, rec)
-			case <-timer.C:
-				break fill
+				break more
 			}
 		}
-		r.deliver(s, batch)
-		if !open {
+		r.admit(s, buf)
+	}
+	s.mu.Lock()
+	s.intakeDone = true
+	s.mu.Unlock()
+	signal(s.wake)
+}
+
+// admit places recs (in order) behind everything already held for s.
+func (r *Router) admit(s *sink, recs []Record) {
+	memCap := r.pol.QueueSize
+	for len(recs) > 0 {
+		s.mu.Lock()
+		inSpool := s.sp != nil && s.sp.Len() > 0
+		switch {
+		case !inSpool && len(s.mem) < memCap:
+			n := min(memCap-len(s.mem), len(recs))
+			s.mem = append(s.mem, recs[:n]...)
+			recs = recs[n:]
+			s.mu.Unlock()
+			signal(s.wake)
+			continue
+		case s.sp != nil:
+			// Memory is full or the spool is in use: the spool takes them,
+			// memory first when the spool was empty (order is kept).
+			var ents [][]byte
+			var fromMem int
+			if !inSpool && len(s.mem) > 0 {
+				var need int64
+				for _, m := range s.mem {
+					need += int64(encodedLen(m) + spool.Overhead)
+				}
+				if need <= s.sp.Free() {
+					fromMem = len(s.mem)
+					for _, m := range s.mem {
+						ents = append(ents, encodeRecord(nil, m))
+					}
+				}
+			}
+			if fromMem > 0 || inSpool {
+				for _, rec := range recs {
+					ents = append(ents, encodeRecord(nil, rec))
+				}
+				n, err := s.sp.Append(ents)
+				if n > 0 {
+					s.spooled.Add(uint64(n))
+				}
+				if n >= fromMem {
+					s.mem = s.mem[:0]
+					recs = recs[n-fromMem:]
+				}
+				if err == nil {
+					s.mu.Unlock()
+					signal(s.wake)
+					continue
+				}
+				if !errors.Is(err, spool.ErrFull) {
+					r.log.Warn("output spool write failed", "output", s.name, "err", err)
+				}
+			}
+		}
+		// No room in memory nor in the spool.
+		s.mu.Unlock()
+		signal(s.wake)
+		if r.pol.Lossy || r.stopped() {
+			s.dropped.Add(uint64(len(recs)))
 			return
+		}
+		select {
+		case <-s.room:
+		case <-r.ctx.Done():
 		}
 	}
 }
 
-// deliver writes one batch, retrying with exponential back-off until it is
-// delivered or the router is told to stop.
-func (r *Router) deliver(s *sink, batch []Record) {
-	wait := r.pol.RetryMin
-	for attempt := 0; ; attempt++ {
-		ctx, cancel := context.WithCancel(context.Background())
-		stopped := make(chan struct{})
-		go func() {
-			select {
-			case <-r.stop:
-				cancel()
-			case <-stopped:
-			}
-		}()
-		err := s.out.Write(ctx, batch)
-		close(stopped)
-		cancel()
+// writer delivers batches, oldest first.
+func (r *Router) writer(s *sink) {
+	defer r.wg.Done()
+	var wait time.Duration
+	for {
+		batch, fromSpool, ok := r.next(s)
+		if !ok {
+			break
+		}
+		err := s.out.Write(r.ctx, batch)
 		if err == nil {
 			s.delivered.Add(uint64(len(batch)))
-			return
+			s.mu.Lock()
+			if fromSpool {
+				if cerr := s.sp.Commit(); cerr != nil {
+					r.log.Warn("output spool commit failed", "output", s.name, "err", cerr)
+				}
+			} else {
+				s.inflight = nil
+			}
+			s.mu.Unlock()
+			signal(s.room)
+			wait = 0
+			continue
 		}
-		select {
-		case <-r.stop:
-			s.dropped.Add(uint64(len(batch)))
-			r.log.Error("output gave up at shutdown", "output", s.name, "dropped", len(batch), "err", err)
-			return
-		default:
+		if r.stopped() {
+			r.log.Error("output gave up at shutdown", "output", s.name, "undelivered", len(batch), "err", err)
+			break
 		}
 		s.retried.Add(1)
-		if attempt == 0 || attempt%20 == 0 {
-			r.log.Warn("output write failed, retrying", "output", s.name, "attempt", attempt+1, "err", err)
+		if n := s.retried.Load(); n == 1 || n%20 == 0 {
+			r.log.Warn("output write failed, retrying", "output", s.name, "failures", n, "err", err)
+		}
+		if !fromSpool && s.sp != nil {
+			r.spill(s)
+		}
+		if wait == 0 {
+			wait = r.pol.RetryMin
+		} else {
+			wait = min(wait*2, r.pol.RetryMax)
 		}
 		select {
 		case <-time.After(wait):
-		case <-r.stop:
-		}
-		wait *= 2
-		if wait > r.pol.RetryMax {
-			wait = r.pol.RetryMax
+		case <-r.ctx.Done():
 		}
 	}
+	r.finish(s)
+}
+
+// spill moves the failed in-memory batch and the memory behind it to the
+// front of the spool. On failure they stay in memory and are retried there.
+func (r *Router) spill(s *sink) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.inflight) + len(s.mem)
+	if n == 0 {
+		return
+	}
+	ents := make([][]byte, 0, n)
+	for _, m := range s.inflight {
+		ents = append(ents, encodeRecord(nil, m))
+	}
+	for _, m := range s.mem {
+		ents = append(ents, encodeRecord(nil, m))
+	}
+	if err := s.sp.Prepend(ents); err != nil {
+		r.log.Warn("output spool write failed, holding events in memory", "output", s.name, "err", err)
+		return
+	}
+	s.spooled.Add(uint64(n))
+	s.inflight, s.mem = nil, s.mem[:0]
+	signal(s.room)
+}
+
+// finish runs when the writer ends: records still in memory go to the spool
+// for the next run, or are counted as dropped without one.
+func (r *Router) finish(s *sink) {
+	if s.sp != nil {
+		r.spill(s)
+	}
+	s.mu.Lock()
+	n := len(s.inflight) + len(s.mem)
+	s.inflight, s.mem = nil, nil
+	s.mu.Unlock()
+	if n > 0 {
+		s.dropped.Add(uint64(n))
+		r.log.Error("output dropped undelivered events at shutdown", "output", s.name, "dropped", n)
+	}
+	signal(s.room)
+}
+
+// next waits for the next batch: a failed in-memory batch again, else from
+// memory, else from the spool. ok is false when there is nothing left and
+// intake has ended, or at the shutdown deadline.
+func (r *Router) next(s *sink) (batch []Record, fromSpool, ok bool) {
+	var deadline time.Time
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		if r.stopped() {
+			return nil, false, false
+		}
+		s.mu.Lock()
+		if s.inflight != nil {
+			b := s.inflight
+			s.mu.Unlock()
+			return b, false, true
+		}
+		if len(s.mem) > 0 {
+			full := len(s.mem) >= r.pol.BatchSize
+			if full || r.pol.BatchTimeout <= 0 || s.intakeDone || (!deadline.IsZero() && !time.Now().Before(deadline)) {
+				n := min(len(s.mem), r.pol.BatchSize)
+				b := make([]Record, n)
+				copy(b, s.mem)
+				s.mem = append(s.mem[:0], s.mem[n:]...)
+				s.inflight = b
+				s.mu.Unlock()
+				signal(s.room)
+				return b, false, true
+			}
+			if deadline.IsZero() {
+				deadline = time.Now().Add(r.pol.BatchTimeout)
+			}
+		} else if s.sp != nil && s.sp.Len() > 0 {
+			ents, err := s.sp.Peek(r.pol.BatchSize)
+			if err != nil {
+				// The spool cannot be read back: give its content up, counted.
+				n, derr := s.sp.Discard()
+				s.dropped.Add(uint64(n))
+				r.log.Error("output spool unreadable, its events are dropped", "output", s.name,
+					"dropped", n, "err", errors.Join(err, derr))
+				s.mu.Unlock()
+				continue
+			}
+			b := make([]Record, 0, len(ents))
+			bad := 0
+			for _, e := range ents {
+				rec, derr := decodeRecord(e)
+				if derr != nil {
+					bad++
+					continue
+				}
+				b = append(b, rec)
+			}
+			if bad > 0 {
+				s.dropped.Add(uint64(bad))
+				r.log.Error("output spool holds damaged events, skipping them", "output", s.name, "dropped", bad)
+			}
+			if len(b) == 0 {
+				s.sp.Commit()
+				s.mu.Unlock()
+				continue
+			}
+			s.mu.Unlock()
+			return b, true, true
+		} else if s.intakeDone {
+			s.mu.Unlock()
+			return nil, false, false
+		}
+		s.mu.Unlock()
+		var tc <-chan time.Time
+		if !deadline.IsZero() {
+			d := time.Until(deadline)
+			if timer == nil {
+				timer = time.NewTimer(d)
+			} else {
+				timer.Reset(d)
+			}
+			tc = timer.C
+		}
+		select {
+		case <-s.wake:
+		case <-tc:
+		case <-r.ctx.Done():
+		}
+	}
+}
+
+// Spool record encoding: version byte, then uvarint-prefixed Type, Key, ID,
+// varint time (Unix ns, 0 for zero), FlowID, SignatureID, and the JSON rest.
+const recVersion = 1
+
+func encodedLen(r Record) int {
+	return 1 + 3*binary.MaxVarintLen64 + len(r.Type) + len(r.Key) + len(r.ID) + 3*binary.MaxVarintLen64 + len(r.JSON)
+}
+
+func encodeRecord(buf []byte, r Record) []byte {
+	if buf == nil {
+		buf = make([]byte, 0, encodedLen(r))
+	}
+	buf = append(buf, recVersion)
+	for _, s := range [...]string{r.Type, r.Key, r.ID} {
+		buf = binary.AppendUvarint(buf, uint64(len(s)))
+		buf = append(buf, s...)
+	}
+	var ns int64
+	if !r.Time.IsZero() {
+		ns = r.Time.UnixNano()
+	}
+	buf = binary.AppendVarint(buf, ns)
+	buf = binary.AppendVarint(buf, r.FlowID)
+	buf = binary.AppendVarint(buf, int64(r.SignatureID))
+	return append(buf, r.JSON...)
+}
+
+var errBadRecord = errors.New("damaged spool record")
+
+func decodeRecord(b []byte) (Record, error) {
+	var r Record
+	if len(b) == 0 || b[0] != recVersion {
+		return r, errBadRecord
+	}
+	b = b[1:]
+	var strs [3]string
+	for i := range strs {
+		l, n := binary.Uvarint(b)
+		if n <= 0 || uint64(len(b)-n) < l {
+			return r, errBadRecord
+		}
+		strs[i] = string(b[n : n+int(l)])
+		b = b[n+int(l):]
+	}
+	var ints [3]int64
+	for i := range ints {
+		v, n := binary.Varint(b)
+		if n <= 0 {
+			return r, errBadRecord
+		}
+		ints[i] = v
+		b = b[n:]
+	}
+	r.Type, r.Key, r.ID = strs[0], strs[1], strs[2]
+	if ints[0] != 0 {
+		r.Time = time.Unix(0, ints[0]).UTC()
+	}
+	r.FlowID, r.SignatureID = ints[1], int(ints[2])
+	r.JSON = b
+	return r, nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/sewatch/sewatch/internal/engine"
 	"github.com/sewatch/sewatch/internal/flow"
 	"github.com/sewatch/sewatch/internal/verdict"
+	"github.com/sewatch/sewatch/internal/vpngate"
 	"github.com/sewatch/sewatch/outputs"
 	_ "github.com/sewatch/sewatch/outputs/all"
 )
@@ -157,9 +158,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return n
 	}
 
+	vcfg := verdict.Config{Threshold: cfg.Verdict.Threshold, SessionGap: cfg.Verdict.SessionGap, Window: 5 * time.Minute,
+		MaxSessions: 65536, Allow: cfg.Allowlist, HomeNets: cfg.HomeNets}
+	if cfg.VPNGateList != "" {
+		l, err := vpngate.Load(cfg.VPNGateList)
+		if err != nil {
+			fmt.Fprintf(stderr, "sewatch: %v\n", err)
+			return 1
+		}
+		vcfg.VPNGate = l
+		log.Info("VPN Gate list loaded (corroboration only)", "servers", len(l))
+	}
 	eng := engine.New(engine.Config{
 		Detectors: dets,
-		Verdict:   verdict.Config{Threshold: cfg.Verdict.Threshold, SessionGap: cfg.Verdict.SessionGap, Window: 5 * time.Minute, MaxSessions: 65536},
+		Verdict:   vcfg,
 		MaxFlows:  cfg.Flow.MaxFlows,
 		Timeouts:  flow.Timeouts{TCP: cfg.Flow.TCP, TCPClosed: cfg.Flow.TCPClosed, UDP: cfg.Flow.UDP, Other: cfg.Flow.Other},
 		Iface:     *iface, Sensor: cfg.SensorName, Location: cfg.Location(), CommunityIDSeed: cfg.CommunityIDSeed,

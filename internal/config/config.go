@@ -7,27 +7,38 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/sewatch/sewatch/internal/verdict"
 	"github.com/sewatch/sewatch/outputs"
 )
 
 // Config is the whole configuration file.
 type Config struct {
-	SensorName      string         `yaml:"sensor-name"`
-	CommunityIDSeed uint16         `yaml:"community-id-seed"`
-	Timezone        string         `yaml:"timezone"`
-	LogLevel        string         `yaml:"log-level"`
-	Stats           Stats          `yaml:"stats"`
-	Capture         Capture        `yaml:"capture"`
-	Flow            Flow           `yaml:"flow"`
-	Verdict         Verdict        `yaml:"verdict"`
-	Detectors       []string       `yaml:"detectors"`
-	Delivery        Delivery       `yaml:"delivery"`
-	Outputs         []outputs.Spec `yaml:"outputs"`
+	SensorName      string   `yaml:"sensor-name"`
+	CommunityIDSeed uint16   `yaml:"community-id-seed"`
+	Timezone        string   `yaml:"timezone"`
+	LogLevel        string   `yaml:"log-level"`
+	Stats           Stats    `yaml:"stats"`
+	Capture         Capture  `yaml:"capture"`
+	Flow            Flow     `yaml:"flow"`
+	Verdict         Verdict  `yaml:"verdict"`
+	Detectors       []string `yaml:"detectors"`
+	// HomeNets are the protected networks (Suricata's HOME_NET): an
+	// internal host serving SoftEther sessions to outside clients is
+	// reported as a server or relay.
+	HomeNets []netip.Prefix `yaml:"home-nets"`
+	// Allowlist of sanctioned SoftEther servers.
+	Allowlist []verdict.AllowRule `yaml:"allowlist"`
+	// VPNGateList is a file in VPN Gate's public CSV format, used only to
+	// corroborate alerts (alert.metadata.vpngate_listed).
+	VPNGateList string         `yaml:"vpngate-list"`
+	Delivery    Delivery       `yaml:"delivery"`
+	Outputs     []outputs.Spec `yaml:"outputs"`
 }
 
 // Stats configures the periodic EVE stats event.
@@ -149,6 +160,11 @@ func (c *Config) Validate() error {
 	if c.Timezone != "" && c.Timezone != "Local" && c.Timezone != "UTC" {
 		if _, err := time.LoadLocation(c.Timezone); err != nil {
 			errs = append(errs, fmt.Errorf("timezone: %w", err))
+		}
+	}
+	for _, r := range c.Allowlist {
+		if err := r.Validate(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	for i, o := range c.Outputs {

@@ -26,6 +26,8 @@ func TestConfigs(t *testing.T) {
 		"session-gap.bad.yaml":      "session-gap must be at least 20s",
 		"log-level.bad.yaml":        "log-level",
 		"timeout-negative.bad.yaml": "flow.udp-timeout must be positive",
+		"allow-action.bad.yaml":     "action must be suppress or downgrade",
+		"home-net.bad.yaml":         "10.0.0.0/33",
 	}
 	for _, f := range files {
 		name := filepath.Base(f)

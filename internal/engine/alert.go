@@ -50,6 +50,9 @@ func (e *Engine) alertEvent(a verdict.Alert) *eve.Event {
 		"score":         {strconv.FormatFloat(float64(a.Score), 'f', 2, 32)},
 		"session_flows": a.Flows,
 	}
+	for k, v := range a.Extra {
+		md[k] = v
+	}
 	seen := map[string]bool{}
 	for _, x := range a.Evidence {
 		line := x.Kind + ": " + x.Detail

@@ -67,6 +67,8 @@ var Signatures = []Signature{
 	{SIDVendorDDNS, 1, "SEWATCH SoftEther software present: DDNS HTTP request", catPolicy, 2},
 	{SIDVendorAzure, 1, "SEWATCH SoftEther VPN Azure relay control channel", catPolicy, 1},
 	{SIDVendorDDNSTLS, 1, "SEWATCH SoftEther software present: TLS to vendor DDNS/update service", catPolicy, 3},
+	{SIDServerInside, 1, "SEWATCH SoftEther VPN server inside the network accepting outside sessions", catPolicy, 1},
+	{SIDRelayInside, 1, "SEWATCH SoftEther VPN relay inside the network (several outside clients, VPN Gate-like)", catPolicy, 1},
 	{SIDOpenVPNUDP, 1, "SEWATCH OpenVPN session (UDP)", catInfo, 3},
 	{SIDOpenVPNTCP, 1, "SEWATCH OpenVPN session (TCP)", catInfo, 3},
 	{SIDWireGuard, 1, "SEWATCH WireGuard handshake", catInfo, 3},

@@ -30,6 +30,8 @@ type Alert struct {
 	Confidence float32
 	Flows      []string // member flows, "TCP 10.0.0.1:4711 -> 10.0.0.2:443"
 	TLS        *detector.TLSInfo
+	// Extra metadata added by policy (allowlisted, vpngate_listed, server_host).
+	Extra map[string][]string
 }
 
 // Config tunes the verdict stage.
@@ -44,6 +46,14 @@ type Config struct {
 	Window time.Duration
 	// MaxSessions bounds memory; the stalest session is dropped.
 	MaxSessions int
+	// Allow lists sanctioned SoftEther servers.
+	Allow []AllowRule
+	// HomeNets are the networks whose hosts serving SoftEther sessions to
+	// outside clients are reported as servers or relays.
+	HomeNets []netip.Prefix
+	// VPNGate maps addresses of VPN Gate's public list to host names
+	// (corroboration in metadata only).
+	VPNGate map[netip.Addr]string
 }
 
 // DefaultConfig is the shipped tuning.
@@ -62,12 +72,15 @@ type session struct {
 
 // Verdict is safe for concurrent use: workers share one.
 type Verdict struct {
-	cfg      Config
-	emit     func(Alert)
-	mu       sync.Mutex
-	sessions map[pairKey]*session
-	single   map[singleKey]time.Time
-	alerts   uint64
+	cfg        Config
+	emit       func(Alert)
+	mu         sync.Mutex
+	sessions   map[pairKey]*session
+	single     map[singleKey]time.Time
+	alerts     uint64
+	suppressed uint64
+	clients    map[netip.Addr]map[netip.Addr]bool
+	roles      map[roleKey]bool
 }
 
 type singleKey struct {
@@ -78,9 +91,19 @@ type singleKey struct {
 // New returns a verdict stage that calls emit for each alert (under its lock).
 func New(cfg Config, emit func(Alert)) *Verdict {
 	if cfg.Threshold <= 0 {
-		cfg = DefaultConfig()
+		d := DefaultConfig()
+		d.Allow, d.HomeNets, d.VPNGate = cfg.Allow, cfg.HomeNets, cfg.VPNGate
+		cfg = d
 	}
-	return &Verdict{cfg: cfg, emit: emit, sessions: map[pairKey]*session{}, single: map[singleKey]time.Time{}}
+	return &Verdict{cfg: cfg, emit: emit, sessions: map[pairKey]*session{}, single: map[singleKey]time.Time{},
+		clients: map[netip.Addr]map[netip.Addr]bool{}, roles: map[roleKey]bool{}}
+}
+
+// Suppressed returns how many session alerts the allowlist suppressed.
+func (v *Verdict) Suppressed() uint64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.suppressed
 }
 
 // Alerts returns how many alerts were emitted.
@@ -150,8 +173,13 @@ func (v *Verdict) Report(e detector.Evidence) {
 		return
 	}
 	s.alerted = true
+	a := v.buildAlert(s, anchor, e, score)
+	if !v.applyPolicy(&a) {
+		return
+	}
 	v.alerts++
-	v.emit(v.buildAlert(s, anchor, e, score))
+	v.emit(a)
+	v.serverRole(a)
 }
 
 // score sums each kind's strongest weight and picks the anchor.

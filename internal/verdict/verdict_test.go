@@ -96,3 +96,77 @@ func TestSignaturesFile(t *testing.T) {
 		seen[s.ID] = true
 	}
 }
+
+func reportSession(v *Verdict, client, server string, port uint16, at time.Duration) {
+	c, s := netip.MustParseAddr(client), netip.MustParseAddr(server)
+	e := detector.Evidence{Kind: "shape", Weight: 1.2, Anchor: true, Mode: "direct", Client: c, Server: s, Time: t0.Add(at),
+		Flow: detector.Flow{ID: int64(at) + 1, Proto: 6, Client: netip.AddrPortFrom(c, 40000), Server: netip.AddrPortFrom(s, port), Start: t0.Add(at)}}
+	e.TLS = &detector.TLSInfo{SNI: "gw.vpn.example.com", Fingerprint: "aa:bb"}
+	v.Report(e)
+}
+
+func TestPolicy(t *testing.T) {
+	tests := []struct {
+		name      string
+		cfg       func(*Config)
+		wantSIDs  []int
+		wantExtra string
+	}{
+		{"no policy", func(*Config) {}, []int{SIDDirect}, ""},
+		{"suppressed by address", func(c *Config) {
+			c.Allow = []AllowRule{{Name: "corp", CIDRs: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, Action: "suppress"}}
+		}, nil, ""},
+		{"downgraded by SNI", func(c *Config) {
+			c.Allow = []AllowRule{{Name: "corp", SNIs: []string{"*.vpn.example.com"}, Action: "downgrade"}}
+		}, []int{SIDDirect}, "allowlisted"},
+		{"downgraded by certificate", func(c *Config) {
+			c.Allow = []AllowRule{{Name: "corp", CertSHA1: []string{"AA:BB"}, Action: "downgrade"}}
+		}, []int{SIDDirect}, "allowlisted"},
+		{"vpn gate list corroborates", func(c *Config) {
+			c.VPNGate = map[netip.Addr]string{netip.MustParseAddr("192.0.2.7"): "public-vpn-1"}
+		}, []int{SIDDirect}, "vpngate_listed"},
+		{"server inside, one client", func(c *Config) {
+			c.HomeNets = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+		}, []int{SIDDirect, SIDServerInside}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			tc.cfg(&cfg)
+			var got []Alert
+			v := New(cfg, func(a Alert) { got = append(got, a) })
+			reportSession(v, "10.1.1.2", "192.0.2.7", 443, 0)
+			var sids []int
+			for _, a := range got {
+				sids = append(sids, a.Signature.ID)
+			}
+			if len(sids) != len(tc.wantSIDs) {
+				t.Fatalf("signatures %v, want %v", sids, tc.wantSIDs)
+			}
+			for i := range sids {
+				if sids[i] != tc.wantSIDs[i] {
+					t.Fatalf("signatures %v, want %v", sids, tc.wantSIDs)
+				}
+			}
+			if tc.wantExtra != "" && got[0].Extra[tc.wantExtra] == nil {
+				t.Errorf("metadata %q missing: %v", tc.wantExtra, got[0].Extra)
+			}
+			if tc.wantExtra == "allowlisted" && got[0].Signature.Severity != 3 {
+				t.Errorf("severity %d after downgrade", got[0].Signature.Severity)
+			}
+		})
+	}
+}
+
+func TestRelayInside(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.HomeNets = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+	count := map[int]int{}
+	v := New(cfg, func(a Alert) { count[a.Signature.ID]++ })
+	for i, c := range []string{"203.0.113.1", "203.0.113.2", "198.51.100.9", "203.0.113.1"} {
+		reportSession(v, c, "192.0.2.7", 995, time.Duration(i)*time.Second)
+	}
+	if count[SIDDirect] != 3 || count[SIDServerInside] != 1 || count[SIDRelayInside] != 1 {
+		t.Errorf("alerts by signature %v", count)
+	}
+}
