@@ -32,6 +32,7 @@ func (e *Engine) SendStats() {
 	st.Flow = eve.FlowStats{Total: c.FlowsTotal.Load(), Active: uint64(fs.Active), TCP: c.FlowsTCP.Load(),
 		UDP: c.FlowsUDP.Load(), ICMPv4: c.FlowsICMP.Load(), ICMPv6: c.FlowsICMPv6.Load()}
 	st.Detect.Alert = e.verdict.Alerts()
+	st.Detect.AlertsSuppressed = e.verdict.Suppressed()
 	if e.drops != nil {
 		st.Detect.AlertQueueOverflow = e.drops()
 	}
