@@ -369,3 +369,47 @@ func BenchmarkDecodeFloor(b *testing.B) {
 	}
 	b.ReportMetric(float64(pkts*b.N)/b.Elapsed().Seconds(), "pkts/s")
 }
+
+type fakeKernel struct{}
+
+func (fakeKernel) KernelStats() (uint64, uint64, uint64) { return 100, 3, 1 }
+
+// TestStatsEvent: the periodic stats event maps sewatch's counters onto
+// Suricata's stats names and validates against both schemas.
+func TestStatsEvent(t *testing.T) {
+	c := &collector{}
+	e := newEngine(t, c)
+	e.SetCaptureStats(fakeKernel{})
+	e.SetOutputDrops(func() uint64 { return 7 })
+	w := e.NewWorker(decode.LinkEthernet)
+	for _, f := range loadCapture(t, "se-direct-443.pcap") {
+		w.Process(f.data, f.ts, w.n+1)
+		w.n++
+	}
+	w.Finish()
+	e.SendStats()
+	last := c.recs[len(c.recs)-1]
+	if last.Type != "stats" {
+		t.Fatalf("last record %s", last.JSON)
+	}
+	validate(t, compileSchema(t, "../../schemas/eve.schema.json"), last.JSON, "schemas/eve.schema.json")
+	if p := os.Getenv("SEWATCH_SURICATA_SCHEMA"); p != "" {
+		validate(t, compileSchema(t, p), last.JSON, "Suricata EVE schema")
+	}
+	var ev struct {
+		Stats struct {
+			Decoder struct{ Pkts uint64 }
+			Capture struct {
+				KernelDrops uint64 `json:"kernel_drops"`
+			}
+			Detect struct {
+				Alert    uint64
+				Overflow uint64 `json:"alert_queue_overflow"`
+			}
+		}
+	}
+	json.Unmarshal(last.JSON, &ev)
+	if ev.Stats.Decoder.Pkts != 955 || ev.Stats.Capture.KernelDrops != 3 || ev.Stats.Detect.Alert != 1 || ev.Stats.Detect.Overflow != 7 {
+		t.Errorf("stats %s", last.JSON)
+	}
+}
