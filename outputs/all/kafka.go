@@ -1,0 +1,5 @@
+//go:build !no_kafka
+
+package all
+
+import _ "github.com/sewatch/sewatch/outputs/kafka" // kafka output
