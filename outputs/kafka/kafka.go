@@ -8,7 +8,7 @@
 // id (for consumer-side de-duplication: delivery is at-least-once).
 //
 // Defaults chosen against the library's: RequiredAcks all (the library
-// defaults to none, fire-and-forget), a 5 ms batch timeout (the library waits
+// defaults to none, fire-and-forget), a 1 ms batch timeout (the library waits
 // 1 s for a partial batch), few in-library attempts (the router's retry and
 // spool take over when the broker is down), and no topic auto-creation: a
 // missing topic is a clear error at start-up.
@@ -51,7 +51,8 @@ type Options struct {
 	BatchSize int `yaml:"batch-size"`
 	// BatchBytes bounds a produce request (default 1 MiB).
 	BatchBytes int64 `yaml:"batch-bytes"`
-	// BatchTimeout is how long a partial batch waits (default 5ms).
+	// BatchTimeout is how long a partial batch waits (default 1ms: the router
+	// has batched already, so waiting longer only adds latency).
 	BatchTimeout time.Duration `yaml:"batch-timeout"`
 	// WriteTimeout bounds one produce round trip (default 10s).
 	WriteTimeout time.Duration `yaml:"write-timeout"`
@@ -152,7 +153,7 @@ func options(s outputs.Spec) (Options, error) {
 		o.BatchBytes = 1 << 20
 	}
 	if o.BatchTimeout == 0 {
-		o.BatchTimeout = 5 * time.Millisecond
+		o.BatchTimeout = time.Millisecond
 	}
 	if o.WriteTimeout == 0 {
 		o.WriteTimeout = 10 * time.Second
