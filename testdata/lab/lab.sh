@@ -24,8 +24,11 @@ SE_LIB=/usr/libexec/softether
 NS_C=sw-cli NS_R=sw-rtr NS_S=sw-srv NS_W=sw-web
 C_IP=198.18.201.2 R1_IP=198.18.201.1 R2_IP=198.18.202.1 S_IP=198.18.202.2 R3_IP=198.18.203.1 W_IP=198.18.203.2
 ADMINPW=SwLabAdmin-7 HUB=SWLAB USERPW=SwLabUser-7 ACCT=sw
-POSITIVE="direct-443 direct-5555 direct-992 udp-accel-off http-proxy socks5 admin"
-NEGATIVE="https-browse https-long ssh-interactive curl-via-proxy"
+POSITIVE="direct-443 direct-5555 direct-992 udp-accel-off http-proxy socks5 admin ssh-forward"
+NEGATIVE="https-browse https-long ssh-interactive ssh-forward-https curl-via-proxy"
+# Only the SSH leg of an SSH-forwarded session crosses the tap here, and
+# sewatch has no SSH-leg detector yet: reported, not required.
+DEFAULT_REQUIRE="direct-443 direct-5555 direct-992 udp-accel-off http-proxy socks5 admin $NEGATIVE"
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
@@ -102,6 +105,8 @@ setup() {
   ip -n $NS_C route add 198.18.203.0/24 via $R1_IP
   ip -n $NS_S route add 198.18.201.0/24 via $R2_IP
   ip -n $NS_W route add 198.18.201.0/24 via $R3_IP
+  ip -n $NS_W route add 198.18.202.0/24 via $R3_IP
+  ip -n $NS_S route add 198.18.203.0/24 via $R2_IP
   nsx $NS_C ping -c1 -W2 $S_IP >/dev/null || { log "setup: no route from client to server"; return 1; }
 
   log "setup: SoftEther server"
@@ -147,6 +152,7 @@ HostKey $RUN/host_key
 AuthorizedKeysFile $RUN/ssh_key.pub
 PermitRootLogin yes
 UsePAM no
+StrictModes no
 PidFile $RUN/sshd.pid
 EOF
   bg sshd nsx $NS_W /usr/sbin/sshd -D -f "$RUN/sshd_config"
@@ -191,15 +197,20 @@ connected() { cli AccountStatusGet $ACCT 2>/dev/null | grep -q "Session Establis
 session() { # session MODE: configure the account for MODE, connect, hold, disconnect
   cli AccountDisconnect $ACCT >/dev/null 2>&1
   cli AccountProxyNone $ACCT >/dev/null 2>&1
-  local port=443 udp=no
+  local port=443 udp=no host=$S_IP
   case $1 in
+    ssh-forward)
+      bg sshfwd nsx $NS_C ssh -N -i "$RUN/ssh_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+        -L 127.0.0.1:10443:$S_IP:443 root@$W_IP
+      wait_for 10 listening $NS_C 10443
+      host=127.0.0.1 port=10443 udp=yes ;;
     direct-5555) port=5555 ;;
     direct-992) port=992 ;;
     udp-accel-off) udp=yes ;;
     http-proxy) cli AccountProxyHttp $ACCT /SERVER:$R1_IP:3128 /USERNAME:none /PASSWORD:none >/dev/null 2>&1 ;;
     socks5) cli AccountProxySocks5 $ACCT /SERVER:$R1_IP:1080 /USERNAME:none /PASSWORD:none >/dev/null 2>&1 ;;
   esac
-  cli AccountSet $ACCT /SERVER:$S_IP:$port /HUB:$HUB >/dev/null 2>&1
+  cli AccountSet $ACCT /SERVER:$host:$port /HUB:$HUB >/dev/null 2>&1
   cli AccountDetailSet $ACCT /MAXTCP:1 /INTERVAL:1 /TTL:0 /HALF:no /BRIDGE:no /MONITOR:no /NOTRACK:no \
     /NOQOS:no /DISABLEUDP:$udp >/dev/null 2>&1
   START=$(date +%s.%N)
@@ -208,6 +219,7 @@ session() { # session MODE: configure the account for MODE, connect, hold, disco
   SESSION_OK=yes
   sleep 4
   cli AccountDisconnect $ACCT >/dev/null 2>&1
+  stop sshfwd
 }
 
 negative() { # negative MODE: ordinary traffic that must not look like SoftEther
@@ -218,6 +230,12 @@ negative() { # negative MODE: ordinary traffic that must not look like SoftEther
     https-long) nsx $NS_C curl -sk --max-time 30 --limit-rate 2M -o /dev/null https://$W_IP/big.bin ;;
     ssh-interactive) nsx $NS_C ssh -i "$RUN/ssh_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
         root@$W_IP 'for i in 1 2 3 4 5 6; do echo tick $i; sleep 1; done; uname -a' >/dev/null 2>&1 || SESSION_OK=no ;;
+    ssh-forward-https)
+      bg sshfwd nsx $NS_C ssh -N -i "$RUN/ssh_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+        -L 127.0.0.1:18443:$W_IP:443 root@$W_IP
+      wait_for 10 listening $NS_C 18443 || SESSION_OK=no
+      for i in 1 2 3; do nsx $NS_C curl -sk --max-time 10 -o /dev/null https://127.0.0.1:18443/big.bin || SESSION_OK=no; done
+      stop sshfwd ;;
     curl-via-proxy) for i in 1 2 3; do nsx $NS_C curl -sk --max-time 10 -x http://$R1_IP:3128 -o /dev/null https://$W_IP/index.html || SESSION_OK=no; done ;;
   esac
   sleep 1
@@ -282,7 +300,7 @@ run() {
       run_mode "$m" $want
     fi
     if [ $? -ne 0 ]; then
-      case " ${LAB_REQUIRE:-$modes} " in *" $m "*) fail=1 ;; esac
+      case " ${LAB_REQUIRE:-$DEFAULT_REQUIRE} " in *" $m "*) fail=1 ;; esac
     fi
   done
   {
