@@ -17,17 +17,6 @@ import (
 // Name is the detector's registered name.
 const Name = "othervpn"
 
-// Signature ids (listed in the verdict package).
-const (
-	SIDOpenVPNUDP = 8700101
-	SIDOpenVPNTCP = 8700102
-	SIDWireGuard  = 8700103
-	SIDIKE        = 8700104
-	SIDESP        = 8700105
-	SIDL2TP       = 8700106
-	SIDPPTP       = 8700107
-)
-
 // Kind is the evidence kind.
 const Kind = "vpn.protocol"
 
@@ -78,12 +67,12 @@ func (in *inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 	switch p.Proto {
 	case 50:
 		if in.espCount++; in.espCount == 4 {
-			return report(SIDESP, "ipsec", "ESP packets (IPsec tunnel)")
+			return report(detector.SIDESP, "ipsec", "ESP packets (IPsec tunnel)")
 		}
 		return true
 	case 47:
 		if len(b) >= 4 && binary.BigEndian.Uint16(b[2:]) == 0x880b {
-			return report(SIDPPTP, "pptp", "GRE carrying PPP (PPTP data)")
+			return report(detector.SIDPPTP, "pptp", "GRE carrying PPP (PPTP data)")
 		}
 		return true
 	case decode.ProtoTCP:
@@ -96,10 +85,10 @@ func (in *inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 			return in.cliOp != 0 || in.n < 4
 		}
 		if !toServer && in.cliOp != 0 && len(b) >= 2+14 && in.serverReset(b[2:]) {
-			return report(SIDOpenVPNTCP, "openvpn", "OpenVPN over TCP: hard-reset handshake, server acknowledging the client's session id")
+			return report(detector.SIDOpenVPNTCP, "openvpn", "OpenVPN over TCP: hard-reset handshake, server acknowledging the client's session id")
 		}
 		if len(b) >= 8 && binary.BigEndian.Uint32(b[4:]) == 0x1a2b3c4d && binary.BigEndian.Uint16(b[2:]) == 1 {
-			return report(SIDPPTP, "pptp", "PPTP control connection (magic cookie)")
+			return report(detector.SIDPPTP, "pptp", "PPTP control connection (magic cookie)")
 		}
 		return in.cliOp != 0
 	}
@@ -111,24 +100,24 @@ func (in *inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 	case toServer && len(b) == 148 && b[0] == 1 && b[1] == 0 && b[2] == 0 && b[3] == 0:
 		in.wgInit = true
 	case !toServer && in.wgInit && len(b) == 92 && b[0] == 2 && b[1] == 0 && b[2] == 0 && b[3] == 0:
-		return report(SIDWireGuard, "wireguard", "WireGuard handshake initiation (148 B) and response (92 B)")
+		return report(detector.SIDWireGuard, "wireguard", "WireGuard handshake initiation (148 B) and response (92 B)")
 	}
 	if ike := ikeHeader(b); ike != "" {
 		if toServer {
 			in.ikeInit = true
 		} else if in.ikeInit {
-			return report(SIDIKE, "ipsec", "IPsec "+ike+" negotiation")
+			return report(detector.SIDIKE, "ipsec", "IPsec "+ike+" negotiation")
 		}
 	}
 	if toServer && in.cliOp == 0 && len(b) >= 14 {
 		in.clientReset(b)
 	} else if !toServer && in.cliOp != 0 && len(b) >= 14 && in.serverReset(b) {
-		return report(SIDOpenVPNUDP, "openvpn", "OpenVPN over UDP: hard-reset handshake, server acknowledging the client's session id")
+		return report(detector.SIDOpenVPNUDP, "openvpn", "OpenVPN over UDP: hard-reset handshake, server acknowledging the client's session id")
 	}
 	if len(b) >= 12 && b[0] == 0xc8 && b[1] == 0x02 && int(binary.BigEndian.Uint16(b[2:])) == len(b) && in.n <= 2 {
 		// L2TPv2 control message: T, L and S bits, version 2, and a length
 		// field equal to the datagram's.
-		return report(SIDL2TP, "l2tp", fmt.Sprintf("L2TPv2 control message (%d bytes)", len(b)))
+		return report(detector.SIDL2TP, "l2tp", fmt.Sprintf("L2TPv2 control message (%d bytes)", len(b)))
 	}
 	return true
 }

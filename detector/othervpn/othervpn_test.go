@@ -44,10 +44,10 @@ func TestOtherVPN(t *testing.T) {
 		pkts  [][]byte
 		want  int
 	}{
-		{"openvpn udp", 17, [][]byte{cli, srv}, SIDOpenVPNUDP},
+		{"openvpn udp", 17, [][]byte{cli, srv}, detector.SIDOpenVPNUDP},
 		{"openvpn udp, reply without the session id", 17, [][]byte{cli, other}, 0},
-		{"openvpn tcp", 6, [][]byte{tcp(cli), tcp(srv)}, SIDOpenVPNTCP},
-		{"wireguard", 17, [][]byte{wgInit, wgResp}, SIDWireGuard},
+		{"openvpn tcp", 6, [][]byte{tcp(cli), tcp(srv)}, detector.SIDOpenVPNTCP},
+		{"wireguard", 17, [][]byte{wgInit, wgResp}, detector.SIDWireGuard},
 		{"random udp", 17, [][]byte{noise(), noise(), noise(), noise()}, 0},
 	}
 	for _, tc := range tests {

@@ -26,16 +26,6 @@ import (
 // Name is the detector's registered name.
 const Name = "vendor"
 
-// Signature ids (the verdict package lists them).
-const (
-	SIDDNS       = 8700020
-	SIDNATT      = 8700021
-	SIDKeepAlive = 8700022
-	SIDDDNSHTTP  = 8700023
-	SIDAzure     = 8700024
-	SIDDDNSTLS   = 8700025
-)
-
 // Kind is the evidence kind of every vendor contact.
 const Kind = "softether.vendor-service"
 
@@ -84,19 +74,19 @@ func (in *inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 	if p.Proto == decode.ProtoUDP {
 		if name, ok := dnsQueryName(b); ok {
 			if vendorName(name) {
-				report(SIDDNS, fmt.Sprintf("DNS query for %s", name))
+				report(detector.SIDVendorDNS, fmt.Sprintf("DNS query for %s", name))
 			}
 			return false
 		}
 		switch {
 		case bytes.Equal(b, []byte("Internet Connection Keep Alive Packet")):
-			report(SIDKeepAlive, "UDP datagram \"Internet Connection Keep Alive Packet\" (SoftEther server keep-alive)")
+			report(detector.SIDVendorKeepAlive, "UDP datagram \"Internet Connection Keep Alive Packet\" (SoftEther server keep-alive)")
 			return false
 		case isNATTPack(b):
-			report(SIDNATT, "cleartext SoftEther PACK of the NAT traversal service")
+			report(detector.SIDVendorNATT, "cleartext SoftEther PACK of the NAT traversal service")
 			return false
 		case bytes.HasPrefix(b, []byte("IP=")) && bytes.Contains(b, []byte(",PORT=")) && len(b) < 64:
-			report(SIDNATT, fmt.Sprintf("NAT traversal reply %q", b))
+			report(detector.SIDVendorNATT, fmt.Sprintf("NAT traversal reply %q", b))
 			return false
 		}
 		return true
@@ -108,12 +98,12 @@ func (in *inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 	switch {
 	case bytes.HasPrefix(b, []byte("GET /ddns/getmyip.ashx?v=")) || bytes.HasPrefix(b, []byte("POST /ddns/ddns.aspx?v=")):
 		line, _, _ := bytes.Cut(b, []byte("\r\n"))
-		report(SIDDDNSHTTP, fmt.Sprintf("DDNS request %q", line))
+		report(detector.SIDVendorDDNS, fmt.Sprintf("DDNS request %q", line))
 	case bytes.HasPrefix(b, []byte("ACTL")):
-		report(SIDAzure, "VPN Azure control channel (ACTL)")
+		report(detector.SIDVendorAzure, "VPN Azure control channel (ACTL)")
 	case tlsstream.LooksLikeTLS(b):
 		if sni := clientHelloSNI(b); sni == "DDNS" || vendorName(sni) {
-			report(SIDDDNSTLS, fmt.Sprintf("TLS to a SoftEther vendor service (SNI %q)", sni))
+			report(detector.SIDVendorDDNSTLS, fmt.Sprintf("TLS to a SoftEther vendor service (SNI %q)", sni))
 		}
 	}
 	return false

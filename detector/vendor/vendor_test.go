@@ -29,15 +29,15 @@ func TestVendor(t *testing.T) {
 		b     []byte
 		want  int
 	}{
-		{"nat-t name", decode.ProtoUDP, dnsQuery("x1.xc.dev.servers.nat-traversal.softether-network.net"), SIDDNS},
-		{"vpn gate host", decode.ProtoUDP, dnsQuery("public-vpn-113.opengw.net"), SIDDNS},
+		{"nat-t name", decode.ProtoUDP, dnsQuery("x1.xc.dev.servers.nat-traversal.softether-network.net"), detector.SIDVendorDNS},
+		{"vpn gate host", decode.ProtoUDP, dnsQuery("public-vpn-113.opengw.net"), detector.SIDVendorDNS},
 		{"ordinary name", decode.ProtoUDP, dnsQuery("www.example.org"), 0},
 		{"look-alike name", decode.ProtoUDP, dnsQuery("notsoftether.net"), 0},
-		{"keep-alive", decode.ProtoUDP, []byte("Internet Connection Keep Alive Packet"), SIDKeepAlive},
-		{"nat-t pack", decode.ProtoUDP, append([]byte{0, 0, 0, 3, 0, 0, 0, 7}, "opcode\x00\x00\x00\x02get_token"...), SIDNATT},
-		{"nat-t reply", decode.ProtoUDP, []byte("IP=203.0.113.5,PORT=40001"), SIDNATT},
-		{"getmyip", decode.ProtoTCP, []byte("GET /ddns/getmyip.ashx?v=1241781624 HTTP/1.1\r\nHost: x\r\n\r\n"), SIDDDNSHTTP},
-		{"azure", decode.ProtoTCP, []byte("ACTL\x00\x00\x01\x00"), SIDAzure},
+		{"keep-alive", decode.ProtoUDP, []byte("Internet Connection Keep Alive Packet"), detector.SIDVendorKeepAlive},
+		{"nat-t pack", decode.ProtoUDP, append([]byte{0, 0, 0, 3, 0, 0, 0, 7}, "opcode\x00\x00\x00\x02get_token"...), detector.SIDVendorNATT},
+		{"nat-t reply", decode.ProtoUDP, []byte("IP=203.0.113.5,PORT=40001"), detector.SIDVendorNATT},
+		{"getmyip", decode.ProtoTCP, []byte("GET /ddns/getmyip.ashx?v=1241781624 HTTP/1.1\r\nHost: x\r\n\r\n"), detector.SIDVendorDDNS},
+		{"azure", decode.ProtoTCP, []byte("ACTL\x00\x00\x01\x00"), detector.SIDVendorAzure},
 		{"web request", decode.ProtoTCP, []byte("GET / HTTP/1.1\r\nHost: example.org\r\n\r\n"), 0},
 	}
 	for _, tc := range tests {

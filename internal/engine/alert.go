@@ -61,7 +61,7 @@ func (e *Engine) alertEvent(a verdict.Alert) *eve.Event {
 			md["evidence"] = append(md["evidence"], line)
 		}
 	}
-	ev.Alert = &eve.Alert{Action: "allowed", GID: verdict.GID, SignatureID: a.Signature.ID, Rev: a.Signature.Rev,
+	ev.Alert = &eve.Alert{Action: "allowed", GID: detector.GID, SignatureID: a.Signature.ID, Rev: a.Signature.Rev,
 		Signature: a.Signature.Msg, Category: a.Signature.Category, Severity: a.Signature.Severity, Metadata: md}
 	if a.TLS != nil {
 		ev.TLS = tlsObject(a.TLS)

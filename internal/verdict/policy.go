@@ -57,12 +57,8 @@ func (r AllowRule) match(a *Alert) string {
 	return ""
 }
 
-// Signatures about the host that serves SoftEther sessions.
-const (
-	SIDServerInside = 8700030
-	SIDRelayInside  = 8700031
-	relayClients    = 3 // distinct outside clients that make a relay
-)
+// relayClients is how many distinct outside clients make a relay.
+const relayClients = 3
 
 // applyPolicy runs on every session alert before it is emitted. It returns
 // false when the alert is suppressed.
@@ -106,7 +102,7 @@ func (v *Verdict) serverRole(a Alert) {
 	v.clients[srv][cli] = true
 	n := len(v.clients[srv])
 	emit := func(sid int, why string) {
-		sig, _ := ByID(sid)
+		sig, _ := detector.ByID(sid)
 		x := a
 		x.Signature, x.Mode = sig, "server"
 		x.Evidence = append([]detector.Evidence{{Kind: "softether.server-role", Detail: why, Weight: 1}}, a.Evidence...)
@@ -114,13 +110,13 @@ func (v *Verdict) serverRole(a Alert) {
 		v.alerts++
 		v.emit(x)
 	}
-	if n == 1 && !v.roles[roleKey{srv, SIDServerInside}] {
-		v.roles[roleKey{srv, SIDServerInside}] = true
-		emit(SIDServerInside, fmt.Sprintf("internal host %s accepts SoftEther sessions from %s", srv, cli))
+	if n == 1 && !v.roles[roleKey{srv, detector.SIDServerInside}] {
+		v.roles[roleKey{srv, detector.SIDServerInside}] = true
+		emit(detector.SIDServerInside, fmt.Sprintf("internal host %s accepts SoftEther sessions from %s", srv, cli))
 	}
-	if n >= relayClients && !v.roles[roleKey{srv, SIDRelayInside}] {
-		v.roles[roleKey{srv, SIDRelayInside}] = true
-		emit(SIDRelayInside, fmt.Sprintf("internal host %s serves SoftEther sessions to %d distinct outside clients", srv, n))
+	if n >= relayClients && !v.roles[roleKey{srv, detector.SIDRelayInside}] {
+		v.roles[roleKey{srv, detector.SIDRelayInside}] = true
+		emit(detector.SIDRelayInside, fmt.Sprintf("internal host %s serves SoftEther sessions to %d distinct outside clients", srv, n))
 	}
 }
 

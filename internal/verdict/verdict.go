@@ -21,7 +21,7 @@ import (
 
 // Alert is one verdict ready to become an EVE event.
 type Alert struct {
-	Signature  Signature
+	Signature  detector.Signature
 	Anchor     detector.Evidence   // the evidence whose flow the alert names
 	Trigger    detector.Evidence   // the evidence that completed the verdict
 	Evidence   []detector.Evidence // everything that contributed, strongest first
@@ -273,7 +273,7 @@ func (v *Verdict) buildAlert(s *session, anchor, trigger detector.Evidence, scor
 	for _, id := range ids {
 		flows = append(flows, s.flows[id])
 	}
-	return Alert{Signature: SessionSignature(mode, anchor.Flow.Proto), Anchor: anchor, Trigger: trigger,
+	return Alert{Signature: detector.SessionSignature(mode, anchor.Flow.Proto), Anchor: anchor, Trigger: trigger,
 		Evidence: ev, Mode: mode, Score: score, Confidence: 1 - conf, Flows: flows, TLS: tls}
 }
 
@@ -284,7 +284,7 @@ func (v *Verdict) reportSingle(e detector.Evidence) {
 		return
 	}
 	v.single[k] = e.Time
-	sig, ok := ByID(e.Signature)
+	sig, ok := detector.ByID(e.Signature)
 	if !ok {
 		return
 	}

@@ -30,12 +30,12 @@ func TestVerdict(t *testing.T) {
 		wantFlow   int64
 		wantSID    int
 	}{
-		{"strong shape plus probe", []detector.Evidence{ev("shape", 0.75, true, 6, 1, 0), ev("probe", 0.6, false, 17, 2, 100*time.Millisecond)}, 1, 1, SIDDirect},
+		{"strong shape plus probe", []detector.Evidence{ev("shape", 0.75, true, 6, 1, 0), ev("probe", 0.6, false, 17, 2, 100*time.Millisecond)}, 1, 1, detector.SIDDirect},
 		{"probe alone never alerts", []detector.Evidence{ev("probe", 0.6, false, 17, 2, 0), ev("icmp", 0.9, false, 1, 3, 0)}, 0, 0, 0},
 		{"same kind does not add up", []detector.Evidence{ev("shape", 0.6, true, 6, 1, 0), ev("shape", 0.6, true, 6, 2, time.Second)}, 0, 0, 0},
-		{"one alert per session", []detector.Evidence{ev("shape", 0.75, true, 6, 1, 0), ev("twin", 0.6, true, 6, 2, time.Second), ev("udp", 0.5, true, 17, 3, 2*time.Second)}, 1, 1, SIDDirect},
-		{"tcp anchor preferred over udp", []detector.Evidence{ev("udp", 0.6, true, 17, 3, 0), ev("hello", 0.15, false, 6, 1, 0), ev("shape", 0.45, true, 6, 1, time.Second)}, 1, 1, SIDDirect},
-		{"new session after the gap", []detector.Evidence{ev("shape", 0.75, true, 6, 1, 0), ev("x", 0.3, false, 6, 1, 0), ev("shape", 0.75, true, 6, 5, 10*time.Minute), ev("x", 0.3, false, 6, 5, 10*time.Minute)}, 2, 1, SIDDirect},
+		{"one alert per session", []detector.Evidence{ev("shape", 0.75, true, 6, 1, 0), ev("twin", 0.6, true, 6, 2, time.Second), ev("udp", 0.5, true, 17, 3, 2*time.Second)}, 1, 1, detector.SIDDirect},
+		{"tcp anchor preferred over udp", []detector.Evidence{ev("udp", 0.6, true, 17, 3, 0), ev("hello", 0.15, false, 6, 1, 0), ev("shape", 0.45, true, 6, 1, time.Second)}, 1, 1, detector.SIDDirect},
+		{"new session after the gap", []detector.Evidence{ev("shape", 0.75, true, 6, 1, 0), ev("x", 0.3, false, 6, 1, 0), ev("shape", 0.75, true, 6, 5, 10*time.Minute), ev("x", 0.3, false, 6, 5, 10*time.Minute)}, 2, 1, detector.SIDDirect},
 		{"old evidence forgotten", []detector.Evidence{ev("probe", 0.6, false, 17, 2, 0), ev("shape", 0.75, true, 6, 1, 6*time.Minute)}, 0, 0, 0},
 	}
 	for _, tc := range tests {
@@ -64,7 +64,7 @@ func TestSingleSignatureDeduplicated(t *testing.T) {
 	var n int
 	v := New(DefaultConfig(), func(Alert) { n++ })
 	e := ev("other", 1, false, 17, 1, 0)
-	e.Signature = SIDDirect
+	e.Signature = detector.SIDDirect
 	v.Report(e)
 	e.Time = e.Time.Add(time.Second)
 	v.Report(e)
@@ -79,17 +79,17 @@ func TestSignaturesFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var file []Signature
+	var file []detector.Signature
 	if err := json.Unmarshal(b, &file); err != nil {
 		t.Fatal(err)
 	}
-	want, _ := json.Marshal(Signatures)
+	want, _ := json.Marshal(detector.Signatures)
 	got, _ := json.Marshal(file)
 	if string(got) != string(want) {
 		t.Errorf("schemas/signatures.json differs from verdict.Signatures:\n%s\nwant\n%s", got, want)
 	}
 	seen := map[int]bool{}
-	for _, s := range Signatures {
+	for _, s := range detector.Signatures {
 		if s.ID < 8700000 || s.ID > 8700999 || seen[s.ID] {
 			t.Errorf("signature id %d out of range or duplicated", s.ID)
 		}
@@ -112,22 +112,22 @@ func TestPolicy(t *testing.T) {
 		wantSIDs  []int
 		wantExtra string
 	}{
-		{"no policy", func(*Config) {}, []int{SIDDirect}, ""},
+		{"no policy", func(*Config) {}, []int{detector.SIDDirect}, ""},
 		{"suppressed by address", func(c *Config) {
 			c.Allow = []AllowRule{{Name: "corp", CIDRs: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, Action: "suppress"}}
 		}, nil, ""},
 		{"downgraded by SNI", func(c *Config) {
 			c.Allow = []AllowRule{{Name: "corp", SNIs: []string{"*.vpn.example.com"}, Action: "downgrade"}}
-		}, []int{SIDDirect}, "allowlisted"},
+		}, []int{detector.SIDDirect}, "allowlisted"},
 		{"downgraded by certificate", func(c *Config) {
 			c.Allow = []AllowRule{{Name: "corp", CertSHA1: []string{"AA:BB"}, Action: "downgrade"}}
-		}, []int{SIDDirect}, "allowlisted"},
+		}, []int{detector.SIDDirect}, "allowlisted"},
 		{"vpn gate list corroborates", func(c *Config) {
 			c.VPNGate = map[netip.Addr]string{netip.MustParseAddr("192.0.2.7"): "public-vpn-1"}
-		}, []int{SIDDirect}, "vpngate_listed"},
+		}, []int{detector.SIDDirect}, "vpngate_listed"},
 		{"server inside, one client", func(c *Config) {
 			c.HomeNets = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
-		}, []int{SIDDirect, SIDServerInside}, ""},
+		}, []int{detector.SIDDirect, detector.SIDServerInside}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -166,7 +166,7 @@ func TestRelayInside(t *testing.T) {
 	for i, c := range []string{"203.0.113.1", "203.0.113.2", "198.51.100.9", "203.0.113.1"} {
 		reportSession(v, c, "192.0.2.7", 995, time.Duration(i)*time.Second)
 	}
-	if count[SIDDirect] != 3 || count[SIDServerInside] != 1 || count[SIDRelayInside] != 1 {
+	if count[detector.SIDDirect] != 3 || count[detector.SIDServerInside] != 1 || count[detector.SIDRelayInside] != 1 {
 		t.Errorf("alerts by signature %v", count)
 	}
 }

@@ -1,9 +1,10 @@
-package verdict
+package detector
 
-// Signature is one alert sewatch can raise. Ids live in one documented
-// range, 8700000-8700999 (gid 1), so they never collide with Suricata's
-// local (1000000-1999999) or ET (2000000-2999999) ranges; the same list is
-// in README.md and schemas/signatures.json, and a test keeps them equal.
+// Signature is one alert sewatch can raise. This file is the one list:
+// ids live in one documented range, 8700000-8700999 (gid 1), so they never
+// collide with Suricata's local (1000000-1999999) or ET (2000000-2999999)
+// ranges; README.md and schemas/signatures.json repeat it, and a test keeps
+// the schema file equal.
 type Signature struct {
 	ID       int    `json:"signature_id"`
 	Rev      int    `json:"rev"`
@@ -33,12 +34,16 @@ const (
 	SIDMidSession = 8700009
 
 	// SoftEther software present (vendor services), not a tunnel.
-	SIDVendorDNS     = 8700020
-	SIDVendorNATT    = 8700021
-	SIDVendorKeepAl  = 8700022
-	SIDVendorDDNS    = 8700023
-	SIDVendorAzure   = 8700024
-	SIDVendorDDNSTLS = 8700025
+	SIDVendorDNS       = 8700020
+	SIDVendorNATT      = 8700021
+	SIDVendorKeepAlive = 8700022
+	SIDVendorDDNS      = 8700023
+	SIDVendorAzure     = 8700024
+	SIDVendorDDNSTLS   = 8700025
+
+	// A host of the home networks serving SoftEther sessions.
+	SIDServerInside = 8700030
+	SIDRelayInside  = 8700031
 
 	// Other VPN protocols, informational; never SoftEther.
 	SIDOpenVPNUDP = 8700101
@@ -63,7 +68,7 @@ var Signatures = []Signature{
 	{SIDMidSession, 1, "SEWATCH SoftEther VPN session in progress (joined mid-session)", catPolicy, 1},
 	{SIDVendorDNS, 1, "SEWATCH SoftEther software present: vendor service name lookup", catPolicy, 3},
 	{SIDVendorNATT, 1, "SEWATCH SoftEther software present: NAT traversal service exchange", catPolicy, 2},
-	{SIDVendorKeepAl, 1, "SEWATCH SoftEther server keep-alive packet", catPolicy, 2},
+	{SIDVendorKeepAlive, 1, "SEWATCH SoftEther server keep-alive packet", catPolicy, 2},
 	{SIDVendorDDNS, 1, "SEWATCH SoftEther software present: DDNS HTTP request", catPolicy, 2},
 	{SIDVendorAzure, 1, "SEWATCH SoftEther VPN Azure relay control channel", catPolicy, 1},
 	{SIDVendorDDNSTLS, 1, "SEWATCH SoftEther software present: TLS to vendor DDNS/update service", catPolicy, 3},
