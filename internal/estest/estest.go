@@ -37,6 +37,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"math"
 	"net"
 	"net/http"
@@ -103,6 +104,7 @@ func New(opts ...Option) *Server {
 	s := &Server{templates: map[string]map[string]any{}, indices: map[string]*index{}}
 	s.templates["logs"] = builtinLogsTemplate()
 	h := httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	h.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are test cases
 	for _, o := range opts {
 		o(s, h)
 	}
@@ -205,11 +207,13 @@ func (s *Server) authorized(r *http.Request) bool {
 	if a == (Auth{}) {
 		return true
 	}
-	h := r.Header.Get("Authorization")
-	if a.APIKey != "" && h == "ApiKey "+a.APIKey {
+	// Authentication schemes are case-insensitive (RFC 9110): the Go client
+	// sends "APIKey", the documentation writes "ApiKey".
+	scheme, cred, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if a.APIKey != "" && strings.EqualFold(scheme, "ApiKey") && cred == a.APIKey {
 		return true
 	}
-	if a.Bearer != "" && h == "Bearer "+a.Bearer {
+	if a.Bearer != "" && strings.EqualFold(scheme, "Bearer") && cred == a.Bearer {
 		return true
 	}
 	if u, p, ok := r.BasicAuth(); ok && a.Username != "" && u == a.Username && p == a.Password {

@@ -126,7 +126,10 @@ func ParseArg(arg string) (address, dataStream string, err error) {
 	return u.String(), ds, nil
 }
 
-var dsName = regexp.MustCompile(`^[a-z0-9][a-z0-9._+-]*$`)
+var (
+	dsName    = regexp.MustCompile(`^[a-z0-9][a-z0-9._+-]*$`)
+	dateToken = regexp.MustCompile(`%\{\+[^}]*\}`)
+)
 
 func options(s outputs.Spec) (Options, error) {
 	var o Options
@@ -160,7 +163,7 @@ func options(s outputs.Spec) (Options, error) {
 	if o.DataStream != "" && !dsName.MatchString(o.DataStream) {
 		return o, fmt.Errorf("elasticsearch output: data stream name %q (lower case, no spaces or /\\*?\"<>|,#:)", o.DataStream)
 	}
-	if o.Index != "" && !dsName.MatchString(strings.NewReplacer("%{+", "", "}", "").Replace(o.Index)) {
+	if o.Index != "" && !dsName.MatchString(dateToken.ReplaceAllString(o.Index, "d")) {
 		return o, fmt.Errorf("elasticsearch output: index pattern %q", o.Index)
 	}
 	if o.TemplateName == "" {
