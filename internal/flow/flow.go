@@ -166,7 +166,7 @@ func NewTable[V any](max int, to Timeouts, onEnd func(*Entry[V], EndReason)) *Ta
 	if max <= 0 {
 		max = 65536
 	}
-	t := &Table[V]{m: make(map[Key]*Entry[V], min(max, 1024)), max: max, onEvict: onEnd}
+	t := &Table[V]{m: make(map[Key]*Entry[V], min(max, 64)), max: max, onEvict: onEnd}
 	t.to[classTCP], t.to[classTCPClosed], t.to[classUDP], t.to[classOther] = to.TCP, to.TCPClosed, to.UDP, to.Other
 	return t
 }
@@ -221,12 +221,15 @@ func (t *Table[V]) Lookup(p *decode.Packet, k Key, srcIsA bool) (e *Entry[V], cr
 			}
 		}
 		e.Last = p.Time
-		t.lists[e.class].remove(e)
-		if p.Proto == decode.ProtoTCP && p.TCPFlags&(decode.FlagFIN|decode.FlagRST) != 0 {
-			e.Closed = true
-			e.class = classTCPClosed
+		closing := p.Proto == decode.ProtoTCP && p.TCPFlags&(decode.FlagFIN|decode.FlagRST) != 0 && !e.Closed
+		if closing || t.lists[e.class].head != e {
+			t.lists[e.class].remove(e)
+			if closing {
+				e.Closed = true
+				e.class = classTCPClosed
+			}
+			t.lists[e.class].pushFront(e)
 		}
-		t.lists[e.class].pushFront(e)
 	}
 	t.last = e
 	toServer = srcIsA == e.clientIsA
