@@ -24,11 +24,11 @@ SE_LIB=/usr/libexec/softether
 NS_C=sw-cli NS_R=sw-rtr NS_S=sw-srv NS_W=sw-web
 C_IP=198.18.201.2 R1_IP=198.18.201.1 R2_IP=198.18.202.1 S_IP=198.18.202.2 R3_IP=198.18.203.1 W_IP=198.18.203.2
 ADMINPW=SwLabAdmin-7 HUB=SWLAB USERPW=SwLabUser-7 ACCT=sw
-POSITIVE="direct-443 direct-5555 direct-992 udp-accel-off http-proxy socks5 admin ssh-forward"
+POSITIVE="direct-443 direct-5555 direct-992 udp-accel-off http-proxy socks5 admin vpn-over-icmp vpn-over-dns ssh-forward"
 NEGATIVE="https-browse https-long ssh-interactive ssh-forward-https curl-via-proxy"
 # Only the SSH leg of an SSH-forwarded session crosses the tap here, and
 # sewatch has no SSH-leg detector yet: reported, not required.
-DEFAULT_REQUIRE="direct-443 direct-5555 direct-992 udp-accel-off http-proxy socks5 admin $NEGATIVE"
+DEFAULT_REQUIRE="direct-443 direct-5555 direct-992 udp-accel-off http-proxy socks5 admin vpn-over-icmp vpn-over-dns $NEGATIVE"
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
@@ -123,6 +123,8 @@ UserPasswordSet user1 /PASSWORD:$USERPW
 EOF
   vpncmd $NS_S 127.0.0.1:5555 /SERVER /PASSWORD:$ADMINPW /IN:"$RUN/srv-setup.txt" >"$RUN/logs/srv-hub.log" 2>&1
   grep -q "Error occurred" "$RUN/logs/srv-hub.log" && { log "server setup failed: see $RUN/logs/srv-hub.log"; return 1; }
+  # VPN over ICMP and DNS are off by default; the modes that use them block TCP.
+  srv VpnOverIcmpDnsEnable /ICMP:yes /DNS:yes >"$RUN/logs/srv-icmpdns.log" 2>&1
 
   log "setup: SoftEther client"
   se_instance vpnclient "$RUN/cli"
@@ -199,6 +201,11 @@ session() { # session MODE: configure the account for MODE, connect, hold, disco
   cli AccountProxyNone $ACCT >/dev/null 2>&1
   local port=443 udp=no host=$S_IP
   case $1 in
+    vpn-over-icmp | vpn-over-dns)
+      # The router rejects TCP to the server (and for ICMP, drops UDP/53), so
+      # the client's R-UDP race falls back to ICMP or DNS.
+      nsx $NS_R iptables -I FORWARD -s 198.18.201.0/24 -d $S_IP -p tcp -j REJECT --reject-with tcp-reset
+      [ "$1" = vpn-over-icmp ] && nsx $NS_R iptables -I FORWARD -s 198.18.201.0/24 -d $S_IP -p udp --dport 53 -j DROP ;;
     ssh-forward)
       bg sshfwd nsx $NS_C ssh -N -i "$RUN/ssh_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
         -L 127.0.0.1:10443:$S_IP:443 root@$W_IP
@@ -215,11 +222,16 @@ session() { # session MODE: configure the account for MODE, connect, hold, disco
     /NOQOS:no /DISABLEUDP:$udp >/dev/null 2>&1
   START=$(date +%s.%N)
   cli AccountConnect $ACCT >"$RUN/logs/connect-$1.log" 2>&1
-  if ! wait_for 30 connected; then log "$1: session did not come up"; SESSION_OK=no; return; fi
+  if ! wait_for 40 connected; then
+    log "$1: session did not come up"; SESSION_OK=no
+    cli AccountDisconnect $ACCT >/dev/null 2>&1; stop sshfwd; nsx $NS_R iptables -F FORWARD 2>/dev/null
+    return
+  fi
   SESSION_OK=yes
   sleep 4
   cli AccountDisconnect $ACCT >/dev/null 2>&1
   stop sshfwd
+  nsx $NS_R iptables -F FORWARD 2>/dev/null
 }
 
 negative() { # negative MODE: ordinary traffic that must not look like SoftEther
