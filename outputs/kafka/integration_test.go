@@ -205,7 +205,7 @@ func TestBrokerRestart(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	o := open(t, outputs.Spec{Type: "kafka", Arg: addr + "/" + topic, Name: "outputs[0] (kafka)"})
 	rt, err := outputs.OpenRouter(outputs.Policy{Lossy: true, QueueSize: 512, BatchSize: 100, BatchTimeout: 10 * time.Millisecond,
-		RetryMin: 50 * time.Millisecond, RetryMax: time.Second, SpoolDir: t.TempDir(), SpoolMaxBytes: 64 << 20}, []outputs.Output{o}, quiet)
+		RetryMin: 50 * time.Millisecond, RetryMax: time.Second, SpoolDir: t.TempDir(), SpoolMaxBytes: 256 << 20}, []outputs.Output{o}, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,8 @@ func TestBrokerRestart(t *testing.T) {
 				rt.Send(eveLine(n, n%31))
 				n++
 			}
-			time.Sleep(2 * time.Millisecond)
+			time.Sleep(10 * time.Millisecond) // about 2,000 events/s
+
 		}
 	}
 	send(time.Second)
