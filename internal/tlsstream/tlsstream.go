@@ -153,9 +153,8 @@ func (d *Dir) collect(b []byte) {
 		d.hsBroke = true
 		return
 	}
-	if d.HS == nil {
-		d.HS = make([]byte, 0, 2048)
-	}
+	// Grown as needed: most hellos fit one record, and a flood of flows
+	// that never finish a handshake must not pin kilobytes each.
 	d.HS = append(d.HS, b...)
 }
 
