@@ -373,7 +373,8 @@ func TestServerDownThenBack(t *testing.T) {
 			srv.SetDown(true)
 		}
 		if i == 1800 {
-			if st := rt.Stats()[0]; st.InSpool == 0 {
+			time.Sleep(time.Second) // down long enough for writes to fail
+			if st := rt.Stats()[0]; st.InSpool == 0 || st.Retried == 0 {
 				t.Errorf("nothing spooled while down: %+v", st)
 			}
 			srv.SetDown(false)
