@@ -65,6 +65,19 @@ func checkOrder(t *testing.T, got []string, n int) {
 	}
 }
 
+// checkSubsequence: what arrived is in send order, without duplicates.
+func checkSubsequence(t *testing.T, got []string, n int) {
+	t.Helper()
+	last := -1
+	for _, g := range got {
+		v, err := strconv.Atoi(g)
+		if err != nil || v <= last || v >= n {
+			t.Fatalf("out of order or duplicated: %s after %d", g, last)
+		}
+		last = v
+	}
+}
+
 func TestRecordCodec(t *testing.T) {
 	for _, r := range []Record{rec(42), {JSON: []byte("{}")}, {Type: "stats", ID: "x", FlowID: -1, SignatureID: 1 << 30}} {
 		got, err := decodeRecord(encodeRecord(nil, r))
@@ -87,7 +100,9 @@ func TestSpoolName(t *testing.T) {
 }
 
 // A sink that is down while events flow: they go to the spool and arrive in
-// order once it is back; nothing is dropped, even in lossy mode.
+// order once it is back. In pcap mode nothing is dropped; in live (lossy)
+// mode Send never blocks, so a burst faster than the spool writer may drop
+// a few records: each is then counted, none is lost silently.
 func TestRouterSpoolsWhileDown(t *testing.T) {
 	for _, lossy := range []bool{false, true} {
 		t.Run(fmt.Sprintf("lossy=%v", lossy), func(t *testing.T) {
@@ -117,10 +132,18 @@ func TestRouterSpoolsWhileDown(t *testing.T) {
 			if err := r.Close(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			checkOrder(t, sk.received(), n)
 			st = r.Stats()[0]
-			if st.Delivered != n || st.Dropped != 0 || st.InSpool != 0 || st.Queued != 0 {
-				t.Errorf("after: %+v", st)
+			if !lossy {
+				checkOrder(t, sk.received(), n)
+				if st.Delivered != n || st.Dropped != 0 || st.InSpool != 0 || st.Queued != 0 {
+					t.Errorf("after: %+v", st)
+				}
+				return
+			}
+			got := sk.received()
+			checkSubsequence(t, got, n)
+			if st.Delivered != uint64(len(got)) || st.Delivered+st.Dropped != n || st.Dropped > n/100 || st.InSpool != 0 || st.Queued != 0 {
+				t.Errorf("after: %+v (received %d)", st, len(got))
 			}
 		})
 	}

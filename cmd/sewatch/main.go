@@ -91,16 +91,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if f := strings.TrimSpace(strings.Join(fs.Args(), " ")); f != "" {
 		cfg.Capture.Filter = f
 	}
-	for i, o := range outs {
+	var flagged []outputs.Spec
+	for _, o := range outs {
 		s, err := outputs.ParseFlag(o)
 		if err != nil {
 			fmt.Fprintf(stderr, "sewatch: -o %s: %v\n", o, err)
 			return 2
 		}
-		if i == 0 {
-			cfg.Outputs = nil // -o replaces the configured outputs
+		// -o replaces the configured outputs but keeps the settings (auth,
+		// TLS, batching) of the configured output of the same type.
+		for _, c := range cfg.Outputs {
+			if c.Type == s.Type && s.Options == nil {
+				s.Options = c.Options
+			}
 		}
-		cfg.Outputs = append(cfg.Outputs, s)
+		flagged = append(flagged, s)
+	}
+	if len(flagged) > 0 {
+		cfg.Outputs = flagged
 	}
 	if len(cfg.Outputs) == 0 {
 		if *logDir != "" {
@@ -110,7 +118,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	for i := range cfg.Outputs {
-		cfg.Outputs[i].Name = fmt.Sprintf("outputs[%d] (%s)", i, cfg.Outputs[i].Type)
+		o := &cfg.Outputs[i]
+		o.Name = fmt.Sprintf("outputs[%d] (%s)", i, o.Type)
+		if o.Type == "kafka" && cfg.SensorName != "" {
+			if _, set := o.Options["sensor-name"]; !set {
+				opts := map[string]any{"sensor-name": cfg.SensorName}
+				for k, v := range o.Options {
+					opts[k] = v
+				}
+				o.Options = opts
+			}
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "sewatch: invalid configuration: %v\n", err)
@@ -148,7 +166,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	pol := outputs.DefaultPolicy()
 	pol.Lossy = *iface != ""
 	pol.QueueSize, pol.BatchSize, pol.BatchTimeout = cfg.Delivery.QueueSize, cfg.Delivery.BatchSize, cfg.Delivery.BatchTimeout
-	router := outputs.NewRouter(pol, opened, log)
+	pol.SpoolDir, pol.SpoolMaxBytes = cfg.Delivery.SpoolDir, cfg.Delivery.SpoolMaxBytes
+	router, err := outputs.OpenRouter(pol, opened, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "sewatch: %v\n", err)
+		closeAll(opened)
+		return 1
+	}
 	reopenOnHUP(ctx, opened, log)
 	outputDrops := func() uint64 {
 		var n uint64

@@ -1,0 +1,99 @@
+//go:build integration
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/sewatch/sewatch/internal/estest"
+)
+
+// TestPcapToEveryOutput: `sewatch -r` with stdout, Kafka (a real
+// Kafka-protocol broker) and Elasticsearch (the contract server) outputs
+// delivers exactly the events stdout shows to both.
+func TestPcapToEveryOutput(t *testing.T) {
+	const topic = "sewatch-eve"
+	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close()
+	es := estest.New()
+	defer es.Close()
+	const stream = "logs-sewatch.alert-cli"
+	out, errOut, code := sewatch(t, "-r", "../../testdata/pcap/se-via-http-proxy.pcap",
+		"-o", "stdout", "-o", "kafka:"+broker.ListenAddrs()[0]+"/"+topic, "-o", "elasticsearch:"+es.URL+"/"+stream)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("stdout has %d lines, want the 2 alerts of the capture:\n%s", len(lines), out)
+	}
+
+	// Kafka: the same bytes, keyed by community_id.
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: broker.ListenAddrs(), Topic: topic, GroupID: "cli-test", StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	got := map[string]bool{}
+	for len(got) < len(lines) {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			t.Fatalf("kafka: %v (have %d messages)", err, len(got))
+		}
+		var ev struct {
+			CommunityID string `json:"community_id"`
+		}
+		json.Unmarshal(m.Value, &ev)
+		if string(m.Key) != ev.CommunityID {
+			t.Errorf("message key %q, want the community_id %q", m.Key, ev.CommunityID)
+		}
+		got[string(m.Value)] = true
+	}
+	for _, l := range lines {
+		if !got[l] {
+			t.Errorf("kafka lacks the line stdout printed: %s", l)
+		}
+	}
+
+	// Elasticsearch: one document per line, EVE fields unchanged.
+	docs := es.Docs(stream)
+	if len(docs) != len(lines) {
+		t.Fatalf("%d documents indexed, want %d", len(docs), len(lines))
+	}
+	for _, l := range lines {
+		var want map[string]any
+		json.Unmarshal([]byte(l), &want)
+		found := false
+		for _, d := range docs {
+			c := map[string]any{}
+			for k, v := range d {
+				if k != "@timestamp" {
+					c[k] = v
+				}
+			}
+			if reflect.DeepEqual(roundTrip(c), roundTrip(want)) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no document equals the line stdout printed: %s", l)
+		}
+	}
+}
+
+func roundTrip(v any) any {
+	b, _ := json.Marshal(v)
+	var out any
+	json.Unmarshal(b, &out)
+	return out
+}
