@@ -1,0 +1,297 @@
+package tlshello
+
+import "fmt"
+
+// ClientHello is what a ClientHello says. Lists are in wire order with
+// GREASE values kept; the fingerprint functions drop them.
+type ClientHello struct {
+	LegacyVersion     uint16
+	SessionIDLen      int
+	Ciphers           []uint16
+	Extensions        []uint16 // extension types in wire order
+	SNI               string   // first host_name of server_name; "" when absent
+	ALPN              []string // protocol names in wire order; nil when absent
+	SupportedVersions []uint16
+	Groups            []uint16
+	PointFormats      []uint8
+	SigAlgs           []uint16
+}
+
+// HasExtension reports whether the hello carried extension t.
+func (c *ClientHello) HasExtension(t uint16) bool {
+	for _, e := range c.Extensions {
+		if e == t {
+			return true
+		}
+	}
+	return false
+}
+
+// MaxVersion is the highest non-GREASE supported_versions entry, or the
+// legacy version when the extension is absent or lists only GREASE.
+func (c *ClientHello) MaxVersion() uint16 {
+	v := uint16(0)
+	for _, s := range c.SupportedVersions {
+		if !IsGREASE(s) && s > v {
+			v = s
+		}
+	}
+	if v == 0 {
+		return c.LegacyVersion
+	}
+	return v
+}
+
+// ParseClientHello parses a ClientHello message body (the bytes after the
+// 4-byte handshake header). On error the returned value holds what was read
+// before the error; a malformed extension body does not stop the walk of the
+// extension list, so Extensions is complete whenever the list itself is.
+func ParseClientHello(body []byte) (ClientHello, error) {
+	var c ClientHello
+	r := reader{b: body}
+	c.LegacyVersion = r.u16()
+	r.bytes(32) // random
+	sid := r.vec8()
+	cs := r.vec16()
+	comp := r.vec8()
+	if r.bad {
+		return c, truncated("client hello")
+	}
+	c.SessionIDLen = len(sid)
+	if len(sid) > 32 {
+		return c, malformed("client hello: session id longer than 32 bytes")
+	}
+	if len(cs) == 0 || len(cs)%2 != 0 {
+		return c, malformed("client hello: cipher suites length")
+	}
+	if len(comp) == 0 {
+		return c, malformed("client hello: no compression methods")
+	}
+	var ext []byte
+	if len(r.b) > 0 {
+		ext = r.vec16()
+		if r.bad {
+			return c, truncated("client hello extensions")
+		}
+	}
+	// One backing array for every uint16 list: the ciphers, the extension
+	// types (at most len(ext)/4) and the lists inside extensions (at most
+	// len(ext)/2 values in all).
+	a := alloc16{buf: make([]uint16, 0, len(cs)/2+len(ext)/4+len(ext)/2)}
+	c.Ciphers = a.take(len(cs) / 2)
+	for i := range c.Ciphers {
+		c.Ciphers[i] = uint16(cs[2*i])<<8 | uint16(cs[2*i+1])
+	}
+	c.Extensions = a.take(len(ext) / 4)[:0]
+	err := c.parseExtensions(ext, &a)
+	if err == nil && len(r.b) != 0 {
+		err = malformed("client hello: data after extensions")
+	}
+	return c, err
+}
+
+func (c *ClientHello) parseExtensions(b []byte, a *alloc16) error {
+	var first error
+	var seen [8]bool // the extensions read below, by index in readExt
+	r := reader{b: b}
+	for len(r.b) > 0 {
+		t := r.u16()
+		data := r.vec16()
+		if r.bad {
+			return malformed(fmt.Sprintf("client hello extension %d: overruns the extension list", t))
+		}
+		c.Extensions = append(c.Extensions, t)
+		i := extIndex(t)
+		if i < 0 {
+			continue
+		}
+		if seen[i] {
+			if first == nil {
+				first = malformed(fmt.Sprintf("client hello: duplicate extension %d", t))
+			}
+			continue
+		}
+		seen[i] = true
+		if err := c.readExt(t, data, a); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func extIndex(t uint16) int {
+	switch t {
+	case ExtServerName:
+		return 0
+	case ExtALPN:
+		return 1
+	case ExtSupportedGroups:
+		return 2
+	case ExtECPointFormats:
+		return 3
+	case ExtSignatureAlgorithms:
+		return 4
+	case ExtSupportedVersions:
+		return 5
+	}
+	return -1
+}
+
+func (c *ClientHello) readExt(t uint16, data []byte, a *alloc16) error {
+	d := reader{b: data}
+	ok := true
+	switch t {
+	case ExtServerName:
+		list := reader{b: d.vec16()}
+		ok = len(list.b) > 0
+		for len(list.b) > 0 && ok {
+			typ := list.u8()
+			name := list.vec16()
+			ok = !list.bad
+			if ok && typ == 0 && c.SNI == "" && len(name) > 0 {
+				c.SNI = string(name)
+			}
+		}
+	case ExtALPN:
+		list := d.vec16()
+		ok = len(list) > 0
+		n := 0
+		for l := (reader{b: list}); len(l.b) > 0 && !l.bad; n++ {
+			l.vec8()
+			ok = ok && !l.bad
+		}
+		if !ok {
+			break
+		}
+		// One string for the whole list; the names are substrings of it.
+		s := string(list)
+		c.ALPN = make([]string, 0, n)
+		for off := 0; off < len(s); {
+			l := int(s[off])
+			c.ALPN = append(c.ALPN, s[off+1:off+1+l])
+			off += 1 + l
+		}
+	case ExtSupportedGroups:
+		c.Groups, ok = a.list(d.vec16())
+	case ExtSignatureAlgorithms:
+		c.SigAlgs, ok = a.list(d.vec16())
+	case ExtSupportedVersions:
+		c.SupportedVersions, ok = a.list(d.vec8())
+	case ExtECPointFormats:
+		pf := d.vec8()
+		ok = len(pf) > 0
+		c.PointFormats = append([]uint8(nil), pf...)
+	}
+	if !ok || !d.done() {
+		return malformed(fmt.Sprintf("client hello extension %d", t))
+	}
+	return nil
+}
+
+// alloc16 hands out subslices of one preallocated array. Each subslice has
+// its capacity capped, so appending to one never overwrites another.
+type alloc16 struct{ buf []uint16 }
+
+func (a *alloc16) take(n int) []uint16 {
+	if n > cap(a.buf)-len(a.buf) { // cannot happen with the sizes used; stay safe
+		return make([]uint16, n)
+	}
+	s := a.buf[len(a.buf) : len(a.buf)+n : len(a.buf)+n]
+	a.buf = a.buf[:len(a.buf)+n]
+	return s
+}
+
+// list decodes a non-empty, even-length list of uint16.
+func (a *alloc16) list(b []byte) ([]uint16, bool) {
+	if len(b) == 0 || len(b)%2 != 0 {
+		return nil, false
+	}
+	s := a.take(len(b) / 2)
+	for i := range s {
+		s[i] = uint16(b[2*i])<<8 | uint16(b[2*i+1])
+	}
+	return s, true
+}
+
+// ServerHello is what a ServerHello (or HelloRetryRequest) says.
+type ServerHello struct {
+	LegacyVersion     uint16
+	SelectedVersion   uint16 // supported_versions choice (TLS 1.3), else 0
+	Cipher            uint16
+	Extensions        []uint16 // extension types in wire order
+	ALPN              string   // the selected protocol; "" when absent
+	SessionIDLen      int
+	HelloRetryRequest bool // the random is the RFC 8446 HelloRetryRequest value
+}
+
+// Version is the negotiated version: SelectedVersion when set, else the
+// legacy version.
+func (s *ServerHello) Version() uint16 {
+	if s.SelectedVersion != 0 {
+		return s.SelectedVersion
+	}
+	return s.LegacyVersion
+}
+
+// helloRetryRandom is SHA-256("HelloRetryRequest") (RFC 8446 section 4.1.3).
+var helloRetryRandom = [32]byte{
+	0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
+	0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
+}
+
+// ParseServerHello parses a ServerHello message body (the bytes after the
+// 4-byte handshake header).
+func ParseServerHello(body []byte) (ServerHello, error) {
+	var s ServerHello
+	r := reader{b: body}
+	s.LegacyVersion = r.u16()
+	random := r.bytes(32)
+	sid := r.vec8()
+	s.Cipher = r.u16()
+	r.u8() // compression method
+	if r.bad {
+		return s, truncated("server hello")
+	}
+	s.HelloRetryRequest = [32]byte(random) == helloRetryRandom
+	s.SessionIDLen = len(sid)
+	if len(sid) > 32 {
+		return s, malformed("server hello: session id longer than 32 bytes")
+	}
+	if len(r.b) == 0 {
+		return s, nil
+	}
+	ext := reader{b: r.vec16()}
+	if r.bad {
+		return s, truncated("server hello extensions")
+	}
+	var first error
+	if len(r.b) != 0 {
+		first = malformed("server hello: data after extensions")
+	}
+	s.Extensions = make([]uint16, 0, len(ext.b)/4)
+	for len(ext.b) > 0 {
+		t := ext.u16()
+		data := ext.vec16()
+		if ext.bad {
+			return s, malformed(fmt.Sprintf("server hello extension %d: overruns the extension list", t))
+		}
+		s.Extensions = append(s.Extensions, t)
+		d := reader{b: data}
+		ok := true
+		switch t {
+		case ExtSupportedVersions:
+			s.SelectedVersion = d.u16()
+		case ExtALPN:
+			list := reader{b: d.vec16()}
+			name := list.vec8()
+			ok = len(name) > 0 && list.done()
+			s.ALPN = string(name)
+		default:
+			continue
+		}
+		if (!ok || !d.done()) && first == nil {
+			first = malformed(fmt.Sprintf("server hello extension %d", t))
+		}
+	}
+	return s, first
+}
