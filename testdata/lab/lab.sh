@@ -14,32 +14,41 @@
 # Usage: lab.sh deps | setup | run [MODE...] | all | teardown
 #   env SEWATCH (binary, default ./sewatch), LAB_MODES, LAB_REQUIRE (modes that
 #   must pass; default all selected), LAB_RESULTS (markdown table, default
-#   /tmp/sewatch-lab-results.md), LAB_RUN (work dir, default /tmp/sw-lab).
+#   /tmp/sewatch-lab-results.md), LAB_RUN (work dir, default /tmp/sw-lab),
+#   LAB_NS (namespace name prefix, default sw-, so two labs can run side by side).
+# Each mode runs sewatch live on sw-r1 with tcpdump beside it; a positive passes
+# when an alert whose signature contains "SoftEther" names the session's own
+# endpoints (client and server/proxy address, and the port for TCP); time to
+# detect is that alert's timestamp minus the session's first packet on the tap.
 set -u
 LAB=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
 RUN=${LAB_RUN:-/tmp/sw-lab}
 SEWATCH=$(readlink -f "${SEWATCH:-./sewatch}")
 RESULTS=${LAB_RESULTS:-/tmp/sewatch-lab-results.md}
 SE_LIB=/usr/libexec/softether
-NS_C=sw-cli NS_R=sw-rtr NS_S=sw-srv NS_W=sw-web
+P=${LAB_NS:-sw-}
+NS_C=${P}cli NS_R=${P}rtr NS_S=${P}srv NS_W=${P}web
 C_IP=198.18.201.2 R1_IP=198.18.201.1 R2_IP=198.18.202.1 S_IP=198.18.202.2 R3_IP=198.18.203.1 W_IP=198.18.203.2
 ADMINPW=SwLabAdmin-7 HUB=SWLAB USERPW=SwLabUser-7 ACCT=sw
+WEB_IP=198.18.50.1 VHOST=198.18.100.1 VNIC=vpn_se0 # behind SecureNAT, reached only through the VPN
 POSITIVE="direct-443 direct-5555 direct-992 udp-accel-off http-proxy socks5 admin vpn-over-icmp vpn-over-dns ssh-forward"
-NEGATIVE="https-browse https-long ssh-interactive ssh-forward-https curl-via-proxy"
+NEGATIVE="https-browse https-long ssh-interactive ssh-forward-https curl-via-proxy openvpn wireguard"
 # Only the SSH leg of an SSH-forwarded session crosses the tap here, and
 # sewatch has no SSH-leg detector yet: reported, not required.
 DEFAULT_REQUIRE="direct-443 direct-5555 direct-992 udp-accel-off http-proxy socks5 admin vpn-over-icmp vpn-over-dns $NEGATIVE"
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
-wait_for() { # wait_for SECONDS CMD...
-  local i; for i in $(seq 1 $(($1 * 4))); do "${@:2}" >/dev/null 2>&1 && return 0; sleep 0.25; done; return 1
+wait_for() { # wait_for SECONDS CMD... (deadline, however long CMD takes)
+  local end=$((SECONDS + $1))
+  while [ $SECONDS -lt $end ]; do "${@:2}" >/dev/null 2>&1 && return 0; sleep 0.25; done; return 1
 }
 listening() { nsx "$1" ss -Hlnt "sport = :$2" | grep -q .; }
 
 deps() {
   echo softether-vpnserver softether-vpnclient softether-vpncmd squid dante-server nginx-light \
-    openssh-server openssh-client curl openssl busybox iproute2 iptables tcpdump python3
+    openssh-server openssh-client curl openssl busybox iproute2 iptables tcpdump python3 \
+    openvpn wireguard-go wireguard-tools
 }
 
 # ------------------------------------------------------------ processes
@@ -82,8 +91,11 @@ srv() { vpncmd $NS_S 127.0.0.1:5555 /SERVER /PASSWORD:$ADMINPW /CMD "$@"; }
 cli() { vpncmd $NS_C localhost /CLIENT /CMD "$@"; }
 
 setup() {
-  mkdir -p "$RUN"/{pids,logs,eve,www} /var/lib/softether /var/log/softether /run/softether /run/sshd
-  if ip netns list | grep -qw $NS_R; then return 0; fi
+  mkdir -p "$RUN"/{pids,logs,eve,www,cap} /var/lib/softether /var/log/softether /run/softether /run/sshd
+  if [ -f "$RUN/setup.done" ] && ip netns list | grep -qw $NS_R && kill -0 "$(cat "$RUN/pids/vpnserver.pid" 2>/dev/null)" 2>/dev/null &&
+    kill -0 "$(cat "$RUN/pids/vpnclient.pid" 2>/dev/null)" 2>/dev/null; then return 0; fi
+  ip netns list | grep -qw $NS_R && { log "setup: incomplete lab found, rebuilding"; teardown; }
+  rm -f "$RUN/setup.done"
   log "setup: namespaces"
   local ns
   for ns in $NS_C $NS_R $NS_S $NS_W; do
@@ -107,7 +119,21 @@ setup() {
   ip -n $NS_W route add 198.18.201.0/24 via $R3_IP
   ip -n $NS_W route add 198.18.202.0/24 via $R3_IP
   ip -n $NS_S route add 198.18.203.0/24 via $R2_IP
+  ip -n $NS_S addr add $WEB_IP/32 dev lo
   nsx $NS_C ping -c1 -W2 $S_IP >/dev/null || { log "setup: no route from client to server"; return 1; }
+
+  # web server behind SecureNAT (the server host's loopback) for traffic through the VPN
+  head -c 262144 /dev/urandom >"$RUN/www/small.bin"
+  bg websrv nsx $NS_S busybox httpd -f -p $WEB_IP:80 -h "$RUN/www"
+  cat >"$RUN/udhcpc.script" <<'EOF'
+#!/bin/sh
+# address only: no default route, no resolv.conf
+case "$1" in
+  deconfig) ip -4 addr flush dev "$interface"; ip link set "$interface" up ;;
+  bound|renew) ip -4 addr flush dev "$interface"; ip addr add "$ip/${mask:-24}" dev "$interface" ;;
+esac
+EOF
+  chmod +x "$RUN/udhcpc.script"
 
   log "setup: SoftEther server"
   se_instance vpnserver "$RUN/srv"
@@ -120,6 +146,11 @@ HubCreate $HUB /PASSWORD:$USERPW
 Hub $HUB
 UserCreate user1 /GROUP:none /REALNAME:none /NOTE:none
 UserPasswordSet user1 /PASSWORD:$USERPW
+ExtOptionSet DisableKernelModeSecureNAT /VALUE:1
+ExtOptionSet DisableIpRawModeSecureNAT /VALUE:1
+SecureNatHostSet /MAC:none /IP:$VHOST /MASK:255.255.255.0
+DhcpSet /START:198.18.100.10 /END:198.18.100.99 /MASK:255.255.255.0 /EXPIRE:7200 /GW:$VHOST /DNS:$VHOST /DNS2:none /DOMAIN:none /LOG:no /PUSHROUTE:none
+SecureNatEnable
 EOF
   vpncmd $NS_S 127.0.0.1:5555 /SERVER /PASSWORD:$ADMINPW /IN:"$RUN/srv-setup.txt" >"$RUN/logs/srv-hub.log" 2>&1
   grep -q "Error occurred" "$RUN/logs/srv-hub.log" && { log "server setup failed: see $RUN/logs/srv-hub.log"; return 1; }
@@ -184,12 +215,14 @@ EOF
   bg danted nsx $NS_R danted -f "$RUN/danted.conf"
   wait_for 20 listening $NS_W 443 && wait_for 20 listening $NS_W 22 && wait_for 20 listening $NS_R 3128 && wait_for 20 listening $NS_R 1080 || {
     log "setup: a look-alike server did not start"; return 1; }
+  touch "$RUN/setup.done"
 }
 
 teardown() {
   local f
   for f in "$RUN"/pids/*.pid; do [ -e "$f" ] && stop "$(basename "$f" .pid)"; done
   for ns in $NS_C $NS_R $NS_S $NS_W; do ip netns list | grep -qw $ns && ip netns del $ns; done
+  rm -f "$RUN/setup.done"
   return 0
 }
 
@@ -199,6 +232,7 @@ connected() { cli AccountStatusGet $ACCT 2>/dev/null | grep -q "Session Establis
 session() { # session MODE: configure the account for MODE, connect, hold, disconnect
   cli AccountDisconnect $ACCT >/dev/null 2>&1
   cli AccountProxyNone $ACCT >/dev/null 2>&1
+  VPN_NOTE=""
   local port=443 udp=no host=$S_IP
   case $1 in
     vpn-over-icmp | vpn-over-dns)
@@ -228,14 +262,30 @@ session() { # session MODE: configure the account for MODE, connect, hold, disco
     return
   fi
   SESSION_OK=yes
-  sleep 4
+  vpn_traffic "$1"
   cli AccountDisconnect $ACCT >/dev/null 2>&1
+  nsx $NS_C ip -4 addr flush dev $VNIC 2>/dev/null
   stop sshfwd
   nsx $NS_R iptables -F FORWARD 2>/dev/null
 }
 
+vpn_traffic() { # DHCP from SecureNAT, ping its virtual host, small HTTP download through the VPN
+  local r=""
+  nsx $NS_C ip link set $VNIC up 2>/dev/null
+  if nsx $NS_C timeout 20 busybox udhcpc -i $VNIC -s "$RUN/udhcpc.script" -n -q -f -t 5 -T 2 >"$RUN/logs/udhcpc-$1.log" 2>&1; then
+    nsx $NS_C ip route replace $WEB_IP/32 via $VHOST dev $VNIC
+    nsx $NS_C ping -c 3 -i 0.3 -W 2 $VHOST >"$RUN/logs/ping-$1.log" 2>&1 && r="ping ok" || r="ping failed"
+    r="$r, http $(nsx $NS_C curl -s -o /dev/null --max-time 15 -w '%{http_code} %{size_download}B' http://$WEB_IP/small.bin)"
+  else
+    r="DHCP through the VPN failed"
+  fi
+  VPN_NOTE=$r
+  log "$1: $r"
+  sleep 1
+}
+
 negative() { # negative MODE: ordinary traffic that must not look like SoftEther
-  START=$(date +%s.%N)
+  START=$(date +%s.%N) VPN_NOTE=""
   SESSION_OK=yes
   case $1 in
     https-browse) for i in 1 2 3 4 5; do nsx $NS_C curl -sk --max-time 10 -o /dev/null https://$W_IP/index.html; sleep 0.5; done ;;
@@ -248,45 +298,136 @@ negative() { # negative MODE: ordinary traffic that must not look like SoftEther
       wait_for 10 listening $NS_C 18443 || SESSION_OK=no
       for i in 1 2 3; do nsx $NS_C curl -sk --max-time 10 -o /dev/null https://127.0.0.1:18443/big.bin || SESSION_OK=no; done
       stop sshfwd ;;
+    openvpn) # static-key point-to-point tunnel over UDP 1194 to the web host, pings through it
+      command -v openvpn >/dev/null || { SESSION_OK=skip; return; }
+      [ -f "$RUN/ovpn.key" ] || openvpn --genkey secret "$RUN/ovpn.key" >/dev/null 2>&1
+      local o="--dev-type tun --proto udp --port 1194 --secret $RUN/ovpn.key --cipher AES-256-CBC --auth SHA256 --verb 3"
+      # shellcheck disable=SC2086
+      bg ovpn-srv nsx $NS_W openvpn $o --dev ${P}ovs --local $W_IP --ifconfig 10.99.0.1 10.99.0.2
+      # shellcheck disable=SC2086
+      bg ovpn-cli nsx $NS_C openvpn $o --dev ${P}ovc --remote $W_IP --ifconfig 10.99.0.2 10.99.0.1
+      if wait_for 20 grep -q "Initialization Sequence Completed" "$RUN/logs/ovpn-cli.log"; then
+        nsx $NS_C ping -c 5 -i 0.5 -W 2 10.99.0.1 >"$RUN/logs/ovpn-ping.log" 2>&1 || SESSION_OK=no
+      else SESSION_OK=no; fi
+      stop ovpn-cli; stop ovpn-srv ;;
+    wireguard) # wireguard-go (userspace) between client and web host, pings through it
+      command -v wireguard-go >/dev/null && command -v wg >/dev/null || { SESSION_OK=skip; return; }
+      local k1 k2
+      k1=$(wg genkey); k2=$(wg genkey)
+      bg wg-srv nsx $NS_W env WG_PROCESS_FOREGROUND=1 wireguard-go -f ${P}wgs
+      bg wg-cli nsx $NS_C env WG_PROCESS_FOREGROUND=1 wireguard-go -f ${P}wgc
+      wait_for 10 nsx $NS_W ip link show ${P}wgs && wait_for 10 nsx $NS_C ip link show ${P}wgc || { SESSION_OK=no; stop wg-srv; stop wg-cli; return; }
+      nsx $NS_W wg set ${P}wgs private-key <(echo "$k1") listen-port 51820 peer "$(echo "$k2" | wg pubkey)" allowed-ips 10.98.0.2/32
+      nsx $NS_C wg set ${P}wgc private-key <(echo "$k2") peer "$(echo "$k1" | wg pubkey)" allowed-ips 10.98.0.1/32 endpoint $W_IP:51820 persistent-keepalive 2
+      nsx $NS_W ip addr add 10.98.0.1/24 dev ${P}wgs; nsx $NS_W ip link set ${P}wgs up
+      nsx $NS_C ip addr add 10.98.0.2/24 dev ${P}wgc; nsx $NS_C ip link set ${P}wgc up
+      nsx $NS_C ping -c 5 -i 0.5 -W 2 10.98.0.1 >"$RUN/logs/wg-ping.log" 2>&1 || SESSION_OK=no
+      stop wg-cli; stop wg-srv ;;
     curl-via-proxy) for i in 1 2 3; do nsx $NS_C curl -sk --max-time 10 -x http://$R1_IP:3128 -o /dev/null https://$W_IP/index.html || SESSION_OK=no; done ;;
   esac
   sleep 1
 }
 
+# endpoint MODE: where the session's connection goes, as seen on the tap (sw-r1)
+endpoint() {
+  EP_PROTO=tcp EP_IP=$S_IP EP_PORT=443
+  case $1 in
+    direct-5555) EP_PORT=5555 ;;
+    direct-992) EP_PORT=992 ;;
+    http-proxy) EP_IP=$R1_IP EP_PORT=3128 ;;
+    socks5) EP_IP=$R1_IP EP_PORT=1080 ;;
+    ssh-forward) EP_IP=$W_IP EP_PORT=22 ;;
+    vpn-over-icmp) EP_PROTO=icmp EP_PORT=0 ;;
+    vpn-over-dns) EP_PROTO=udp EP_PORT=53 ;;
+  esac
+}
+first_packet() { # epoch of the session's first packet in the mode's tap capture
+  local f
+  case $EP_PROTO in
+    tcp) f="tcp and host $EP_IP and port $EP_PORT" ;;
+    udp) f="udp and host $EP_IP and port $EP_PORT" ;;
+    *) f="icmp and host $EP_IP" ;;
+  esac
+  timeout 20 tcpdump -r "$RUN/cap/$1.pcap" -tt -nn -c 1 "host $C_IP and $f" 2>/dev/null | awk '{print $1; exit}'
+}
+
 # check MODE EXPECTED: read the mode's EVE file, print a table row, return 1 on a miss
 check() {
-  python3 - "$RUN/eve/$1.json" "$2" "$START" "$1" "$SESSION_OK" <<'EOF'
-import json, sys, datetime
-path, expect, start, mode, ok = sys.argv[1], sys.argv[2] == "yes", float(sys.argv[3]), sys.argv[4], sys.argv[5]
+  endpoint "$1"
+  python3 - "$RUN/eve/$1.json" "$2" "$START" "$1" "$SESSION_OK" "${VPN_NOTE:-}" \
+    "$C_IP" "$EP_IP" "$EP_PORT" "$EP_PROTO" "$(first_packet "$1")" <<'EOF'
+import datetime, json, sys
+path, expect, start, mode, ok, note, cip, eip, eport, eproto, first = sys.argv[1:12]
+expect = expect == "yes"
+t0 = float(first) if first else float(start)
 alerts = []
 try:
     for line in open(path):
-        ev = json.loads(line)
-        if ev.get("event_type") == "alert" and "SoftEther" in ev["alert"]["signature"]:
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
+        if ev.get("event_type") == "alert" and "SoftEther" in ev.get("alert", {}).get("signature", ""):
             alerts.append(ev)
 except FileNotFoundError:
     pass
-hit = alerts[0] if alerts else None
-ttd = ""
-if hit:
-    t = datetime.datetime.strptime(hit["timestamp"], "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
-    ttd = "%.2f" % (t - start)
-detected = "yes" if hit else "no"
-sig = hit["alert"]["signature"] if hit else ""
-good = (detected == "yes") == expect and ok == "yes"
-note = "" if ok == "yes" else " (traffic failed)"
-print("| %s | %s | %s | %s | %s |%s" % (mode, "SoftEther" if expect else "none", detected, sig, ttd, note))
+def ours(ev):  # names the session's client and server/proxy (and for TCP the service port)
+    a = {(ev.get("src_ip"), str(ev.get("src_port", ""))), (ev.get("dest_ip"), str(ev.get("dest_port", "")))}
+    if {x[0] for x in a} != {cip, eip}:
+        return False
+    if str(ev.get("proto", "")).upper() == "TCP" and eproto == "tcp":
+        return (eip, eport) in a
+    return True
+def ts(ev):
+    return datetime.datetime.strptime(ev["timestamp"], "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+hits = [e for e in alerts if ours(e)]
+other = len(alerts) - len(hits)
+hit = min(hits, key=ts) if hits else None
+notes = []
+if ok == "skip":
+    notes.append("skipped: tool not installed")
+elif ok != "yes":
+    notes.append("session/traffic FAILED")
+if note:
+    notes.append(note)
+if other:
+    notes.append("%d SoftEther alert(s) on other endpoints" % other)
+if not first and expect:
+    notes.append("no session packet on the tap; ttd from connect time")
+ttd = "%.2f" % (ts(hit) - t0) if hit else ""
+if expect:
+    detected = "yes" if hit else "no"
+    good = bool(hit) and ok == "yes"
+    sig = hit["alert"]["signature"] if hit else ""
+else:
+    detected = "yes" if alerts else "no"
+    good = not alerts and ok in ("yes", "skip")
+    sig = alerts[0]["alert"]["signature"] if alerts else ""
+res = "skip" if ok == "skip" else ("PASS" if good else "FAIL")
+print("| %s | %s | %s | %s | %s | %s | %s |" % (mode, "SoftEther" if expect else "none", detected, sig, ttd, res, "; ".join(notes)))
 sys.exit(0 if good else 1)
 EOF
 }
 
-run_mode() { # run_mode MODE EXPECTED
-  rm -f "$RUN/eve/$1.json"
+mode_start() { # tcpdump and sewatch on the router's client-side interface
+  rm -f "$RUN/eve/$1.json" "$RUN/cap/$1.pcap"
+  bg tcpdump nsx $NS_R tcpdump -i sw-r1 -s 0 -U -n -w "$RUN/cap/$1.pcap"
+  wait_for 10 grep -q "listening on" "$RUN/logs/tcpdump.log"
   bg sewatch nsx $NS_R "$SEWATCH" -i sw-r1 -o file:"$RUN/eve/$1.json" --log-level warn
-  sleep 1.5 # sockets bound before traffic starts
-  if [ "$2" = yes ]; then session "$1"; else negative "$1"; fi
+  # wait until sewatch holds its packet socket (at most 5 s)
+  wait_for 5 sh -c "ip netns exec $NS_R ss -A packet -p 2>/dev/null | grep -q sewatch" || true
+  sleep 0.5
+}
+mode_stop() {
   sleep 1
   stop sewatch INT
+  stop tcpdump INT
+}
+
+run_mode() { # run_mode MODE EXPECTED
+  mode_start "$1"
+  if [ "$2" = yes ]; then session "$1"; else negative "$1"; fi
+  mode_stop
   check "$1" "$2" >>"$RESULTS.rows"
 }
 
@@ -294,19 +435,18 @@ run() {
   [ -x "$SEWATCH" ] || { log "no sewatch binary at $SEWATCH (set SEWATCH)"; return 1; }
   setup || return 1
   local modes=${*:-${LAB_MODES:-$POSITIVE $NEGATIVE}} m fail=0 t0=$SECONDS
+  modes=${modes//,/ }
   : >"$RESULTS.rows"
   for m in $modes; do
     local want=no
     case " $POSITIVE " in *" $m "*) want=yes ;; esac
     log "mode $m (expect SoftEther: $want)"
     if [ "$m" = admin ]; then
-      rm -f "$RUN/eve/$m.json"
-      bg sewatch nsx $NS_R "$SEWATCH" -i sw-r1 -o file:"$RUN/eve/$m.json" --log-level warn
-      sleep 1.5
-      START=$(date +%s.%N)
-      vpncmd $NS_C $S_IP:443 /SERVER /PASSWORD:$ADMINPW /CMD ServerInfoGet >"$RUN/logs/admin.log" 2>&1 && SESSION_OK=yes || SESSION_OK=no
-      sleep 1
-      stop sewatch INT
+      mode_start "$m"
+      START=$(date +%s.%N) VPN_NOTE=""
+      printf 'ServerInfoGet\nHubList\nListenerList\n' >"$RUN/admin.txt"
+      vpncmd $NS_C $S_IP:443 /SERVER /PASSWORD:$ADMINPW /IN:"$RUN/admin.txt" >"$RUN/logs/admin.log" 2>&1 && SESSION_OK=yes || SESSION_OK=no
+      mode_stop
       check "$m" yes >>"$RESULTS.rows"
     else
       run_mode "$m" $want
@@ -316,8 +456,8 @@ run() {
     fi
   done
   {
-    echo "| mode | expected | detected | signature | time to detect (s) |"
-    echo "|---|---|---|---|---|"
+    echo "| mode | expected | detected | signature | time to detect (s) | result | notes |"
+    echo "|---|---|---|---|---|---|---|"
     cat "$RESULTS.rows"
     echo
     echo "Lab run: $((SECONDS - t0)) s, $(date -u +%F)."
