@@ -21,7 +21,6 @@
 # endpoints (client and server/proxy address, and the port for TCP); time to
 # detect is that alert's timestamp minus the session's first packet on the tap.
 set -u
-LAB=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
 RUN=${LAB_RUN:-/tmp/sw-lab}
 SEWATCH=$(readlink -f "${SEWATCH:-./sewatch}")
 RESULTS=${LAB_RESULTS:-/tmp/sewatch-lab-results.md}
@@ -296,7 +295,7 @@ negative() { # negative MODE: ordinary traffic that must not look like SoftEther
       bg sshfwd nsx $NS_C ssh -N -i "$RUN/ssh_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
         -L 127.0.0.1:18443:$W_IP:443 root@$W_IP
       wait_for 10 listening $NS_C 18443 || SESSION_OK=no
-      for i in 1 2 3; do nsx $NS_C curl -sk --max-time 10 -o /dev/null https://127.0.0.1:18443/big.bin || SESSION_OK=no; done
+      for _ in 1 2 3; do nsx $NS_C curl -sk --max-time 10 -o /dev/null https://127.0.0.1:18443/big.bin || SESSION_OK=no; done
       stop sshfwd ;;
     openvpn) # static-key point-to-point tunnel over UDP 1194 to the web host, pings through it
       command -v openvpn >/dev/null || { SESSION_OK=skip; return; }
@@ -323,7 +322,7 @@ negative() { # negative MODE: ordinary traffic that must not look like SoftEther
       nsx $NS_C ip addr add 10.98.0.2/24 dev ${P}wgc; nsx $NS_C ip link set ${P}wgc up
       nsx $NS_C ping -c 5 -i 0.5 -W 2 10.98.0.1 >"$RUN/logs/wg-ping.log" 2>&1 || SESSION_OK=no
       stop wg-cli; stop wg-srv ;;
-    curl-via-proxy) for i in 1 2 3; do nsx $NS_C curl -sk --max-time 10 -x http://$R1_IP:3128 -o /dev/null https://$W_IP/index.html || SESSION_OK=no; done ;;
+    curl-via-proxy) for _ in 1 2 3; do nsx $NS_C curl -sk --max-time 10 -x http://$R1_IP:3128 -o /dev/null https://$W_IP/index.html || SESSION_OK=no; done ;;
   esac
   sleep 1
 }
