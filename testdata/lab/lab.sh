@@ -287,7 +287,7 @@ negative() { # negative MODE: ordinary traffic that must not look like SoftEther
   START=$(date +%s.%N) VPN_NOTE=""
   SESSION_OK=yes
   case $1 in
-    https-browse) for i in 1 2 3 4 5; do nsx $NS_C curl -sk --max-time 10 -o /dev/null https://$W_IP/index.html; sleep 0.5; done ;;
+    https-browse) for _ in 1 2 3 4 5; do nsx $NS_C curl -sk --max-time 10 -o /dev/null https://$W_IP/index.html; sleep 0.5; done ;;
     https-long) nsx $NS_C curl -sk --max-time 30 --limit-rate 2M -o /dev/null https://$W_IP/big.bin ;;
     ssh-interactive) nsx $NS_C ssh -i "$RUN/ssh_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
         root@$W_IP 'for i in 1 2 3 4 5 6; do echo tick $i; sleep 1; done; uname -a' >/dev/null 2>&1 || SESSION_OK=no ;;
