@@ -57,11 +57,11 @@ bg() { # bg NAME CMD... : own process group, pid recorded (CMD may be a function
   echo $! >"$RUN/pids/$name.pid"
 }
 stop() { # stop NAME [SIGNAL]
-  local f=$RUN/pids/$1.pid pid i
+  local f=$RUN/pids/$1.pid pid
   [ -f "$f" ] || return 0
   pid=$(cat "$f")
   kill -"${2:-TERM}" -- -"$pid" 2>/dev/null || kill -"${2:-TERM}" "$pid" 2>/dev/null
-  for i in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
   kill -KILL -- -"$pid" 2>/dev/null
   rm -f "$f"
 }
