@@ -66,6 +66,11 @@ var (
 	welcome     = span{1800, 4800} // welcome PACK with policies (and UDP accel keys)
 	addConnect  = span{440, 1540}  // additional_connect PACK (also vpncmd's admin login)
 	addResponse = span{255, 1340}  // error=0/direction answer
+	// vpncmd's admin login is answered by a PACK that may hold nothing but
+	// pencore (Admin.c AdminAccept): ~200 B of HTTP header and PACK framing
+	// plus 0-999 random bytes, so it can be shorter than any
+	// additional_connect answer.
+	adminAnswer = span{205, 1340}
 )
 
 // Evidence kinds this detector reports.
@@ -352,9 +357,9 @@ func (in *Inspector) evaluate(p *decode.Packet, f *detector.Flow, s detector.Sin
 		s.Report(in.evidence(p, f, KindShape,
 			fmt.Sprintf("%swatermark %d, hello %d, login %d, welcome %d", why, c[0], sv[0], c[1], sv[1]), 0.75+bonus, true))
 		in.release()
-	case addConnect.has(int(c[1])) && addResponse.has(int(sv[1])) && in.level < 2:
+	case addConnect.has(int(c[1])) && adminAnswer.has(int(sv[1])) && in.level < 2:
 		in.level = 3
-		if probe {
+		if probe || !addResponse.has(int(sv[1])) {
 			// A probe-prefixed connection with a short login is vpncmd's admin session.
 			ev := in.evidence(p, f, KindShape,
 				fmt.Sprintf("%swatermark %d, hello %d, admin login %d, answer %d", why, c[0], sv[0], c[1], sv[1]), 0.75+bonus, true)
