@@ -1,0 +1,387 @@
+// Package sshtunnel recognises a SoftEther session carried through an SSH
+// port forward (ssh -L, ssh -D) when only the SSH connection crosses the
+// tap. SSH encrypts everything after key exchange, and with
+// chacha20-poly1305 even its packet lengths, so what is left is the size of
+// each write: a forwarded TLS record arrives as one SSH channel-data packet
+// whose size is the record's plus 39-80 bytes of SSH framing (5 B TLS
+// header, 9 B channel-data header, 4-19 B padding, 16-32 B MAC, 4 B length).
+//
+// A SoftEther client opening a connection through the forward shows, inside
+// one SSH connection and within seconds: a ClientHello-sized write, a
+// server-flight-sized answer, then SoftEther's connect phase, a 1.5-3.8 KB
+// upload (the watermark POST) answered by a hello PACK, a 2.4-6.8 KB
+// upload (the login PACK) answered by a 1.8-4.8 KB welcome (sizes from
+// SoftEther's message builders, as in package tlsshape). Ordinary use of
+// SSH (shells, scp, forwarded web browsing) does not upload kilobytes twice
+// right after a forwarded TLS handshake, each answered by that much, and
+// then keep both directions busy the way a new tunnel does (its virtual
+// NIC's DHCP, ARP and IPv6 chatter). An HTTP/1.1 client sending two
+// kilobyte-sized requests (large cookies) can match the connect phase by
+// itself, so one connect phase alone never alerts: it needs the data phase
+// after it or a second connect phase (the session's additional connection,
+// a reconnect) in the same SSH connection. The evidence is weaker than the
+// direct TLS shape, and the alert's confidence says so.
+package sshtunnel
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+
+	"github.com/sewatch/sewatch/detector"
+	"github.com/sewatch/sewatch/internal/decode"
+)
+
+// Name is the detector's registered name.
+const Name = "sshtunnel"
+
+// Evidence kinds.
+const (
+	// KindDataPhase: right after the welcome, both sides kept sending
+	// (the virtual NIC's first frames: DHCP, ARP, IPv6 neighbour
+	// discovery), as a tunnel does and a finished HTTP exchange does not.
+	KindDataPhase = "softether.ssh.tunnel-data-phase"
+	// KindShape: SoftEther's connect phase (watermark, hello, login,
+	// welcome or additional_connect/admin) inside the SSH connection.
+	KindShape = "softether.ssh.tunnelled-session-shape"
+	// KindRepeat: a second SoftEther connect phase in the same SSH
+	// connection (the session's additional connection or a reconnect).
+	KindRepeat = "softether.ssh.second-tunnelled-connection"
+)
+
+// Mode is the transport the evidence names.
+const Mode = "ssh-forward"
+
+func init() { detector.Register(Name, func() detector.Detector { return Detector{} }) }
+
+// Detector is the SSH-leg detector.
+type Detector struct{}
+
+// Name implements detector.Detector.
+func (Detector) Name() string { return Name }
+
+// NewInspector follows TCP flows; the inspector gives up on the first
+// payload that is not an SSH identification string.
+func (Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspector {
+	if p.Proto != decode.ProtoTCP {
+		return nil
+	}
+	return &Inspector{}
+}
+
+type span struct{ lo, hi int32 }
+
+func (s span) has(n int32) bool { return n >= s.lo && n <= s.hi }
+
+// sshSpan widens a TLS record-length span by SSH's framing.
+func sshSpan(lo, hi int32) span { return span{lo + ovLo, hi + ovHi} }
+
+const (
+	ovLo = 39 // 5 TLS + 9 channel data + 4 length + 1 pad length + 4 padding + 16 MAC
+	ovHi = 80 // up to 19 B padding, a 32 B MAC (hmac-sha2-256-etm), one more header
+
+	// small writes are SSH's own chatter (window adjusts, keep-alives),
+	// TLS tickets and SoftEther's data-phase keep-alives: not steps.
+	small = 200
+	// stepGap bounds the time between two steps of one connect phase.
+	stepGap = 3 * time.Second
+	// The data phase after a welcome: it starts within dataStart (the
+	// virtual NIC comes up at once; an HTTP client closes its channel or
+	// waits for its next request) and holds at least dataWrites writes of
+	// dataMin bytes or more each way within dataWindow.
+	dataStart  = 500 * time.Millisecond
+	dataWindow = 2 * time.Second
+	dataWrites = 3
+	dataMin    = 100
+	// writeGap ends a write whose last segment never came.
+	writeGap = 300 * time.Millisecond
+	pshFlag  = 0x08
+)
+
+// TLS record-length spans of package tlsshape, widened by SSH framing. The
+// ClientHello and server flight are what any TLS stack sends; SoftEther's
+// (OpenSSL, no ALPN, a self-signed certificate) fall well inside.
+var (
+	clientHello = sshSpan(200, 700)
+	serverFlght = span{700, 8000}
+	getProbe    = sshSpan(265, 380)
+	page403     = sshSpan(460, 600)
+	page202     = sshSpan(2100, 2260)
+	// The client's Finished may share the watermark's write (+6-80 B).
+	watermark   = span{1550 + ovLo, 3800 + ovHi + 80}
+	hello       = sshSpan(360, 1460)
+	login       = sshSpan(2400, 6800)
+	welcome     = sshSpan(1800, 4800)
+	addConnect  = sshSpan(440, 1540)
+	addResponse = sshSpan(255, 1340)
+	adminAnswer = sshSpan(205, 1340)
+)
+
+// Connect-phase steps.
+const (
+	stIdle      = iota
+	stHello     // ClientHello seen, waiting for the server flight
+	stHandshake // handshake done, waiting for the GET probe or the watermark
+	stProbe     // GET probe sent, waiting for the 403/202 page
+	stWatermark // watermark sent, waiting for the hello PACK
+	stHelloPack // hello received, waiting for login or additional_connect
+	stLogin     // login sent, waiting for the welcome
+	stAddConn   // additional_connect/admin login sent, waiting for the answer
+)
+
+// Inspector follows one TCP flow.
+type Inspector struct {
+	checked [2]bool
+	next    [2]uint32
+	cur     [2]int32
+	curLast [2]time.Time
+	maxSeg  [2]int32
+
+	st      int
+	stepAt  time.Time
+	sizes   [8]int32
+	nsizes  int
+	probe   bool
+	chains  int
+	firstAt time.Time
+	wm, lg  int32    // this connect phase's watermark and login sizes
+	firstWM [2]int32 // the first connect phase's
+
+	finished bool
+
+	dataUntil time.Time // following the data phase after a welcome until then
+	dataFrom  time.Time // the welcome
+	dataN     [2]int
+	dataDone  bool
+}
+
+// Inspect implements detector.Inspector.
+func (in *Inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, s detector.Sink) bool {
+	if in.finished {
+		return false
+	}
+	pl := p.Payload
+	if len(pl) == 0 {
+		return true
+	}
+	d := 0
+	if !toServer {
+		d = 1
+	}
+	if !in.checked[d] {
+		in.checked[d] = true
+		if !bytes.HasPrefix(pl, []byte("SSH-2.0-")) && !bytes.HasPrefix(pl, []byte("SSH-1.99-")) {
+			in.finished = true
+			return false
+		}
+		in.next[d] = p.Seq + uint32(len(pl))
+		return true
+	}
+	if !in.checked[1-d] {
+		return true // the peer's identification must come first
+	}
+	// Skip retransmitted and overlapping segments.
+	if int32(p.Seq-in.next[d]) < 0 {
+		return true
+	}
+	in.next[d] = p.Seq + uint32(len(pl))
+	if in.cur[d] > 0 && p.Time.Sub(in.curLast[d]) > writeGap {
+		in.write(d, in.cur[d], in.curLast[d], p, f, s)
+		in.cur[d] = 0
+	}
+	n := int32(len(pl))
+	in.cur[d] += n
+	in.curLast[d] = p.Time
+	if n > in.maxSeg[d] {
+		in.maxSeg[d] = n
+	}
+	// A write ends with PSH (Linux sets it on a send's last segment) or
+	// with a segment shorter than the largest seen.
+	if p.TCPFlags&pshFlag == 0 && n >= in.maxSeg[d] {
+		return true
+	}
+	w := in.cur[d]
+	in.cur[d] = 0
+	in.write(d, w, p.Time, p, f, s)
+	return !in.finished
+}
+
+// write advances the connect-phase matcher by one complete write.
+func (in *Inspector) write(d int, n int32, at time.Time, p *decode.Packet, f *detector.Flow, s detector.Sink) {
+	if !in.dataUntil.IsZero() {
+		in.dataPhase(d, n, at, p, f, s)
+	}
+	if in.st != stIdle && at.Sub(in.stepAt) > stepGap {
+		in.reset()
+	}
+	client := d == 0
+	switch in.st {
+	case stIdle:
+		in.start(client, n, at)
+	case stHello:
+		switch {
+		case !client && serverFlght.has(n):
+			in.step(stHandshake, n, at)
+		case client && n >= small:
+			in.reset()
+			in.start(client, n, at)
+		case !client && n >= small:
+			in.reset()
+		}
+	case stHandshake:
+		switch {
+		case client && getProbe.has(n):
+			in.probe = true
+			in.step(stProbe, n, at)
+		case client && watermark.has(n):
+			in.wm = n
+			in.step(stWatermark, n, at)
+		case client && n >= small:
+			in.reset()
+			in.start(client, n, at)
+		}
+		// Server writes here are TLS 1.3 tickets; they do not move the phase.
+	case stProbe:
+		switch {
+		case !client && (page403.has(n) || page202.has(n)):
+			in.step(stHandshake, n, at)
+		case n >= small:
+			in.reset()
+			in.start(client, n, at)
+		}
+	case stWatermark:
+		switch {
+		case !client && hello.has(n):
+			in.step(stHelloPack, n, at)
+		case !client && n < hello.lo:
+			// tickets that crossed the watermark
+		case n >= small:
+			in.reset()
+			in.start(client, n, at)
+		}
+	case stHelloPack:
+		switch {
+		case client && login.has(n):
+			in.lg = n
+			in.step(stLogin, n, at)
+		case client && addConnect.has(n):
+			in.lg = n
+			in.step(stAddConn, n, at)
+		case n >= small:
+			in.reset()
+			in.start(client, n, at)
+		}
+	case stLogin:
+		switch {
+		case !client && welcome.has(n):
+			in.step(stIdle, n, at)
+			in.found("login", p, f, s)
+			if !in.dataDone {
+				in.dataFrom, in.dataUntil, in.dataN = at, at.Add(dataWindow), [2]int{}
+			}
+		case n >= small:
+			in.reset()
+			in.start(client, n, at)
+		}
+	case stAddConn:
+		switch {
+		case !client && adminAnswer.has(n):
+			in.step(stIdle, n, at)
+			kind := "additional_connect"
+			if in.probe || !addResponse.has(n) {
+				kind = "admin login"
+			}
+			in.found(kind, p, f, s)
+		case n >= small:
+			in.reset()
+			in.start(client, n, at)
+		}
+	}
+}
+
+func (in *Inspector) start(client bool, n int32, at time.Time) {
+	if client && clientHello.has(n) {
+		in.step(stHello, n, at)
+	}
+}
+
+func (in *Inspector) step(st int, n int32, at time.Time) {
+	in.st, in.stepAt = st, at
+	if in.nsizes < len(in.sizes) {
+		in.sizes[in.nsizes] = n
+		in.nsizes++
+	}
+}
+
+func (in *Inspector) reset() {
+	in.st, in.nsizes, in.probe = stIdle, 0, false
+}
+
+// near: sizes within 32 B (SSH padding and MAC choice aside, the same).
+func near(a, b int32) bool { return a-b <= 32 && b-a <= 32 }
+
+// dataPhase counts the writes that follow a welcome.
+func (in *Inspector) dataPhase(d int, n int32, at time.Time, p *decode.Packet, f *detector.Flow, s detector.Sink) {
+	if at.After(in.dataUntil) {
+		in.dataUntil = time.Time{}
+		return
+	}
+	if n < dataMin {
+		return
+	}
+	if in.dataN == [2]int{} && at.Sub(in.dataFrom) > dataStart {
+		in.dataUntil = time.Time{}
+		return
+	}
+	in.dataN[d]++
+	if in.dataN[0] >= dataWrites && in.dataN[1] >= dataWrites {
+		in.dataUntil, in.dataDone = time.Time{}, true
+		s.Report(in.evidence(p, f, KindDataPhase,
+			fmt.Sprintf("both sides kept sending right after the welcome (%d and %d writes of %d+ B within %v)",
+				in.dataN[0], in.dataN[1], dataMin, dataWindow), 0.32, Mode))
+		in.finished = in.chains >= 2
+	}
+}
+
+// found reports a complete tunnelled connect phase.
+func (in *Inspector) found(what string, p *decode.Packet, f *detector.Flow, s detector.Sink) {
+	if in.chains == 1 && near(in.wm, in.firstWM[0]) && near(in.lg, in.firstWM[1]) {
+		// The same exchange again, byte for byte: a client repeating one
+		// request. SoftEther pads the watermark (0-1999 B) and every PACK
+		// (0-999 B) at random, so its connect phases never repeat sizes.
+		in.reset()
+		return
+	}
+	in.chains++
+	sizes := fmt.Sprint(in.sizes[:in.nsizes])
+	mode := Mode
+	if what == "admin login" {
+		mode = "admin"
+	}
+	switch in.chains {
+	case 1:
+		in.firstAt, in.firstWM = p.Time, [2]int32{in.wm, in.lg}
+		w := float32(0.7)
+		if in.probe {
+			w = 0.8
+		}
+		if what == "additional_connect" {
+			w = 0.55 // without its primary connection: less sure
+		}
+		s.Report(in.evidence(p, f, KindShape,
+			fmt.Sprintf("SSH writes %s: TLS handshake, then SoftEther's watermark, hello and %s inside the SSH connection", sizes, what), w, mode))
+	case 2:
+		s.Report(in.evidence(p, f, KindRepeat,
+			fmt.Sprintf("second tunnelled connect phase (%s) %.1f s after the first, SSH writes %s", what, p.Time.Sub(in.firstAt).Seconds(), sizes), 0.45, mode))
+	}
+	in.finished = in.chains >= 2 && in.dataDone
+	in.reset()
+}
+
+func (in *Inspector) evidence(p *decode.Packet, f *detector.Flow, kind, detail string, w float32, mode string) detector.Evidence {
+	return detector.Evidence{
+		Kind: kind, Detail: detail, Weight: w, Anchor: true, Mode: mode,
+		Client: f.Client.Addr(), Server: f.Server.Addr(), Flow: *f,
+		Time: p.Time, PcapCnt: p.Index,
+	}
+}

@@ -1,0 +1,235 @@
+package sshtunnel
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/sewatch/sewatch/detector"
+	"github.com/sewatch/sewatch/internal/decode"
+)
+
+type sink struct{ ev []detector.Evidence }
+
+func (s *sink) Report(e detector.Evidence) { s.ev = append(s.ev, e) }
+
+func (s *sink) score() (sum float32, kinds map[string]bool) {
+	kinds = map[string]bool{}
+	for _, e := range s.ev {
+		if !kinds[e.Kind] {
+			kinds[e.Kind] = true
+			sum += e.Weight
+		}
+	}
+	return sum, kinds
+}
+
+// feeder plays one SSH connection: identification strings, then writes
+// ("c" client, "s" server) split into 1448-byte segments, PSH on the last.
+type feeder struct {
+	in  detector.Inspector
+	f   *detector.Flow
+	s   *sink
+	seq [2]uint32
+	at  time.Time
+	mss int
+}
+
+func newFeeder() *feeder {
+	fd := &feeder{f: &detector.Flow{Proto: decode.ProtoTCP}, s: &sink{}, at: time.Unix(1000, 0), mss: 1448, seq: [2]uint32{100, 9000}}
+	fd.in = Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, fd.f)
+	fd.seg(1, []byte("SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u7\r\n"), true)
+	fd.seg(0, []byte("SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u7\r\n"), true)
+	return fd
+}
+
+func (fd *feeder) seg(d int, pl []byte, psh bool) {
+	p := &decode.Packet{Proto: decode.ProtoTCP, Seq: fd.seq[d], Payload: pl, Time: fd.at,
+		Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2"), SrcPort: 40000, DstPort: 22}
+	if psh {
+		p.TCPFlags = pshFlag
+	}
+	fd.seq[d] += uint32(len(pl))
+	fd.in.Inspect(p, d == 0, fd.f, fd.s)
+}
+
+func (fd *feeder) write(d int, n int) {
+	for n > 0 {
+		k := min(n, fd.mss)
+		n -= k
+		fd.seg(d, make([]byte, k), n == 0)
+	}
+}
+
+// play feeds "c348 s1540 ..." style steps, 5 ms apart; "+N" waits N ms.
+func (fd *feeder) play(steps ...any) {
+	for i := 0; i < len(steps); i += 2 {
+		switch steps[i].(string) {
+		case "c":
+			fd.write(0, steps[i+1].(int))
+		case "s":
+			fd.write(1, steps[i+1].(int))
+		case "+":
+			fd.at = fd.at.Add(time.Duration(steps[i+1].(int)) * time.Millisecond)
+			continue
+		}
+		fd.at = fd.at.Add(5 * time.Millisecond)
+	}
+}
+
+// Connect phases taken from real SSH legs: the shared corpus's
+// se-via-ssh-forward (OpenSSH, chacha20-poly1305) and the project's lab.
+var (
+	kex        = []any{"c", 1560, "s", 1088, "c", 1208, "s", 1564, "c", 16, "c", 44, "s", 44, "c", 60, "s", 76, "c", 140, "s", 100, "c", 308, "s", 28, "c", 60, "s", 256, "s", 140}
+	primary    = []any{"c", 92, "s", 44, "c", 348, "s", 1540, "c", 116, "s", 116, "c", 1756, "s", 116, "s", 1148, "c", 2900, "s", 2764}
+	dataPhase  = []any{"c", 740, "s", 628, "c", 412, "s", 412, "c", 108, "s", 108, "c", 164, "s", 164}
+	additional = []any{"c", 92, "s", 44, "c", 348, "s", 1540, "c", 2308, "s", 116, "s", 1376, "c", 1244, "s", 372}
+	reconnect  = []any{"c", 92, "s", 44, "c", 348, "s", 1540, "c", 116, "c", 3052, "s", 1244, "c", 3980, "s", 3004}
+	// HTTP/1.1 through the forward: two requests with kilobyte cookies,
+	// then the channel closes (lab look-alike).
+	cookies = []any{"c", 92, "s", 44, "c", 556, "s", 1268, "c", 132, "s", 92, "c", 1964, "s", 1004, "c", 3164, "s", 3308, "c", 68, "c", 36, "s", 72, "c", 36}
+)
+
+func seq(parts ...[]any) []any {
+	var out []any
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+func TestSSHLeg(t *testing.T) {
+	tests := []struct {
+		name  string
+		steps []any
+		alert bool // the evidence alone reaches the verdict's threshold of 1.0
+		kinds []string
+	}{
+		{"connect phase then tunnel data (lab, one TCP connection)", seq(kex, []any{"+", 600}, primary, []any{"+", 50}, dataPhase), true,
+			[]string{KindShape, KindDataPhase}},
+		{"connect phase, additional connection 1.2 s later", seq(kex, primary, []any{"+", 1200}, additional), true,
+			[]string{KindShape, KindRepeat}},
+		{"torn down and reconnected 15 s later (corpus, UDP acceleration failure)", seq(kex, primary, []any{"+", 15000}, reconnect), true,
+			[]string{KindShape, KindRepeat}},
+		{"connect phase alone is not enough", seq(kex, primary), false, []string{KindShape}},
+		{"tunnel data that starts late is not the data phase", seq(kex, primary, []any{"+", 1000}, dataPhase), false, []string{KindShape}},
+		{"HTTP/1.1 with kilobyte cookies, twice, same sizes", seq(kex, cookies, []any{"+", 1000}, cookies), false, []string{KindShape}},
+		{"key exchange and auth only", kex, false, nil},
+		{"steps too far apart", seq(kex, primary[:12], []any{"+", 4000}, primary[12:], dataPhase), false, nil},
+		{"interactive typing", seq(kex, []any{"c", 36, "s", 36, "c", 36, "s", 36, "c", 36, "s", 120, "c", 36, "s", 1400, "c", 36, "s", 300}), false, nil},
+		{"scp upload", seq(kex, []any{"c", 92, "s", 44, "c", 32768, "s", 52, "c", 32768, "s", 52, "c", 32768, "s", 52}), false, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fd := newFeeder()
+			fd.play(tc.steps...)
+			sum, kinds := fd.s.score()
+			if got := sum >= 1.0; got != tc.alert {
+				t.Errorf("score %.2f (kinds %v), alert %v, want %v", sum, kinds, got, tc.alert)
+			}
+			if len(kinds) != len(tc.kinds) {
+				t.Errorf("kinds %v, want %v", kinds, tc.kinds)
+			}
+			for _, k := range tc.kinds {
+				if !kinds[k] {
+					t.Errorf("missing %s (got %v)", k, kinds)
+				}
+			}
+			for _, e := range fd.s.ev {
+				if e.Mode != Mode || !e.Anchor {
+					t.Errorf("evidence %s: mode %q anchor %v", e.Kind, e.Mode, e.Anchor)
+				}
+			}
+		})
+	}
+}
+
+// TestNotSSH: the first payload decides; TLS or HTTP flows are dropped.
+func TestNotSSH(t *testing.T) {
+	in := Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, &detector.Flow{})
+	p := &decode.Packet{Proto: decode.ProtoTCP, Payload: []byte{22, 3, 1, 0, 200}, TCPFlags: pshFlag}
+	if in.Inspect(p, true, &detector.Flow{}, &sink{}) {
+		t.Error("inspector kept a TLS flow")
+	}
+	if (Detector{}).NewInspector(&decode.Packet{Proto: decode.ProtoUDP}, &detector.Flow{}) != nil {
+		t.Error("inspector for UDP")
+	}
+}
+
+// TestRetransmission: a retransmitted segment is not a second write.
+func TestRetransmission(t *testing.T) {
+	fd := newFeeder()
+	fd.play(kex...)
+	fd.play(primary...)
+	// Replay the welcome's segments with their old sequence numbers.
+	fd.seq[1] -= 2764
+	fd.write(1, 2764)
+	fd.play(dataPhase...)
+	if sum, kinds := fd.s.score(); sum < 1.0 {
+		t.Errorf("retransmission broke the match: %.2f %v", sum, kinds)
+	}
+}
+
+// TestSegmentation: GSO captures deliver a write as one large segment;
+// small-MSS paths split it finely. Both assemble the same writes.
+func TestSegmentation(t *testing.T) {
+	for _, mss := range []int{536, 1448, 65000} {
+		fd := newFeeder()
+		fd.mss = mss
+		fd.play(seq(kex, primary, dataPhase)...)
+		if sum, kinds := fd.s.score(); sum < 1.0 {
+			t.Errorf("mss %d: %.2f %v", mss, sum, kinds)
+		}
+	}
+}
+
+// TestInspectAllocs: following an established SSH connection allocates
+// nothing.
+func TestInspectAllocs(t *testing.T) {
+	fd := newFeeder()
+	fd.play(kex...)
+	pl := make([]byte, 1448)
+	p := &decode.Packet{Proto: decode.ProtoTCP}
+	send := func(d int, n int, psh bool) {
+		p.Seq, p.Payload, p.Time, p.TCPFlags = fd.seq[d], pl[:n], fd.at, 0
+		if psh {
+			p.TCPFlags = pshFlag
+		}
+		fd.seq[d] += uint32(n)
+		fd.in.Inspect(p, d == 0, fd.f, fd.s)
+	}
+	n := testing.AllocsPerRun(1000, func() {
+		fd.at = fd.at.Add(time.Millisecond)
+		send(0, 1448, false)
+		send(0, 300, true)
+		send(1, 52, true)
+	})
+	if n != 0 {
+		t.Errorf("%v allocations per write", n)
+	}
+}
+
+func FuzzInspect(f *testing.F) {
+	f.Add([]byte("SSH-2.0-x\r\n"), []byte("SSH-2.0-y\r\n"), uint16(348), uint16(1540), uint8(8))
+	f.Add([]byte("SSH-1.99-x\r\n"), []byte("SSH-2.0-y\r\n"), uint16(3000), uint16(900), uint8(0))
+	f.Fuzz(func(t *testing.T, c, s []byte, cn, sn uint16, flags uint8) {
+		in := Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, &detector.Flow{})
+		fl := &detector.Flow{Proto: decode.ProtoTCP}
+		sk := &sink{}
+		at := time.Unix(1, 0)
+		cs, ss := uint32(cn)*7, uint32(sn)*13
+		in.Inspect(&decode.Packet{Proto: decode.ProtoTCP, Seq: cs, Payload: c, Time: at, TCPFlags: flags}, true, fl, sk)
+		in.Inspect(&decode.Packet{Proto: decode.ProtoTCP, Seq: ss, Payload: s, Time: at, TCPFlags: flags}, false, fl, sk)
+		cs += uint32(len(c))
+		ss += uint32(len(s))
+		for i := 0; i < 12; i++ {
+			a, b := make([]byte, int(cn)%9000+1), make([]byte, int(sn)%9000+1)
+			in.Inspect(&decode.Packet{Proto: decode.ProtoTCP, Seq: cs, Payload: a, Time: at, TCPFlags: flags ^ uint8(i)}, true, fl, sk)
+			in.Inspect(&decode.Packet{Proto: decode.ProtoTCP, Seq: ss, Payload: b, Time: at, TCPFlags: flags}, false, fl, sk)
+			cs += uint32(len(a))
+			ss += uint32(len(b))
+			cn, sn = cn*3+sn, sn^cn
+			at = at.Add(time.Duration(i*97) * time.Millisecond)
+		}
+	})
+}
