@@ -112,7 +112,7 @@ var (
 	hello       = sshSpan(360, 1460)
 	login       = sshSpan(2400, 6800)
 	welcome     = sshSpan(1800, 4800)
-	addConnect  = sshSpan(440, 1540)
+	addConnect  = sshSpan(440, 1850)
 	addResponse = sshSpan(255, 1340)
 	adminAnswer = sshSpan(205, 1340)
 )

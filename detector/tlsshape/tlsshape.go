@@ -57,15 +57,19 @@ type span struct{ lo, hi int }
 func (s span) has(n int) bool { return n >= s.lo && n <= s.hi }
 
 var (
-	getProbe    = span{265, 380}   // GET / with X-VPN: 1 (249-257 B for IPv4 Host)
-	page403     = span{460, 600}   // 403 page naming the server's address and port
-	page202     = span{2100, 2260} // Stable builds: 202 + index.html with the GUID comment
-	watermark   = span{1550, 3800} // POST connect.cgi + 1411-B GIF + 0-1999 random bytes
-	hello       = span{360, 1460}  // hello PACK + 0-999 B pencore
-	login       = span{2400, 6800} // login PACK (password or certificate auth)
-	welcome     = span{1800, 4800} // welcome PACK with policies (and UDP accel keys)
-	addConnect  = span{440, 1540}  // additional_connect PACK (also vpncmd's admin login)
-	addResponse = span{255, 1340}  // error=0/direction answer
+	getProbe  = span{265, 380}   // GET / with X-VPN: 1 (249-257 B for IPv4 Host)
+	page403   = span{460, 600}   // 403 page naming the server's address and port
+	page202   = span{2100, 2260} // Stable builds: 202 + index.html with the GUID comment
+	watermark = span{1550, 3800} // POST connect.cgi + 1411-B GIF + 0-1999 random bytes
+	hello     = span{360, 1460}  // hello PACK + 0-999 B pencore
+	login     = span{2400, 6800} // login PACK (password or certificate auth)
+	welcome   = span{1800, 4800} // welcome PACK with policies (and UDP accel keys)
+	// additional_connect PACK, also vpncmd's admin login: the lab has seen
+	// admin logins of 795-1616 B, so the PACK's fixed part is 617-795 B
+	// before 0-999 B of pencore; the top leaves room for a host name in
+	// the Host header and stays well below any login (2400).
+	addConnect  = span{440, 1850}
+	addResponse = span{255, 1340} // error=0/direction answer
 	// vpncmd's admin login is answered by a PACK that may hold nothing but
 	// pencore (Admin.c AdminAccept): ~200 B of HTTP header and PACK framing
 	// plus 0-999 random bytes, so it can be shorter than any

@@ -50,6 +50,8 @@ func TestShape(t *testing.T) {
 			KindShape, "admin", 0.95, true},
 		{"vpncmd admin answered by a short pencore-only PACK (lab)", []rec{{'c', 271}, {'s', 471}, {'c', 3344}, {'s', 587}, {'c', 1293}, {'s', 233}},
 			KindShape, "admin", 0.95, true},
+		{"vpncmd admin login with long padding (lab, 1616 B)", []rec{{'c', 271}, {'s', 471}, {'c', 1663}, {'s', 658}, {'c', 1616}, {'s', 667}},
+			KindShape, "admin", 0.95, true},
 		{"vpncmd admin without probe, answer below any additional_connect answer", []rec{{'c', 3344}, {'s', 587}, {'c', 1293}, {'s', 233}},
 			KindShape, "admin", 0.75, true},
 		{"partial only is not an anchor", []rec{{'c', 2161}, {'s', 1174}},

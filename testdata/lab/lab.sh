@@ -31,10 +31,8 @@ C_IP=198.18.201.2 R1_IP=198.18.201.1 R2_IP=198.18.202.1 S_IP=198.18.202.2 R3_IP=
 ADMINPW=SwLabAdmin-7 HUB=SWLAB USERPW=SwLabUser-7 ACCT=sw
 WEB_IP=198.18.50.1 VHOST=198.18.100.1 VNIC=vpn_se0 # behind SecureNAT, reached only through the VPN
 POSITIVE="direct-443 direct-5555 direct-992 udp-accel-off http-proxy socks5 admin vpn-over-icmp vpn-over-dns ssh-forward"
-NEGATIVE="https-browse https-long ssh-interactive ssh-forward-https curl-via-proxy openvpn wireguard"
-# Only the SSH leg of an SSH-forwarded session crosses the tap here, and
-# sewatch has no SSH-leg detector yet: reported, not required.
-DEFAULT_REQUIRE="direct-443 direct-5555 direct-992 udp-accel-off http-proxy socks5 admin vpn-over-icmp vpn-over-dns $NEGATIVE"
+NEGATIVE="https-browse https-long ssh-interactive ssh-forward-https ssh-forward-cookies curl-via-proxy openvpn wireguard"
+DEFAULT_REQUIRE="$POSITIVE $NEGATIVE"
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
@@ -169,6 +167,7 @@ EOF
   openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=www.lab.test" \
     -keyout "$RUN/key.pem" -out "$RUN/cert.pem" >/dev/null 2>&1
   head -c 8388608 /dev/urandom >"$RUN/www/big.bin"; echo "lab page" >"$RUN/www/index.html"
+  head -c 700 /dev/urandom >"$RUN/www/p700.bin"; head -c 3000 /dev/urandom >"$RUN/www/p3000.bin"
   cat >"$RUN/nginx.conf" <<EOF
 daemon off; worker_processes 1; pid $RUN/nginx.pid; error_log $RUN/logs/nginx-error.log;
 events { worker_connections 64; }
@@ -296,6 +295,18 @@ negative() { # negative MODE: ordinary traffic that must not look like SoftEther
         -L 127.0.0.1:18443:$W_IP:443 root@$W_IP
       wait_for 10 listening $NS_C 18443 || SESSION_OK=no
       for _ in 1 2 3; do nsx $NS_C curl -sk --max-time 10 -o /dev/null https://127.0.0.1:18443/big.bin || SESSION_OK=no; done
+      stop sshfwd ;;
+    ssh-forward-cookies) # a polling client whose requests and answers fall in SoftEther's connect-phase sizes
+      bg sshfwd nsx $NS_C ssh -N -i "$RUN/ssh_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+        -L 127.0.0.1:18443:$W_IP:443 root@$W_IP
+      wait_for 10 listening $NS_C 18443 || SESSION_OK=no
+      local c1 c2
+      c1=$(head -c 1800 /dev/zero | tr '\0' a) c2=$(head -c 3000 /dev/zero | tr '\0' b)
+      for _ in 1 2 3; do
+        nsx $NS_C curl -sk --http1.1 --max-time 10 -o /dev/null -H "Cookie: s=$c1" https://127.0.0.1:18443/p700.bin \
+          --next -sk --http1.1 --max-time 10 -o /dev/null -H "Cookie: s=$c2" https://127.0.0.1:18443/p3000.bin || SESSION_OK=no
+        sleep 1
+      done
       stop sshfwd ;;
     openvpn) # static-key point-to-point tunnel over UDP 1194 to the web host, pings through it
       command -v openvpn >/dev/null || { SESSION_OK=skip; return; }
