@@ -392,6 +392,8 @@ def ts(ev):
     return datetime.datetime.strptime(ev["timestamp"], "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
 hits = [e for e in alerts if ours(e)]
 other = len(alerts) - len(hits)
+if mode == "admin":  # the admin session itself, not the R-UDP probes around it
+    hits = [e for e in hits if "administration" in e["alert"]["signature"]]
 hit = min(hits, key=ts) if hits else None
 notes = []
 if ok == "skip":
