@@ -32,6 +32,7 @@ const (
 	SIDOverDNS    = 8700007
 	SIDAdmin      = 8700008
 	SIDMidSession = 8700009
+	SIDCascade    = 8700010
 
 	// SoftEther software present (vendor services), not a tunnel.
 	SIDVendorDNS       = 8700020
@@ -66,6 +67,7 @@ var Signatures = []Signature{
 	{SIDOverDNS, 1, "SEWATCH SoftEther VPN over DNS", catPolicy, 1},
 	{SIDAdmin, 1, "SEWATCH SoftEther VPN remote administration session (vpncmd/Server Manager)", catPolicy, 2},
 	{SIDMidSession, 1, "SEWATCH SoftEther VPN session in progress (joined mid-session)", catPolicy, 1},
+	{SIDCascade, 1, "SEWATCH SoftEther VPN cascade (server-to-server) session", catPolicy, 1},
 	{SIDVendorDNS, 1, "SEWATCH SoftEther software present: vendor service name lookup", catPolicy, 3},
 	{SIDVendorNATT, 1, "SEWATCH SoftEther software present: NAT traversal service exchange", catPolicy, 2},
 	{SIDVendorKeepAlive, 1, "SEWATCH SoftEther server keep-alive packet", catPolicy, 2},
@@ -113,6 +115,8 @@ func SessionSignature(mode string, proto uint8) Signature {
 		id = SIDAdmin
 	case "mid-session":
 		id = SIDMidSession
+	case "cascade":
+		id = SIDCascade
 	}
 	s, _ := ByID(id)
 	return s

@@ -81,6 +81,7 @@ type Verdict struct {
 	suppressed uint64
 	clients    map[netip.Addr]map[netip.Addr]bool
 	roles      map[roleKey]bool
+	servers    map[netip.Addr]string // hosts seen acting as SoftEther servers, and how
 }
 
 type singleKey struct {
@@ -96,7 +97,8 @@ func New(cfg Config, emit func(Alert)) *Verdict {
 		cfg = d
 	}
 	return &Verdict{cfg: cfg, emit: emit, sessions: map[pairKey]*session{}, single: map[singleKey]time.Time{},
-		clients: map[netip.Addr]map[netip.Addr]bool{}, roles: map[roleKey]bool{}}
+		clients: map[netip.Addr]map[netip.Addr]bool{}, roles: map[roleKey]bool{},
+		servers: map[netip.Addr]string{}}
 }
 
 // Suppressed returns how many session alerts the allowlist suppressed.
@@ -174,11 +176,13 @@ func (v *Verdict) Report(e detector.Evidence) {
 	}
 	s.alerted = true
 	a := v.buildAlert(s, anchor, e, score)
+	v.markCascade(&a)
 	if !v.applyPolicy(&a) {
 		return
 	}
 	v.alerts++
 	v.emit(a)
+	v.noteServer(a)
 	v.serverRole(a)
 }
 
@@ -287,6 +291,10 @@ func (v *Verdict) reportSingle(e detector.Evidence) {
 	sig, ok := detector.ByID(e.Signature)
 	if !ok {
 		return
+	}
+	if e.Signature == detector.SIDVendorDDNS {
+		// Only SoftEther's server registers a DDNS name.
+		v.rememberServer(e.Client.Unmap(), fmt.Sprintf("sent a SoftEther DDNS registration at %s", e.Time.UTC().Format(time.RFC3339)))
 	}
 	v.alerts++
 	v.emit(Alert{Signature: sig, Anchor: e, Trigger: e, Evidence: []detector.Evidence{e}, Mode: e.Mode,

@@ -30,7 +30,7 @@ NS_C=${P}cli NS_R=${P}rtr NS_S=${P}srv NS_W=${P}web
 C_IP=198.18.201.2 R1_IP=198.18.201.1 R2_IP=198.18.202.1 S_IP=198.18.202.2 R3_IP=198.18.203.1 W_IP=198.18.203.2
 ADMINPW=SwLabAdmin-7 HUB=SWLAB USERPW=SwLabUser-7 ACCT=sw
 WEB_IP=198.18.50.1 VHOST=198.18.100.1 VNIC=vpn_se0 # behind SecureNAT, reached only through the VPN
-POSITIVE="direct-443 direct-5555 direct-992 udp-accel-off http-proxy socks5 admin vpn-over-icmp vpn-over-dns ssh-forward"
+POSITIVE="direct-443 direct-5555 direct-992 udp-accel-off http-proxy socks5 admin cascade vpn-over-icmp vpn-over-dns ssh-forward"
 NEGATIVE="https-browse https-long ssh-interactive ssh-forward-https ssh-forward-cookies curl-via-proxy openvpn wireguard"
 DEFAULT_REQUIRE="$POSITIVE $NEGATIVE"
 
@@ -354,7 +354,7 @@ endpoint() {
 first_packet() { # epoch of the session's first packet in the mode's tap capture
   local f
   case $EP_PROTO in
-    tcp) f="tcp and host $EP_IP and port $EP_PORT" ;;
+    tcp) f="tcp and dst host $EP_IP and dst port $EP_PORT" ;; # the client's SYN
     udp) f="udp and host $EP_IP and port $EP_PORT" ;;
     *) f="icmp and host $EP_IP" ;;
   esac
@@ -394,6 +394,8 @@ hits = [e for e in alerts if ours(e)]
 other = len(alerts) - len(hits)
 if mode == "admin":  # the admin session itself, not the R-UDP probes around it
     hits = [e for e in hits if "administration" in e["alert"]["signature"]]
+if mode == "cascade":  # told apart from a client session
+    hits = [e for e in hits if "cascade" in e["alert"]["signature"]]
 hit = min(hits, key=ts) if hits else None
 notes = []
 if ok == "skip":
@@ -420,6 +422,34 @@ print("| %s | %s | %s | %s | %s | %s | %s |" % (mode, "SoftEther" if expect else
 sys.exit(0 if good else 1)
 EOF
 }
+
+cascade() { # a second SoftEther server on the client host links its hub to the server's (cascade, site-to-site)
+  VPN_NOTE="" SESSION_OK=yes
+  se_instance vpnserver "$RUN/edge"
+  bg edge se_run $NS_C "$RUN/edge" "$RUN/edge/bin/vpnserver" start --foreground
+  wait_for 40 listening $NS_C 5555 || { log "cascade: edge server did not listen"; SESSION_OK=no; stop edge; return; }
+  sleep 2
+  vpncmd $NS_C 127.0.0.1:5555 /SERVER /CMD ServerPasswordSet $ADMINPW >"$RUN/logs/edge-pw.log" 2>&1
+  printf '%s\n' "HubCreate EDGE /PASSWORD:$USERPW" "Hub EDGE" \
+    "CascadeCreate uplink /SERVER:$S_IP:443 /HUB:$HUB /USERNAME:user1" \
+    "CascadePasswordSet uplink /PASSWORD:$USERPW /TYPE:standard" >"$RUN/edge-setup.txt"
+  vpncmd $NS_C 127.0.0.1:5555 /SERVER /PASSWORD:$ADMINPW /IN:"$RUN/edge-setup.txt" >"$RUN/logs/edge-setup.log" 2>&1
+  # The edge server is administered from the far side first, across the tap:
+  # that is what lets the wire say its later session is a cascade.
+  vpncmd $NS_S $C_IP:443 /SERVER /PASSWORD:$ADMINPW /CMD ServerInfoGet >"$RUN/logs/edge-remote-admin.log" 2>&1 ||
+    { log "cascade: remote admin of the edge server failed"; SESSION_OK=no; }
+  sleep 1
+  START=$(date +%s.%N)
+  edgecmd CascadeOnline uplink >>"$RUN/logs/edge-setup.log" 2>&1
+  if wait_for 30 sh -c "bash '$0' _edgecmd CascadeStatusGet uplink | grep -qi established"; then
+    sleep 6 # the linked session idles: keep-alives only
+  else
+    log "cascade: link did not come up"; SESSION_OK=no
+  fi
+  edgecmd CascadeStatusGet uplink >"$RUN/logs/edge-status.log" 2>&1
+  stop edge
+}
+edgecmd() { vpncmd $NS_C 127.0.0.1:5555 /SERVER /PASSWORD:$ADMINPW /ADMINHUB:EDGE /CMD "$@"; }
 
 mode_start() { # tcpdump and sewatch on the router's client-side interface
   rm -f "$RUN/eve/$1.json" "$RUN/cap/$1.pcap"
@@ -453,7 +483,12 @@ run() {
     local want=no
     case " $POSITIVE " in *" $m "*) want=yes ;; esac
     log "mode $m (expect SoftEther: $want)"
-    if [ "$m" = admin ]; then
+    if [ "$m" = cascade ]; then
+      mode_start "$m"
+      cascade
+      mode_stop
+      check "$m" yes >>"$RESULTS.rows"
+    elif [ "$m" = admin ]; then
       mode_start "$m"
       START=$(date +%s.%N) VPN_NOTE=""
       printf 'ServerInfoGet\nHubList\nListenerList\n' >"$RUN/admin.txt"
@@ -480,6 +515,7 @@ run() {
 
 case ${1:-} in
   deps) deps ;;
+  _edgecmd) shift; edgecmd "$@" ;;
   setup) setup ;;
   teardown) teardown ;;
   run) shift; run "$@" ;;

@@ -1,0 +1,72 @@
+package verdict
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/sewatch/sewatch/detector"
+)
+
+// maxServers bounds the hosts remembered as SoftEther servers.
+const maxServers = 4096
+
+// A cascade (a Virtual Hub linked to another server's hub, site-to-site)
+// logs in exactly as a VPN client does; what it says about itself travels
+// encrypted. The wire tells it apart only through the initiator: a host the
+// tap has already seen acting as a SoftEther server (accepting a session or
+// an admin connection, registering a DDNS name) that then opens a session
+// to another server is a server linking to a server.
+
+// noteServer remembers the SoftEther server of an alert. For proxied and
+// SSH-forwarded sessions the flow's server is the proxy, not SoftEther.
+func (v *Verdict) noteServer(a Alert) {
+	switch a.Mode {
+	case "http-proxy", "socks5", "socks4", "ssh-forward":
+		return
+	}
+	srv := a.Anchor.Server.Unmap()
+	if a.Anchor.Flow.Server.IsValid() {
+		srv = a.Anchor.Flow.Server.Addr().Unmap()
+	}
+	what := "accepted a SoftEther session"
+	if a.Mode == "admin" {
+		what = "accepted a SoftEther admin connection"
+	}
+	v.rememberServer(srv, fmt.Sprintf("%s at %s", what, a.Anchor.Time.UTC().Format(time.RFC3339)))
+}
+
+func (v *Verdict) rememberServer(h netip.Addr, why string) {
+	if !h.IsValid() {
+		return
+	}
+	if _, ok := v.servers[h]; ok {
+		return
+	}
+	if len(v.servers) >= maxServers {
+		for k := range v.servers { // any one: the map only corroborates
+			delete(v.servers, k)
+			break
+		}
+	}
+	v.servers[h] = why
+}
+
+// markCascade turns a client session whose initiator is a known SoftEther
+// server into a cascade session.
+func (v *Verdict) markCascade(a *Alert) {
+	switch a.Mode {
+	case "direct", "mid-session", "udp-accel", "http-proxy", "socks5", "socks4":
+	default:
+		return
+	}
+	cli := a.Anchor.Flow.Client.Addr().Unmap()
+	why, ok := v.servers[cli]
+	if !ok {
+		return
+	}
+	a.Mode = "cascade"
+	a.Signature = detector.SessionSignature("cascade", a.Anchor.Flow.Proto)
+	a.Evidence = append([]detector.Evidence{{Kind: "softether.cascade-initiator",
+		Detail: fmt.Sprintf("the initiator %s is itself a SoftEther server: it %s", cli, why), Weight: 0}}, a.Evidence...)
+}
