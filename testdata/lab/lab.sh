@@ -31,7 +31,7 @@ C_IP=198.18.201.2 R1_IP=198.18.201.1 R2_IP=198.18.202.1 S_IP=198.18.202.2 R3_IP=
 ADMINPW=SwLabAdmin-7 HUB=SWLAB USERPW=SwLabUser-7 ACCT=sw
 WEB_IP=198.18.50.1 VHOST=198.18.100.1 VNIC=vpn_se0 # behind SecureNAT, reached only through the VPN
 POSITIVE="direct-443 direct-5555 direct-992 udp-accel-off http-proxy socks5 admin cascade vpn-over-icmp vpn-over-dns ssh-forward"
-NEGATIVE="https-browse https-long ssh-interactive ssh-forward-https ssh-forward-cookies curl-via-proxy openvpn wireguard"
+NEGATIVE="https-browse https-long ssh-interactive ssh-transfer ssh-forward-https ssh-forward-cookies curl-via-proxy openvpn wireguard"
 DEFAULT_REQUIRE="$POSITIVE $NEGATIVE"
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -290,6 +290,17 @@ negative() { # negative MODE: ordinary traffic that must not look like SoftEther
     https-long) nsx $NS_C curl -sk --max-time 30 --limit-rate 2M -o /dev/null https://$W_IP/big.bin ;;
     ssh-interactive) nsx $NS_C ssh -i "$RUN/ssh_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
         root@$W_IP 'for i in 1 2 3 4 5 6; do echo tick $i; sleep 1; done; uname -a' >/dev/null 2>&1 || SESSION_OK=no ;;
+    ssh-transfer) # scp both ways (kilobyte files too) and remote commands with kilobyte output
+      local k="-i $RUN/ssh_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null" _
+      for _ in 1 2 3; do
+        # shellcheck disable=SC2086
+        nsx $NS_C scp -O -q $k "$RUN/www/p3000.bin" "$RUN/www/small.bin" root@$W_IP:/tmp/ || SESSION_OK=no
+        # shellcheck disable=SC2086
+        nsx $NS_C scp -O -q $k root@$W_IP:"$RUN/www/p700.bin" root@$W_IP:"$RUN/www/p3000.bin" "$RUN/" || SESSION_OK=no
+      done
+      # shellcheck disable=SC2086
+      head -c 4000 /dev/urandom | base64 | nsx $NS_C ssh $k root@$W_IP \
+        'cat >/dev/null; head -c 3000 /dev/urandom | base64; sleep 0.2; ls -la /usr/bin | head -50' >/dev/null 2>&1 || SESSION_OK=no ;;
     ssh-forward-https)
       bg sshfwd nsx $NS_C ssh -N -i "$RUN/ssh_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
         -L 127.0.0.1:18443:$W_IP:443 root@$W_IP
