@@ -54,6 +54,7 @@ const (
 	SIDESP        = 8700105
 	SIDL2TP       = 8700106
 	SIDPPTP       = 8700107
+	SIDSSTP       = 8700108
 )
 
 // Signatures is the whole list, in id order.
@@ -83,6 +84,7 @@ var Signatures = []Signature{
 	{SIDESP, 1, "SEWATCH IPsec ESP tunnel", catInfo, 3},
 	{SIDL2TP, 1, "SEWATCH L2TP control session", catInfo, 3},
 	{SIDPPTP, 1, "SEWATCH PPTP session", catInfo, 3},
+	{SIDSSTP, 1, "SEWATCH SSTP VPN session", catInfo, 3},
 }
 
 // ByID looks a signature up.
