@@ -70,3 +70,25 @@ func (v *Verdict) markCascade(a *Alert) {
 	a.Evidence = append([]detector.Evidence{{Kind: "softether.cascade-initiator",
 		Detail: fmt.Sprintf("the initiator %s is itself a SoftEther server: it %s", cli, why), Weight: 0}}, a.Evidence...)
 }
+
+// nbstatKind is package nbnsprobe's evidence kind (the verdict stage sees
+// kinds, not detectors).
+const nbstatKind = "softether.nbns-nbstat-probe"
+
+// softetherServerHint: SoftEther's server sends a NetBIOS node-status query
+// to the peer of every TCP connection it accepts, whatever the protocol
+// (SoftEther, OpenVPN, SSTP), within milliseconds. Seen right at the start
+// of another VPN's connection, it hints that the server is SoftEther; the
+// alert stays the other VPN's.
+func (v *Verdict) softetherServerHint(e detector.Evidence) string {
+	srv, cli := e.Flow.Server.Addr().Unmap(), e.Flow.Client.Addr().Unmap()
+	t, ok := v.nbstat[pairKey{srv, cli}]
+	if !ok || e.Flow.Start.IsZero() {
+		return ""
+	}
+	d := t.Sub(e.Flow.Start)
+	if d < -100*time.Millisecond || d > time.Second {
+		return ""
+	}
+	return fmt.Sprintf("; the server sent a NetBIOS node-status query to the client %d ms after the connection began, as SoftEther's server does for every TCP connection it accepts", d.Milliseconds())
+}

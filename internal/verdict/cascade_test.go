@@ -54,3 +54,45 @@ func TestCascade(t *testing.T) {
 		})
 	}
 }
+
+// TestSoftEtherServerHint: an OpenVPN/SSTP alert notes the NBSTAT query a
+// SoftEther server sends right after accepting the connection, and only
+// when it came from the server at the connection's start.
+func TestSoftEtherServerHint(t *testing.T) {
+	c, s := netip.MustParseAddr("10.1.1.2"), netip.MustParseAddr("192.0.2.7")
+	vpn := detector.Evidence{Kind: "vpn.protocol", Weight: 1, Signature: detector.SIDOpenVPNTCP, Client: c, Server: s, Time: t0.Add(100 * time.Millisecond),
+		Flow: detector.Flow{ID: 1, Proto: 6, Client: netip.AddrPortFrom(c, 40000), Server: netip.AddrPortFrom(s, 443), Start: t0}}
+	probe := func(from, to netip.Addr, at time.Duration) detector.Evidence {
+		return detector.Evidence{Kind: nbstatKind, Weight: 0.15, Symmetric: true, Client: from, Server: to, Time: t0.Add(at),
+			Flow: detector.Flow{ID: 2, Proto: 17, Client: netip.AddrPortFrom(from, 50000), Server: netip.AddrPortFrom(to, 137), Start: t0.Add(at)}}
+	}
+	tests := []struct {
+		name  string
+		probe *detector.Evidence
+		want  bool
+	}{
+		{"no probe", nil, false},
+		{"server probes the client at once", ptr(probe(s, c, time.Millisecond)), true},
+		{"client probes the server", ptr(probe(c, s, time.Millisecond)), false},
+		{"probe long before", ptr(probe(s, c, -time.Minute)), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []Alert
+			v := New(DefaultConfig(), func(a Alert) { got = append(got, a) })
+			if tc.probe != nil {
+				v.Report(*tc.probe)
+			}
+			v.Report(vpn)
+			if len(got) != 1 {
+				t.Fatalf("%d alerts", len(got))
+			}
+			has := strings.Contains(got[0].Evidence[0].Detail, "node-status query")
+			if has != tc.want || got[0].Signature.ID != detector.SIDOpenVPNTCP {
+				t.Errorf("hint %v want %v, sid %d: %s", has, tc.want, got[0].Signature.ID, got[0].Evidence[0].Detail)
+			}
+		})
+	}
+}
+
+func ptr(e detector.Evidence) *detector.Evidence { return &e }

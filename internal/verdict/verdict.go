@@ -82,6 +82,7 @@ type Verdict struct {
 	clients    map[netip.Addr]map[netip.Addr]bool
 	roles      map[roleKey]bool
 	servers    map[netip.Addr]string // hosts seen acting as SoftEther servers, and how
+	nbstat     map[pairKey]time.Time // last NBSTAT query, sender -> receiver
 }
 
 type singleKey struct {
@@ -98,7 +99,7 @@ func New(cfg Config, emit func(Alert)) *Verdict {
 	}
 	return &Verdict{cfg: cfg, emit: emit, sessions: map[pairKey]*session{}, single: map[singleKey]time.Time{},
 		clients: map[netip.Addr]map[netip.Addr]bool{}, roles: map[roleKey]bool{},
-		servers: map[netip.Addr]string{}}
+		servers: map[netip.Addr]string{}, nbstat: map[pairKey]time.Time{}}
 }
 
 // Suppressed returns how many session alerts the allowlist suppressed.
@@ -125,6 +126,9 @@ func (v *Verdict) Report(e detector.Evidence) {
 	}
 	k := pairKey{e.Client.Unmap(), e.Server.Unmap()}
 	rk := pairKey{k.server, k.client}
+	if e.Kind == nbstatKind && len(v.nbstat) < maxServers {
+		v.nbstat[k] = e.Time // Client is the sender here, before any flip
+	}
 	if e.Symmetric && v.sessions[k] == nil && v.sessions[rk] != nil {
 		e = flip(e)
 		k, rk = rk, k
@@ -292,6 +296,10 @@ func (v *Verdict) reportSingle(e detector.Evidence) {
 	if !ok {
 		return
 	}
+	switch e.Signature {
+	case detector.SIDSSTP, detector.SIDOpenVPNTCP:
+		e.Detail += v.softetherServerHint(e)
+	}
 	if e.Signature == detector.SIDVendorDDNS {
 		// Only SoftEther's server registers a DDNS name.
 		v.rememberServer(e.Client.Unmap(), fmt.Sprintf("sent a SoftEther DDNS registration at %s", e.Time.UTC().Format(time.RFC3339)))
@@ -313,6 +321,11 @@ func (v *Verdict) Expire(now time.Time) {
 	for k, t := range v.single {
 		if now.Sub(t) > v.cfg.SessionGap {
 			delete(v.single, k)
+		}
+	}
+	for k, t := range v.nbstat {
+		if now.Sub(t) > v.cfg.SessionGap {
+			delete(v.nbstat, k)
 		}
 	}
 }
