@@ -16,6 +16,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/sewatch/sewatch/detector"
 	"github.com/sewatch/sewatch/internal/decode"
@@ -26,11 +27,16 @@ const Name = "rudpprobe"
 
 // Evidence kinds.
 const (
-	KindDNSProbe    = "softether.rudp.dns-probe"
-	KindICMPProbe   = "softether.rudp.icmp-probe"
-	KindOverDNS     = "softether.rudp.over-dns-session"
-	KindOverICMP    = "softether.rudp.over-icmp-session"
-	sessionPackets  = 8 // valid packets each way that make a session
+	KindDNSProbe   = "softether.rudp.dns-probe"
+	KindICMPProbe  = "softether.rudp.icmp-probe"
+	KindOverDNS    = "softether.rudp.over-dns-session"
+	KindOverICMP   = "softether.rudp.over-icmp-session"
+	sessionPackets = 8 // valid packets each way that make a session
+	// An asymmetric tap sees one direction only: that many framed packets
+	// one way over oneWaySpan make a session too (the R-UDP race that
+	// precedes every direct connect sends a handful and gives up).
+	oneWayPackets   = 40
+	oneWaySpan      = 5 * time.Second
 	maxProbeInspect = 256
 )
 
@@ -60,6 +66,8 @@ type dnsInspector struct {
 	reported     bool
 	session      bool
 	n            int
+	first        time.Time
+	any          [2]int // packets of any kind to and from port 53
 }
 
 func (in *dnsInspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, s detector.Sink) bool {
@@ -69,6 +77,11 @@ func (in *dnsInspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flo
 	}
 	// The resolver side is the one on port 53, whatever the flow table thinks.
 	fromClient := p.DstPort == 53
+	if fromClient {
+		in.any[0]++
+	} else {
+		in.any[1]++
+	}
 	if fromClient && IsDNSProbe(p.Payload) {
 		in.toSrv++
 		if !in.reported {
@@ -77,6 +90,21 @@ func (in *dnsInspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flo
 		}
 	} else if !fromClient && IsDNSProbeAnswer(p.Payload) {
 		in.toCli++
+	} else {
+		return true
+	}
+	if in.first.IsZero() {
+		in.first = p.Time
+	}
+	if oneWay(in.toSrv, in.any[1], p.Time.Sub(in.first)) || oneWay(in.toCli, in.any[0], p.Time.Sub(in.first)) {
+		in.session = true
+		client, server := p.Src, p.Dst
+		if !fromClient {
+			client, server = p.Dst, p.Src
+		}
+		s.Report(evidence(p, f, KindOverDNS, fmt.Sprintf("one side visible (asymmetric tap): %d R-UDP queries and %d DNSKEY answers with opaque data over %.0f s",
+			in.toSrv, in.toCli, p.Time.Sub(in.first).Seconds()), 1.0, true, "vpn-over-dns", client, server))
+		return false
 	}
 	if !in.session && in.toSrv >= sessionPackets && in.toCli >= sessionPackets {
 		in.session = true
@@ -91,6 +119,8 @@ func (in *dnsInspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flo
 }
 
 type icmpInspector struct {
+	first     time.Time
+	any       [2]int // packets of any kind each way
 	valid     [2]int
 	reported  bool
 	n         int
@@ -105,6 +135,11 @@ func (in *icmpInspector) Inspect(p *decode.Packet, toServer bool, f *detector.Fl
 	in.n++
 	if in.n > maxProbeInspect {
 		return false
+	}
+	if toServer {
+		in.any[0]++
+	} else {
+		in.any[1]++
 	}
 	switch p.ICMPType {
 	case 0, 8, 15, 16:
@@ -130,6 +165,20 @@ func (in *icmpInspector) Inspect(p *decode.Packet, toServer bool, f *detector.Fl
 		dir = 1
 	}
 	in.valid[dir]++
+	if in.first.IsZero() {
+		in.first = p.Time
+	}
+	if oneWay(in.valid[dir], in.any[1-dir], p.Time.Sub(in.first)) {
+		// SoftEther's client sends information requests (and echo
+		// requests), its server the replies.
+		client, server := p.Src, p.Dst
+		if p.ICMPType == 0 || p.ICMPType == 16 {
+			client, server = p.Dst, p.Src
+		}
+		s.Report(evidence(p, f, KindOverICMP, fmt.Sprintf("one side visible (asymmetric tap): %d SHA-1-framed ICMP type %d packets over %.0f s",
+			in.valid[dir], p.ICMPType, p.Time.Sub(in.first).Seconds()), 1.0, true, "vpn-over-icmp", client, server))
+		return false
+	}
 	if !in.reported {
 		in.reported = true
 		in.firstFrom = p.Src.As16()
@@ -145,6 +194,13 @@ func (in *icmpInspector) Inspect(p *decode.Packet, toServer bool, f *detector.Fl
 		return false
 	}
 	return true
+}
+
+// oneWay: a session seen from one side only; a single packet the other
+// way (an answer, a mirrored echo reply) means the tap sees both sides and
+// the two-way rule applies.
+func oneWay(this, otherAny int, span time.Duration) bool {
+	return otherAny == 0 && this >= oneWayPackets && span >= oneWaySpan
 }
 
 func evidence(p *decode.Packet, f *detector.Flow, kind, detail string, w float32, anchor bool, mode string, client, server netip.Addr) detector.Evidence {

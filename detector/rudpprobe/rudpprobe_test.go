@@ -109,3 +109,61 @@ func FuzzInspect(f *testing.F) {
 		IsDNSProbeAnswer(payload)
 	})
 }
+
+// TestOneWaySession: an asymmetric tap that sees one side of a VPN-over-DNS
+// or VPN-over-ICMP session still reports it, naming the right client; a
+// probing client whose packets the peer's kernel mirrors does not count.
+func TestOneWaySession(t *testing.T) {
+	c, srv := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	t0 := time.Unix(1000, 0)
+	run := func(proto uint8, pkt func(i int) (decode.Packet, bool)) []detector.Evidence {
+		f := &detector.Flow{Proto: proto, Client: netip.AddrPortFrom(c, 5353), Server: netip.AddrPortFrom(srv, 53)}
+		s := &sink{}
+		first, _ := pkt(0)
+		in := Detector{}.NewInspector(&first, f)
+		for i := 0; i < 60; i++ {
+			p, toServer := pkt(i)
+			p.Time = t0.Add(time.Duration(i) * 200 * time.Millisecond)
+			in.Inspect(&p, toServer, f, s)
+		}
+		var out []detector.Evidence
+		for _, e := range s.ev {
+			if e.Kind == KindOverDNS || e.Kind == KindOverICMP {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	probe := dnsProbe("0a1b2c3d", []byte{1, 2, 3, 4, 5, 6, 7, 8})
+	tests := []struct {
+		name  string
+		proto uint8
+		pkt   func(i int) (decode.Packet, bool)
+		want  bool
+	}{
+		{"DNS, client side only", decode.ProtoUDP, func(i int) (decode.Packet, bool) {
+			return decode.Packet{Proto: decode.ProtoUDP, Src: c, Dst: srv, SrcPort: 5353, DstPort: 53, Payload: probe}, true
+		}, true},
+		{"ICMP, server side only", decode.ProtoICMP, func(i int) (decode.Packet, bool) {
+			return decode.Packet{Proto: decode.ProtoICMP, ICMPType: 16, Src: srv, Dst: c, Payload: icmpFrame([]byte{byte(i), 7, 7})}, false
+		}, true},
+		{"ICMP probes mirrored by the peer's kernel", decode.ProtoICMP, func(i int) (decode.Packet, bool) {
+			pl := icmpFrame([]byte{byte(i / 2), 1, 1})
+			if i%2 == 1 {
+				return decode.Packet{Proto: decode.ProtoICMP, ICMPType: 0, Src: srv, Dst: c, Payload: pl}, false
+			}
+			return decode.Packet{Proto: decode.ProtoICMP, ICMPType: 8, Src: c, Dst: srv, Payload: pl}, true
+		}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := run(tc.proto, tc.pkt)
+			if (len(ev) > 0) != tc.want {
+				t.Fatalf("session evidence %v, want %v", ev, tc.want)
+			}
+			if tc.want && (ev[0].Client != c || ev[0].Server != srv || !ev[0].Anchor || ev[0].Weight < 1) {
+				t.Errorf("evidence %+v", ev[0])
+			}
+		})
+	}
+}
