@@ -223,8 +223,7 @@ func (in *Inspector) write(d int, n int32, at time.Time, p *decode.Packet, f *de
 		case !client && serverFlght.has(n):
 			in.step(stHandshake, n, at)
 		case client && n >= small:
-			in.reset()
-			in.start(client, n, at)
+			in.restart(client, n, at)
 		case !client && n >= small:
 			in.reset()
 		}
@@ -237,8 +236,7 @@ func (in *Inspector) write(d int, n int32, at time.Time, p *decode.Packet, f *de
 			in.wm = n
 			in.step(stWatermark, n, at)
 		case client && n >= small:
-			in.reset()
-			in.start(client, n, at)
+			in.restart(client, n, at)
 		}
 		// Server writes here are TLS 1.3 tickets; they do not move the phase.
 	case stProbe:
@@ -246,8 +244,7 @@ func (in *Inspector) write(d int, n int32, at time.Time, p *decode.Packet, f *de
 		case !client && (page403.has(n) || page202.has(n)):
 			in.step(stHandshake, n, at)
 		case n >= small:
-			in.reset()
-			in.start(client, n, at)
+			in.restart(client, n, at)
 		}
 	case stWatermark:
 		switch {
@@ -256,8 +253,7 @@ func (in *Inspector) write(d int, n int32, at time.Time, p *decode.Packet, f *de
 		case !client && n < hello.lo:
 			// tickets that crossed the watermark
 		case n >= small:
-			in.reset()
-			in.start(client, n, at)
+			in.restart(client, n, at)
 		}
 	case stHelloPack:
 		switch {
@@ -268,8 +264,7 @@ func (in *Inspector) write(d int, n int32, at time.Time, p *decode.Packet, f *de
 			in.lg = n
 			in.step(stAddConn, n, at)
 		case n >= small:
-			in.reset()
-			in.start(client, n, at)
+			in.restart(client, n, at)
 		}
 	case stLogin:
 		switch {
@@ -280,8 +275,7 @@ func (in *Inspector) write(d int, n int32, at time.Time, p *decode.Packet, f *de
 				in.dataFrom, in.dataUntil, in.dataN = at, at.Add(dataWindow), [2]int{}
 			}
 		case n >= small:
-			in.reset()
-			in.start(client, n, at)
+			in.restart(client, n, at)
 		}
 	case stAddConn:
 		switch {
@@ -293,10 +287,15 @@ func (in *Inspector) write(d int, n int32, at time.Time, p *decode.Packet, f *de
 			}
 			in.found(kind, p, f, s)
 		case n >= small:
-			in.reset()
-			in.start(client, n, at)
+			in.restart(client, n, at)
 		}
 	}
+}
+
+// restart abandons the phase; the write may begin a new one.
+func (in *Inspector) restart(client bool, n int32, at time.Time) {
+	in.reset()
+	in.start(client, n, at)
 }
 
 func (in *Inspector) start(client bool, n int32, at time.Time) {
