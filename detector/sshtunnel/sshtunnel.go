@@ -3,8 +3,8 @@
 // tap. SSH encrypts everything after key exchange, and with
 // chacha20-poly1305 even its packet lengths, so what is left is the size of
 // each write: a forwarded TLS record arrives as one SSH channel-data packet
-// whose size is the record's plus 39-80 bytes of SSH framing (5 B TLS
-// header, 9 B channel-data header, 4-19 B padding, 16-32 B MAC, 4 B length).
+// whose size is the record's plus 39-105 bytes of SSH framing (5 B TLS
+// header, 9 B channel-data header, 4-19 B padding, 16-64 B MAC, 4 B length).
 //
 // A SoftEther client opening a connection through the forward shows, inside
 // one SSH connection and within seconds: a ClientHello-sized write, a
@@ -77,8 +77,8 @@ func (s span) has(n int32) bool { return n >= s.lo && n <= s.hi }
 func sshSpan(lo, hi int32) span { return span{lo + ovLo, hi + ovHi} }
 
 const (
-	ovLo = 39 // 5 TLS + 9 channel data + 4 length + 1 pad length + 4 padding + 16 MAC
-	ovHi = 80 // up to 19 B padding, a 32 B MAC (hmac-sha2-256-etm), one more header
+	ovLo = 39  // 5 TLS + 9 channel data + 4 length + 1 pad length + 4 padding + 16 MAC
+	ovHi = 105 // up to 19 B padding and a 64 B MAC (hmac-sha2-512), one more TLS header
 
 	// small writes are SSH's own chatter (window adjusts, keep-alives),
 	// TLS tickets and SoftEther's data-phase keep-alives: not steps.

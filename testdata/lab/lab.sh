@@ -15,7 +15,8 @@
 #   env SEWATCH (binary, default ./sewatch), LAB_MODES, LAB_REQUIRE (modes that
 #   must pass; default all selected), LAB_RESULTS (markdown table, default
 #   /tmp/sewatch-lab-results.md), LAB_RUN (work dir, default /tmp/sw-lab),
-#   LAB_NS (namespace name prefix, default sw-, so two labs can run side by side).
+#   LAB_NS (namespace name prefix, default sw-, so two labs can run side by side),
+#   LAB_SSH_OPTS (extra ssh options for ssh-forward: another cipher or MAC).
 # Each mode runs sewatch live on sw-r1 with tcpdump beside it; a positive passes
 # when an alert whose signature contains "SoftEther" names the session's own
 # endpoints (client and server/proxy address, and the port for TCP); time to
@@ -239,7 +240,9 @@ session() { # session MODE: configure the account for MODE, connect, hold, disco
       nsx $NS_R iptables -I FORWARD -s 198.18.201.0/24 -d $S_IP -p tcp -j REJECT --reject-with tcp-reset
       [ "$1" = vpn-over-icmp ] && nsx $NS_R iptables -I FORWARD -s 198.18.201.0/24 -d $S_IP -p udp --dport 53 -j DROP ;;
     ssh-forward)
-      bg sshfwd nsx $NS_C ssh -N -i "$RUN/ssh_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+      # LAB_SSH_OPTS: extra ssh options (another cipher or MAC, say)
+      # shellcheck disable=SC2086
+      bg sshfwd nsx $NS_C ssh -N -i "$RUN/ssh_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null ${LAB_SSH_OPTS:-} \
         -L 127.0.0.1:10443:$S_IP:443 root@$W_IP
       wait_for 10 listening $NS_C 10443
       host=127.0.0.1 port=10443 udp=yes ;;
