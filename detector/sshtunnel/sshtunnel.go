@@ -149,6 +149,10 @@ type Inspector struct {
 
 	finished bool
 
+	// Joined mid-session: no identification strings, SSH proven by sizes.
+	mid, sshProven    bool
+	midWrites, midFit int
+
 	dataUntil time.Time // following the data phase after a welcome until then
 	dataFrom  time.Time // the welcome
 	dataN     [2]int
@@ -170,14 +174,21 @@ func (in *Inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 	}
 	if !in.checked[d] {
 		in.checked[d] = true
-		if !bytes.HasPrefix(pl, []byte("SSH-2.0-")) && !bytes.HasPrefix(pl, []byte("SSH-1.99-")) {
+		switch {
+		case bytes.HasPrefix(pl, []byte("SSH-2.0-")) || bytes.HasPrefix(pl, []byte("SSH-1.99-")):
+			in.next[d] = p.Seq + uint32(len(pl))
+			return true
+		case !f.SYNSeen && (in.mid || !in.checked[1-d]) && !tlsOrText(pl):
+			// Joined an established connection: SSH until its packet
+			// sizes say otherwise.
+			in.mid = true
+			in.next[d] = p.Seq
+		default:
 			in.finished = true
 			return false
 		}
-		in.next[d] = p.Seq + uint32(len(pl))
-		return true
 	}
-	if !in.checked[1-d] {
+	if !in.mid && !in.checked[1-d] {
 		return true // the peer's identification must come first
 	}
 	// Skip retransmitted and overlapping segments.
@@ -202,8 +213,47 @@ func (in *Inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 	}
 	w := in.cur[d]
 	in.cur[d] = 0
+	if in.mid && !in.sshSized(w) {
+		in.finished = true
+		return false
+	}
 	in.write(d, w, p.Time, p, f, s)
 	return !in.finished
+}
+
+// sshSized follows a mid-session flow's write sizes. With the ciphers
+// OpenSSH offers first (chacha20-poly1305, AES-GCM, the -etm MACs,
+// hmac-sha1) a packet is 4 bytes of length, a multiple of 8 or 16, and a
+// 16/20/32-byte tag: 4 modulo 8. Writes of two packets break it, so 80 %
+// of the first writes must fit, and the flow is SSH from the sixth on.
+func (in *Inspector) sshSized(w int32) bool {
+	if in.sshProven {
+		return true
+	}
+	in.midWrites++
+	if w%8 == 4 {
+		in.midFit++
+	}
+	if in.midFit >= 6 && in.midFit*10 >= in.midWrites*8 {
+		in.sshProven = true
+	}
+	misfit := in.midWrites - in.midFit
+	return in.sshProven || in.midWrites < 16 && misfit*5 <= in.midWrites+2
+}
+
+// tlsOrText: a segment that starts a TLS record or reads as text is not
+// the middle of an SSH connection.
+func tlsOrText(b []byte) bool {
+	if len(b) >= 3 && b[0] >= 20 && b[0] <= 23 && b[1] == 3 {
+		return true
+	}
+	text := 0
+	for _, c := range b[:min(len(b), 32)] {
+		if c >= 0x20 && c < 0x7f || c == '\r' || c == '\n' {
+			text++
+		}
+	}
+	return len(b) >= 8 && text*10 >= min(len(b), 32)*9
 }
 
 // write advances the connect-phase matcher by one complete write.
@@ -344,6 +394,10 @@ func (in *Inspector) dataPhase(d int, n int32, at time.Time, p *decode.Packet, f
 
 // found reports a complete tunnelled connect phase.
 func (in *Inspector) found(what string, p *decode.Packet, f *detector.Flow, s detector.Sink) {
+	if in.mid && !in.sshProven {
+		in.reset()
+		return
+	}
 	if in.chains == 1 && near(in.wm, in.firstWM[0]) && near(in.lg, in.firstWM[1]) {
 		// The same exchange again, byte for byte: a client repeating one
 		// request. SoftEther pads the watermark (0-1999 B) and every PACK
@@ -353,6 +407,9 @@ func (in *Inspector) found(what string, p *decode.Packet, f *detector.Flow, s de
 	}
 	in.chains++
 	sizes := fmt.Sprint(in.sizes[:in.nsizes])
+	if in.mid {
+		sizes += " (joined an established SSH connection, recognised by its packet sizes)"
+	}
 	mode := Mode
 	if what == "admin login" {
 		mode = "admin"

@@ -233,3 +233,39 @@ func FuzzInspect(f *testing.F) {
 		}
 	})
 }
+
+// TestMidSession: a capture that joins an established SSH connection (no
+// identification strings, no SYN) recognises SSH by its packet sizes; an
+// encrypted flow whose writes are not SSH-sized is dropped.
+func TestMidSession(t *testing.T) {
+	run := func(steps []any) (*feeder, float32) {
+		fd := &feeder{f: &detector.Flow{Proto: decode.ProtoTCP}, s: &sink{}, at: time.Unix(1000, 0), mss: 1448, seq: [2]uint32{100, 9000}}
+		fd.in = Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, fd.f)
+		fd.play(steps...)
+		sum, _ := fd.s.score()
+		return fd, sum
+	}
+	if _, sum := run(seq(primary, []any{"+", 50}, dataPhase)); sum < 1.0 {
+		t.Errorf("mid-session SSH leg: score %.2f", sum)
+	}
+	// The same write pattern shifted by 3 bytes is not SSH framing.
+	var odd []any
+	for i := 0; i < len(primary); i += 2 {
+		odd = append(odd, primary[i], primary[i+1].(int)+3)
+	}
+	if fd, sum := run(seq(odd, dataPhase)); sum != 0 || !fd.in.(*Inspector).finished {
+		t.Errorf("non-SSH sizes: score %.2f, finished %v", sum, fd.in.(*Inspector).finished)
+	}
+	// A TLS record or text at the start is not the middle of SSH.
+	for _, pl := range [][]byte{{23, 3, 3, 0, 40}, []byte("GET / HTTP/1.1\r\nHost: x\r\n")} {
+		in := Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, &detector.Flow{})
+		if in.Inspect(&decode.Packet{Proto: decode.ProtoTCP, Payload: pl, TCPFlags: pshFlag}, true, &detector.Flow{}, &sink{}) {
+			t.Errorf("kept following %q", pl)
+		}
+	}
+	// With a SYN seen, no identification string means not SSH.
+	in := Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, &detector.Flow{SYNSeen: true})
+	if in.Inspect(&decode.Packet{Proto: decode.ProtoTCP, Payload: make([]byte, 36), TCPFlags: pshFlag}, true, &detector.Flow{SYNSeen: true}, &sink{}) {
+		t.Error("followed a fresh connection without identification strings")
+	}
+}
