@@ -153,6 +153,8 @@ type Inspector struct {
 	mid, sshProven    bool
 	midWrites, midFit int
 
+	idle idle
+
 	dataUntil time.Time // following the data phase after a welcome until then
 	dataFrom  time.Time // the welcome
 	dataN     [2]int
@@ -260,6 +262,9 @@ func tlsOrText(b []byte) bool {
 func (in *Inspector) write(d int, n int32, at time.Time, p *decode.Packet, f *detector.Flow, s detector.Sink) {
 	if !in.dataUntil.IsZero() {
 		in.dataPhase(d, n, at, p, f, s)
+	}
+	if !in.mid || in.sshProven {
+		in.idleWrite(d, n, at, p, f, s)
 	}
 	if in.st != stIdle && at.Sub(in.stepAt) > stepGap {
 		in.reset()

@@ -269,3 +269,51 @@ func TestMidSession(t *testing.T) {
 		t.Error("followed a fresh connection without identification strings")
 	}
 }
+
+// TestIdleRhythm: an idle tunnel (both sides sending unanswered writes of
+// random sizes on their own timers) alerts after a minute; pings answered
+// at once, fixed-size keep-alives and one-sided output do not.
+func TestIdleRhythm(t *testing.T) {
+	type w struct {
+		d    int
+		size int
+		gap  int // ms before this write
+	}
+	gen := func(n int, f func(i int) []w) []any {
+		var out []any
+		for i := 0; i < n; i++ {
+			for _, x := range f(i) {
+				out = append(out, "+", x.gap, []string{"c", "s"}[x.d], x.size)
+			}
+		}
+		return out
+	}
+	tests := []struct {
+		name  string
+		steps []any
+		alert bool
+	}{
+		{"idle SoftEther over SSH (lab sizes)", gen(40, func(i int) []w {
+			return []w{{0, 84 + (i*97)%480, 1300 + (i*311)%1700}, {1, 92 + (i*131)%460, 900 + (i*173)%1500}}
+		}), true},
+		{"both sides ping, each answered at once", gen(40, func(i int) []w {
+			return []w{{0, 100 + (i*97)%400, 3000}, {1, 100 + (i*37)%400, 20}, {1, 120 + (i*53)%300, 2000}, {0, 90 + (i*71)%300, 30}}
+		}), false},
+		{"fixed-size keep-alives both ways", gen(40, func(i int) []w { return []w{{0, 164, 2500}, {1, 196, 2100}} }), false},
+		{"server output only (top, tail -f)", gen(40, func(i int) []w { return []w{{1, 200 + (i*97)%450, 2000}, {0, 36, 900}} }), false},
+		{"too short to be sure (30 s)", gen(12, func(i int) []w {
+			return []w{{0, 84 + (i*97)%480, 1300}, {1, 92 + (i*131)%460, 1200}}
+		}), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fd := newFeeder()
+			fd.play(kex...)
+			fd.play(tc.steps...)
+			sum, kinds := fd.s.score()
+			if got := sum >= 1.0; got != tc.alert {
+				t.Errorf("score %.2f %v, alert %v want %v", sum, kinds, got, tc.alert)
+			}
+		})
+	}
+}

@@ -530,6 +530,7 @@ run() {
 case ${1:-} in
   deps) deps ;;
   _edgecmd) shift; edgecmd "$@" ;;
+  _cli) shift; cli "$@" ;;
   setup) setup ;;
   teardown) teardown ;;
   run) shift; run "$@" ;;
