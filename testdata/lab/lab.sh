@@ -16,7 +16,9 @@
 #   must pass; default all selected), LAB_RESULTS (markdown table, default
 #   /tmp/sewatch-lab-results.md), LAB_RUN (work dir, default /tmp/sw-lab),
 #   LAB_NS (namespace name prefix, default sw-, so two labs can run side by side),
-#   LAB_SSH_OPTS (extra ssh options for ssh-forward: another cipher or MAC).
+#   LAB_SSH_OPTS (extra ssh options for ssh-forward: another cipher or MAC),
+#   LAB_REPEAT (run each mode N times; the table gives detections k/N and the
+#   median time to detect).
 # Each mode runs sewatch live on sw-r1 with tcpdump beside it; a positive passes
 # when an alert whose signature contains "SoftEther" names the session's own
 # endpoints (client and server/proxy address, and the port for TCP); time to
@@ -465,6 +467,34 @@ cascade() { # a second SoftEther server on the client host links its hub to the 
 }
 edgecmd() { vpncmd $NS_C 127.0.0.1:5555 /SERVER /PASSWORD:$ADMINPW /ADMINHUB:EDGE /CMD "$@"; }
 
+summarize() { # summarize REPEAT < rows: one row per mode; with repeats, detections k/N and the median time
+  python3 -c '
+import statistics, sys
+rep = int(sys.argv[1])
+rows, order = {}, []
+for line in sys.stdin:
+    c = [x.strip() for x in line.strip().strip("|").split("|")]
+    if len(c) < 7:
+        continue
+    if c[0] not in rows:
+        order.append(c[0]); rows[c[0]] = []
+    rows[c[0]].append(c)
+print("| mode | expected | detected | signature | time to detect (s)%s | result | notes |" % (" (median)" if rep > 1 else ""))
+print("|---|---|---|---|---|---|---|")
+for m in order:
+    rs = rows[m]
+    if len(rs) == 1:
+        print("| " + " | ".join(rs[0][:7]) + " |"); continue
+    det = sum(r[2] == "yes" for r in rs)
+    ttd = [float(r[4]) for r in rs if r[4]]
+    sigs = sorted({r[3] for r in rs if r[3]})
+    res = "PASS" if all(r[5] == "PASS" for r in rs) else "FAIL (%d/%d)" % (sum(r[5] != "PASS" for r in rs), len(rs))
+    notes = "; ".join(sorted({r[6] for r in rs if r[6]}))
+    print("| %s | %s | %d/%d | %s | %s | %s | %s |" % (m, rs[0][1], det, len(rs), " / ".join(sigs),
+        "%.2f" % statistics.median(ttd) if ttd else "", res, notes))
+' "$1"
+}
+
 mode_start() { # tcpdump and sewatch on the router's client-side interface
   rm -f "$RUN/eve/$1.json" "$RUN/cap/$1.pcap"
   bg tcpdump nsx $NS_R tcpdump -i sw-r1 -s 0 -U -n -w "$RUN/cap/$1.pcap"
@@ -493,7 +523,9 @@ run() {
   local modes=${*:-${LAB_MODES:-$POSITIVE $NEGATIVE}} m fail=0 t0=$SECONDS
   modes=${modes//,/ }
   : >"$RESULTS.rows"
-  for m in $modes; do
+  local rep=${LAB_REPEAT:-1} i all=""
+  for m in $modes; do for i in $(seq 1 "$rep"); do all="$all $m"; done; done
+  for m in $all; do
     local want=no
     case " $POSITIVE " in *" $m "*) want=yes ;; esac
     log "mode $m (expect SoftEther: $want)"
@@ -517,11 +549,10 @@ run() {
     fi
   done
   {
-    echo "| mode | expected | detected | signature | time to detect (s) | result | notes |"
-    echo "|---|---|---|---|---|---|---|"
-    cat "$RESULTS.rows"
+    summarize "$rep" <"$RESULTS.rows"
     echo
-    echo "Lab run: $((SECONDS - t0)) s, $(date -u +%F)."
+    if [ "$rep" -gt 1 ]; then echo "Lab run: $((SECONDS - t0)) s, $(date -u +%F), each mode $rep times."
+    else echo "Lab run: $((SECONDS - t0)) s, $(date -u +%F)."; fi
   } >"$RESULTS"
   cat "$RESULTS"
   return $fail
