@@ -67,7 +67,7 @@ type dnsInspector struct {
 	session      bool
 	n            int
 	first        time.Time
-	any          [2]int // packets of any kind to and from port 53
+	seen         [2]int // packets of any kind to and from port 53
 }
 
 func (in *dnsInspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, s detector.Sink) bool {
@@ -78,9 +78,9 @@ func (in *dnsInspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flo
 	// The resolver side is the one on port 53, whatever the flow table thinks.
 	fromClient := p.DstPort == 53
 	if fromClient {
-		in.any[0]++
+		in.seen[0]++
 	} else {
-		in.any[1]++
+		in.seen[1]++
 	}
 	if fromClient && IsDNSProbe(p.Payload) {
 		in.toSrv++
@@ -96,7 +96,7 @@ func (in *dnsInspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flo
 	if in.first.IsZero() {
 		in.first = p.Time
 	}
-	if oneWay(in.toSrv, in.any[1], p.Time.Sub(in.first)) || oneWay(in.toCli, in.any[0], p.Time.Sub(in.first)) {
+	if oneWay(in.toSrv, in.seen[1], p.Time.Sub(in.first)) || oneWay(in.toCli, in.seen[0], p.Time.Sub(in.first)) {
 		in.session = true
 		client, server := p.Src, p.Dst
 		if !fromClient {
@@ -120,7 +120,7 @@ func (in *dnsInspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flo
 
 type icmpInspector struct {
 	first     time.Time
-	any       [2]int // packets of any kind each way
+	seen      [2]int // packets of any kind each way
 	valid     [2]int
 	reported  bool
 	n         int
@@ -137,9 +137,9 @@ func (in *icmpInspector) Inspect(p *decode.Packet, toServer bool, f *detector.Fl
 		return false
 	}
 	if toServer {
-		in.any[0]++
+		in.seen[0]++
 	} else {
-		in.any[1]++
+		in.seen[1]++
 	}
 	switch p.ICMPType {
 	case 0, 8, 15, 16:
@@ -168,7 +168,7 @@ func (in *icmpInspector) Inspect(p *decode.Packet, toServer bool, f *detector.Fl
 	if in.first.IsZero() {
 		in.first = p.Time
 	}
-	if oneWay(in.valid[dir], in.any[1-dir], p.Time.Sub(in.first)) {
+	if oneWay(in.valid[dir], in.seen[1-dir], p.Time.Sub(in.first)) {
 		// SoftEther's client sends information requests (and echo
 		// requests), its server the replies.
 		client, server := p.Src, p.Dst

@@ -11,7 +11,7 @@
 // server-flight-sized answer, then SoftEther's connect phase, a 1.5-3.8 KB
 // upload (the watermark POST) answered by a hello PACK, a 2.4-6.8 KB
 // upload (the login PACK) answered by a 1.8-4.8 KB welcome (sizes from
-// SoftEther's message builders, as in package tlsshape). Ordinary use of
+// SoftEther's message builders, package connectphase). Ordinary use of
 // SSH (shells, scp, forwarded web browsing) does not upload kilobytes twice
 // right after a forwarded TLS handshake, each answered by that much, and
 // then keep both directions busy the way a new tunnel does (its virtual
@@ -21,6 +21,11 @@
 // after it or a second connect phase (the session's additional connection,
 // a reconnect) in the same SSH connection. The evidence is weaker than the
 // direct TLS shape, and the alert's confidence says so.
+//
+// A capture that joins an established SSH connection sees no
+// identification strings; such a flow is taken as SSH when its write sizes
+// fit SSH framing. An idle tunnel, with no connect phase in sight, is
+// recognised by its rhythm (idle.go).
 package sshtunnel
 
 import (
@@ -29,6 +34,7 @@ import (
 	"time"
 
 	"github.com/sewatch/sewatch/detector"
+	"github.com/sewatch/sewatch/detector/connectphase"
 	"github.com/sewatch/sewatch/internal/decode"
 )
 
@@ -60,21 +66,15 @@ type Detector struct{}
 // Name implements detector.Detector.
 func (Detector) Name() string { return Name }
 
-// NewInspector follows TCP flows; the inspector gives up on the first
-// payload that is not an SSH identification string.
+// NewInspector follows TCP flows; the inspector gives up on a flow that
+// neither opens with SSH identification strings nor, joined mid-session,
+// has SSH-sized writes.
 func (Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspector {
 	if p.Proto != decode.ProtoTCP {
 		return nil
 	}
 	return &Inspector{}
 }
-
-type span struct{ lo, hi int32 }
-
-func (s span) has(n int32) bool { return n >= s.lo && n <= s.hi }
-
-// sshSpan widens a TLS record-length span by SSH's framing.
-func sshSpan(lo, hi int32) span { return span{lo + ovLo, hi + ovHi} }
 
 const (
 	ovLo = 39  // 5 TLS + 9 channel data + 4 length + 1 pad length + 4 padding + 16 MAC
@@ -98,23 +98,24 @@ const (
 	pshFlag  = 0x08
 )
 
-// TLS record-length spans of package tlsshape, widened by SSH framing. The
-// ClientHello and server flight are what any TLS stack sends; SoftEther's
-// (OpenSSL, no ALPN, a self-signed certificate) fall well inside.
+// SoftEther's connect-phase record sizes (package connectphase), widened
+// by SSH framing. The ClientHello and server flight are what any TLS stack
+// sends; SoftEther's (OpenSSL, no ALPN, a self-signed certificate) fall well
+// inside.
 var (
-	clientHello = sshSpan(200, 700)
-	serverFlght = span{700, 8000}
-	getProbe    = sshSpan(265, 380)
-	page403     = sshSpan(460, 600)
-	page202     = sshSpan(2100, 2260)
+	clientHello = connectphase.Span{Lo: 200, Hi: 700}.Widen(ovLo, ovHi)
+	serverFlght = connectphase.Span{Lo: 700, Hi: 8000}
+	getProbe    = connectphase.GetProbe.Widen(ovLo, ovHi)
+	page403     = connectphase.Page403.Widen(ovLo, ovHi)
+	page202     = connectphase.Page202.Widen(ovLo, ovHi)
 	// The client's Finished may share the watermark's write (+6-80 B).
-	watermark   = span{1550 + ovLo, 3800 + ovHi + 80}
-	hello       = sshSpan(360, 1460)
-	login       = sshSpan(2400, 6800)
-	welcome     = sshSpan(1800, 4800)
-	addConnect  = sshSpan(440, 1850)
-	addResponse = sshSpan(255, 1340)
-	adminAnswer = sshSpan(205, 1340)
+	watermark   = connectphase.Watermark.Widen(ovLo, ovHi+80)
+	hello       = connectphase.Hello.Widen(ovLo, ovHi)
+	login       = connectphase.Login.Widen(ovLo, ovHi)
+	welcome     = connectphase.Welcome.Widen(ovLo, ovHi)
+	addConnect  = connectphase.AddConnect.Widen(ovLo, ovHi)
+	addResponse = connectphase.AddResponse.Widen(ovLo, ovHi)
+	adminAnswer = connectphase.AdminAnswer.Widen(ovLo, ovHi)
 )
 
 // Connect-phase steps.
@@ -145,7 +146,7 @@ type Inspector struct {
 	chains  int
 	firstAt time.Time
 	wm, lg  int32    // this connect phase's watermark and login sizes
-	firstWM [2]int32 // the first connect phase's
+	firstWL [2]int32 // the first connect phase's
 
 	finished bool
 
@@ -275,7 +276,7 @@ func (in *Inspector) write(d int, n int32, at time.Time, p *decode.Packet, f *de
 		in.start(client, n, at)
 	case stHello:
 		switch {
-		case !client && serverFlght.has(n):
+		case !client && serverFlght.Has(int(n)):
 			in.step(stHandshake, n, at)
 		case client && n >= small:
 			in.restart(client, n, at)
@@ -284,10 +285,10 @@ func (in *Inspector) write(d int, n int32, at time.Time, p *decode.Packet, f *de
 		}
 	case stHandshake:
 		switch {
-		case client && getProbe.has(n):
+		case client && getProbe.Has(int(n)):
 			in.probe = true
 			in.step(stProbe, n, at)
-		case client && watermark.has(n):
+		case client && watermark.Has(int(n)):
 			in.wm = n
 			in.step(stWatermark, n, at)
 		case client && n >= small:
@@ -296,26 +297,26 @@ func (in *Inspector) write(d int, n int32, at time.Time, p *decode.Packet, f *de
 		// Server writes here are TLS 1.3 tickets; they do not move the phase.
 	case stProbe:
 		switch {
-		case !client && (page403.has(n) || page202.has(n)):
+		case !client && (page403.Has(int(n)) || page202.Has(int(n))):
 			in.step(stHandshake, n, at)
 		case n >= small:
 			in.restart(client, n, at)
 		}
 	case stWatermark:
 		switch {
-		case !client && hello.has(n):
+		case !client && hello.Has(int(n)):
 			in.step(stHelloPack, n, at)
-		case !client && n < hello.lo:
+		case !client && int(n) < hello.Lo:
 			// tickets that crossed the watermark
 		case n >= small:
 			in.restart(client, n, at)
 		}
 	case stHelloPack:
 		switch {
-		case client && login.has(n):
+		case client && login.Has(int(n)):
 			in.lg = n
 			in.step(stLogin, n, at)
-		case client && addConnect.has(n):
+		case client && addConnect.Has(int(n)):
 			in.lg = n
 			in.step(stAddConn, n, at)
 		case n >= small:
@@ -323,7 +324,7 @@ func (in *Inspector) write(d int, n int32, at time.Time, p *decode.Packet, f *de
 		}
 	case stLogin:
 		switch {
-		case !client && welcome.has(n):
+		case !client && welcome.Has(int(n)):
 			in.step(stIdle, n, at)
 			in.found("login", p, f, s)
 			if !in.dataDone {
@@ -334,10 +335,10 @@ func (in *Inspector) write(d int, n int32, at time.Time, p *decode.Packet, f *de
 		}
 	case stAddConn:
 		switch {
-		case !client && adminAnswer.has(n):
+		case !client && adminAnswer.Has(int(n)):
 			in.step(stIdle, n, at)
 			kind := "additional_connect"
-			if in.probe || !addResponse.has(n) {
+			if in.probe || !addResponse.Has(int(n)) {
 				kind = "admin login"
 			}
 			in.found(kind, p, f, s)
@@ -354,7 +355,7 @@ func (in *Inspector) restart(client bool, n int32, at time.Time) {
 }
 
 func (in *Inspector) start(client bool, n int32, at time.Time) {
-	if client && clientHello.has(n) {
+	if client && clientHello.Has(int(n)) {
 		in.step(stHello, n, at)
 	}
 }
@@ -403,7 +404,7 @@ func (in *Inspector) found(what string, p *decode.Packet, f *detector.Flow, s de
 		in.reset()
 		return
 	}
-	if in.chains == 1 && near(in.wm, in.firstWM[0]) && near(in.lg, in.firstWM[1]) {
+	if in.chains == 1 && near(in.wm, in.firstWL[0]) && near(in.lg, in.firstWL[1]) {
 		// The same exchange again, byte for byte: a client repeating one
 		// request. SoftEther pads the watermark (0-1999 B) and every PACK
 		// (0-999 B) at random, so its connect phases never repeat sizes.
@@ -421,7 +422,7 @@ func (in *Inspector) found(what string, p *decode.Packet, f *detector.Flow, s de
 	}
 	switch in.chains {
 	case 1:
-		in.firstAt, in.firstWM = p.Time, [2]int32{in.wm, in.lg}
+		in.firstAt, in.firstWL = p.Time, [2]int32{in.wm, in.lg}
 		w := float32(0.7)
 		if in.probe {
 			w = 0.8

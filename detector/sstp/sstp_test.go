@@ -108,3 +108,21 @@ func FuzzInspect(f *testing.F) {
 		}
 	})
 }
+
+// TestInspectAllocs: following a TLS flow's records allocates nothing.
+func TestInspectAllocs(t *testing.T) {
+	c := newConn()
+	in := c.in.(*Inspector)
+	rec := []byte{23, 3, 3, 0, 3, 0, 0, 0}
+	p := &decode.Packet{Proto: decode.ProtoTCP, Payload: rec}
+	f, s := &detector.Flow{Proto: decode.ProtoTCP}, &sink{}
+	n := testing.AllocsPerRun(20, func() {
+		in.segs, in.nrecs = 0, 0
+		p.Seq = c.seq[1]
+		c.seq[1] += uint32(len(rec))
+		in.Inspect(p, false, f, s)
+	})
+	if n != 0 {
+		t.Errorf("%v allocations per segment", n)
+	}
+}

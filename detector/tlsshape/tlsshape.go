@@ -22,6 +22,7 @@ import (
 	"strings"
 
 	"github.com/sewatch/sewatch/detector"
+	"github.com/sewatch/sewatch/detector/connectphase"
 	"github.com/sewatch/sewatch/internal/decode"
 	"github.com/sewatch/sewatch/internal/tlshello"
 	"github.com/sewatch/sewatch/internal/tlsstream"
@@ -48,33 +49,19 @@ func (Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspec
 	return in
 }
 
-// Record-size ranges (TLS record length field). Plaintext sizes come from
-// SoftEther's message builders; the ranges add 16-80 bytes of record
-// overhead (TLS 1.3 AEAD +17, TLS 1.2 GCM +24, CBC with MAC and padding up
-// to ~80) and room for IPv6 or host names in the Host header.
-type span struct{ lo, hi int }
-
-func (s span) has(n int) bool { return n >= s.lo && n <= s.hi }
-
+// Connect-phase record sizes, shared with the other detectors that look for
+// SoftEther's connect phase.
 var (
-	getProbe  = span{265, 380}   // GET / with X-VPN: 1 (249-257 B for IPv4 Host)
-	page403   = span{460, 600}   // 403 page naming the server's address and port
-	page202   = span{2100, 2260} // Stable builds: 202 + index.html with the GUID comment
-	watermark = span{1550, 3800} // POST connect.cgi + 1411-B GIF + 0-1999 random bytes
-	hello     = span{360, 1460}  // hello PACK + 0-999 B pencore
-	login     = span{2400, 6800} // login PACK (password or certificate auth)
-	welcome   = span{1800, 4800} // welcome PACK with policies (and UDP accel keys)
-	// additional_connect PACK, also vpncmd's admin login: the lab has seen
-	// admin logins of 795-1616 B, so the PACK's fixed part is 617-795 B
-	// before 0-999 B of pencore; the top leaves room for a host name in
-	// the Host header and stays well below any login (2400).
-	addConnect  = span{440, 1850}
-	addResponse = span{255, 1340} // error=0/direction answer
-	// vpncmd's admin login is answered by a PACK that may hold nothing but
-	// pencore (Admin.c AdminAccept): ~200 B of HTTP header and PACK framing
-	// plus 0-999 random bytes, so it can be shorter than any
-	// additional_connect answer.
-	adminAnswer = span{205, 1340}
+	getProbe    = connectphase.GetProbe
+	page403     = connectphase.Page403
+	page202     = connectphase.Page202
+	watermark   = connectphase.Watermark
+	hello       = connectphase.Hello
+	login       = connectphase.Login
+	welcome     = connectphase.Welcome
+	addConnect  = connectphase.AddConnect
+	addResponse = connectphase.AddResponse
+	adminAnswer = connectphase.AdminAnswer
 )
 
 // Evidence kinds this detector reports.
@@ -328,7 +315,7 @@ func (in *Inspector) evaluate(p *decode.Packet, f *detector.Flow, s detector.Sin
 	c, sv := in.cApp[:in.nc], in.sApp[:in.ns]
 	// With the D20/4.x GET probe in front, the protocol starts one record later.
 	off, probe := 0, false
-	if len(c) >= 1 && getProbe.has(int(c[0])) && (len(sv) == 0 || page403.has(int(sv[0])) || page202.has(int(sv[0]))) {
+	if len(c) >= 1 && getProbe.Has(int(c[0])) && (len(sv) == 0 || page403.Has(int(sv[0])) || page202.Has(int(sv[0]))) {
 		if len(sv) >= 1 {
 			off, probe = 1, true
 		} else {
@@ -336,7 +323,7 @@ func (in *Inspector) evaluate(p *decode.Packet, f *detector.Flow, s detector.Sin
 		}
 	}
 	c, sv = c[min(off, len(c)):], sv[min(off, len(sv)):]
-	if len(c) < 1 || len(sv) < 1 || !watermark.has(int(c[0])) || !hello.has(int(sv[0])) {
+	if len(c) < 1 || len(sv) < 1 || !watermark.Has(int(c[0])) || !hello.Has(int(sv[0])) {
 		return
 	}
 	bonus := float32(0)
@@ -356,14 +343,14 @@ func (in *Inspector) evaluate(p *decode.Packet, f *detector.Flow, s detector.Sin
 		return
 	}
 	switch {
-	case login.has(int(c[1])) && welcome.has(int(sv[1])) && in.level < 2:
+	case login.Has(int(c[1])) && welcome.Has(int(sv[1])) && in.level < 2:
 		in.level = 2
 		s.Report(in.evidence(p, f, KindShape,
 			fmt.Sprintf("%swatermark %d, hello %d, login %d, welcome %d", why, c[0], sv[0], c[1], sv[1]), 0.75+bonus, true))
 		in.release()
-	case addConnect.has(int(c[1])) && adminAnswer.has(int(sv[1])) && in.level < 2:
+	case addConnect.Has(int(c[1])) && adminAnswer.Has(int(sv[1])) && in.level < 2:
 		in.level = 3
-		if probe || !addResponse.has(int(sv[1])) {
+		if probe || !addResponse.Has(int(sv[1])) {
 			// A probe-prefixed connection with a short login is vpncmd's admin session.
 			ev := in.evidence(p, f, KindShape,
 				fmt.Sprintf("%swatermark %d, hello %d, admin login %d, answer %d", why, c[0], sv[0], c[1], sv[1]), 0.75+bonus, true)
@@ -390,7 +377,7 @@ func (in *Inspector) evaluateClientOnly(p *decode.Packet, f *detector.Flow, s de
 		return
 	}
 	why := ""
-	if getProbe.has(int(c[0])) {
+	if getProbe.Has(int(c[0])) {
 		if len(c) < 3 {
 			return
 		}
@@ -398,7 +385,7 @@ func (in *Inspector) evaluateClientOnly(p *decode.Packet, f *detector.Flow, s de
 		c = c[1:]
 	}
 	in.level = 4
-	if watermark.has(int(c[0])) && login.has(int(c[1])) {
+	if watermark.Has(int(c[0])) && login.Has(int(c[1])) {
 		s.Report(in.evidence(p, f, KindShape, fmt.Sprintf("server side not visible; client sent %swatermark %d, login %d", why, c[0], c[1]), 0.5, true))
 	}
 }

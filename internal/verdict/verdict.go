@@ -81,8 +81,8 @@ type Verdict struct {
 	suppressed uint64
 	clients    map[netip.Addr]map[netip.Addr]bool
 	roles      map[roleKey]bool
-	servers    map[netip.Addr]string // hosts seen acting as SoftEther servers, and how
-	nbstat     map[pairKey]time.Time // last NBSTAT query, sender -> receiver
+	servers    map[netip.Addr]serverSeen // hosts seen acting as SoftEther servers
+	nbstat     map[pairKey]time.Time     // last NBSTAT query, sender -> receiver
 }
 
 type singleKey struct {
@@ -99,7 +99,7 @@ func New(cfg Config, emit func(Alert)) *Verdict {
 	}
 	return &Verdict{cfg: cfg, emit: emit, sessions: map[pairKey]*session{}, single: map[singleKey]time.Time{},
 		clients: map[netip.Addr]map[netip.Addr]bool{}, roles: map[roleKey]bool{},
-		servers: map[netip.Addr]string{}, nbstat: map[pairKey]time.Time{}}
+		servers: map[netip.Addr]serverSeen{}, nbstat: map[pairKey]time.Time{}}
 }
 
 // Suppressed returns how many session alerts the allowlist suppressed.
@@ -299,10 +299,9 @@ func (v *Verdict) reportSingle(e detector.Evidence) {
 	switch e.Signature {
 	case detector.SIDSSTP, detector.SIDOpenVPNTCP:
 		e.Detail += v.softetherServerHint(e)
-	}
-	if e.Signature == detector.SIDVendorDDNS {
+	case detector.SIDVendorDDNS:
 		// Only SoftEther's server registers a DDNS name.
-		v.rememberServer(e.Client.Unmap(), fmt.Sprintf("sent a SoftEther DDNS registration at %s", e.Time.UTC().Format(time.RFC3339)))
+		v.rememberServer(e.Client.Unmap(), "sent a SoftEther DDNS registration", e.Time)
 	}
 	v.alerts++
 	v.emit(Alert{Signature: sig, Anchor: e, Trigger: e, Evidence: []detector.Evidence{e}, Mode: e.Mode,

@@ -37,6 +37,13 @@ POSITIVE="direct-443 direct-5555 direct-992 udp-accel-off http-proxy socks5 admi
 NEGATIVE="https-browse https-long ssh-interactive ssh-transfer ssh-forward-https ssh-forward-cookies curl-via-proxy openvpn wireguard"
 DEFAULT_REQUIRE="$POSITIVE $NEGATIVE"
 
+# ssh from the client host: the lab's key, no host-key prompts
+SSH_OPTS=(-i "$RUN/ssh_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null)
+web_forward() { # web_forward: ssh -L 127.0.0.1:18443 -> the web host's HTTPS, in the background
+  bg sshfwd nsx $NS_C ssh -N "${SSH_OPTS[@]}" -L 127.0.0.1:18443:$W_IP:443 root@$W_IP
+  wait_for 10 listening $NS_C 18443 || SESSION_OK=no
+}
+
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 wait_for() { # wait_for SECONDS CMD... (deadline, however long CMD takes)
@@ -244,8 +251,7 @@ session() { # session MODE: configure the account for MODE, connect, hold, disco
     ssh-forward)
       # LAB_SSH_OPTS: extra ssh options (another cipher or MAC, say)
       # shellcheck disable=SC2086
-      bg sshfwd nsx $NS_C ssh -N -i "$RUN/ssh_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null ${LAB_SSH_OPTS:-} \
-        -L 127.0.0.1:10443:$S_IP:443 root@$W_IP
+      bg sshfwd nsx $NS_C ssh -N "${SSH_OPTS[@]}" ${LAB_SSH_OPTS:-} -L 127.0.0.1:10443:$S_IP:443 root@$W_IP
       wait_for 10 listening $NS_C 10443
       host=127.0.0.1 port=10443 udp=yes ;;
     direct-5555) port=5555 ;;
@@ -293,29 +299,22 @@ negative() { # negative MODE: ordinary traffic that must not look like SoftEther
   case $1 in
     https-browse) for _ in 1 2 3 4 5; do nsx $NS_C curl -sk --max-time 10 -o /dev/null https://$W_IP/index.html; sleep 0.5; done ;;
     https-long) nsx $NS_C curl -sk --max-time 30 --limit-rate 2M -o /dev/null https://$W_IP/big.bin ;;
-    ssh-interactive) nsx $NS_C ssh -i "$RUN/ssh_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+    ssh-interactive) nsx $NS_C ssh "${SSH_OPTS[@]}" \
         root@$W_IP 'for i in 1 2 3 4 5 6; do echo tick $i; sleep 1; done; uname -a' >/dev/null 2>&1 || SESSION_OK=no ;;
     ssh-transfer) # scp both ways (kilobyte files too) and remote commands with kilobyte output
-      local k="-i $RUN/ssh_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null" _
+      local _
       for _ in 1 2 3; do
-        # shellcheck disable=SC2086
-        nsx $NS_C scp -O -q $k "$RUN/www/p3000.bin" "$RUN/www/small.bin" root@$W_IP:/tmp/ || SESSION_OK=no
-        # shellcheck disable=SC2086
-        nsx $NS_C scp -O -q $k root@$W_IP:"$RUN/www/p700.bin" root@$W_IP:"$RUN/www/p3000.bin" "$RUN/" || SESSION_OK=no
+        nsx $NS_C scp -O -q "${SSH_OPTS[@]}" "$RUN/www/p3000.bin" "$RUN/www/small.bin" root@$W_IP:/tmp/ || SESSION_OK=no
+        nsx $NS_C scp -O -q "${SSH_OPTS[@]}" root@$W_IP:"$RUN/www/p700.bin" root@$W_IP:"$RUN/www/p3000.bin" "$RUN/" || SESSION_OK=no
       done
-      # shellcheck disable=SC2086
-      head -c 4000 /dev/urandom | base64 | nsx $NS_C ssh $k root@$W_IP \
+      head -c 4000 /dev/urandom | base64 | nsx $NS_C ssh "${SSH_OPTS[@]}" root@$W_IP \
         'cat >/dev/null; head -c 3000 /dev/urandom | base64; sleep 0.2; ls -la /usr/bin | head -50' >/dev/null 2>&1 || SESSION_OK=no ;;
     ssh-forward-https)
-      bg sshfwd nsx $NS_C ssh -N -i "$RUN/ssh_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-        -L 127.0.0.1:18443:$W_IP:443 root@$W_IP
-      wait_for 10 listening $NS_C 18443 || SESSION_OK=no
+      web_forward
       for _ in 1 2 3; do nsx $NS_C curl -sk --max-time 10 -o /dev/null https://127.0.0.1:18443/big.bin || SESSION_OK=no; done
       stop sshfwd ;;
     ssh-forward-cookies) # a polling client whose requests and answers fall in SoftEther's connect-phase sizes
-      bg sshfwd nsx $NS_C ssh -N -i "$RUN/ssh_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-        -L 127.0.0.1:18443:$W_IP:443 root@$W_IP
-      wait_for 10 listening $NS_C 18443 || SESSION_OK=no
+      web_forward
       local c1 c2
       c1=$(head -c 1800 /dev/zero | tr '\0' a) c2=$(head -c 3000 /dev/zero | tr '\0' b)
       for _ in 1 2 3; do
@@ -457,7 +456,7 @@ cascade() { # a second SoftEther server on the client host links its hub to the 
   sleep 1
   START=$(date +%s.%N)
   edgecmd CascadeOnline uplink >>"$RUN/logs/edge-setup.log" 2>&1
-  if wait_for 30 sh -c "bash '$0' _edgecmd CascadeStatusGet uplink | grep -qi established"; then
+  if wait_for 30 edge_linked; then
     sleep 6 # the linked session idles: keep-alives only
   else
     log "cascade: link did not come up"; SESSION_OK=no
@@ -466,6 +465,7 @@ cascade() { # a second SoftEther server on the client host links its hub to the 
   stop edge
 }
 edgecmd() { vpncmd $NS_C 127.0.0.1:5555 /SERVER /PASSWORD:$ADMINPW /ADMINHUB:EDGE /CMD "$@"; }
+edge_linked() { edgecmd CascadeStatusGet uplink | grep -qi established; }
 
 summarize() { # summarize REPEAT < rows: one row per mode; with repeats, detections k/N and the median time
   python3 -c '
@@ -510,9 +510,18 @@ mode_stop() {
   stop tcpdump INT
 }
 
+admin() { # vpncmd remote administration of the server across the tap, no VPN session
+  START=$(date +%s.%N) VPN_NOTE=""
+  printf 'ServerInfoGet\nHubList\nListenerList\n' >"$RUN/admin.txt"
+  vpncmd $NS_C $S_IP:443 /SERVER /PASSWORD:$ADMINPW /IN:"$RUN/admin.txt" >"$RUN/logs/admin.log" 2>&1 && SESSION_OK=yes || SESSION_OK=no
+}
+
 run_mode() { # run_mode MODE EXPECTED
   mode_start "$1"
-  if [ "$2" = yes ]; then session "$1"; else negative "$1"; fi
+  case $1 in
+    admin | cascade) "$1" ;;
+    *) if [ "$2" = yes ]; then session "$1"; else negative "$1"; fi ;;
+  esac
   mode_stop
   check "$1" "$2" >>"$RESULTS.rows"
 }
@@ -523,28 +532,13 @@ run() {
   local modes=${*:-${LAB_MODES:-$POSITIVE $NEGATIVE}} m fail=0 t0=$SECONDS
   modes=${modes//,/ }
   : >"$RESULTS.rows"
-  local rep=${LAB_REPEAT:-1} i all=""
-  for m in $modes; do for i in $(seq 1 "$rep"); do all="$all $m"; done; done
+  local rep=${LAB_REPEAT:-1} _ all=""
+  for m in $modes; do for _ in $(seq 1 "$rep"); do all="$all $m"; done; done
   for m in $all; do
     local want=no
     case " $POSITIVE " in *" $m "*) want=yes ;; esac
     log "mode $m (expect SoftEther: $want)"
-    if [ "$m" = cascade ]; then
-      mode_start "$m"
-      cascade
-      mode_stop
-      check "$m" yes >>"$RESULTS.rows"
-    elif [ "$m" = admin ]; then
-      mode_start "$m"
-      START=$(date +%s.%N) VPN_NOTE=""
-      printf 'ServerInfoGet\nHubList\nListenerList\n' >"$RUN/admin.txt"
-      vpncmd $NS_C $S_IP:443 /SERVER /PASSWORD:$ADMINPW /IN:"$RUN/admin.txt" >"$RUN/logs/admin.log" 2>&1 && SESSION_OK=yes || SESSION_OK=no
-      mode_stop
-      check "$m" yes >>"$RESULTS.rows"
-    else
-      run_mode "$m" $want
-    fi
-    if [ $? -ne 0 ]; then
+    if ! run_mode "$m" $want; then
       case " ${LAB_REQUIRE:-$DEFAULT_REQUIRE} " in *" $m "*) fail=1 ;; esac
     fi
   done
@@ -560,8 +554,6 @@ run() {
 
 case ${1:-} in
   deps) deps ;;
-  _edgecmd) shift; edgecmd "$@" ;;
-  _cli) shift; cli "$@" ;;
   setup) setup ;;
   teardown) teardown ;;
   run) shift; run "$@" ;;

@@ -33,10 +33,16 @@ func (v *Verdict) noteServer(a Alert) {
 	if a.Mode == "admin" {
 		what = "accepted a SoftEther admin connection"
 	}
-	v.rememberServer(srv, fmt.Sprintf("%s at %s", what, a.Anchor.Time.UTC().Format(time.RFC3339)))
+	v.rememberServer(srv, what, a.Anchor.Time)
 }
 
-func (v *Verdict) rememberServer(h netip.Addr, why string) {
+// serverSeen is how and when a host was seen acting as a SoftEther server.
+type serverSeen struct {
+	what string
+	at   time.Time
+}
+
+func (v *Verdict) rememberServer(h netip.Addr, what string, at time.Time) {
 	if !h.IsValid() {
 		return
 	}
@@ -49,7 +55,7 @@ func (v *Verdict) rememberServer(h netip.Addr, why string) {
 			break
 		}
 	}
-	v.servers[h] = why
+	v.servers[h] = serverSeen{what, at}
 }
 
 // markCascade turns a client session whose initiator is a known SoftEther
@@ -61,14 +67,15 @@ func (v *Verdict) markCascade(a *Alert) {
 		return
 	}
 	cli := a.Anchor.Flow.Client.Addr().Unmap()
-	why, ok := v.servers[cli]
+	seen, ok := v.servers[cli]
 	if !ok {
 		return
 	}
 	a.Mode = "cascade"
 	a.Signature = detector.SessionSignature("cascade", a.Anchor.Flow.Proto)
 	a.Evidence = append([]detector.Evidence{{Kind: "softether.cascade-initiator",
-		Detail: fmt.Sprintf("the initiator %s is itself a SoftEther server: it %s", cli, why), Weight: 0}}, a.Evidence...)
+		Detail: fmt.Sprintf("the initiator %s is itself a SoftEther server: it %s at %s", cli, seen.what,
+			seen.at.UTC().Format(time.RFC3339)), Weight: 0}}, a.Evidence...)
 }
 
 // nbstatKind is package nbnsprobe's evidence kind (the verdict stage sees
