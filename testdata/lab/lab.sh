@@ -18,7 +18,9 @@
 #   LAB_NS (namespace name prefix, default sw-, so two labs can run side by side),
 #   LAB_SSH_OPTS (extra ssh options for ssh-forward: another cipher or MAC),
 #   LAB_REPEAT (run each mode N times; the table gives detections k/N and the
-#   median time to detect).
+#   median time to detect), LAB_SE_SERVER_BIN / LAB_SE_CLIENT_BIN (another
+#   vpnserver / vpnclient executable, e.g. one built from source, with its
+#   hamcore.se2 beside it; default Debian's).
 # Each mode runs sewatch live on sw-r1 with tcpdump beside it; a positive passes
 # when an alert whose signature contains "SoftEther" names the session's own
 # endpoints (client and server/proxy address, and the port for TCP); time to
@@ -28,12 +30,15 @@ RUN=${LAB_RUN:-/tmp/sw-lab}
 SEWATCH=$(readlink -f "${SEWATCH:-./sewatch}")
 RESULTS=${LAB_RESULTS:-/tmp/sewatch-lab-results.md}
 SE_LIB=/usr/libexec/softether
+# The SoftEther builds under test; vpncmd stays Debian's (its admin RPC talks to every build).
+SE_SERVER_BIN=$(readlink -f "${LAB_SE_SERVER_BIN:-$SE_LIB/vpnserver/vpnserver}")
+SE_CLIENT_BIN=$(readlink -f "${LAB_SE_CLIENT_BIN:-$SE_LIB/vpnclient/vpnclient}")
 P=${LAB_NS:-sw-}
 NS_C=${P}cli NS_R=${P}rtr NS_S=${P}srv NS_W=${P}web
 C_IP=198.18.201.2 R1_IP=198.18.201.1 R2_IP=198.18.202.1 S_IP=198.18.202.2 R3_IP=198.18.203.1 W_IP=198.18.203.2
 ADMINPW=SwLabAdmin-7 HUB=SWLAB USERPW=SwLabUser-7 ACCT=sw
 WEB_IP=198.18.50.1 VHOST=198.18.100.1 VNIC=vpn_se0 # behind SecureNAT, reached only through the VPN
-POSITIVE="direct-443 direct-5555 direct-992 udp-accel-off http-proxy socks5 admin cascade vpn-over-icmp vpn-over-dns ssh-forward"
+POSITIVE="direct-443 direct-5555 direct-992 udp-accel-off one-tcp http-proxy socks5 socks4 admin cascade vpn-over-icmp vpn-over-dns ssh-forward"
 NEGATIVE="https-browse https-long ssh-interactive ssh-transfer ssh-forward-https ssh-forward-cookies curl-via-proxy openvpn wireguard"
 DEFAULT_REQUIRE="$POSITIVE $NEGATIVE"
 
@@ -78,8 +83,11 @@ stop() { # stop NAME [SIGNAL]
 # Debian's build keeps its state in /var/lib/softether: each instance runs
 # in its own mount namespace with private copies of those directories.
 se_instance() { # se_instance KIND DIR
+  local exe=$SE_LIB/$1/$1
+  case $1 in vpnserver) exe=$SE_SERVER_BIN ;; vpnclient) exe=$SE_CLIENT_BIN ;; esac
   rm -rf "$2"; mkdir -p "$2"/{bin,db,log,pid}
-  cp -L "$SE_LIB/$1/$1" "$SE_LIB/$1/hamcore.se2" "$2/bin/"
+  # A build from source keeps its state beside the executable, Debian's in the bind-mounted directories.
+  cp -L "$exe" "$2/bin/$1" && cp -L "$(dirname "$exe")/hamcore.se2" "$2/bin/"
 }
 se_run() { # se_run NS DIR CMD... (foreground)
   local ns=$1 dir=$2; shift 2
@@ -241,7 +249,7 @@ session() { # session MODE: configure the account for MODE, connect, hold, disco
   cli AccountDisconnect $ACCT >/dev/null 2>&1
   cli AccountProxyNone $ACCT >/dev/null 2>&1
   VPN_NOTE=""
-  local port=443 udp=no host=$S_IP
+  local port=443 udp=no host=$S_IP qos=no
   case $1 in
     vpn-over-icmp | vpn-over-dns)
       # The router rejects TCP to the server (and for ICMP, drops UDP/53), so
@@ -257,12 +265,14 @@ session() { # session MODE: configure the account for MODE, connect, hold, disco
     direct-5555) port=5555 ;;
     direct-992) port=992 ;;
     udp-accel-off) udp=yes ;;
+    one-tcp) udp=yes qos=yes ;; # without QoS neither side asks for a second connection
     http-proxy) cli AccountProxyHttp $ACCT /SERVER:$R1_IP:3128 /USERNAME:none /PASSWORD:none >/dev/null 2>&1 ;;
     socks5) cli AccountProxySocks5 $ACCT /SERVER:$R1_IP:1080 /USERNAME:none /PASSWORD:none >/dev/null 2>&1 ;;
+    socks4) cli AccountProxySocks $ACCT /SERVER:$R1_IP:1080 /USERNAME:none >/dev/null 2>&1 ;; # the only SOCKS of 4.x clients
   esac
   cli AccountSet $ACCT /SERVER:$host:$port /HUB:$HUB >/dev/null 2>&1
   cli AccountDetailSet $ACCT /MAXTCP:1 /INTERVAL:1 /TTL:0 /HALF:no /BRIDGE:no /MONITOR:no /NOTRACK:no \
-    /NOQOS:no /DISABLEUDP:$udp >/dev/null 2>&1
+    /NOQOS:$qos /DISABLEUDP:$udp >/dev/null 2>&1
   START=$(date +%s.%N)
   cli AccountConnect $ACCT >"$RUN/logs/connect-$1.log" 2>&1
   if ! wait_for 40 connected; then
@@ -360,7 +370,7 @@ endpoint() {
     direct-5555) EP_PORT=5555 ;;
     direct-992) EP_PORT=992 ;;
     http-proxy) EP_IP=$R1_IP EP_PORT=3128 ;;
-    socks5) EP_IP=$R1_IP EP_PORT=1080 ;;
+    socks5 | socks4) EP_IP=$R1_IP EP_PORT=1080 ;;
     ssh-forward) EP_IP=$W_IP EP_PORT=22 ;;
     vpn-over-icmp) EP_PROTO=icmp EP_PORT=0 ;;
     vpn-over-dns) EP_PROTO=udp EP_PORT=53 ;;
@@ -376,13 +386,19 @@ first_packet() { # epoch of the session's first packet in the mode's tap capture
   timeout 20 tcpdump -r "$RUN/cap/$1.pcap" -tt -nn -c 1 "host $C_IP and $f" 2>/dev/null | awk '{print $1; exit}'
 }
 
+tcp_conns() { # the number of TCP connections the client opened to the session's endpoint (its SYNs)
+  [ "$EP_PROTO" = tcp ] || return 0
+  timeout 20 tcpdump -r "$RUN/cap/$1.pcap" -nn \
+    "src host $C_IP and dst host $EP_IP and tcp dst port $EP_PORT and tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn" 2>/dev/null | wc -l
+}
+
 # check MODE EXPECTED: read the mode's EVE file, print a table row, return 1 on a miss
 check() {
   endpoint "$1"
   python3 - "$RUN/eve/$1.json" "$2" "$START" "$1" "$SESSION_OK" "${VPN_NOTE:-}" \
-    "$C_IP" "$EP_IP" "$EP_PORT" "$EP_PROTO" "$(first_packet "$1")" <<'EOF'
+    "$C_IP" "$EP_IP" "$EP_PORT" "$EP_PROTO" "$(first_packet "$1")" "$(tcp_conns "$1")" <<'EOF'
 import datetime, json, sys
-path, expect, start, mode, ok, note, cip, eip, eport, eproto, first = sys.argv[1:12]
+path, expect, start, mode, ok, note, cip, eip, eport, eproto, first, conns = sys.argv[1:13]
 expect = expect == "yes"
 t0 = float(first) if first else float(start)
 alerts = []
@@ -419,6 +435,11 @@ elif ok != "yes":
     notes.append("session/traffic FAILED")
 if note:
     notes.append(note)
+if expect and conns.strip():
+    notes.append("%s TCP connection(s)" % conns.strip())
+if mode == "one-tcp" and conns.strip() != "1":  # the mode exists to test a session on one connection
+    ok = "no"
+    notes.append("expected exactly one TCP connection")
 if other:
     notes.append("%d SoftEther alert(s) on other endpoints" % other)
 if not first and expect:
