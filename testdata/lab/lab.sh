@@ -18,9 +18,10 @@
 #   LAB_NS (namespace name prefix, default sw-, so two labs can run side by side),
 #   LAB_SSH_OPTS (extra ssh options for ssh-forward: another cipher or MAC),
 #   LAB_REPEAT (run each mode N times; the table gives detections k/N and the
-#   median time to detect), LAB_SE_SERVER_BIN / LAB_SE_CLIENT_BIN (another
-#   vpnserver / vpnclient executable, e.g. one built from source, with its
-#   hamcore.se2 beside it; default Debian's).
+#   median time to detect), LAB_SE_SERVER_BIN / LAB_SE_CLIENT_BIN /
+#   LAB_SE_VPNCMD_BIN (another vpnserver / vpnclient executable, e.g. one built
+#   from source, with its hamcore.se2 beside it, and the vpncmd that manages
+#   that client; default Debian's).
 # Each mode runs sewatch live on sw-r1 with tcpdump beside it; a positive passes
 # when an alert whose signature contains "SoftEther" names the session's own
 # endpoints (client and server/proxy address, and the port for TCP); time to
@@ -30,9 +31,12 @@ RUN=${LAB_RUN:-/tmp/sw-lab}
 SEWATCH=$(readlink -f "${SEWATCH:-./sewatch}")
 RESULTS=${LAB_RESULTS:-/tmp/sewatch-lab-results.md}
 SE_LIB=/usr/libexec/softether
-# The SoftEther builds under test; vpncmd stays Debian's (its admin RPC talks to every build).
+# The SoftEther builds under test. Servers are managed with Debian's vpncmd (its
+# admin RPC talks to every build); a client with the vpncmd of its own build,
+# since 4.x clients listen on 9930 and 5.x vpncmd only looks at 9931-9935.
 SE_SERVER_BIN=$(readlink -f "${LAB_SE_SERVER_BIN:-$SE_LIB/vpnserver/vpnserver}")
 SE_CLIENT_BIN=$(readlink -f "${LAB_SE_CLIENT_BIN:-$SE_LIB/vpnclient/vpnclient}")
+SE_VPNCMD_BIN=$(readlink -f "${LAB_SE_VPNCMD_BIN:-$SE_LIB/vpncmd/vpncmd}")
 P=${LAB_NS:-sw-}
 NS_C=${P}cli NS_R=${P}rtr NS_S=${P}srv NS_W=${P}web
 C_IP=198.18.201.2 R1_IP=198.18.201.1 R2_IP=198.18.202.1 S_IP=198.18.202.2 R3_IP=198.18.203.1 W_IP=198.18.203.2
@@ -84,10 +88,10 @@ stop() { # stop NAME [SIGNAL]
 # in its own mount namespace with private copies of those directories.
 se_instance() { # se_instance KIND DIR
   local exe=$SE_LIB/$1/$1
-  case $1 in vpnserver) exe=$SE_SERVER_BIN ;; vpnclient) exe=$SE_CLIENT_BIN ;; esac
+  case $1 in vpnserver) exe=$SE_SERVER_BIN ;; vpnclient) exe=$SE_CLIENT_BIN ;; clicmd) exe=$SE_VPNCMD_BIN ;; esac
   rm -rf "$2"; mkdir -p "$2"/{bin,db,log,pid}
   # A build from source keeps its state beside the executable, Debian's in the bind-mounted directories.
-  cp -L "$exe" "$2/bin/$1" && cp -L "$(dirname "$exe")/hamcore.se2" "$2/bin/"
+  cp -L "$exe" "$2/bin/${1/clicmd/vpncmd}" && cp -L "$(dirname "$exe")/hamcore.se2" "$2/bin/"
 }
 se_run() { # se_run NS DIR CMD... (foreground)
   local ns=$1 dir=$2; shift 2
@@ -95,15 +99,16 @@ se_run() { # se_run NS DIR CMD... (foreground)
     d=$0; mount --bind "$d/db" /var/lib/softether && mount --bind "$d/log" /var/log/softether &&
     mount --bind "$d/pid" /run/softether && cd "$d/bin" && exec "$@"' "$dir" "$@"
 }
-vpncmd() { # vpncmd NS ARGS...
-  [ -x "$RUN/vpncmd/bin/vpncmd" ] || se_instance vpncmd "$RUN/vpncmd"
+vpncmd() { # vpncmd NS ARGS... (VPNCMD=clicmd: the client build's vpncmd)
+  local kind=${VPNCMD:-vpncmd}
+  [ -x "$RUN/$kind/bin/vpncmd" ] || se_instance "$kind" "$RUN/$kind"
   local ns=$1; shift
-  timeout 30 bash -c '"$@"' bash se_run "$ns" "$RUN/vpncmd" "$RUN/vpncmd/bin/vpncmd" "$@" </dev/null
+  timeout 30 bash -c '"$@"' bash se_run "$ns" "$RUN/$kind" "$RUN/$kind/bin/vpncmd" "$@" </dev/null
 }
 export -f se_run nsx
 
 srv() { vpncmd $NS_S 127.0.0.1:5555 /SERVER /PASSWORD:$ADMINPW /CMD "$@"; }
-cli() { vpncmd $NS_C localhost /CLIENT /CMD "$@"; }
+cli() { VPNCMD=clicmd vpncmd $NS_C localhost /CLIENT /CMD "$@"; }
 
 setup() {
   mkdir -p "$RUN"/{pids,logs,eve,www,cap} /var/lib/softether /var/log/softether /run/softether /run/sshd
@@ -175,7 +180,7 @@ EOF
   log "setup: SoftEther client"
   se_instance vpnclient "$RUN/cli"
   bg vpnclient se_run $NS_C "$RUN/cli" "$RUN/cli/bin/vpnclient" start --foreground
-  wait_for 30 listening $NS_C 9931 || { log "vpnclient did not listen"; return 1; }
+  wait_for 30 sh -c "ip netns exec $NS_C ss -Hlnt | grep -Eq ':993[01] '" || { log "vpnclient did not listen"; return 1; }
   sleep 1
   cli NicCreate se0 >"$RUN/logs/cli-setup.log" 2>&1
   cli AccountCreate $ACCT /SERVER:$S_IP:443 /HUB:$HUB /USERNAME:user1 /NICNAME:se0 >>"$RUN/logs/cli-setup.log" 2>&1
@@ -243,11 +248,17 @@ teardown() {
 }
 
 # ------------------------------------------------------------ one mode
+detail() { cli AccountDetailSet $ACCT /MAXTCP:1 /INTERVAL:1 /TTL:0 /HALF:no /BRIDGE:no /MONITOR:no /NOTRACK:no "$@" 2>&1; }
+hub_udp_accel_off() { # hub_udp_accel_off 1|0: the hub's DisableUdpAcceleration option
+  vpncmd $NS_S 127.0.0.1:5555 /SERVER /PASSWORD:$ADMINPW /ADMINHUB:$HUB /CMD ExtOptionSet DisableUdpAcceleration /VALUE:$1 >/dev/null 2>&1
+  if [ "$1" = 1 ]; then touch "$RUN/hub-udp-off"; else rm -f "$RUN/hub-udp-off"; fi
+}
 connected() { cli AccountStatusGet $ACCT 2>/dev/null | grep -q "Session Established"; }
 
 session() { # session MODE: configure the account for MODE, connect, hold, disconnect
   cli AccountDisconnect $ACCT >/dev/null 2>&1
   cli AccountProxyNone $ACCT >/dev/null 2>&1
+  [ -f "$RUN/hub-udp-off" ] && hub_udp_accel_off 0
   VPN_NOTE=""
   local port=443 udp=no host=$S_IP qos=no
   case $1 in
@@ -271,8 +282,11 @@ session() { # session MODE: configure the account for MODE, connect, hold, disco
     socks4) cli AccountProxySocks $ACCT /SERVER:$R1_IP:1080 /USERNAME:none >/dev/null 2>&1 ;; # the only SOCKS of 4.x clients
   esac
   cli AccountSet $ACCT /SERVER:$host:$port /HUB:$HUB >/dev/null 2>&1
-  cli AccountDetailSet $ACCT /MAXTCP:1 /INTERVAL:1 /TTL:0 /HALF:no /BRIDGE:no /MONITOR:no /NOTRACK:no \
-    /NOQOS:$qos /DISABLEUDP:$udp >/dev/null 2>&1
+  # 4.x vpncmd has no /DISABLEUDP: the hub then refuses UDP acceleration instead.
+  if ! detail /NOQOS:$qos /DISABLEUDP:$udp | grep -q "completed successfully"; then
+    detail /NOQOS:$qos >/dev/null
+    [ "$udp" = yes ] && hub_udp_accel_off 1
+  fi
   START=$(date +%s.%N)
   cli AccountConnect $ACCT >"$RUN/logs/connect-$1.log" 2>&1
   if ! wait_for 40 connected; then
