@@ -21,7 +21,8 @@
 #   median time to detect), LAB_SE_SERVER_BIN / LAB_SE_CLIENT_BIN /
 #   LAB_SE_VPNCMD_BIN (another vpnserver / vpnclient executable, e.g. one built
 #   from source, with its hamcore.se2 beside it, and the vpncmd that manages
-#   that client; default Debian's).
+#   that client; default Debian's), LAB_VPN_KIB (size of the download through
+#   each VPN session, default 256).
 # Each mode runs sewatch live on sw-r1 with tcpdump beside it; a positive passes
 # when an alert whose signature contains "SoftEther" names the session's own
 # endpoints (client and server/proxy address, and the port for TCP); time to
@@ -143,7 +144,7 @@ setup() {
   nsx $NS_C ping -c1 -W2 $S_IP >/dev/null || { log "setup: no route from client to server"; return 1; }
 
   # web server behind SecureNAT (the server host's loopback) for traffic through the VPN
-  head -c 262144 /dev/urandom >"$RUN/www/small.bin"
+  head -c $((${LAB_VPN_KIB:-256} * 1024)) /dev/urandom >"$RUN/www/small.bin"
   bg websrv nsx $NS_S busybox httpd -f -p $WEB_IP:80 -h "$RUN/www"
   cat >"$RUN/udhcpc.script" <<'EOF'
 #!/bin/sh
@@ -296,6 +297,9 @@ session() { # session MODE: configure the account for MODE, connect, hold, disco
   fi
   SESSION_OK=yes
   vpn_traffic "$1"
+  # One connection alone shows SoftEther by its keep-alive rhythm (4-10 s per
+  # direction when idle): hold the session idle long enough for several.
+  [ "$1" = one-tcp ] && sleep 30
   cli AccountDisconnect $ACCT >/dev/null 2>&1
   nsx $NS_C ip -4 addr flush dev $VNIC 2>/dev/null
   stop sshfwd
