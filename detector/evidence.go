@@ -136,7 +136,6 @@ type Spec struct {
 
 // Evidence kinds of SoftEther sessions.
 const (
-	KindTLSConnectStart   Kind = "softether.tls.connect-start"
 	KindTLSPrimary        Kind = "softether.tls.session-shape"
 	KindTLSAdditional     Kind = "softether.tls.additional-connection"
 	KindTLSAdmin          Kind = "softether.tls.admin-login"
@@ -189,8 +188,6 @@ var Kinds = []Spec{
 		"watermark, hello, additional_connect, answer: Protocol.c ClientUploadAuth2; opened ~1 s after the primary (Session.c AdditionalConnectionInterval)"},
 	{KindTLSClientOnlyAdd, ClassReading, 0.4, false, true, false, "tlsshape",
 		"client records only: watermark then additional_connect size: " + srcCP},
-	{KindTLSConnectStart, ClassReading, 0.45, false, false, false, "tlsshape",
-		"watermark upload answered by a hello-sized record; wide windows that web uploads can hit: " + srcCP},
 	{KindTLSGETProbe, ClassCorroborator, 0.2, false, false, false, "tlsshape",
 		"GET / + X-VPN probe answered by the 403/202 page (4.x and 5.01 builds): " + wire + " §3 step 0"},
 	{KindHTTPConnectUA, ClassCorroborator, 0.6, false, false, false, "tlsshape",

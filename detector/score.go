@@ -119,19 +119,22 @@ func Score(evs []Evidence) Scored {
 
 	var sc Scored
 	used := map[Kind]int{}
+	// take uses a flow's strongest evidence of a class, if its kind may
+	// still count; never a weaker reading of the same records instead.
 	take := func(evs []Evidence) (Evidence, bool) {
-		for _, e := range evs {
-			spec := SpecOf(e.Kind)
-			limit := 1
-			if spec.PerFlow {
-				limit = 2
-			}
-			if used[e.Kind] < limit {
-				used[e.Kind]++
-				return e, true
-			}
+		if len(evs) == 0 {
+			return Evidence{}, false
 		}
-		return Evidence{}, false
+		e := evs[0]
+		limit := 1
+		if SpecOf(e.Kind).PerFlow {
+			limit = 2
+		}
+		if used[e.Kind] >= limit {
+			return Evidence{}, false
+		}
+		used[e.Kind]++
+		return e, true
 	}
 	add := func(u Unit) {
 		spec := SpecOf(u.Main.Kind)
@@ -180,7 +183,14 @@ func Score(evs []Evidence) Scored {
 		}
 	}
 	if len(sc.Units) > 0 {
+		inUnit := map[int64]bool{}
+		for _, u := range sc.Units {
+			inUnit[u.Flow] = true
+		}
 		for _, fe := range order {
+			if inUnit[fe.id] {
+				continue // a side flow is a separate flow
+			}
 			var near []Evidence
 			for _, e := range fe.side {
 				if nearReading(e.Time.UnixNano(), readingStarts) {

@@ -323,13 +323,10 @@ func (in *Inspector) evaluate(p *decode.Packet, f *detector.Flow, s detector.Sin
 				fmt.Sprintf("GET probe %d answered by %d (SoftEther's X-VPN probe and its 403/202 page)", in.cApp[0], in.sApp[0])))
 		}
 	}
-	if in.level < 1 {
-		in.level = 1
-		// Not an anchor yet: the next two records say whether this is a
-		// VPN session, an additional connection or an admin login.
-		s.Report(in.evidence(p, f, detector.KindTLSConnectStart,
-			fmt.Sprintf("%swatermark upload %d answered by hello %d", why, c[0], sv[0])))
-	}
+	// Watermark and hello alone are no reading: web uploads hit those
+	// windows. The next two records say whether this is a VPN session, an
+	// additional connection or an admin login.
+	in.level = max(in.level, 1)
 	if len(c) < 2 || len(sv) < 2 {
 		return
 	}

@@ -60,8 +60,8 @@ func TestShape(t *testing.T) {
 			detector.KindTLSAdmin, detector.ModeAdmin, true},
 		{"vpncmd admin without probe, answer below any additional_connect answer", []rec{{'c', 3344}, {'s', 587}, {'c', 1293}, {'s', 233}},
 			detector.KindTLSAdmin, detector.ModeAdmin, false},
-		{"partial only: a weak reading", []rec{{'c', 2161}, {'s', 1174}},
-			detector.KindTLSConnectStart, detector.ModeDirect, false},
+		{"watermark and hello only: no reading", []rec{{'c', 2161}, {'s', 1174}},
+			"", "", false},
 		{"browser GET then page", []rec{{'c', 517}, {'s', 1400}, {'c', 90}, {'s', 16401}},
 			"", "", false},
 		{"API upload 2 KB answered by 5 KB", []rec{{'c', 2100}, {'s', 5200}, {'c', 3000}, {'s', 300}},
@@ -70,8 +70,8 @@ func TestShape(t *testing.T) {
 			detector.KindTLSClientOnly, detector.ModeDirect, false},
 		{"client side only, additional connection", []rec{{'c', 2299}, {'c', 964}, {'c', 300}},
 			detector.KindTLSClientOnlyAdd, detector.ModeDirect, false},
-		{"look-alike upload: partial match, a weak reading", []rec{{'c', 2500}, {'s', 700}, {'c', 1200}, {'s', 200}},
-			detector.KindTLSConnectStart, detector.ModeDirect, false},
+		{"look-alike upload: watermark and hello sizes, then neither login nor additional_connect", []rec{{'c', 2500}, {'s', 700}, {'c', 1200}, {'s', 200}},
+			"", "", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
