@@ -200,3 +200,47 @@ func FuzzInspect(f *testing.F) {
 		}
 	})
 }
+
+// TestOneConnectionNeverAlerts replays single TLS connections that once
+// raised a session alert on their own (record sizes from public captures)
+// and SoftEther's own primary connection: whatever one connection reads as,
+// the verdict's rules (detector.Score) need a second unit.
+func TestOneConnectionNeverAlerts(t *testing.T) {
+	type rec struct {
+		dir  byte
+		size int
+	}
+	tests := []struct {
+		name string
+		recs []rec
+	}{
+		// nDPI's whatsapp_login_call.pcap, TLS to an Apple server.
+		{"Apple server: watermark-, hello-, additional_connect-sized records", []rec{{'c', 1912}, {'s', 943}, {'c', 551}, {'s', 341}}},
+		// A TLS 1.0 analytics connection from a public malware-traffic capture.
+		{"analytics beacon: 1552 / 1168 / 1584 / 288", []rec{{'c', 1552}, {'s', 1168}, {'c', 1584}, {'s', 288}}},
+		{"SoftEther primary connection with GET probe", []rec{{'c', 269}, {'s', 469}, {'c', 2161}, {'s', 1174}, {'c', 3403}, {'s', 3348}}},
+		{"vpncmd admin login", []rec{{'c', 271}, {'s', 471}, {'c', 3344}, {'s', 587}, {'c', 1293}, {'s', 233}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := &Inspector{cliFin: true, shDone: true, certDone: true, srvTLS: true}
+			s := &sink{}
+			f := &detector.Flow{ID: 7, Proto: decode.ProtoTCP}
+			p := &decode.Packet{Time: time.Unix(1, 0)}
+			// Everything the ClientHello and certificate could add as well.
+			for _, k := range []detector.Kind{detector.KindTLSHello, detector.KindTLSSNIAddr, detector.KindTLSCert} {
+				s.Report(in.evidence(p, f, k, "corroborator"))
+			}
+			for _, r := range tc.recs {
+				if r.dir == 'c' {
+					in.clientRecord(tlsstream.Record{Type: tlsstream.TypeApplicationData, Length: r.size}, p, f, s)
+				} else {
+					in.serverRecord(tlsstream.Record{Type: tlsstream.TypeApplicationData, Length: r.size}, p, f, s)
+				}
+			}
+			if sc := detector.Score(s.ev); sc.Alerts() || sc.Count > 1 {
+				t.Errorf("one connection scored %.2f in %d units: %+v", sc.Total, sc.Count, sc.Used)
+			}
+		})
+	}
+}
