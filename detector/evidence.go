@@ -170,8 +170,7 @@ const (
 )
 
 const (
-	wire  = "../shared/docs/softether-wire.md"
-	srcCP = "detector/connectphase sizes; " + wire + " §3 (Protocol.c ClientConnect/ServerAccept)"
+	srcCP = "detector/connectphase sizes (SoftEther Protocol.c ClientConnect/ServerAccept; corpus and lab captures)"
 )
 
 // Kinds is the weights table: the one source of every weight, window and
@@ -189,19 +188,19 @@ var Kinds = []Spec{
 	{KindTLSClientOnlyAdd, ClassReading, 0.4, false, true, false, "tlsshape",
 		"client records only: watermark then additional_connect size: " + srcCP},
 	{KindTLSGETProbe, ClassCorroborator, 0.2, false, false, false, "tlsshape",
-		"GET / + X-VPN probe answered by the 403/202 page (4.x and 5.01 builds): " + wire + " §3 step 0"},
+		"GET / + X-VPN probe answered by the 403/202 page (4.x and 5.01 builds) (SoftEther Network.c DetectIsServerSoftEtherVPN, 4.x and 5.01)"},
 	{KindHTTPConnectUA, ClassCorroborator, 0.6, false, false, false, "tlsshape",
-		"CONNECT HTTP/1.0, sorted header set, Firefox/29 WOW64 User-Agent: " + wire + " §8"},
+		"CONNECT HTTP/1.0, sorted header set, Firefox/29 WOW64 User-Agent (SoftEther's proxy client code)"},
 	{KindHTTPConnect, ClassCorroborator, 0.4, false, false, false, "tlsshape",
-		"CONNECT HTTP/1.0 with SoftEther's sorted header set: " + wire + " §8"},
+		"CONNECT HTTP/1.0 with SoftEther's sorted header set (SoftEther's proxy client code)"},
 	{KindTLSSNIHint, ClassCorroborator, 0.8, false, false, false, "tlsshape",
-		"SNI ending in /tcp (NAT-T off hint): " + wire + " §2"},
+		"SNI ending in /tcp (NAT-T off hint) (SoftEther's TLS client set-up)"},
 	{KindTLSCert, ClassCorroborator, 0.3, false, false, false, "tlsshape",
-		"default server certificate (serial 0, 9 EKUs, notAfter 2037/2038): " + wire + " §2; names a server, not a session"},
+		"default server certificate (serial 0, 9 EKUs, notAfter 2037/2038) (SoftEther's certificate generator); names a server, not a session"},
 	{KindTLSHello, ClassCorroborator, 0.15, false, false, false, "tlsshape",
-		"ClientHello without ALPN and session_ticket (OpenSSL as SoftEther sets it); many OpenSSL tools share it: " + wire + " §2"},
+		"ClientHello without ALPN and session_ticket (OpenSSL as SoftEther sets it); many OpenSSL tools share it (SoftEther's TLS client set-up)"},
 	{KindTLSSNIAddr, ClassCorroborator, 0.15, false, false, false, "tlsshape",
-		"SNI that is an IP literal: " + wire + " §2"},
+		"SNI that is an IP literal (SoftEther's TLS client set-up)"},
 	{KindTLSKeepalive, ClassSustained, 0.5, true, false, true, "tlsshape",
 		"unanswered 25-536-B records every 3.9-10.5 s from both sides: Connection.c keep-alive (rand()%512 bytes, Timeout/5..Timeout/2)"},
 	{KindSSHShape, ClassReading, 0.7, true, false, false, "sshtunnel",
@@ -225,9 +224,9 @@ var Kinds = []Spec{
 	{KindUDPAccelSustained, ClassSustained, 0.6, true, false, false, "udpaccel",
 		"the same pacing sustained (12+ each way)"},
 	{KindRUDPICMPProbe, ClassSideFlow, 0.9, false, false, false, "rudpprobe",
-		"ICMP payload starting with the SHA-1 of the rest: R-UDP over ICMP (" + wire + " §5, §9)"},
+		"ICMP payload starting with the SHA-1 of the rest: R-UDP over ICMP (SoftEther R-UDP)"},
 	{KindRUDPDNSProbe, ClassSideFlow, 0.6, false, false, false, "rudpprobe",
-		"DNSKEY query for an 8-hex-digit name with opaque OPT data sent to the VPN server itself: " + wire + " §9"},
+		"DNSKEY query for an 8-hex-digit name with opaque OPT data sent to the VPN server itself (SoftEther R-UDP over DNS)"},
 	{KindNBNSProbe, ClassSideFlow, 0.15, false, false, false, "nbnsprobe",
 		"NetBIOS node-status query the server sends to every TCP peer it accepts: corpus captures; Windows does this too"},
 	{KindRUDPOverICMP, ClassSelfProving, 1.0, true, false, false, "rudpprobe",
