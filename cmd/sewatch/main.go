@@ -55,7 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		iface       = fs.String("i", "", "capture live on `interface` (AF_PACKET; needs CAP_NET_RAW)")
 		cfgPath     = fs.String("c", "", "configuration `file` (YAML)")
 		logDir      = fs.String("l", "", "log `dir`: with no -o, EVE goes to DIR/eve.json")
-		checkConfig = fs.Bool("check-config", false, "validate the configuration and outputs, then exit")
+		checkConfig = fs.Bool("check-config", false, "check the configuration, the files it names, the filter and the outputs (reachable, credentials accepted), then exit")
+		offline     = fs.Bool("offline", false, "with -check-config: skip the network checks of the outputs")
 		workers     = fs.Int("workers", 0, "live capture workers in one fanout group (default from config, 1)")
 		logLevel    = fs.String("log-level", "", "program log level: debug, info, warn, error")
 		outs        multiFlag
@@ -141,8 +142,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if *checkConfig {
-		fmt.Fprintf(stderr, "configuration OK: %d detectors, %d outputs\n", len(dets), len(cfg.Outputs))
-		return 0
+		return runCheckConfig(stderr, cfg, len(dets), *offline)
 	}
 	if (*readFile == "") == (*iface == "") {
 		fmt.Fprint(stderr, "sewatch: give exactly one of -r FILE or -i IFACE (-h for help)\n")
@@ -167,6 +167,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	pol.Lossy = *iface != ""
 	pol.QueueSize, pol.BatchSize, pol.BatchTimeout = cfg.Delivery.QueueSize, cfg.Delivery.BatchSize, cfg.Delivery.BatchTimeout
 	pol.SpoolDir, pol.SpoolMaxBytes = cfg.Delivery.SpoolDir, cfg.Delivery.SpoolMaxBytes
+	pol.StallTimeout = stallTimeout(cfg, pol.Lossy)
 	router, err := outputs.OpenRouter(pol, opened, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "sewatch: %v\n", err)
@@ -225,9 +226,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	log.Info("done", "packets", eng.C.Packets.Load(), "invalid", eng.C.Invalid.Load(), "alerts", eng.Verdict().Alerts())
+	undelivered := *iface == "" && reportDelivery(stderr, router.Stats(), router.Orphans())
 	if runErr != nil {
 		fmt.Fprintf(stderr, "sewatch: %v\n", runErr)
 		return 1
+	}
+	if undelivered {
+		return exitUndelivered
 	}
 	return 0
 }

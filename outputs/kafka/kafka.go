@@ -249,10 +249,8 @@ type Output struct {
 	partial atomic.Uint64
 }
 
-// Open builds the writer and checks, when the brokers answer, that the
-// topic exists. Unreachable brokers are not an error here: events wait in
-// the router's spool until they come back.
-func Open(ctx context.Context, o Options, name string, log *slog.Logger) (*Output, error) {
+// build makes the writer without contacting the brokers.
+func build(o Options, name string, log *slog.Logger) (*Output, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -297,7 +295,19 @@ func Open(ctx context.Context, o Options, name string, log *slog.Logger) (*Outpu
 		AllowAutoTopicCreation: o.AllowAutoTopicCreation,
 		Transport:              tr,
 	}
-	out := &Output{opt: o, name: name, log: log, tr: tr, w: w, sensor: sensor}
+	return &Output{opt: o, name: name, log: log, tr: tr, w: w, sensor: sensor}, nil
+}
+
+// Open builds the writer and checks, when the brokers answer, that the
+// topic exists and the credentials are accepted. Unreachable brokers are
+// not an error here: delivery retries (and spools, when a spool is set).
+func Open(ctx context.Context, o Options, name string, log *slog.Logger) (*Output, error) {
+	out, err := build(o, name, log)
+	if err != nil {
+		return nil, err
+	}
+	tr := out.tr
+	log = out.log
 	if err := out.checkTopic(ctx); err != nil {
 		var unreachable *unreachableError
 		if !errors.As(err, &unreachable) || isAuthError(err) {
