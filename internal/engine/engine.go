@@ -119,6 +119,9 @@ type Worker struct {
 	// Per-packet counters are plain fields, published to the engine's
 	// atomics every ExpireEvery packets and at the end.
 	c localCounters
+	// toServer: direction of the packet being inspected (for Report).
+	toServer bool
+	view     *detector.Flow
 }
 
 type localCounters struct {
@@ -227,11 +230,12 @@ func (w *Worker) Process(data []byte, ts time.Time, idx uint64) {
 	}
 	st.view.PktsToServer, st.view.PktsToClient = ent.PktsToServer, ent.PktsToClient
 	st.view.BytesToServer, st.view.BytesToClient = ent.BytesToServer, ent.BytesToClient
+	w.toServer, w.view = toServer, &st.view
 	for i, in := range st.ins {
 		if st.alive&(1<<i) == 0 {
 			continue
 		}
-		if !in.Inspect(p, toServer, &st.view, e) {
+		if !in.Inspect(p, toServer, &st.view, w) {
 			st.alive &^= 1 << i
 			st.ins[i] = nil
 		}
@@ -315,6 +319,21 @@ func (e *Engine) FlowStats() flow.Stats {
 		return true
 	})
 	return s
+}
+
+// Report implements detector.Sink for the inspectors of the packet being
+// processed: evidence about that packet (its PcapCnt) is stamped with the
+// packet's source and ICMP type/code, so the alert can name the packet's
+// direction and compute its Community ID.
+func (w *Worker) Report(ev detector.Evidence) {
+	if ev.PcapCnt == w.pkt.Index && w.view != nil && ev.Flow.ID == w.view.ID {
+		src := w.view.Server.Addr()
+		if w.toServer {
+			src = w.view.Client.Addr()
+		}
+		ev.Pkt = detector.PacketInfo{Known: true, Src: src, ICMPType: w.pkt.ICMPType, ICMPCode: w.pkt.ICMPCode}
+	}
+	w.e.Report(ev)
 }
 
 // Report implements detector.Sink: evidence goes to the shared verdict
