@@ -122,7 +122,7 @@ func TestFullSpoolThenDeliveredNextRun(t *testing.T) {
 	_, errOut, code := sewatch(t, "-r", twoAlerts, "-c", cfg, "-o", "kafka:"+addr+"/eve")
 	lines := problemLines(errOut)
 	if code != 3 || len(lines) != 1 ||
-		!regexp.MustCompile(`^sewatch: output kafka:` + regexp.QuoteMeta(addr) + `/eve: 2 events not delivered \(1 dropped, spool full; 1 wait in the spool .+ for the next run\)$`).MatchString(lines[0]) {
+		!regexp.MustCompile(`^sewatch: output kafka:`+regexp.QuoteMeta(addr)+`/eve: 2 events not delivered \(1 dropped, spool full; 1 wait in the spool .+ for the next run\)$`).MatchString(lines[0]) {
 		t.Fatalf("first run: exit %d, lines %q\n%s", code, lines, errOut)
 	}
 	segs, _ := filepath.Glob(filepath.Join(spool, "*", "*.seg"))
