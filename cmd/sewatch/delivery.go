@@ -22,17 +22,26 @@ import (
 // every event to every output (see README, "Exit status").
 const exitUndelivered = 3
 
-// reportDelivery prints one line per output that did not deliver every
-// event, and one per spool directory of an output absent from this run, and
-// reports whether anything was left undelivered.
-func reportDelivery(w io.Writer, stats []outputs.Stats, orphans []outputs.OrphanSpool) bool {
-	bad := false
+// undeliveredError ends a pcap run in which some output did not deliver
+// every event: exit status 3 (or the cause's, when the run also failed
+// otherwise), one line per output.
+type undeliveredError struct {
+	lines []string
+	cause error
+}
+
+func (u undeliveredError) Error() string { return strings.Join(u.lines, "; ") }
+func (u undeliveredError) Unwrap() error { return u.cause }
+
+// undeliveredLines is one line per output that did not deliver every event,
+// and one per spool directory of an output absent from this run.
+func undeliveredLines(stats []outputs.Stats, orphans []outputs.OrphanSpool) []string {
+	var lines []string
 	for _, st := range stats {
 		n := st.Undelivered()
 		if n == 0 {
 			continue
 		}
-		bad = true
 		var parts []string
 		if st.Dropped > 0 {
 			why := "dropped"
@@ -49,17 +58,16 @@ func reportDelivery(w io.Writer, stats []outputs.Stats, orphans []outputs.Orphan
 		if st.InSpool > 0 {
 			parts = append(parts, fmt.Sprintf("%d wait in the spool %s for the next run", st.InSpool, st.SpoolDir))
 		}
-		fmt.Fprintf(w, "sewatch: output %s: %d events not delivered (%s)\n", st.Identity, n, strings.Join(parts, "; "))
+		lines = append(lines, fmt.Sprintf("output %s: %d events not delivered (%s)", st.Identity, n, strings.Join(parts, "; ")))
 	}
 	for _, o := range orphans {
-		bad = true
 		id := o.Identity
 		if id == "" {
 			id = "an output of an older version"
 		}
-		fmt.Fprintf(w, "sewatch: spool %s holds %d events for %s, which is not configured in this run\n", o.Dir, o.Events, id)
+		lines = append(lines, fmt.Sprintf("spool %s holds %d events for %s, which is not configured in this run", o.Dir, o.Events, id))
 	}
-	return bad
+	return lines
 }
 
 // stallTimeout: in pcap mode an output that makes no progress for the flush
