@@ -359,7 +359,6 @@ func (w *Worker) expire(now time.Time) {
 	w.e.verdict.Expire(now)
 }
 
-
 // flowEnded tells the verdict stage that a flow that gave evidence ended,
 // with its final counters, so sessions live exactly as long as their flows.
 func (w *Worker) flowEnded(ent *flow.Entry[flowState], r flow.EndReason) {
