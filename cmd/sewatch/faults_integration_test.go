@@ -19,8 +19,18 @@ import (
 	"github.com/sewatch/sewatch/internal/estest"
 )
 
-// The capture has two alerts (one via the proxy, one direct).
+// A capture with two SoftEther sessions (one via the proxy, one direct).
 const twoAlerts = "../../testdata/pcap/se-via-http-proxy.pcap"
+
+// eveLines runs the capture to stdout: the events every output must get.
+func eveLines(t *testing.T, pcap string) []string {
+	t.Helper()
+	out, errOut, code := sewatch(t, "-r", pcap)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	return strings.Split(strings.TrimSpace(out), "\n")
+}
 
 // problemLines are the command's own messages (not slog's key=value logs).
 func problemLines(stderr string) []string {
@@ -68,6 +78,8 @@ func TestDeliveryFaultsExitNonZero(t *testing.T) {
 	wrongPw := filepath.Join(t.TempDir(), "pw")
 	os.WriteFile(wrongPw, []byte("wrong\n"), 0o600)
 	down := "127.0.0.1:" + itoa(freePort(t))
+	n := itoa(len(eveLines(t, twoAlerts)))
+	all := n + ` events not delivered \(` + n + ` dropped, no spool configured\)$`
 
 	tests := []struct {
 		name string
@@ -76,18 +88,18 @@ func TestDeliveryFaultsExitNonZero(t *testing.T) {
 		line string // regexp the one line must match
 	}{
 		{"kafka down for the whole run", []string{"-c", faultConfig(t, ""), "-o", "kafka:" + down + "/eve"}, 3,
-			`^sewatch: output kafka:` + regexp.QuoteMeta(down) + `/eve: 2 events not delivered \(2 dropped, no spool configured\)$`},
+			`^sewatch: output kafka:` + regexp.QuoteMeta(down) + `/eve: ` + all},
 		// The broker drops the connection on a refused password, which
 		// the client cannot tell from a broker going away: delivery is
 		// retried until the flush deadline, then counted.
 		{"kafka wrong SASL password", []string{"-c", faultConfig(t, "outputs:\n  - type: kafka\n    options: {brokers: ["+sasl.ListenAddrs()[0]+"], topic: eve, sasl: {mechanism: PLAIN, username: sewatch, password-file: "+wrongPw+"}}\n")}, 3,
-			`^sewatch: output kafka:` + regexp.QuoteMeta(sasl.ListenAddrs()[0]) + `/eve: 2 events not delivered \(2 dropped, no spool configured\)$`},
+			`^sewatch: output kafka:` + regexp.QuoteMeta(sasl.ListenAddrs()[0]) + `/eve: ` + all},
 		{"elasticsearch down for the whole run", []string{"-c", faultConfig(t, ""), "-o", "elasticsearch:http://" + down + "/logs-sewatch.alert-fault"}, 3,
-			`^sewatch: output elasticsearch:http://` + regexp.QuoteMeta(down) + `/logs-sewatch.alert-fault: 2 events not delivered \(2 dropped, no spool configured\)$`},
+			`^sewatch: output elasticsearch:http://` + regexp.QuoteMeta(down) + `/logs-sewatch.alert-fault: ` + all},
 		{"elasticsearch wrong password", []string{"-c", faultConfig(t, "outputs:\n  - type: elasticsearch\n    options: {addresses: ["+es.URL+"], username: elastic, password: wrong}\n")}, 1,
 			`^sewatch: outputs\[0\] \(elasticsearch\): .*401`},
 		{"full disk (file output on /dev/full)", []string{"-c", faultConfig(t, ""), "-o", "file:/dev/full"}, 3,
-			`^sewatch: output file:/dev/full: 2 events not delivered \(2 dropped, no spool configured\)$`},
+			`^sewatch: output file:/dev/full: ` + all},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -117,12 +129,16 @@ func TestFullSpoolThenDeliveredNextRun(t *testing.T) {
 	port := freePort(t)
 	addr := "127.0.0.1:" + itoa(port)
 	spool := t.TempDir()
-	// An alert line is ~1.7 KB in the spool: 2500 bytes hold one of the two.
-	cfg := faultConfig(t, "  spool-dir: "+spool+"\n  spool-max-bytes: 2500\n")
+	events := eveLines(t, twoAlerts)
+	n := len(events)
+	// Room for the first event only (its spool record is the line plus
+	// under 200 bytes); the second is an alert, larger than 200 bytes.
+	limit := len(events[0]) + 200
+	cfg := faultConfig(t, "  spool-dir: "+spool+"\n  spool-max-bytes: "+itoa(limit)+"\n")
 	_, errOut, code := sewatch(t, "-r", twoAlerts, "-c", cfg, "-o", "kafka:"+addr+"/eve")
 	lines := problemLines(errOut)
 	if code != 3 || len(lines) != 1 ||
-		!regexp.MustCompile(`^sewatch: output kafka:`+regexp.QuoteMeta(addr)+`/eve: 2 events not delivered \(1 dropped, spool full; 1 wait in the spool .+ for the next run\)$`).MatchString(lines[0]) {
+		!regexp.MustCompile(`^sewatch: output kafka:`+regexp.QuoteMeta(addr)+`/eve: `+itoa(n)+` events not delivered \(`+itoa(n-1)+` dropped, spool full; 1 wait in the spool .+ for the next run\)$`).MatchString(lines[0]) {
 		t.Fatalf("first run: exit %d, lines %q\n%s", code, lines, errOut)
 	}
 	segs, _ := filepath.Glob(filepath.Join(spool, "*", "*.seg"))
@@ -131,8 +147,8 @@ func TestFullSpoolThenDeliveredNextRun(t *testing.T) {
 		st, _ := os.Stat(s)
 		size += st.Size()
 	}
-	if size == 0 || size > 2500 {
-		t.Fatalf("spool holds %d bytes (limit 2500)", size)
+	if size == 0 || size > int64(limit) {
+		t.Fatalf("spool holds %d bytes (limit %d)", size, limit)
 	}
 
 	broker, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.SeedTopics(1, "eve"))
@@ -141,6 +157,7 @@ func TestFullSpoolThenDeliveredNextRun(t *testing.T) {
 	}
 	defer broker.Close()
 	before := time.Now()
+	second := eveLines(t, "../../testdata/pcap/se-direct-443.pcap")
 	_, errOut, code = sewatch(t, "-r", "../../testdata/pcap/se-direct-443.pcap", "-c", cfg, "-o", "kafka:"+addr+"/eve")
 	if code != 0 || len(problemLines(errOut)) != 0 {
 		t.Fatalf("second run: exit %d\n%s", code, errOut)
@@ -150,16 +167,22 @@ func TestFullSpoolThenDeliveredNextRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var got []kafka.Message
-	for len(got) < 2 {
+	for len(got) < 1+len(second) {
 		m, err := r.ReadMessage(ctx)
 		if err != nil {
 			t.Fatalf("read %d messages: %v", len(got), err)
 		}
 		got = append(got, m)
 	}
-	// The spooled alert (from the first capture) comes first.
-	if !strings.Contains(string(got[0].Value), "198.18.1.1") && !strings.Contains(string(got[0].Value), "198.18.2.1") {
+	// The spooled event (from the first run) comes first, byte for byte,
+	// then the second run's.
+	if string(got[0].Value) != events[0] {
 		t.Errorf("first message is not the spooled one: %s", got[0].Value)
+	}
+	for i, l := range second {
+		if string(got[1+i].Value) != l {
+			t.Errorf("message %d = %s, want %s", 1+i, got[1+i].Value, l)
+		}
 	}
 	// Message timestamps are the produce time, not the capture time (2026-11-22).
 	for _, m := range got {
