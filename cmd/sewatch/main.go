@@ -51,7 +51,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sewatch", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		readFile    = fs.String("r", "", "read packets from a pcap or pcapng `file`")
+		readFile    = fs.String("r", "", "read packets from a pcap or pcapng `file` (gzip/zstd too), a directory of them, or - for stdin")
 		iface       = fs.String("i", "", "capture live on `interface` (AF_PACKET; needs CAP_NET_RAW)")
 		cfgPath     = fs.String("c", "", "configuration `file` (YAML)")
 		logDir      = fs.String("l", "", "log `dir`: with no -o, EVE goes to DIR/eve.json")
@@ -208,9 +208,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	} else {
 		runErr = runLive(ctx, eng, *iface, cfg, log)
 	}
-	if *iface != "" && cfg.Stats.Interval > 0 {
-		eng.SendStats() // final counters at shutdown
+	if cfg.Stats.Interval > 0 && (runErr == nil || eng.C.Packets.Load() > 0) {
+		eng.SendStats() // final counters at shutdown or at the end of the capture
 	}
+	eng.LogUndecoded()
 	fctx, cancel := context.WithTimeout(context.Background(), cfg.Delivery.FlushDeadline)
 	defer cancel()
 	if err := router.Close(fctx); err != nil {
@@ -224,7 +225,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			log.Warn("output dropped events", "output", st.Name, "dropped", st.Dropped)
 		}
 	}
-	log.Info("done", "packets", eng.C.Packets.Load(), "invalid", eng.C.Invalid.Load(), "alerts", eng.Verdict().Alerts())
+	log.Info("done", "packets", eng.C.Packets.Load(), "invalid", eng.C.Invalid.Load(), "not_ip", eng.C.NonIP.Load(), "alerts", eng.Verdict().Alerts())
 	if runErr != nil {
 		fmt.Fprintf(stderr, "sewatch: %v\n", runErr)
 		return 1
@@ -233,7 +234,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func runFile(ctx context.Context, eng *engine.Engine, path string, cfg config.Config, log *slog.Logger) error {
-	src, err := capture.OpenFile(path, cfg.Capture.Filter)
+	src, err := capture.OpenInput(path, capture.InputOptions{Filter: cfg.Capture.Filter, Log: log})
 	if err != nil {
 		return err
 	}
@@ -242,7 +243,7 @@ func runFile(ctx context.Context, eng *engine.Engine, path string, cfg config.Co
 	err = w.Run(ctx, src, nil)
 	w.Finish()
 	if err != nil {
-		return fmt.Errorf("%s: %w (alerts before the damage were written)", path, err)
+		return fmt.Errorf("%w (alerts before the damage were written)", err)
 	}
 	return nil
 }
