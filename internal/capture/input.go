@@ -135,15 +135,15 @@ func openDir(dir string, o InputOptions) (Input, error) {
 
 // multi reads its parts in order and reports progress.
 type multi struct {
-	parts []part
-	cur   int
-	total int64 // bytes of all files (0: unknown, e.g. stdin)
-	done  int64 // bytes of finished parts
-	o     InputOptions
-	n     uint64
-	bytes uint64 // packet bytes
-	start time.Time
-	next  time.Time
+	parts    []part
+	cur      int
+	total    int64 // bytes of all files (0: unknown, e.g. stdin)
+	done     int64 // bytes of finished parts
+	o        InputOptions
+	n        uint64
+	bytes    uint64 // packet bytes
+	start    time.Time
+	next     time.Time
 	lastLink uint32
 	// reported counts packets for Stats (read from other goroutines).
 	reported atomic.Uint64

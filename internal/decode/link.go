@@ -75,16 +75,16 @@ type Why uint8
 
 // Reasons.
 const (
-	WhyLinkType      Why = iota + 1 // Val: the link type
-	WhyEthertype                    // Val: the ethertype (ARP, LLDP, ...)
-	WhyLLC                          // Val: the 802.2 DSAP (STP, ...)
-	WhyPPP                          // Val: the PPP protocol (LCP, IPCP, ...)
-	WhyMACsecSealed                 // encrypted or modified MACsec
-	Why80211                        // Val: frame type/subtype; control, management, protected
-	WhyFamily                       // Val: address family (loopback, NFLOG, PFLOG, ...)
-	WhyFrameRelay                   // Val: the NLPID
-	WhyNSH                          // Val: next protocol
-	WhyMPLS                         // a payload that is neither IP nor Ethernet
+	WhyLinkType     Why = iota + 1 // Val: the link type
+	WhyEthertype                   // Val: the ethertype (ARP, LLDP, ...)
+	WhyLLC                         // Val: the 802.2 DSAP (STP, ...)
+	WhyPPP                         // Val: the PPP protocol (LCP, IPCP, ...)
+	WhyMACsecSealed                // encrypted or modified MACsec
+	Why80211                       // Val: frame type/subtype; control, management, protected
+	WhyFamily                      // Val: address family (loopback, NFLOG, PFLOG, ...)
+	WhyFrameRelay                  // Val: the NLPID
+	WhyNSH                         // Val: next protocol
+	WhyMPLS                        // a payload that is neither IP nor Ethernet
 )
 
 // Skipped is one kind of undecoded frame and how many were seen.
