@@ -460,6 +460,13 @@ func (d *Decoder) walk(data []byte, off int, nx uint32, p *Packet) error {
 			off += 6
 			nx = nxPPP
 		case etPPP, nxPPP:
+			if len(b) >= 4 && (b[0] == 0x0F || b[0] == 0x8F) && b[1] == 0 {
+				// Cisco HDLC framing in a PPP capture (libpcap allows it).
+				d.Counts[LayerCHDLC]++
+				nx = uint32(binary.BigEndian.Uint16(b[2:]))
+				off += 4
+				continue
+			}
 			d.Counts[LayerPPP]++
 			if len(b) >= 2 && b[0] == 0xFF && b[1] == 0x03 { // HDLC address and control
 				off += 2
