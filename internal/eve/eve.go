@@ -255,6 +255,9 @@ type FlowStats struct {
 	UDP    uint64 `json:"udp"`
 	ICMPv4 uint64 `json:"icmpv4"`
 	ICMPv6 uint64 `json:"icmpv6"`
+	// GetUsed is Suricata's name for flows taken over when the table is
+	// full: sewatch's evictions at flow.max-flows.
+	GetUsed uint64 `json:"get_used"`
 }
 
 // DetectStats maps alert counters; output drops are reported as
