@@ -60,7 +60,7 @@ func OpenFile(path, filter string) (Source, error) {
 // openReader reads a capture from r (closing c at the end), undoing gzip or
 // zstd compression first when the stream starts with their magic.
 func openReader(r io.Reader, c io.Closer, filter string) (fileSource, error) {
-	br := bufio.NewReaderSize(r, 1<<20)
+	br := bufio.NewReaderSize(r, 256<<10)
 	magic, err := br.Peek(4)
 	if err != nil {
 		c.Close()
@@ -74,7 +74,7 @@ func openReader(r io.Reader, c io.Closer, filter string) (fileSource, error) {
 			c.Close()
 			return nil, err
 		}
-		br = bufio.NewReaderSize(dr, 1<<20)
+		br = bufio.NewReaderSize(dr, 256<<10)
 		c = closers{dc, c}
 		if magic, err = br.Peek(4); err != nil {
 			c.Close()
