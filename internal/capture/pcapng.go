@@ -135,14 +135,15 @@ func (n *ngReader) block(wantEOF bool) (uint32, []byte, error) {
 	}
 	typ := n.order.Uint32(n.hdr[:4])
 	l := n.order.Uint32(n.hdr[4:8])
+	isPacket := typ == ngEPB || typ == ngSPB || typ == ngPB
+	if isPacket && (l < 12 || l%4 != 0 || l > maxCaplen+4096) {
+		return 0, nil, n.corrupt(at, "packet %d's block claims %d bytes", n.n+1, l)
+	}
 	if l < 12 || l%4 != 0 {
 		return 0, nil, n.corrupt(at, "block type 0x%x has invalid length %d", typ, l)
 	}
 	switch typ {
 	case ngEPB, ngSPB, ngPB:
-		if l > maxCaplen+4096 {
-			return 0, nil, n.corrupt(at, "packet %d's block claims %d bytes", n.n+1, l)
-		}
 		body, err := n.readBody(at, l, 8)
 		return typ, body, err
 	case ngIDB:

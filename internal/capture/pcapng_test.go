@@ -197,7 +197,7 @@ func TestPcapng(t *testing.T) {
 		{"two sections", sections.bytes(), []uint32{1, 276}, []time.Time{us(t0), us(t0 + 5000)}, nil, ""},
 		{"no interface, no packets", noIface.bytes(), nil, nil, nil, ""},
 		{"unknown interface", badIf.bytes(), []uint32{1}, nil, ErrTruncated, "names interface 3"},
-		{"block length 0xffffffff", wildB, []uint32{1, 1}, nil, ErrTruncated, "after packet 2"},
+		{"block length 0xffffffff", wildB, []uint32{1, 1}, nil, ErrTruncated, "packet 3's block claims 4294967295"},
 		{"trailing length differs", trail, []uint32{1}, nil, ErrTruncated, "trailing length"},
 		{"caplen beyond the block", capl, []uint32{1, 1, 1}, nil, ErrTruncated, "packet 4 claims 5000"},
 		{"huge skipped block", hugeB, []uint32{1}, nil, ErrTruncated, "claims"},
