@@ -107,6 +107,7 @@ func New(cfg Config, out Sender, log *slog.Logger) *Engine {
 	}
 	e := &Engine{cfg: cfg, out: out, log: log, started: time.Now()}
 	e.verdict = verdict.New(cfg.Verdict, e.emitAlert)
+	e.verdict.OnSessionEnd(e.emitSessionEnd)
 	return e
 }
 
@@ -115,9 +116,10 @@ func (e *Engine) Verdict() *verdict.Verdict { return e.verdict }
 
 // flowState is what the engine keeps per flow.
 type flowState struct {
-	view  detector.Flow
-	ins   []detector.Inspector
-	alive uint32 // bit i: inspector i still wants packets
+	view     detector.Flow
+	ins      []detector.Inspector
+	alive    uint32 // bit i: inspector i still wants packets
+	reported bool   // an inspector reported evidence on this flow
 }
 
 // Worker processes packets from one source. Not safe for concurrent use;
@@ -181,7 +183,7 @@ func (w *Worker) publish() {
 // NewWorker makes a worker for frames of the given link type.
 func (e *Engine) NewWorker(link decode.LinkType) *Worker {
 	w := &Worker{e: e, link: link, dec: decode.NewDecoder(link), inspecting: -1}
-	w.table = flow.NewTable[flowState](e.cfg.MaxFlows, e.cfg.Timeouts, nil)
+	w.table = flow.NewTable[flowState](e.cfg.MaxFlows, e.cfg.Timeouts, w.flowEnded)
 	return w
 }
 
@@ -276,7 +278,7 @@ func (w *Worker) Process(data []byte, ts time.Time, idx uint64) {
 			continue
 		}
 		w.inspecting = i
-		if !in.Inspect(p, toServer, &st.view, e) {
+		if !in.Inspect(p, toServer, &st.view, w) {
 			st.alive &^= 1 << i
 			st.ins[i] = nil
 		}
@@ -357,6 +359,7 @@ func (w *Worker) newFlow(ent *flow.Entry[flowState], p *decode.Packet) {
 		Start: ent.Start, SYNSeen: ent.SYNSeen, VLAN: p.VLAN, NVLAN: p.NVLAN}
 	st.ins = st.ins[:0]
 	st.alive = 0
+	st.reported = false
 	for _, d := range w.e.cfg.Detectors {
 		if in := d.NewInspector(p, &st.view); in != nil && len(st.ins) < 32 {
 			st.alive |= 1 << len(st.ins)
@@ -366,15 +369,39 @@ func (w *Worker) newFlow(ent *flow.Entry[flowState], p *decode.Packet) {
 }
 
 func (w *Worker) expire(now time.Time) {
-	w.table.Expire(now, nil)
+	w.table.Expire(now, w.flowEnded)
 	w.e.verdict.Expire(now)
 }
 
+// Report implements detector.Sink for the worker's inspectors: it marks
+// the flow as one the verdict stage must hear the end of.
+func (w *Worker) Report(ev detector.Evidence) {
+	if w.ent != nil {
+		w.ent.V.reported = true
+	}
+	w.e.Report(ev)
+}
+
+// flowEnded tells the verdict stage that a flow that gave evidence ended,
+// with its final counters, so sessions live exactly as long as their flows.
+func (w *Worker) flowEnded(ent *flow.Entry[flowState], r flow.EndReason) {
+	st := &ent.V
+	if !st.reported {
+		return
+	}
+	st.reported = false
+	v := st.view
+	v.PktsToServer, v.PktsToClient = ent.PktsToServer, ent.PktsToClient
+	v.BytesToServer, v.BytesToClient = ent.BytesToServer, ent.BytesToClient
+	w.e.verdict.FlowEnded(v, ent.Last, r.String())
+}
+
 // Finish publishes the worker's counters and flushes its flow table (end
-// of capture).
+// of capture); sessions none of whose flows is left end with it.
 func (w *Worker) Finish() {
-	w.table.Flush(nil)
+	w.table.Flush(w.flowEnded)
 	w.publish()
+	w.e.verdict.Flush()
 }
 
 // FlowStats sums the flow tables of all workers as last published (safe
@@ -389,14 +416,14 @@ func (e *Engine) FlowStats() flow.Stats {
 // stage, and to the debug log.
 func (e *Engine) Report(ev detector.Evidence) {
 	if e.log.Enabled(context.Background(), slog.LevelDebug) {
-		e.log.Debug("evidence", "kind", ev.Kind, "weight", ev.Weight, "anchor", ev.Anchor, "mode", ev.Mode,
+		e.log.Debug("evidence", "kind", ev.Kind, "class", detector.SpecOf(ev.Kind).Class.String(), "mode", ev.Mode,
 			"client", ev.Client, "server", ev.Server, "flow", ev.Flow.Client.String()+"->"+ev.Flow.Server.String(),
 			"pcap_cnt", ev.PcapCnt, "detail", ev.Detail)
 	}
 	e.verdict.Report(ev)
 }
 
-// emitAlert turns a verdict into an EVE alert line (called under the verdict lock).
+// emitAlert turns a verdict into an EVE alert line.
 func (e *Engine) emitAlert(a verdict.Alert) {
 	ev := e.alertEvent(a)
 	js, err := ev.Marshal()
