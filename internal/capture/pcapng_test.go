@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -418,4 +419,31 @@ func FuzzPcapng(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestProgress: a long read logs packets, bytes, rate and the share of the
+// input read.
+func TestProgress(t *testing.T) {
+	var logs bytes.Buffer
+	in, err := OpenInput("../../testdata/pcap/se-bulk.pcap", InputOptions{Log: slog.New(slog.NewTextHandler(&logs, nil)), ProgressEvery: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	n := 0
+	for {
+		if _, _, err := in.ReadPacket(); err != nil {
+			break
+		}
+		n++
+	}
+	line, _, _ := strings.Cut(logs.String(), "\n")
+	for _, want := range []string{"msg=reading", "packets=4096", "bytes=", "pkts_per_s=", "percent=", "file="} {
+		if !strings.Contains(line, want) {
+			t.Errorf("progress line %q lacks %q", line, want)
+		}
+	}
+	if got := strings.Count(logs.String(), "msg=reading"); got != n/4096 {
+		t.Errorf("%d progress lines for %d packets", got, n)
+	}
 }
