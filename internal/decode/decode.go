@@ -311,6 +311,25 @@ func (d *Decoder) fillL4(p *Packet) error {
 			pl = pl[4:]
 		}
 		p.Payload = pl
+	case layers.LayerTypeIPv4:
+		// A protocol without a decoder here (ESP, AH, GRE): its header
+		// and body are the payload, for the detectors that read them.
+		if p.Proto == ProtoTCP || p.Proto == ProtoUDP || p.Proto == ProtoICMP {
+			return ErrTruncated // the L4 header was missing or broken
+		}
+		p.Payload = d.ip4.Payload
+	case layers.LayerTypeIPv6:
+		if p.Proto == ProtoTCP || p.Proto == ProtoUDP || p.Proto == ProtoICMPv6 {
+			return ErrTruncated
+		}
+		p.Payload = d.ip6.Payload
+	case layers.LayerTypeIPv6HopByHop, layers.LayerTypeIPv6Routing, layers.LayerTypeIPv6Destination:
+		// The extension skipper decoded last: what follows it is the payload.
+		p.Proto = uint8(d.ext.NextHeader)
+		if p.Proto == ProtoTCP || p.Proto == ProtoUDP || p.Proto == ProtoICMPv6 {
+			return ErrTruncated
+		}
+		p.Payload = d.ext.Payload
 	default:
 		// IP header decoded but the L4 header was missing or broken.
 		switch p.Proto {
