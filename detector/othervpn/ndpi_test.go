@@ -328,3 +328,56 @@ func TestAgainstNDPI(t *testing.T) {
 	t.Logf("other VPNs, %d captures: flows nDPI labels, flows sewatch labels, flows its alerts name, agreements, sewatch-only with a reason, sewatch-only, nDPI-only (nDPI labels guessed from the port)\n%s%s",
 		len(files), b.String(), strings.Join(details, "\n"))
 }
+
+// TestCaptures: slices of nDPI's public captures (testdata/, a few KB each)
+// that the handshake-only detector missed, each labelled on the flows nDPI
+// labels and nowhere else, and never as SoftEther.
+func TestCaptures(t *testing.T) {
+	const (
+		wg   = "WireGuard"
+		ovpn = "OpenVPN"
+		ip   = "IPSec"
+	)
+	for _, tc := range []struct {
+		file string
+		want map[string]string // "proto a:p b:q" → VPN
+	}{
+		{"wireguard-data-mullvad.pcap", map[string]string{"17 192.168.122.11:22595 198.54.131.98:5060": wg}},
+		{"wireguard-data-only.pcap", map[string]string{"17 139.162.192.157:51820 192.168.0.14:36116": wg}},
+		{"wireguard-data-oneway.pcap", map[string]string{"17 10.0.2.15:57636 142.93.78.79:51820": wg}},
+		{"wireguard-tunnelbear.pcap", map[string]string{"17 10.0.2.15:57636 142.93.78.79:51820": wg}},
+		{"wireguard-cookie.pcap", map[string]string{"17 10.9.0.1:43462 10.9.0.2:51820": wg}},
+		{"openvpn-tlscrypt.pcap", map[string]string{"17 [::1]:56256 [::1]:1194": ovpn}},
+		{"openvpn-tcp-tlscrypt.pcap", map[string]string{"6 127.0.0.1:443 127.0.0.1:36138": ovpn}},
+		{"openvpn-oneway.pcap", map[string]string{"17 192.168.75.18:60201 166.161.181.18:443": ovpn, "17 10.0.2.15:60201 69.197.143.179:443": ovpn}},
+		{"esp.pcap", map[string]string{"50 10.2.3.2:0 10.3.4.4:0": ip}},
+		{"ah.pcap", map[string]string{"51 10.2.3.2:0 10.3.4.4:0": ip}},
+		{"gre-pptp.pcap", map[string]string{"47 10.177.98.84:0 109.105.228.253:0": "PPTP"}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			labelled, alerted, softether, err := runFile(t, filepath.Join("testdata", tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[flowKey]string{}
+			for k, v := range tc.want {
+				f := strings.Fields(k)
+				p, _ := strconv.Atoi(f[0])
+				want[keyOf(uint8(p), netip.MustParseAddrPort(f[1]), netip.MustParseAddrPort(f[2]))] = v
+			}
+			for _, got := range []map[flowKey]string{labelled, alerted} {
+				if len(got) != len(want) {
+					t.Errorf("labels %v, want %v", got, want)
+				}
+				for k, v := range want {
+					if got[k] != v {
+						t.Errorf("%s: %q, want %q", k, got[k], v)
+					}
+				}
+			}
+			if len(softether) != 0 {
+				t.Errorf("SoftEther alerts on %v", softether)
+			}
+		})
+	}
+}

@@ -85,7 +85,7 @@ type ovDir struct {
 // returns the layout whose packet ids have grown by 1 three times in a
 // row, or -1.
 func (d *ovDir) control(b []byte, plen int, peer *ovDir) int {
-	if len(b) < 9+8 || plen > maxControl {
+	if len(b) < 9+1+4 || plen > maxControl { // the smallest: a reset without acks
 		return -1
 	}
 	op := b[0] >> 3

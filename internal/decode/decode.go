@@ -319,6 +319,10 @@ func (d *Decoder) fillL4(p *Packet) error {
 		}
 		p.Payload = d.ip4.Payload
 	case layers.LayerTypeIPv6:
+		if d.ip6.HopByHop != nil {
+			// The IPv6 layer reads a hop-by-hop header itself.
+			p.Proto = uint8(d.ip6.HopByHop.NextHeader)
+		}
 		if p.Proto == ProtoTCP || p.Proto == ProtoUDP || p.Proto == ProtoICMPv6 {
 			return ErrTruncated
 		}

@@ -21,6 +21,10 @@ func TestDecode(t *testing.T) {
 	loop := append([]byte{2, 0, 0, 0}, raw...)
 	frag := fragment(udp6IPv4(t), 0x2000)  // first fragment, MF set
 	frag2 := fragment(udp6IPv4(t), 0x0010) // later fragment
+	espBody := []byte{0x23, 0x60, 0xb0, 0xe3, 0, 0, 0, 1, 0xaa, 0xbb, 0xcc, 0xdd}
+	esp4 := rawIP4(50, espBody)
+	// IPv6, a hop-by-hop header (PadN), then ESP.
+	esp6 := rawIP6(0, append([]byte{50, 0, 1, 4, 0, 0, 0, 0}, espBody...))
 
 	tests := []struct {
 		name    string
@@ -56,6 +60,13 @@ func TestDecode(t *testing.T) {
 		{"later fragment", LinkRaw, frag2, nil, func(t *testing.T, p *Packet) {
 			want(t, p.Fragment && !p.FirstFragment && !p.HasPorts(), "%+v", p)
 		}},
+		{"ipv4 esp: the ESP header is the payload", LinkRaw, esp4, nil, func(t *testing.T, p *Packet) {
+			want(t, p.Proto == 50 && string(p.Payload) == string(espBody) && !p.HasPorts(), "%+v", p)
+		}},
+		{"ipv6 hop-by-hop then esp", LinkRaw, esp6, nil, func(t *testing.T, p *Packet) {
+			want(t, p.Proto == 50 && string(p.Payload) == string(espBody), "%+v", p)
+		}},
+		{"ipv4 tcp without its header", LinkRaw, rawIP4(6, []byte{1, 2, 3}), ErrTruncated, nil},
 		{"empty", LinkEthernet, nil, ErrTruncated, nil},
 		{"short ipv4", LinkEthernet, tcp4[:20], ErrTruncated, nil},
 		{"arp", LinkEthernet, append(append([]byte{}, tcp4[:12]...), 0x08, 0x06, 0, 1), ErrNotIP, nil},
@@ -120,4 +131,22 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("payload longer than the frame")
 		}
 	})
+}
+
+// rawIP4 builds an IPv4 packet of protocol proto around body.
+func rawIP4(proto uint8, body []byte) []byte {
+	h := []byte{0x45, 0, 0, 0, 0, 1, 0, 0, 64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2}
+	binary.BigEndian.PutUint16(h[2:], uint16(20+len(body)))
+	return append(h, body...)
+}
+
+// rawIP6 builds an IPv6 packet whose first next header is next.
+func rawIP6(next uint8, body []byte) []byte {
+	h := make([]byte, 40)
+	h[0] = 0x60
+	binary.BigEndian.PutUint16(h[4:], uint16(len(body)))
+	h[6], h[7] = next, 64
+	h[8], h[23] = 0xfd, 1
+	h[24], h[39] = 0xfd, 2
+	return append(h, body...)
 }
