@@ -128,11 +128,12 @@ func (d *Decoder) LinkType() LinkType { return d.link }
 
 // Ethernet types.
 const (
-	etIPv4 = 0x0800
-	etIPv6 = 0x86DD
-	etVLAN = 0x8100
-	etQinQ = 0x88A8
-	et9100 = 0x9100
+	etIPv4  = 0x0800
+	etIPv6  = 0x86DD
+	etVLAN  = 0x8100
+	etQinQ  = 0x88A8
+	et9100  = 0x9100
+	etPPPoE = 0x8864
 )
 
 // Decode fills p from one frame. p.Time and p.Index are left to the caller.
@@ -154,6 +155,25 @@ func (d *Decoder) Decode(data []byte, p *Packet) error {
 		}
 		et = binary.BigEndian.Uint16(data[off+2:])
 		off += 4
+	}
+	if et == etPPPoE {
+		// PPPoE session (an ISP's access link): version/type 0x11, code
+		// 0, session id, length, then the PPP protocol of what follows.
+		if len(data) < off+8 {
+			return ErrTruncated
+		}
+		if data[off] != 0x11 || data[off+1] != 0 {
+			return ErrNotIP
+		}
+		switch binary.BigEndian.Uint16(data[off+6:]) {
+		case 0x0021:
+			et = etIPv4
+		case 0x0057:
+			et = etIPv6
+		default:
+			return ErrNotIP
+		}
+		off += 8
 	}
 	ipData := data[off:]
 	switch et {

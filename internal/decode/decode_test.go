@@ -23,6 +23,9 @@ func TestDecode(t *testing.T) {
 	frag2 := fragment(udp6IPv4(t), 0x0010) // later fragment
 	espBody := []byte{0x23, 0x60, 0xb0, 0xe3, 0, 0, 0, 1, 0xaa, 0xbb, 0xcc, 0xdd}
 	esp4 := rawIP4(50, espBody)
+	// Ethernet, a VLAN tag, PPPoE session, PPP (IPv4), then ESP.
+	pppoe := append([]byte{0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 6, 0x81, 0, 0, 121, 0x88, 0x64, 0x11, 0, 0x12, 0x34, 0, 0, 0, 0x21}, esp4...)
+	pppoeLCP := append(append([]byte{}, pppoe[:24]...), 0xc0, 0x21, 1, 1, 0, 4)
 	// IPv6, a hop-by-hop header (PadN), then ESP.
 	esp6 := rawIP6(0, append([]byte{50, 0, 1, 4, 0, 0, 0, 0}, espBody...))
 
@@ -66,6 +69,10 @@ func TestDecode(t *testing.T) {
 		{"ipv6 hop-by-hop then esp", LinkRaw, esp6, nil, func(t *testing.T, p *Packet) {
 			want(t, p.Proto == 50 && string(p.Payload) == string(espBody), "%+v", p)
 		}},
+		{"pppoe session carrying ipv4", LinkEthernet, pppoe, nil, func(t *testing.T, p *Packet) {
+			want(t, p.Proto == 50 && p.NVLAN == 1 && p.VLAN[0] == 121 && p.Dst == netip.MustParseAddr("10.0.0.2"), "%+v", p)
+		}},
+		{"pppoe session carrying lcp", LinkEthernet, pppoeLCP, ErrNotIP, nil},
 		{"ipv4 tcp without its header", LinkRaw, rawIP4(6, []byte{1, 2, 3}), ErrTruncated, nil},
 		{"empty", LinkEthernet, nil, ErrTruncated, nil},
 		{"short ipv4", LinkEthernet, tcp4[:20], ErrTruncated, nil},
