@@ -99,9 +99,9 @@ var (
 type Decoder struct {
 	link LinkType
 
-	ip4    layers.IPv4
-	ip6    layers.IPv6
-	ext    layers.IPv6ExtensionSkipper
+	ip4    ip4Layer
+	ip6    ip6Layer
+	ext    extLayer
 	frag6  ipv6Fragment
 	tcp    layers.TCP
 	udp    layers.UDP
@@ -109,6 +109,18 @@ type Decoder struct {
 	icmp6  layers.ICMPv6
 	p4, p6 *gopacket.DecodingLayerParser
 	dl     []gopacket.LayerType
+
+	// ipPayload is what follows the last IP header (tunnels); depth counts
+	// encapsulations of the packet being decoded; noTunnel re-decodes an
+	// outer packet whose inner one failed.
+	ipPayload []byte
+	depth     int
+	noTunnel  bool
+
+	// Counts are per-layer packet counters and Skipped the frames not
+	// decoded, by reason; the engine collects and zeroes both.
+	Counts  [NumLayers]uint64
+	Skipped SkipTable
 }
 
 // NewDecoder returns a decoder for frames of the given link type.
@@ -128,62 +140,27 @@ func (d *Decoder) LinkType() LinkType { return d.link }
 
 // Ethernet types.
 const (
-	etIPv4  = 0x0800
-	etIPv6  = 0x86DD
-	etVLAN  = 0x8100
-	etQinQ  = 0x88A8
-	et9100  = 0x9100
-	etPPPoE = 0x8864
+	etIPv4 = 0x0800
+	etIPv6 = 0x86DD
+	etVLAN = 0x8100
+	etQinQ = 0x88A8
+	et9100 = 0x9100
 )
 
 // Decode fills p from one frame. p.Time and p.Index are left to the caller.
+// A frame that is not IP (ARP, LLDP, a PPP control packet, an encrypted
+// 802.11 or MACsec frame) returns ErrNotIP and is recorded in d.Skipped by
+// reason; an unknown link type returns ErrUnsupportedLink, recorded too.
 func (d *Decoder) Decode(data []byte, p *Packet) error {
 	p.reset()
 	p.WireLen = len(data)
-	et, off, err := d.linkLayer(data, p)
-	if err != nil {
-		return err
-	}
-	// VLAN tags may follow any link layer that carries an ethertype.
-	for et == etVLAN || et == etQinQ || et == et9100 {
-		if len(data) < off+4 {
-			return ErrTruncated
-		}
-		if p.NVLAN < uint8(len(p.VLAN)) {
-			p.VLAN[p.NVLAN] = binary.BigEndian.Uint16(data[off:]) & 0x0fff
-			p.NVLAN++
-		}
-		et = binary.BigEndian.Uint16(data[off+2:])
-		off += 4
-	}
-	if et == etPPPoE {
-		// PPPoE session (an ISP's access link): version/type 0x11, code
-		// 0, session id, length, then the PPP protocol of what follows.
-		if len(data) < off+8 {
-			return ErrTruncated
-		}
-		if data[off] != 0x11 || data[off+1] != 0 {
-			return ErrNotIP
-		}
-		switch binary.BigEndian.Uint16(data[off+6:]) {
-		case 0x0021:
-			et = etIPv4
-		case 0x0057:
-			et = etIPv6
-		default:
-			return ErrNotIP
-		}
-		off += 8
-	}
-	ipData := data[off:]
-	switch et {
-	case etIPv4:
-		return d.decodeIPv4(ipData, p)
-	case etIPv6:
-		return d.decodeIPv6(ipData, p)
-	}
-	return ErrNotIP
+	d.depth, d.noTunnel = 0, false
+	return d.decodeLink(d.link, data, p)
 }
+
+// SetLink changes the link type of the frames that follow (pcapng files
+// mix interfaces of different link types).
+func (d *Decoder) SetLink(l LinkType) { d.link = l }
 
 // reset clears what the previous packet left, field by field: copying a
 // whole zero Packet costs a memmove per packet on the hot path.
@@ -198,55 +175,6 @@ func (p *Packet) reset() {
 	p.Payload = nil
 }
 
-// linkLayer returns the ethertype of what follows the link header and its offset.
-func (d *Decoder) linkLayer(data []byte, p *Packet) (uint16, int, error) {
-	switch d.link {
-	case LinkEthernet:
-		if len(data) < 14 {
-			return 0, 0, ErrTruncated
-		}
-		return binary.BigEndian.Uint16(data[12:]), 14, nil
-	case LinkLinuxSLL:
-		if len(data) < 16 {
-			return 0, 0, ErrTruncated
-		}
-		return binary.BigEndian.Uint16(data[14:]), 16, nil
-	case LinkLinuxSLL2:
-		if len(data) < 20 {
-			return 0, 0, ErrTruncated
-		}
-		return binary.BigEndian.Uint16(data[0:]), 20, nil
-	case LinkNull, LinkLoop:
-		if len(data) < 4 {
-			return 0, 0, ErrTruncated
-		}
-		// The family is in host order of the capturing machine: accept both.
-		fam := binary.LittleEndian.Uint32(data)
-		if fam > 0xffff {
-			fam = binary.BigEndian.Uint32(data)
-		}
-		switch fam {
-		case 2:
-			return etIPv4, 4, nil
-		case 10, 24, 28, 30:
-			return etIPv6, 4, nil
-		}
-		return 0, 0, ErrNotIP
-	case LinkRaw, LinkRaw12, LinkRaw14, LinkIPv4, LinkIPv6:
-		if len(data) < 1 {
-			return 0, 0, ErrTruncated
-		}
-		switch data[0] >> 4 {
-		case 4:
-			return etIPv4, 0, nil
-		case 6:
-			return etIPv6, 0, nil
-		}
-		return 0, 0, ErrNotIP
-	}
-	return 0, 0, ErrUnsupportedLink
-}
-
 func (d *Decoder) decodeIPv4(b []byte, p *Packet) error {
 	if len(b) < 20 {
 		return ErrTruncated
@@ -258,6 +186,7 @@ func (d *Decoder) decodeIPv4(b []byte, p *Packet) error {
 		return ErrMalformed
 	}
 	p.IPVersion = 4
+	d.ipPayload = d.ip4.Payload
 	p.Src, _ = netip.AddrFromSlice(d.ip4.SrcIP)
 	p.Dst, _ = netip.AddrFromSlice(d.ip4.DstIP)
 	p.Proto = uint8(d.ip4.Protocol)
@@ -284,9 +213,14 @@ func (d *Decoder) decodeIPv6(b []byte, p *Packet) error {
 		return ErrMalformed
 	}
 	p.IPVersion = 6
+	d.ipPayload = d.ip6.Payload
+	p.Proto = uint8(d.ip6.NextHeader)
+	if last := d.dl[len(d.dl)-1]; layers.LayerClassIPv6Extension.Contains(last) {
+		d.ipPayload = d.ext.Payload
+		p.Proto = uint8(d.ext.NextHeader)
+	}
 	p.Src, _ = netip.AddrFromSlice(d.ip6.SrcIP)
 	p.Dst, _ = netip.AddrFromSlice(d.ip6.DstIP)
-	p.Proto = uint8(d.ip6.NextHeader)
 	if d.frag6.seen {
 		p.Fragment = true
 		p.Proto = d.frag6.next
@@ -331,35 +265,14 @@ func (d *Decoder) fillL4(p *Packet) error {
 			pl = pl[4:]
 		}
 		p.Payload = pl
-	case layers.LayerTypeIPv4:
-		// A protocol without a decoder here (ESP, AH, GRE): its header
-		// and body are the payload, for the detectors that read them.
-		if p.Proto == ProtoTCP || p.Proto == ProtoUDP || p.Proto == ProtoICMP {
-			return ErrTruncated // the L4 header was missing or broken
-		}
-		p.Payload = d.ip4.Payload
-	case layers.LayerTypeIPv6:
-		if d.ip6.HopByHop != nil {
-			// The IPv6 layer reads a hop-by-hop header itself.
-			p.Proto = uint8(d.ip6.HopByHop.NextHeader)
-		}
-		if p.Proto == ProtoTCP || p.Proto == ProtoUDP || p.Proto == ProtoICMPv6 {
-			return ErrTruncated
-		}
-		p.Payload = d.ip6.Payload
-	case layers.LayerTypeIPv6HopByHop, layers.LayerTypeIPv6Routing, layers.LayerTypeIPv6Destination:
-		// The extension skipper decoded last: what follows it is the payload.
-		p.Proto = uint8(d.ext.NextHeader)
-		if p.Proto == ProtoTCP || p.Proto == ProtoUDP || p.Proto == ProtoICMPv6 {
-			return ErrTruncated
-		}
-		p.Payload = d.ext.Payload
 	default:
 		// IP header decoded but the L4 header was missing or broken.
 		switch p.Proto {
 		case ProtoTCP, ProtoUDP, ProtoICMP, ProtoICMPv6:
 			return ErrTruncated
 		}
+		// Other protocols (GRE, ESP, tunnels): the IP payload.
+		p.Payload = d.ipPayload
 	}
 	return nil
 }

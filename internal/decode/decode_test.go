@@ -21,13 +21,6 @@ func TestDecode(t *testing.T) {
 	loop := append([]byte{2, 0, 0, 0}, raw...)
 	frag := fragment(udp6IPv4(t), 0x2000)  // first fragment, MF set
 	frag2 := fragment(udp6IPv4(t), 0x0010) // later fragment
-	espBody := []byte{0x23, 0x60, 0xb0, 0xe3, 0, 0, 0, 1, 0xaa, 0xbb, 0xcc, 0xdd}
-	esp4 := rawIP4(50, espBody)
-	// Ethernet, a VLAN tag, PPPoE session, PPP (IPv4), then ESP.
-	pppoe := append([]byte{0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 6, 0x81, 0, 0, 121, 0x88, 0x64, 0x11, 0, 0x12, 0x34, 0, 0, 0, 0x21}, esp4...)
-	pppoeLCP := append(append([]byte{}, pppoe[:24]...), 0xc0, 0x21, 1, 1, 0, 4)
-	// IPv6, a hop-by-hop header (PadN), then ESP.
-	esp6 := rawIP6(0, append([]byte{50, 0, 1, 4, 0, 0, 0, 0}, espBody...))
 
 	tests := []struct {
 		name    string
@@ -63,17 +56,6 @@ func TestDecode(t *testing.T) {
 		{"later fragment", LinkRaw, frag2, nil, func(t *testing.T, p *Packet) {
 			want(t, p.Fragment && !p.FirstFragment && !p.HasPorts(), "%+v", p)
 		}},
-		{"ipv4 esp: the ESP header is the payload", LinkRaw, esp4, nil, func(t *testing.T, p *Packet) {
-			want(t, p.Proto == 50 && string(p.Payload) == string(espBody) && !p.HasPorts(), "%+v", p)
-		}},
-		{"ipv6 hop-by-hop then esp", LinkRaw, esp6, nil, func(t *testing.T, p *Packet) {
-			want(t, p.Proto == 50 && string(p.Payload) == string(espBody), "%+v", p)
-		}},
-		{"pppoe session carrying ipv4", LinkEthernet, pppoe, nil, func(t *testing.T, p *Packet) {
-			want(t, p.Proto == 50 && p.NVLAN == 1 && p.VLAN[0] == 121 && p.Dst == netip.MustParseAddr("10.0.0.2"), "%+v", p)
-		}},
-		{"pppoe session carrying lcp", LinkEthernet, pppoeLCP, ErrNotIP, nil},
-		{"ipv4 tcp without its header", LinkRaw, rawIP4(6, []byte{1, 2, 3}), ErrTruncated, nil},
 		{"empty", LinkEthernet, nil, ErrTruncated, nil},
 		{"short ipv4", LinkEthernet, tcp4[:20], ErrTruncated, nil},
 		{"arp", LinkEthernet, append(append([]byte{}, tcp4[:12]...), 0x08, 0x06, 0, 1), ErrNotIP, nil},
@@ -131,8 +113,13 @@ func FuzzDecode(f *testing.F) {
 	f.Add(uint8(1), testpkt.Ethernet(testpkt.Spec{Src: "198.18.1.2", Dst: "198.18.2.2", Proto: "tcp", SrcPort: 1, DstPort: 443, Payload: []byte("x")}))
 	f.Add(uint8(1), testpkt.Ethernet(testpkt.Spec{Src: "fd00::1", Dst: "fd00::2", Proto: "udp", SrcPort: 1, DstPort: 2, VLANs: []uint16{5}}))
 	f.Add(uint8(101), []byte{0x45, 0, 0, 20})
+	// Seeds for each encapsulation: a tunnel in a tunnel, PPP, 802.11, NFLOG.
+	f.Add(uint8(0), cat(eth(0x0800), outer4(17, udp(50000, 4789, cat(vxlan(), eth(0x0800), outer4(47, cat([]byte{0, 0, 0x08, 0}, inner4)))))))
+	f.Add(uint8(5), cat([]byte{0xff, 0x03, 0x00, 0x21}, inner4))
+	f.Add(uint8(13), cat([]byte{0x88, 0x02}, make([]byte, 24), []byte{0xAA, 0xAA, 0x03, 0, 0, 0, 0x86, 0xDD}, inner6))
+	f.Add(uint8(15), cat([]byte{2, 0, 0, 0, 8, 0, 9, 0}, inner4))
 	f.Fuzz(func(t *testing.T, link uint8, data []byte) {
-		lt := []LinkType{LinkEthernet, LinkRaw, LinkLinuxSLL, LinkLinuxSLL2, LinkNull}[int(link)%5]
+		lt := fuzzLinks[int(link)%len(fuzzLinks)]
 		var p Packet
 		if err := NewDecoder(lt).Decode(data, &p); err == nil && len(p.Payload) > len(data) {
 			t.Fatalf("payload longer than the frame")
@@ -140,20 +127,7 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// rawIP4 builds an IPv4 packet of protocol proto around body.
-func rawIP4(proto uint8, body []byte) []byte {
-	h := []byte{0x45, 0, 0, 0, 0, 1, 0, 0, 64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2}
-	binary.BigEndian.PutUint16(h[2:], uint16(20+len(body)))
-	return append(h, body...)
-}
-
-// rawIP6 builds an IPv6 packet whose first next header is next.
-func rawIP6(next uint8, body []byte) []byte {
-	h := make([]byte, 40)
-	h[0] = 0x60
-	binary.BigEndian.PutUint16(h[4:], uint16(len(body)))
-	h[6], h[7] = next, 64
-	h[8], h[23] = 0xfd, 1
-	h[24], h[39] = 0xfd, 2
-	return append(h, body...)
-}
+// fuzzLinks are the link types the fuzzer picks from.
+var fuzzLinks = []LinkType{LinkEthernet, LinkRaw, LinkLinuxSLL, LinkLinuxSLL2, LinkNull, LinkPPP, LinkPPPoE, LinkCHDLC,
+	LinkFrameRelay, LinkMPLS, LinkFDDI, LinkIPoIB, LinkJuniperEth, Link80211, LinkRadiotap, LinkNFLOG, LinkPPI,
+	LinkPFLog, LinkPrism, LinkAVS, LinkEnc, LinkATMRFC1483, LinkPPPWithDir}
