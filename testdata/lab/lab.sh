@@ -337,7 +337,6 @@ attempts() {
   [ "$1" = ssl-bump ] && evs="$evs $RUN/eve/$1-server-leg.json"
   # shellcheck disable=SC2086
   wait_for 45 sh -c 'for f; do grep -q "connection attempts" "$f" || exit 1; done' sh $evs || log "$1: no attempt alert within 45 s"
-  connected && VPN_NOTE="session established (unexpected)"
   cli AccountDisconnect $ACCT >/dev/null 2>&1
   cli AccountProxyNone $ACCT >/dev/null 2>&1
   cli AccountPasswordSet $ACCT /PASSWORD:$USERPW /TYPE:standard >/dev/null 2>&1
