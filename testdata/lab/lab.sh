@@ -215,7 +215,7 @@ ssl_bump peek step1
 ssl_bump bump all
 sslproxy_cert_error allow all
 tls_outgoing_options flags=DONT_VERIFY_PEER
-connect_timeout 3 seconds
+connect_timeout 1 seconds
 acl lab_blocked urlpath_regex ^/blocked
 http_access deny lab_blocked
 acl all_src src all
@@ -320,17 +320,19 @@ vpn_traffic() { # DHCP from SecureNAT, ping its virtual host, small HTTP downloa
 attempts() {
   VPN_NOTE="" SESSION_OK=yes
   cli AccountDisconnect $ACCT >/dev/null 2>&1
-  cli AccountProxyNone $ACCT >/dev/null 2>&1
-  case $1 in
-    ssl-bump) cli AccountProxyHttp $ACCT /SERVER:$R1_IP:3129 /USERNAME:none /PASSWORD:none ;;
-    login-refused) cli AccountPasswordSet $ACCT /PASSWORD:Wrong-$USERPW /TYPE:standard ;;
-    proxy-unreachable) cli AccountProxyHttp $ACCT /SERVER:$R1_IP:3128 /USERNAME:none /PASSWORD:none
-      nsx $NS_R iptables -I OUTPUT -d $S_IP -p tcp -j DROP ;;
-  esac >/dev/null 2>&1
-  cli AccountSet $ACCT /SERVER:$S_IP:443 /HUB:$HUB >/dev/null 2>&1
-  cli AccountDetailSet $ACCT /MAXTCP:1 /INTERVAL:1 /TTL:0 /HALF:no /BRIDGE:no /MONITOR:no /NOTRACK:no \
-    /NOQOS:no /DISABLEUDP:yes >/dev/null 2>&1
-  cli AccountRetrySet $ACCT /NUM:999 /INTERVAL:5 >/dev/null 2>&1
+  { # one vpncmd run (each costs about a second)
+    echo "AccountProxyNone $ACCT"
+    case $1 in
+      ssl-bump) echo "AccountProxyHttp $ACCT /SERVER:$R1_IP:3129 /USERNAME:none /PASSWORD:none" ;;
+      login-refused) echo "AccountPasswordSet $ACCT /PASSWORD:Wrong-$USERPW /TYPE:standard" ;;
+      proxy-unreachable) echo "AccountProxyHttp $ACCT /SERVER:$R1_IP:3128 /USERNAME:none /PASSWORD:none" ;;
+    esac
+    echo "AccountSet $ACCT /SERVER:$S_IP:443 /HUB:$HUB"
+    echo "AccountDetailSet $ACCT /MAXTCP:1 /INTERVAL:1 /TTL:0 /HALF:no /BRIDGE:no /MONITOR:no /NOTRACK:no /NOQOS:no /DISABLEUDP:yes"
+    echo "AccountRetrySet $ACCT /NUM:999 /INTERVAL:5"
+  } >"$RUN/attempt-$1.txt"
+  [ "$1" = proxy-unreachable ] && nsx $NS_R iptables -I OUTPUT -d $S_IP -p tcp -j DROP
+  vpncmd $NS_C localhost /CLIENT /IN:"$RUN/attempt-$1.txt" >"$RUN/logs/attempt-setup-$1.log" 2>&1
   START=$(date +%s.%N)
   cli AccountConnect $ACCT >"$RUN/logs/connect-$1.log" 2>&1
   local evs="$RUN/eve/$1.json"
@@ -338,8 +340,8 @@ attempts() {
   # shellcheck disable=SC2086
   wait_for 45 sh -c 'for f; do grep -q "connection attempts" "$f" || exit 1; done' sh $evs || log "$1: no attempt alert within 45 s"
   cli AccountDisconnect $ACCT >/dev/null 2>&1
-  cli AccountProxyNone $ACCT >/dev/null 2>&1
-  cli AccountPasswordSet $ACCT /PASSWORD:$USERPW /TYPE:standard >/dev/null 2>&1
+  printf '%s\n' "AccountProxyNone $ACCT" "AccountPasswordSet $ACCT /PASSWORD:$USERPW /TYPE:standard" >"$RUN/attempt-reset.txt"
+  vpncmd $NS_C localhost /CLIENT /IN:"$RUN/attempt-reset.txt" >>"$RUN/logs/attempt-setup-$1.log" 2>&1
   nsx $NS_R iptables -D OUTPUT -d $S_IP -p tcp -j DROP 2>/dev/null
 }
 
