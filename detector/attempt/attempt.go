@@ -177,8 +177,9 @@ func (in *Inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 		in.done = !in.live
 	case in.stage < stageWelcome && !f.Start.IsZero() && p.Time.Sub(f.Start) > maxConnect:
 		in.done = true
-	case in.segs > 24 && in.stage == stageNone && in.connectFP == 0:
-		in.done = true
+	case in.stage == stageNone && in.connectFP == 0 && (in.segs > 24 || in.fl.Closed() >= 3 ||
+		(in.fl.Closed() >= 1 && !probeFlight.Has(in.fl.At(0).Bytes) && !watermarkFlight.Has(in.fl.At(0).Bytes))):
+		in.done = true // an ordinary TLS connection: its first message is no SoftEther one
 	}
 	return !in.done
 }

@@ -401,7 +401,7 @@ negative() { # negative MODE: ordinary traffic that must not look like SoftEther
       nsx $NS_C ping -c 5 -i 0.5 -W 2 10.98.0.1 >"$RUN/logs/wg-ping.log" 2>&1 || SESSION_OK=no
       stop wg-cli; stop wg-srv ;;
     https-retry) # a client retrying a failing HTTPS site: a 502 page, then a closed port
-      nsx $NS_C curl -sk --max-time 20 --retry 3 --retry-delay 1 -o /dev/null https://$W_IP/fail
+      for _ in 1 2 3 4; do nsx $NS_C curl -sk --max-time 10 -o /dev/null https://$W_IP/fail; sleep 1; done
       nsx $NS_C curl -sk --max-time 20 --retry 3 --retry-delay 1 --retry-connrefused -o /dev/null https://$W_IP:4443/ ;;
     bump-error-page) # curl through the intercepting proxy, answered by squid's own 403 page each time
       for _ in 1 2 3 4; do nsx $NS_C curl -sk --max-time 10 -x http://$R1_IP:3129 -o /dev/null https://$W_IP/blocked; sleep 0.5; done ;;
