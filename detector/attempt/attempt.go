@@ -34,6 +34,7 @@ import (
 
 	"github.com/sewatch/sewatch/detector"
 	"github.com/sewatch/sewatch/detector/connectphase"
+	"github.com/sewatch/sewatch/detector/tlsshape"
 	"github.com/sewatch/sewatch/internal/decode"
 	"github.com/sewatch/sewatch/internal/tlshello"
 	"github.com/sewatch/sewatch/internal/tlsstream"
@@ -43,7 +44,7 @@ import (
 const Name = "attempt"
 
 // Kind is the evidence kind of the attempt alert.
-const Kind = "softether.connect-attempts"
+const Kind detector.Kind = "softether.connect-attempts"
 
 const (
 	// MinAttempts is how many failed attempts raise the alert.
@@ -200,7 +201,12 @@ func (in *Inspector) payload(p *decode.Packet, toServer bool, f *detector.Flow, 
 		case tlsstream.LooksLikeTLS(pl):
 		case bytes.HasPrefix(pl, []byte("CONNECT ")):
 			in.prefix = "http-proxy"
-			in.connectFP, _ = connectphase.ConnectFingerprint(pl)
+			switch kind, _ := tlsshape.ConnectFingerprint(pl); kind {
+			case detector.KindHTTPConnectUA:
+				in.connectFP = 0.6
+			case detector.KindHTTPConnect:
+				in.connectFP = 0.4
+			}
 			if sp := bytes.IndexByte(pl[8:], ' '); sp > 0 && sp < 260 {
 				in.target = string(pl[8 : 8+sp])
 			}
@@ -470,12 +476,12 @@ func (in *Inspector) count(p *decode.Packet, f *detector.Flow, s detector.Sink, 
 	if !ok {
 		return
 	}
-	mode := in.prefix
-	if mode == "" {
-		mode = "direct"
+	mode := detector.Mode(in.prefix)
+	if mode == detector.ModeNone {
+		mode = detector.ModeDirect
 	}
 	s.Report(detector.Evidence{
-		Kind: Kind, Detail: detail, Weight: 0.8, Anchor: true, Mode: mode,
+		Kind: Kind, Detail: detail, Weight: 0.8, Mode: mode,
 		Signature: detector.SIDAttempts, Client: f.Client.Addr(), Server: f.Server.Addr(),
 		Flow: *f, TLS: in.info, Time: p.Time, PcapCnt: p.Index,
 	})

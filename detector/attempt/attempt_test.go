@@ -172,7 +172,7 @@ func TestSeries(t *testing.T) {
 				return
 			}
 			e := s.ev[0]
-			if e.Signature != detector.SIDAttempts || e.Kind != Kind || e.Mode != tc.wantMode || !strings.Contains(e.Detail, tc.wantWhy) {
+			if e.Signature != detector.SIDAttempts || e.Kind != Kind || string(e.Mode) != tc.wantMode || !strings.Contains(e.Detail, tc.wantWhy) {
 				t.Errorf("evidence %d %q mode %q: %s", e.Signature, e.Kind, e.Mode, e.Detail)
 			}
 			if e.Client != netip.MustParseAddr("198.18.201.2") || e.Server != netip.MustParseAddr("198.18.201.1") {

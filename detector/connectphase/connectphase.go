@@ -11,11 +11,6 @@
 // CreateDummyValue), which is why the spans are wide.
 package connectphase
 
-import (
-	"bytes"
-	"strings"
-)
-
 // Span is an inclusive range of record lengths.
 type Span struct{ Lo, Hi int }
 
@@ -46,58 +41,3 @@ var (
 	// than any additional_connect answer.
 	AdminAnswer = Span{205, 1340}
 )
-
-// ConnectFingerprint scores an HTTP CONNECT request against the one
-// SoftEther's client builds: HTTP/1.0, headers in sorted order exactly
-// Content-Length: 0, Host (no port), Pragma: no-cache, optional
-// Proxy-Authorization, Proxy-Connection: Keep-Alive, User-Agent. The
-// Firefox/29 WOW64 User-Agent scores 0.6, another one 0.4.
-func ConnectFingerprint(b []byte) (float32, string) {
-	end := bytes.Index(b, []byte("\r\n\r\n"))
-	if end < 0 {
-		return 0, ""
-	}
-	lines := strings.Split(string(b[:end]), "\r\n")
-	if len(lines) < 2 || !strings.HasSuffix(lines[0], " HTTP/1.0") {
-		return 0, ""
-	}
-	var names []string
-	ua := ""
-	for _, l := range lines[1:] {
-		k, v, ok := strings.Cut(l, ":")
-		if !ok {
-			return 0, ""
-		}
-		names = append(names, strings.ToLower(k))
-		v = strings.TrimSpace(v)
-		switch strings.ToLower(k) {
-		case "user-agent":
-			ua = v
-		case "host":
-			if strings.Contains(v, "]:") || (strings.Count(v, ":") == 1) {
-				return 0, "" // SoftEther writes Host without the port
-			}
-		case "content-length":
-			if v != "0" {
-				return 0, ""
-			}
-		case "pragma":
-			if v != "no-cache" {
-				return 0, ""
-			}
-		case "proxy-connection":
-			if !strings.EqualFold(v, "Keep-Alive") {
-				return 0, ""
-			}
-		}
-	}
-	want := "content-length,host,pragma,proxy-connection,user-agent"
-	got := strings.Join(names, ",")
-	if got != want && got != "content-length,host,pragma,proxy-authorization,proxy-connection,user-agent" {
-		return 0, ""
-	}
-	if ua == "Mozilla/5.0 (Windows NT 6.3; WOW64; rv:29.0) Gecko/20100101 Firefox/29.0" {
-		return 0.6, "CONNECT HTTP/1.0 with SoftEther's sorted header set and Firefox/29 WOW64 User-Agent"
-	}
-	return 0.4, "CONNECT HTTP/1.0 with SoftEther's sorted header set"
-}

@@ -24,26 +24,3 @@ func TestSeparations(t *testing.T) {
 		t.Errorf("Widen: %+v", w)
 	}
 }
-
-func TestConnectFingerprint(t *testing.T) {
-	const ua = "User-Agent: Mozilla/5.0 (Windows NT 6.3; WOW64; rv:29.0) Gecko/20100101 Firefox/29.0\r\n"
-	tests := []struct {
-		name string
-		req  string
-		want float32
-	}{
-		{"softether", "CONNECT 198.18.2.2:443 HTTP/1.0\r\nContent-Length: 0\r\nHost: 198.18.2.2\r\nPragma: no-cache\r\nProxy-Connection: Keep-Alive\r\n" + ua + "\r\n", 0.6},
-		{"softether with auth", "CONNECT vpn.example:443 HTTP/1.0\r\nContent-Length: 0\r\nHost: vpn.example\r\nPragma: no-cache\r\nProxy-Authorization: Basic dTpw\r\nProxy-Connection: Keep-Alive\r\n" + ua + "\r\n", 0.6},
-		{"custom user agent", "CONNECT 198.18.2.2:443 HTTP/1.0\r\nContent-Length: 0\r\nHost: 198.18.2.2\r\nPragma: no-cache\r\nProxy-Connection: Keep-Alive\r\nUser-Agent: corp\r\n\r\n", 0.4},
-		{"curl", "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nUser-Agent: curl/7.88.1\r\nProxy-Connection: Keep-Alive\r\n\r\n", 0},
-		{"host with port", "CONNECT 198.18.2.2:443 HTTP/1.0\r\nContent-Length: 0\r\nHost: 198.18.2.2:443\r\nPragma: no-cache\r\nProxy-Connection: Keep-Alive\r\n" + ua + "\r\n", 0},
-		{"unterminated", "CONNECT 198.18.2.2:443 HTTP/1.0\r\nContent-Length: 0\r\n", 0},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got, _ := ConnectFingerprint([]byte(tc.req)); got != tc.want {
-				t.Errorf("got %v, want %v", got, tc.want)
-			}
-		})
-	}
-}
