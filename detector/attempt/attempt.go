@@ -178,11 +178,28 @@ func (in *Inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 		in.done = !in.live
 	case in.stage < stageWelcome && !f.Start.IsZero() && p.Time.Sub(f.Start) > maxConnect:
 		in.done = true
-	case in.stage == stageNone && in.connectFP == 0 && (in.segs > 24 || in.fl.Closed() >= 3 ||
-		(in.fl.Closed() >= 1 && !probeFlight.Has(in.fl.At(0).Bytes) && !watermarkFlight.Has(in.fl.At(0).Bytes))):
-		in.done = true // an ordinary TLS connection: its first message is no SoftEther one
+	case in.stage == stageNone && in.connectFP == 0 && in.ordinary():
+		in.done = true
 	}
 	return !in.done
+}
+
+// ordinary reports a connection whose first messages are no SoftEther
+// connect phase: neither the GET probe nor the watermark comes first, or
+// the probe is not followed by the watermark.
+func (in *Inspector) ordinary() bool {
+	n := in.fl.Closed()
+	if in.segs > 24 || n >= 5 {
+		return true
+	}
+	if n < 1 {
+		return false
+	}
+	first := in.fl.At(0).Bytes
+	if probeFlight.Has(first) {
+		return n >= 3 && !watermarkFlight.Has(in.fl.At(2).Bytes)
+	}
+	return !watermarkFlight.Has(first)
 }
 
 func (in *Inspector) key(f *detector.Flow) trackKey {
