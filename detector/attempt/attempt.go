@@ -625,6 +625,9 @@ func (d *Detector) add(k trackKey, a attemptInfo) (string, bool) {
 			tr.nsizes++
 		}
 	}
+	if tr.n == 0 {
+		tr.first = a.t
+	}
 	tr.n++
 	tr.last = a.t
 	tr.lastWhy, tr.lastEv = a.why, a.evidence
