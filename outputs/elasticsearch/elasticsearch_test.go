@@ -190,12 +190,12 @@ func TestOptions(t *testing.T) {
 	}
 }
 
-// Events go through the router into a data stream; Kibana-style queries
+// Events (format eve) go through the router into a data stream; Kibana-style queries
 // (signature id and a CIDR on src_ip) find them; re-delivery creates nothing new.
 func TestIndexSearchAndRedeliver(t *testing.T) {
 	url, _ := target(t)
 	ds := uniqueStream(t)
-	o := open(t, outputs.Spec{Type: "elasticsearch", Arg: url + "/" + ds, Name: "outputs[1] (elasticsearch)"})
+	o := open(t, outputs.Spec{Type: "elasticsearch", Arg: url + "/" + ds, Name: "outputs[1] (elasticsearch)", Options: map[string]any{"format": "eve"}})
 	var recs []outputs.Record
 	for i := 0; i < 300; i++ {
 		recs = append(recs, eve(i, srcFor(i)))
@@ -291,7 +291,7 @@ func TestECSHostClashWithoutTemplate(t *testing.T) {
 	url, _ := target(t)
 	ds := uniqueStream(t)
 	no := false
-	o := open(t, outputs.Spec{Type: "elasticsearch", Arg: url + "/" + ds, Options: map[string]any{"template-install": no, "item-retries": 1}})
+	o := open(t, outputs.Spec{Type: "elasticsearch", Arg: url + "/" + ds, Options: map[string]any{"template-install": no, "item-retries": 1, "format": "eve"}})
 	if err := o.Write(context.Background(), []outputs.Record{eve(1, "10.0.0.1")}); err != nil {
 		t.Fatal(err)
 	}
