@@ -234,5 +234,3 @@ func (o *Output) datasetOf(r outputs.Record, target string) (string, string) {
 	}
 	return Dataset(r), ""
 }
-
-
