@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -215,9 +216,6 @@ func ECSDocument(r outputs.Record, dataset, namespace string, ingested time.Time
 					sw["confidence"] = f
 				}
 			}
-			if v := md["evidence"]; len(v) > 0 {
-				sw["evidence"] = v
-			}
 		}
 		network(doc, e)
 		if tl := tlsFields(e, sw); tl != nil {
@@ -232,7 +230,13 @@ func ECSDocument(r outputs.Record, dataset, namespace string, ingested time.Time
 	if len(sw) > 0 {
 		doc["sewatch"] = sw
 	}
-	return json.Marshal(doc)
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false) // "MITRE ATT&CK" as written, not \u0026
+	if err := enc.Encode(doc); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(out.Bytes(), "\n"), nil
 }
 
 // riskScore maps Suricata's severity (1 highest) onto the 0-100 scale of
@@ -339,11 +343,19 @@ func network(doc m, e eveLine) {
 	}
 	if len(related) > 0 {
 		rel := m{"ip": related}
-		if e.TLS != nil && e.TLS.SNI != "" {
-			rel["hosts"] = []string{e.TLS.SNI}
+		// related.hosts holds names; an IP-literal SNI is in related.ip already.
+		if _, err := netip.ParseAddr(sniOf(e)); sniOf(e) != "" && err != nil {
+			rel["hosts"] = []string{sniOf(e)}
 		}
 		doc["related"] = rel
 	}
+}
+
+func sniOf(e eveLine) string {
+	if e.TLS == nil {
+		return ""
+	}
+	return e.TLS.SNI
 }
 
 // tlsFields maps EVE's tls object; JA4 (no ECS field) goes to sw.
