@@ -1,13 +1,15 @@
 // Package elasticsearch indexes EVE events into Elasticsearch with the bulk
 // API (go-elasticsearch/v8).
 //
-// Documents are the EVE line with "@timestamp" (the event time, UTC) put in
-// front; the raw fields keep their EVE names. The target is a data stream
-// (default logs-sewatch.alert-default) or a dated index pattern
-// (index: "sewatch-%{+yyyy.MM.dd}", dated by event time). Every action is
-// "create" with _id = the record's stable id, so a re-delivered event is
-// answered 409 version_conflict and counted as delivered: at-least-once
-// delivery never duplicates a document.
+// Documents are ECS documents made from the EVE line (format ecs, default;
+// see ecs.go) or the EVE line with "@timestamp" put in front (format eve).
+// Targets are data streams of Elastic's type-dataset-namespace scheme, one
+// per kind of event (logs-sewatch.alert-NS, logs-sewatch.othervpn-NS,
+// logs-sewatch.stats-NS), one data stream of another name, or a dated index
+// pattern (index: "sewatch-%{+yyyy.MM.dd}", dated by event time). Every
+// action is "create" with _id = the record's stable id, so a re-delivered
+// event is answered 409 version_conflict and counted as delivered:
+// at-least-once delivery never duplicates a document.
 //
 // Per-item results are read by position: 429 and 5xx items are retried with
 // back-off (a few times inside Write, then the router retries the batch and
@@ -16,15 +18,9 @@
 // retried. The client's own transport retries 429/502/503/504 on whole
 // requests.
 //
-// At start-up the index template is installed (idempotently: skipped when the
-// installed one carries the same sewatch_template_version). Why its own
-// template with priority 500 and no composed_of: Elasticsearch 8 ships a
-// built-in "logs" template (pattern logs-*-*, priority 100) composed of
-// ecs@mappings, which maps host as an ECS object. EVE's top-level "host" is
-// the sensor name, a string, so every event would be rejected with a mapping
-// error under it. Only the single highest-priority matching template applies
-// (templates are not merged), so ours must out-rank the built-in one and bring
-// its own settings and mappings rather than compose the ECS ones.
+// At start-up the ILM policy, the ECS component template and the index
+// template are installed (skipped when the installed template carries the
+// same digest; see templates.go for why priority 500 and explicit mappings).
 package elasticsearch
 
 import (

@@ -570,18 +570,33 @@ func TestAuthAndTLS(t *testing.T) {
 // BenchmarkRouterToElasticsearch measures events/s through the router
 // (batch 512) and the bulk output into the in-repo server on loopback.
 func BenchmarkRouterToElasticsearch(b *testing.B) {
-	url, _ := target(b)
-	o := open(b, outputs.Spec{Type: "elasticsearch", Arg: url + "/" + uniqueStream(b)})
-	rt := outputs.NewRouter(outputs.Policy{QueueSize: 4096, BatchSize: 512, BatchTimeout: 5 * time.Millisecond}, []outputs.Output{o}, quiet)
-	b.ResetTimer()
+	for _, format := range []string{FormatECS, FormatEVE} {
+		b.Run(format, func(b *testing.B) {
+			url, _ := target(b)
+			o := open(b, outputs.Spec{Type: "elasticsearch", Arg: url + "/" + uniqueStream(b), Options: map[string]any{"format": format}})
+			rt := outputs.NewRouter(outputs.Policy{QueueSize: 4096, BatchSize: 512, BatchTimeout: 5 * time.Millisecond}, []outputs.Output{o}, quiet)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				rt.Send(eve(i, srcFor(i)))
+			}
+			if err := rt.Close(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+			if st := rt.Stats()[0]; st.Delivered != uint64(b.N) {
+				b.Fatalf("%+v", st)
+			}
+		})
+	}
+}
+
+// BenchmarkECSDocument is the cost of mapping one EVE alert to ECS.
+func BenchmarkECSDocument(b *testing.B) {
+	r := eve(1, "10.0.0.1")
+	now := time.Now()
 	for i := 0; i < b.N; i++ {
-		rt.Send(eve(i, srcFor(i)))
-	}
-	if err := rt.Close(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-	if st := rt.Stats()[0]; st.Delivered != uint64(b.N) {
-		b.Fatalf("%+v", st)
+		if _, err := ECSDocument(r, DatasetAlert, "default", now); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
