@@ -437,12 +437,17 @@ func TestLifecycleOptions(t *testing.T) {
 		t.Errorf("lifecycle %v", lc)
 	}
 	var pol map[string]any
-	if err := json.Unmarshal(ILMPolicyBody("30d"), &pol); err != nil {
+	if err := json.Unmarshal(ILMPolicyBody("30d", true), &pol); err != nil {
 		t.Fatal(err)
 	}
-	del := pol["policy"].(map[string]any)["phases"].(map[string]any)["delete"].(map[string]any)
-	if del["min_age"] != "30d" {
-		t.Errorf("ILM delete phase %v", del)
+	phases := pol["policy"].(map[string]any)["phases"].(map[string]any)
+	if del := phases["delete"].(map[string]any); del["min_age"] != "30d" || phases["hot"] == nil {
+		t.Errorf("ILM phases %v", phases)
+	}
+	// A dated index has no rollover alias: its policy must not roll over.
+	json.Unmarshal(ILMPolicyBody("30d", false), &pol)
+	if phases := pol["policy"].(map[string]any)["phases"].(map[string]any); phases["hot"] != nil {
+		t.Errorf("dated-index policy rolls over: %v", phases)
 	}
 	// A lifecycle on a template without data_stream is refused, as by
 	// Elasticsearch.
@@ -481,4 +486,29 @@ func TestECSMappingsCopyInSchemasIsIdentical(t *testing.T) {
 	if names[0] != "@timestamp" {
 		t.Errorf("first field %s", names[0])
 	}
+}
+
+// FuzzECSDocument: any line (a corrupt spool segment, a hand-written
+// event) gives an error or a JSON document whose event.original is the
+// line; never a panic.
+func FuzzECSDocument(f *testing.F) {
+	for _, l := range extraLines {
+		f.Add([]byte(l))
+	}
+	f.Add([]byte(`{"event_type":"alert","alert":{"severity":"x"}}`))
+	f.Add([]byte(`{"tls":{"version":"TLS"},"vlan":[1,2,3]}`))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		r := outputs.Record{Type: "alert", JSON: line}
+		b, err := ECSDocument(r, Dataset(r), "default", time.Unix(0, 0))
+		if err != nil {
+			return
+		}
+		var doc map[string]any
+		if err := json.Unmarshal(b, &doc); err != nil {
+			t.Fatalf("not JSON: %v: %s", err, b)
+		}
+		if doc["event"].(map[string]any)["original"] != string(bytes.TrimSpace(line)) {
+			t.Fatalf("event.original differs")
+		}
+	})
 }

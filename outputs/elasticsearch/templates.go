@@ -47,16 +47,19 @@ func Patterns(o Options) []string {
 	return []string{prefix + "*"}
 }
 
-// ILMPolicyBody is the lifecycle policy: roll the backing index over at
-// 30 days or 50 GB per primary shard, delete it Retention after rollover.
-func ILMPolicyBody(retention string) []byte {
+// ILMPolicyBody is the lifecycle policy: for data streams, roll the backing
+// index over at 30 days or 50 GB per primary shard and delete it Retention
+// after rollover; for dated indices (rollover there would need an alias),
+// delete each index Retention after its creation.
+func ILMPolicyBody(retention string, rollover bool) []byte {
+	phases := map[string]any{"delete": map[string]any{"min_age": retention, "actions": map[string]any{"delete": map[string]any{}}}}
+	desc := "sewatch events: delete " + retention + " after creation"
+	if rollover {
+		phases["hot"] = map[string]any{"actions": map[string]any{"rollover": map[string]any{"max_age": "30d", "max_primary_shard_size": "50gb"}}}
+		desc = "sewatch events: delete " + retention + " after rollover"
+	}
 	b, _ := json.Marshal(map[string]any{"policy": map[string]any{
-		"_meta": map[string]any{"managed_by": "sewatch", "description": "sewatch events: delete " + retention + " after rollover"},
-		"phases": map[string]any{
-			"hot":    map[string]any{"actions": map[string]any{"rollover": map[string]any{"max_age": "30d", "max_primary_shard_size": "50gb"}}},
-			"delete": map[string]any{"min_age": retention, "actions": map[string]any{"delete": map[string]any{}}},
-		},
-	}})
+		"_meta": map[string]any{"managed_by": "sewatch", "description": desc}, "phases": phases}})
 	return b
 }
 
@@ -106,7 +109,7 @@ func Templates(o Options) (Install, error) {
 	index, _ := settings["index"].(map[string]any)
 	switch o.Lifecycle {
 	case "ilm":
-		in.ILMPolicy = ILMPolicyBody(o.Retention)
+		in.ILMPolicy = ILMPolicyBody(o.Retention, o.DataStream != "")
 		index["lifecycle"] = map[string]any{"name": o.ILMPolicy}
 		meta["sewatch_retention"] = o.Retention
 	case "data-stream":
