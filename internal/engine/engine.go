@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -54,12 +55,23 @@ type Config struct {
 	Clock func() time.Time
 }
 
-// Counters are the engine's packet counters, summed over workers.
+// Counters are the engine's packet counters, summed over workers. Workers
+// publish into them; readers (stats, metrics) only load them, so reading
+// never touches a worker's own state.
 type Counters struct {
-	Packets, Bytes, Invalid, Fragments             atomic.Uint64
-	IPv4, IPv6, TCP, UDP, ICMPv4, ICMPv6, VLAN     atomic.Uint64
-	FlowsTotal, FlowsTCP, FlowsUDP, FlowsICMP      atomic.Uint64
-	FlowsICMPv6, FlowsEvicted, MaxPkt, ActiveFlows atomic.Uint64
+	Packets, Bytes, Invalid, Fragments, NonIP  atomic.Uint64
+	IPv4, IPv6, TCP, UDP, ICMPv4, ICMPv6, VLAN atomic.Uint64
+	FlowsTotal, FlowsTCP, FlowsUDP, FlowsICMP  atomic.Uint64
+	FlowsICMPv6, MaxPkt                        atomic.Uint64
+	// FlowsEvicted counts flows pushed out of a full table (flow.max-flows)
+	// before their timeout; FlowsExpired those that timed out.
+	FlowsEvicted, FlowsExpired atomic.Uint64
+	// ActiveFlows is the flows held by all workers' tables at their last
+	// publication.
+	ActiveFlows atomic.Int64
+	// Panics counts packets whose decoding or inspection panicked; the
+	// packet is dropped and the sensor goes on.
+	Panics atomic.Uint64
 }
 
 // Engine runs workers and owns the shared verdict stage.
@@ -70,11 +82,13 @@ type Engine struct {
 	verdict *verdict.Verdict
 	C       Counters
 	started time.Time
-	active  sync.Map // worker id → *flow.Table stats provider
-	nworker atomic.Int32
+	// panicLogged keeps one log line per panicking stage (the decoder or
+	// a detector's name).
+	panicLogged sync.Map
 	// capStats and drops feed the stats event (may be nil).
-	capStats StatsSource
-	drops    func() uint64
+	capStats atomic.Pointer[StatsSource]
+	drops    atomic.Pointer[func() uint64]
+	dec      decodeTotals
 }
 
 // New makes an engine that sends EVE records to out.
@@ -93,6 +107,7 @@ func New(cfg Config, out Sender, log *slog.Logger) *Engine {
 	}
 	e := &Engine{cfg: cfg, out: out, log: log, started: time.Now()}
 	e.verdict = verdict.New(cfg.Verdict, e.emitAlert)
+	e.verdict.OnSessionEnd(e.emitSessionEnd)
 	return e
 }
 
@@ -101,9 +116,10 @@ func (e *Engine) Verdict() *verdict.Verdict { return e.verdict }
 
 // flowState is what the engine keeps per flow.
 type flowState struct {
-	view  detector.Flow
-	ins   []detector.Inspector
-	alive uint32 // bit i: inspector i still wants packets
+	view     detector.Flow
+	ins      []detector.Inspector
+	alive    uint32 // bit i: inspector i still wants packets
+	reported bool   // an inspector reported evidence on this flow
 }
 
 // Worker processes packets from one source. Not safe for concurrent use;
@@ -119,12 +135,18 @@ type Worker struct {
 	// Per-packet counters are plain fields, published to the engine's
 	// atomics every ExpireEvery packets and at the end.
 	c localCounters
+	// published is the table's counters as last added to the engine's.
+	published flow.Stats
+	// inspecting is the index of the inspector running (-1: none), so a
+	// panic can be pinned on it.
+	inspecting int
+	ent        *flow.Entry[flowState]
 }
 
 type localCounters struct {
-	packets, bytes, invalid, fragments     uint64
-	ipv4, ipv6, tcp, udp, icmp4, icmp6, vl uint64
-	maxPkt                                 uint64
+	packets, bytes, invalid, fragments, nonIP uint64
+	ipv4, ipv6, tcp, udp, icmp4, icmp6, vl    uint64
+	maxPkt                                    uint64
 }
 
 // publish moves the worker's counters into the engine's totals.
@@ -134,6 +156,8 @@ func (w *Worker) publish() {
 	c.Bytes.Add(l.bytes)
 	c.Invalid.Add(l.invalid)
 	c.Fragments.Add(l.fragments)
+	c.NonIP.Add(l.nonIP)
+	w.e.dec.collect(w.dec)
 	c.IPv4.Add(l.ipv4)
 	c.IPv6.Add(l.ipv6)
 	c.TCP.Add(l.tcp)
@@ -149,13 +173,17 @@ func (w *Worker) publish() {
 	}
 	max := l.maxPkt
 	*l = localCounters{maxPkt: max}
+	ts := w.table.Stats()
+	c.FlowsEvicted.Add(ts.Evicted - w.published.Evicted)
+	c.FlowsExpired.Add(ts.Expired - w.published.Expired)
+	c.ActiveFlows.Add(int64(ts.Active - w.published.Active))
+	w.published = ts
 }
 
 // NewWorker makes a worker for frames of the given link type.
 func (e *Engine) NewWorker(link decode.LinkType) *Worker {
-	w := &Worker{e: e, link: link, dec: decode.NewDecoder(link)}
-	w.table = flow.NewTable[flowState](e.cfg.MaxFlows, e.cfg.Timeouts, nil)
-	e.active.Store(e.nworker.Add(1), w.table)
+	w := &Worker{e: e, link: link, dec: decode.NewDecoder(link), inspecting: -1}
+	w.table = flow.NewTable[flowState](e.cfg.MaxFlows, e.cfg.Timeouts, w.flowEnded)
 	return w
 }
 
@@ -168,6 +196,9 @@ type timeoutErr interface{ Timeout() bool }
 // mean "no packet for a while" (live mode): the flow table then expires on
 // the wall clock.
 func (w *Worker) Run(ctx context.Context, src Source, isTimeout func(error) bool) error {
+	// A source whose packets differ in link type (pcapng interfaces, a
+	// directory of captures) says which one each packet has.
+	lt, _ := src.(interface{ PacketLinkType() uint32 })
 	for i := 0; ; i++ {
 		if i&255 == 0 && ctx.Err() != nil {
 			return nil
@@ -187,13 +218,21 @@ func (w *Worker) Run(ctx context.Context, src Source, isTimeout func(error) bool
 			}
 			return err
 		}
+		if lt != nil {
+			if l := decode.LinkType(lt.PacketLinkType()); l != w.link {
+				w.link = l
+				w.dec.SetLink(l)
+			}
+		}
 		w.n++
 		w.Process(data, ci.Timestamp, w.n)
 	}
 }
 
 // Process runs one frame through the pipeline. idx is its 1-based number.
+// A panic in the decoder or a detector drops this packet only (see recovered).
 func (w *Worker) Process(data []byte, ts time.Time, idx uint64) {
+	defer w.recovered(idx)
 	e := w.e
 	p := &w.pkt
 	p.Time, p.Index = ts, idx
@@ -204,7 +243,13 @@ func (w *Worker) Process(data []byte, ts time.Time, idx uint64) {
 		w.expire(ts)
 	}
 	if err := w.dec.Decode(data, p); err != nil {
-		w.c.invalid++
+		// ARP, LLDP and the like are not damage: counted apart, and
+		// reported by kind at the end.
+		if err == decode.ErrNotIP {
+			w.c.nonIP++
+		} else {
+			w.c.invalid++
+		}
 		return
 	}
 	w.count(p)
@@ -217,6 +262,7 @@ func (w *Worker) Process(data []byte, ts time.Time, idx uint64) {
 	}
 	k, srcIsA := flow.KeyOf(p)
 	ent, created, toServer := w.table.Lookup(p, k, srcIsA)
+	w.ent = ent
 	st := &ent.V
 	if created {
 		w.newFlow(ent, p)
@@ -231,10 +277,40 @@ func (w *Worker) Process(data []byte, ts time.Time, idx uint64) {
 		if st.alive&(1<<i) == 0 {
 			continue
 		}
-		if !in.Inspect(p, toServer, &st.view, e) {
+		w.inspecting = i
+		if !in.Inspect(p, toServer, &st.view, w) {
 			st.alive &^= 1 << i
 			st.ins[i] = nil
 		}
+	}
+	w.inspecting, w.ent = -1, nil
+}
+
+// recovered turns a panic while processing packet idx into a counted,
+// dropped packet: the inspector that panicked is retired for its flow, the
+// first panic of each stage is logged with its packet number, and the
+// worker goes on with the next packet.
+func (w *Worker) recovered(idx uint64) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	stage := "decoder"
+	if w.ent != nil && w.inspecting >= 0 {
+		st := &w.ent.V
+		if w.inspecting < len(st.ins) {
+			stage = fmt.Sprintf("detector %T", st.ins[w.inspecting])
+			st.alive &^= 1 << w.inspecting
+			st.ins[w.inspecting] = nil
+		}
+	} else if w.ent != nil {
+		stage = "flow setup"
+	}
+	w.inspecting, w.ent = -1, nil
+	w.e.C.Panics.Add(1)
+	if _, seen := w.e.panicLogged.LoadOrStore(stage, true); !seen {
+		w.e.log.Error("recovered a panic; the packet is dropped and the sensor goes on (logged once per stage)",
+			"stage", stage, "pcap_cnt", idx, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 	}
 }
 
@@ -283,6 +359,7 @@ func (w *Worker) newFlow(ent *flow.Entry[flowState], p *decode.Packet) {
 		Start: ent.Start, SYNSeen: ent.SYNSeen, VLAN: p.VLAN, NVLAN: p.NVLAN}
 	st.ins = st.ins[:0]
 	st.alive = 0
+	st.reported = false
 	for _, d := range w.e.cfg.Detectors {
 		if in := d.NewInspector(p, &st.view); in != nil && len(st.ins) < 32 {
 			st.alive |= 1 << len(st.ins)
@@ -292,43 +369,61 @@ func (w *Worker) newFlow(ent *flow.Entry[flowState], p *decode.Packet) {
 }
 
 func (w *Worker) expire(now time.Time) {
-	w.table.Expire(now, nil)
+	w.table.Expire(now, w.flowEnded)
 	w.e.verdict.Expire(now)
 }
 
-// Finish publishes the worker's counters and flushes its flow table (end
-// of capture).
-func (w *Worker) Finish() {
-	w.publish()
-	w.table.Flush(nil)
+// Report implements detector.Sink for the worker's inspectors: it marks
+// the flow as one the verdict stage must hear the end of.
+func (w *Worker) Report(ev detector.Evidence) {
+	if w.ent != nil {
+		w.ent.V.reported = true
+	}
+	w.e.Report(ev)
 }
 
-// FlowStats sums the flow tables of all workers.
+// flowEnded tells the verdict stage that a flow that gave evidence ended,
+// with its final counters, so sessions live exactly as long as their flows.
+func (w *Worker) flowEnded(ent *flow.Entry[flowState], r flow.EndReason) {
+	st := &ent.V
+	if !st.reported {
+		return
+	}
+	st.reported = false
+	v := st.view
+	v.PktsToServer, v.PktsToClient = ent.PktsToServer, ent.PktsToClient
+	v.BytesToServer, v.BytesToClient = ent.BytesToServer, ent.BytesToClient
+	w.e.verdict.FlowEnded(v, ent.Last, r.String())
+}
+
+// Finish publishes the worker's counters and flushes its flow table (end
+// of capture); sessions none of whose flows is left end with it.
+func (w *Worker) Finish() {
+	w.table.Flush(w.flowEnded)
+	w.publish()
+	w.e.verdict.Flush()
+}
+
+// FlowStats sums the flow tables of all workers as last published (safe
+// while workers run).
 func (e *Engine) FlowStats() flow.Stats {
-	var s flow.Stats
-	e.active.Range(func(_, v any) bool {
-		st := v.(*flow.Table[flowState]).Stats()
-		s.Active += st.Active
-		s.Created += st.Created
-		s.Evicted += st.Evicted
-		s.Expired += st.Expired
-		return true
-	})
-	return s
+	c := &e.C
+	return flow.Stats{Created: c.FlowsTotal.Load(), Evicted: c.FlowsEvicted.Load(),
+		Expired: c.FlowsExpired.Load(), Active: int(c.ActiveFlows.Load())}
 }
 
 // Report implements detector.Sink: evidence goes to the shared verdict
 // stage, and to the debug log.
 func (e *Engine) Report(ev detector.Evidence) {
 	if e.log.Enabled(context.Background(), slog.LevelDebug) {
-		e.log.Debug("evidence", "kind", ev.Kind, "weight", ev.Weight, "anchor", ev.Anchor, "mode", ev.Mode,
+		e.log.Debug("evidence", "kind", ev.Kind, "class", detector.SpecOf(ev.Kind).Class.String(), "mode", ev.Mode,
 			"client", ev.Client, "server", ev.Server, "flow", ev.Flow.Client.String()+"->"+ev.Flow.Server.String(),
 			"pcap_cnt", ev.PcapCnt, "detail", ev.Detail)
 	}
 	e.verdict.Report(ev)
 }
 
-// emitAlert turns a verdict into an EVE alert line (called under the verdict lock).
+// emitAlert turns a verdict into an EVE alert line.
 func (e *Engine) emitAlert(a verdict.Alert) {
 	ev := e.alertEvent(a)
 	js, err := ev.Marshal()
