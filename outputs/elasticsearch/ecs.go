@@ -32,7 +32,11 @@ const (
 	DatasetAlert    = "sewatch.alert"
 	DatasetOtherVPN = "sewatch.othervpn"
 	DatasetStats    = "sewatch.stats"
+	DatasetFlow     = "sewatch.flow"
 )
+
+// Datasets is every dataset the output writes.
+var Datasets = []string{DatasetAlert, DatasetOtherVPN, DatasetFlow, DatasetStats}
 
 // eveLine is the part of an EVE line the ECS document is built from.
 type eveLine struct {
@@ -82,7 +86,18 @@ type eveLine struct {
 		BytesToServer int64  `json:"bytes_toserver"`
 		BytesToClient int64  `json:"bytes_toclient"`
 		Start         string `json:"start"`
+		End           string `json:"end"`
+		Age           *int64 `json:"age"`
+		State         string `json:"state"`
+		Reason        string `json:"reason"`
+		Alerted       *bool  `json:"alerted"`
 	} `json:"flow"`
+	Metadata *struct {
+		Flowvars []struct {
+			Key   string `json:"key"`
+			Value string `json:"value"`
+		} `json:"flowvars"`
+	} `json:"metadata"`
 }
 
 type ja3 struct {
@@ -95,6 +110,8 @@ func Dataset(r outputs.Record) string {
 	switch {
 	case r.Type == "stats":
 		return DatasetStats
+	case r.Type == "flow":
+		return DatasetFlow
 	case r.Type == "alert" && isOtherVPN(r):
 		return DatasetOtherVPN
 	}
@@ -172,6 +189,48 @@ func ECSDocument(r outputs.Record, dataset, namespace string, ingested time.Time
 		}
 	}
 	switch e.EventType {
+	case "flow":
+		// A session's flow record at its end (Suricata's flow event).
+		ev["kind"] = "event"
+		ev["category"] = []string{"network"}
+		ev["type"] = []string{"connection", "end"}
+		doc["message"] = "sewatch session flow"
+		network(doc, e)
+		fl := m{}
+		if f := e.Flow; f != nil {
+			if f.State != "" {
+				fl["state"] = f.State
+			}
+			if f.Reason != "" {
+				fl["reason"] = f.Reason
+			}
+			if f.Alerted != nil {
+				fl["alerted"] = *f.Alerted
+			}
+			if f.Age != nil {
+				fl["age"] = *f.Age
+			}
+			if et, err := time.Parse("2006-01-02T15:04:05.000000-0700", f.End); err == nil {
+				ev["end"] = et.UTC().Format("2006-01-02T15:04:05.000000Z")
+			}
+			if st, err := time.Parse("2006-01-02T15:04:05.000000-0700", f.Start); err == nil {
+				ev["start"] = st.UTC().Format("2006-01-02T15:04:05.000000Z")
+			}
+		}
+		if len(fl) > 0 {
+			sw["flow"] = fl
+		}
+		if md := e.Metadata; md != nil {
+			for _, v := range md.Flowvars {
+				switch v.Key {
+				case "sewatch_session_signature_id":
+					sw["session_signature_id"] = v.Value
+				case "sewatch_session_flow":
+					l, _ := sw["session_flows"].([]string)
+					sw["session_flows"] = append(l, v.Value)
+				}
+			}
+		}
 	case "stats":
 		ev["kind"] = "metric"
 		ev["category"] = []string{"network"}

@@ -291,7 +291,7 @@ func TestECSDocumentsAgainstReference(t *testing.T) {
 	// The extra lines make these appear; a regression in the mapping code
 	// that dropped them would go unnoticed otherwise.
 	for _, f := range []string{"tls.client.ja3", "tls.client.server_name", "tls.server.x509.not_after", "tls.server.hash.sha1",
-		"sewatch.tls.ja4", "network.vlan.id", "observer.ingress.interface.name", "sewatch.stats", "source.bytes", "event.start"} {
+		"sewatch.tls.ja4", "network.vlan.id", "observer.ingress.interface.name", "sewatch.stats", "source.bytes", "event.start", "event.end", "sewatch.flow.alerted", "sewatch.session_flows"} {
 		if !seen[f] {
 			t.Errorf("no document carried %s", f)
 		}
@@ -322,6 +322,10 @@ func valueOfType(typ string, v any) error {
 		if _, err := num.Float64(); !isNum || err != nil {
 			return fmt.Errorf("want a number")
 		}
+	case "boolean":
+		if _, ok := v.(bool); !ok {
+			return fmt.Errorf("want a boolean")
+		}
 	case "flattened", "object":
 	default:
 		return fmt.Errorf("type %s not expected", typ)
@@ -351,8 +355,8 @@ func TestECSContractServerAcceptsDocuments(t *testing.T) {
 	if st := rt.Stats()[0]; st.Rejected != 0 || int(st.Delivered) != len(recs) {
 		t.Fatalf("stats %+v for %d records", st, len(recs))
 	}
-	if len(want) != 3 {
-		t.Fatalf("datasets %v: want alert, othervpn and stats", want)
+	if len(want) != len(Datasets) {
+		t.Fatalf("datasets %v: want one stream each for %v", want, Datasets)
 	}
 	for ds, n := range want {
 		if got := search(t, o, ds, `{"query":{"match_all":{}}}`).Hits.Total.Value; got != n {

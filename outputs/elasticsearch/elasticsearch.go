@@ -5,7 +5,7 @@
 // see ecs.go) or the EVE line with "@timestamp" put in front (format eve).
 // Targets are data streams of Elastic's type-dataset-namespace scheme, one
 // per kind of event (logs-sewatch.alert-NS, logs-sewatch.othervpn-NS,
-// logs-sewatch.stats-NS), one data stream of another name, or a dated index
+// logs-sewatch.flow-NS, logs-sewatch.stats-NS), one data stream of another name, or a dated index
 // pattern (index: "sewatch-%{+yyyy.MM.dd}", dated by event time). Every
 // action is "create" with _id = the record's stable id, so a re-delivered
 // event is answered 409 version_conflict and counted as delivered:
@@ -156,7 +156,7 @@ var (
 	dateToken = regexp.MustCompile(`%\{\+[^}]*\}`)
 	// ownStream is a data stream name of sewatch's scheme; its namespace
 	// routes every dataset.
-	ownStream = regexp.MustCompile(`^logs-sewatch\.(alert|othervpn|stats)-([a-z0-9][a-z0-9._+]*)$`)
+	ownStream = regexp.MustCompile(`^logs-sewatch\.(alert|othervpn|flow|stats)-([a-z0-9][a-z0-9._+]*)$`)
 	nsName    = regexp.MustCompile(`^[a-z0-9][a-z0-9._+]*$`)
 	retention = regexp.MustCompile(`^[1-9][0-9]*[dhm]$`)
 )

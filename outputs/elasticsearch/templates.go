@@ -32,7 +32,7 @@ func Patterns(o Options) []string {
 	switch {
 	case o.routed:
 		var p []string
-		for _, d := range []string{DatasetAlert, DatasetOtherVPN, DatasetStats} {
+		for _, d := range Datasets {
 			p = append(p, "logs-"+d+"-*")
 		}
 		return p
