@@ -50,7 +50,7 @@ func OpenFile(path, filter string) (Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	src, err := openReader(f, f, filter)
+	src, err := openReader(f, f, newFilterCache(filter))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -59,7 +59,7 @@ func OpenFile(path, filter string) (Source, error) {
 
 // openReader reads a capture from r (closing c at the end), undoing gzip or
 // zstd compression first when the stream starts with their magic.
-func openReader(r io.Reader, c io.Closer, filter string) (fileSource, error) {
+func openReader(r io.Reader, c io.Closer, fc *filterCache) (fileSource, error) {
 	br := bufio.NewReaderSize(r, 256<<10)
 	magic, err := br.Peek(4)
 	if err != nil {
@@ -97,9 +97,9 @@ func openReader(r io.Reader, c io.Closer, filter string) (fileSource, error) {
 		c.Close()
 		return nil, err
 	}
-	if filter != "" {
-		fs := &filtered{fileSource: src, expr: filter, vms: map[uint32]*bpf.VM{}}
-		if _, err := fs.vmFor(src.LinkType()); err != nil {
+	if fc != nil {
+		fs := &filtered{fileSource: src, fc: fc}
+		if _, err := fc.vmFor(src.LinkType()); err != nil {
 			src.Close()
 			return nil, err
 		}
@@ -190,15 +190,29 @@ func (p *pcapReader) Close() error           { return p.f.Close() }
 // filtered applies a BPF program to a file source.
 type filtered struct {
 	fileSource
-	expr     string
-	vms      map[uint32]*bpf.VM // one program per link type met
+	fc       *filterCache
 	link     uint32
 	vm       *bpf.VM
 	rejected uint64
 }
 
+// filterCache holds a filter compiled once per link type, shared by the
+// files of a directory.
+type filterCache struct {
+	expr string
+	vms  map[uint32]*bpf.VM
+}
+
+// newFilterCache returns nil for no filter.
+func newFilterCache(expr string) *filterCache {
+	if expr == "" {
+		return nil
+	}
+	return &filterCache{expr: expr, vms: map[uint32]*bpf.VM{}}
+}
+
 // vmFor compiles the filter for a link type once.
-func (f *filtered) vmFor(link uint32) (*bpf.VM, error) {
+func (f *filterCache) vmFor(link uint32) (*bpf.VM, error) {
 	if vm, ok := f.vms[link]; ok {
 		return vm, nil
 	}
@@ -221,7 +235,7 @@ func (f *filtered) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
 			return d, ci, err
 		}
 		if l := f.fileSource.PacketLinkType(); l != f.link || f.vm == nil {
-			if f.vm, err = f.vmFor(l); err != nil {
+			if f.vm, err = f.fc.vmFor(l); err != nil {
 				return nil, ci, err
 			}
 			f.link = l

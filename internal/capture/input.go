@@ -50,7 +50,7 @@ func OpenInput(path string, o InputOptions) (Input, error) {
 			in = os.Stdin
 		}
 		cr := &countReader{r: in}
-		src, err := openReader(cr, io.NopCloser(nil), o.Filter)
+		src, err := openReader(cr, io.NopCloser(nil), newFilterCache(o.Filter))
 		if err != nil {
 			return nil, fmt.Errorf("stdin: %w", err)
 		}
@@ -61,7 +61,7 @@ func OpenInput(path string, o InputOptions) (Input, error) {
 		return nil, err
 	}
 	if !st.IsDir() {
-		p, err := openPart(path, o.Filter)
+		p, err := openPart(path, newFilterCache(o.Filter))
 		if err != nil {
 			return nil, err
 		}
@@ -80,13 +80,13 @@ type part struct {
 	size  int64
 }
 
-func openPart(path, filter string) (part, error) {
+func openPart(path string, fc *filterCache) (part, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return part{}, err
 	}
 	cr := &countReader{r: f}
-	src, err := openReader(cr, f, filter)
+	src, err := openReader(cr, f, fc)
 	if err != nil {
 		return part{}, fmt.Errorf("%s: %w", path, err)
 	}
@@ -113,7 +113,7 @@ func openDir(dir string, o InputOptions) (Input, error) {
 			continue
 		}
 		// The filter is compiled when the file is read, not here.
-		p, err := openPart(filepath.Join(dir, e.Name()), "")
+		p, err := openPart(filepath.Join(dir, e.Name()), nil)
 		if err != nil {
 			return nil, err
 		}
@@ -145,13 +145,14 @@ type multi struct {
 	start    time.Time
 	next     time.Time
 	lastLink uint32
+	fc       *filterCache // one compiled filter for all the files
 	// reported counts packets for Stats (read from other goroutines).
 	reported atomic.Uint64
 }
 
 func newMulti(parts []part, total int64, o InputOptions) *multi {
 	now := time.Now()
-	m := &multi{parts: parts, total: total, o: o, start: now, next: now.Add(o.ProgressEvery), lastLink: 1}
+	m := &multi{parts: parts, total: total, o: o, start: now, next: now.Add(o.ProgressEvery), lastLink: 1, fc: newFilterCache(o.Filter)}
 	if parts[0].src != nil {
 		m.lastLink = parts[0].src.LinkType()
 	}
@@ -162,7 +163,7 @@ func (m *multi) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
 	for m.cur < len(m.parts) {
 		p := &m.parts[m.cur]
 		if p.src == nil {
-			np, err := openPart(p.name, m.o.Filter)
+			np, err := openPart(p.name, m.fc)
 			if err != nil {
 				return nil, gopacket.CaptureInfo{}, err
 			}
@@ -237,7 +238,7 @@ func (m *multi) PacketLinkType() uint32 {
 // link opens the current part, if none is open, to learn its link type.
 func (m *multi) link() {
 	if m.cur < len(m.parts) && m.parts[m.cur].src == nil {
-		if np, err := openPart(m.parts[m.cur].name, m.o.Filter); err == nil {
+		if np, err := openPart(m.parts[m.cur].name, m.fc); err == nil {
 			m.parts[m.cur].src, m.parts[m.cur].cr = np.src, np.cr
 			m.lastLink = np.src.LinkType()
 		}

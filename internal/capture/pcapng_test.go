@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,7 +103,7 @@ func (n *ngb) bytes() []byte { return n.buf.Bytes() }
 
 // readBytes reads a capture from memory through the same path as files.
 func readBytes(b []byte) (links []uint32, times []time.Time, err error) {
-	src, err := openReader(bytes.NewReader(b), io.NopCloser(nil), "")
+	src, err := openReader(bytes.NewReader(b), io.NopCloser(nil), nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -403,7 +404,7 @@ func FuzzPcapng(f *testing.F) {
 	b.epb(0, 7, frame(3))
 	f.Add(b.bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
-		src, err := openReader(bytes.NewReader(data), io.NopCloser(nil), "")
+		src, err := openReader(bytes.NewReader(data), io.NopCloser(nil), nil)
 		if err != nil {
 			return
 		}
@@ -418,4 +419,66 @@ func FuzzPcapng(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestProgress: a long read logs packets, bytes, rate and the share of the
+// input read.
+func TestProgress(t *testing.T) {
+	var logs bytes.Buffer
+	in, err := OpenInput("../../testdata/pcap/se-bulk.pcap", InputOptions{Log: slog.New(slog.NewTextHandler(&logs, nil)), ProgressEvery: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	n := 0
+	for {
+		if _, _, err := in.ReadPacket(); err != nil {
+			break
+		}
+		n++
+	}
+	line, _, _ := strings.Cut(logs.String(), "\n")
+	for _, want := range []string{"msg=reading", "packets=4096", "bytes=", "pkts_per_s=", "percent=", "file="} {
+		if !strings.Contains(line, want) {
+			t.Errorf("progress line %q lacks %q", line, want)
+		}
+	}
+	if got := strings.Count(logs.String(), "msg=reading"); got != n/4096 {
+		t.Errorf("%d progress lines for %d packets", got, n)
+	}
+}
+
+// TestDirectoryFilter: a directory's files share one compiled filter and
+// keep what the filter keeps in the single file.
+func TestDirectoryFilter(t *testing.T) {
+	requireTool(t, "tcpdump")
+	count := func(path string) int {
+		in, err := OpenInput(path, InputOptions{Filter: "tcp port 443"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer in.Close()
+		n := 0
+		for {
+			if _, _, err := in.ReadPacket(); err != nil {
+				if !errors.Is(err, io.EOF) {
+					t.Fatal(err)
+				}
+				return n
+			}
+			n++
+		}
+	}
+	raw, _ := os.ReadFile(sample)
+	dir := t.TempDir()
+	var gz bytes.Buffer
+	w := gzip.NewWriter(&gz)
+	w.Write(raw)
+	w.Close()
+	os.WriteFile(filepath.Join(dir, "a.pcap"), raw, 0o644)
+	os.WriteFile(filepath.Join(dir, "b.pcap.gz"), gz.Bytes(), 0o644)
+	one := count(sample)
+	if got := count(dir); one == 0 || got != 2*one {
+		t.Errorf("directory kept %d packets, want twice %d", got, one)
+	}
 }

@@ -126,13 +126,26 @@ type Decoder struct {
 // NewDecoder returns a decoder for frames of the given link type.
 func NewDecoder(link LinkType) *Decoder {
 	d := &Decoder{link: link, dl: make([]gopacket.LayerType, 0, 8)}
-	d.p4 = gopacket.NewDecodingLayerParser(layers.LayerTypeIPv4, &d.ip4, &d.tcp, &d.udp, &d.icmp4)
-	d.p6 = gopacket.NewDecodingLayerParser(layers.LayerTypeIPv6, &d.ip6, &d.ext, &d.frag6, &d.tcp, &d.udp, &d.icmp6)
+	d.p4 = newParser(layers.LayerTypeIPv4, &d.ip4, &d.tcp, &d.udp, &d.icmp4)
+	d.p6 = newParser(layers.LayerTypeIPv6, &d.ip6, &d.ext, &d.frag6, &d.tcp, &d.udp, &d.icmp6)
 	for _, p := range []*gopacket.DecodingLayerParser{d.p4, d.p6} {
 		p.IgnoreUnsupported = true
 		p.IgnorePanic = true
 	}
 	return d
+}
+
+// newParser keeps the layers in a slice indexed by layer type instead of
+// gopacket's default map: one map lookup per layer was a fifth of the
+// decode time.
+func newParser(first gopacket.LayerType, ls ...gopacket.DecodingLayer) *gopacket.DecodingLayerParser {
+	p := gopacket.NewDecodingLayerParser(first)
+	var c gopacket.DecodingLayerContainer = gopacket.DecodingLayerSparse(nil)
+	for _, l := range ls {
+		c = c.Put(l)
+	}
+	p.SetDecodingLayerContainer(c)
+	return p
 }
 
 // LinkType is the link type this decoder expects.

@@ -200,6 +200,15 @@ func (d *Decoder) decodeLink(link LinkType, data []byte, p *Packet) error {
 	switch link {
 	case LinkEthernet:
 		d.Counts[LayerEthernet]++
+		// Fast path: untagged IP, most of a tap's traffic.
+		if len(data) >= 14 {
+			switch binary.BigEndian.Uint16(data[12:]) {
+			case etIPv4:
+				return d.ip(data[14:], p, 4)
+			case etIPv6:
+				return d.ip(data[14:], p, 6)
+			}
+		}
 		nx = nxEthernet
 	case LinkLinuxSLL:
 		if len(data) < 16 {
@@ -716,8 +725,13 @@ func (d *Decoder) ip(b []byte, p *Packet, ver int) error {
 	} else {
 		err = d.decodeIPv6(b, p)
 	}
-	if err != nil || d.noTunnel || d.depth >= 4 || (p.Fragment) {
+	if err != nil || d.noTunnel || d.depth >= 4 || p.Fragment {
 		return err
+	}
+	switch p.Proto {
+	case 4, 41, 47, ProtoUDP:
+	default:
+		return nil
 	}
 	inner, nx, layer := d.tunnel(p)
 	if inner == nil {
