@@ -59,7 +59,7 @@ type Config struct {
 // publish into them; readers (stats, metrics) only load them, so reading
 // never touches a worker's own state.
 type Counters struct {
-	Packets, Bytes, Invalid, Fragments         atomic.Uint64
+	Packets, Bytes, Invalid, Fragments, NonIP  atomic.Uint64
 	IPv4, IPv6, TCP, UDP, ICMPv4, ICMPv6, VLAN atomic.Uint64
 	FlowsTotal, FlowsTCP, FlowsUDP, FlowsICMP  atomic.Uint64
 	FlowsICMPv6, MaxPkt                        atomic.Uint64
@@ -88,6 +88,7 @@ type Engine struct {
 	// capStats and drops feed the stats event (may be nil).
 	capStats atomic.Pointer[StatsSource]
 	drops    atomic.Pointer[func() uint64]
+	dec      decodeTotals
 }
 
 // New makes an engine that sends EVE records to out.
@@ -106,6 +107,7 @@ func New(cfg Config, out Sender, log *slog.Logger) *Engine {
 	}
 	e := &Engine{cfg: cfg, out: out, log: log, started: time.Now()}
 	e.verdict = verdict.New(cfg.Verdict, e.emitAlert)
+	e.verdict.OnSessionEnd(e.emitSessionEnd)
 	return e
 }
 
@@ -114,9 +116,10 @@ func (e *Engine) Verdict() *verdict.Verdict { return e.verdict }
 
 // flowState is what the engine keeps per flow.
 type flowState struct {
-	view  detector.Flow
-	ins   []detector.Inspector
-	alive uint32 // bit i: inspector i still wants packets
+	view     detector.Flow
+	ins      []detector.Inspector
+	alive    uint32 // bit i: inspector i still wants packets
+	reported bool   // an inspector reported evidence on this flow
 }
 
 // Worker processes packets from one source. Not safe for concurrent use;
@@ -141,9 +144,9 @@ type Worker struct {
 }
 
 type localCounters struct {
-	packets, bytes, invalid, fragments     uint64
-	ipv4, ipv6, tcp, udp, icmp4, icmp6, vl uint64
-	maxPkt                                 uint64
+	packets, bytes, invalid, fragments, nonIP uint64
+	ipv4, ipv6, tcp, udp, icmp4, icmp6, vl    uint64
+	maxPkt                                    uint64
 }
 
 // publish moves the worker's counters into the engine's totals.
@@ -153,6 +156,8 @@ func (w *Worker) publish() {
 	c.Bytes.Add(l.bytes)
 	c.Invalid.Add(l.invalid)
 	c.Fragments.Add(l.fragments)
+	c.NonIP.Add(l.nonIP)
+	w.e.dec.collect(w.dec)
 	c.IPv4.Add(l.ipv4)
 	c.IPv6.Add(l.ipv6)
 	c.TCP.Add(l.tcp)
@@ -178,7 +183,7 @@ func (w *Worker) publish() {
 // NewWorker makes a worker for frames of the given link type.
 func (e *Engine) NewWorker(link decode.LinkType) *Worker {
 	w := &Worker{e: e, link: link, dec: decode.NewDecoder(link), inspecting: -1}
-	w.table = flow.NewTable[flowState](e.cfg.MaxFlows, e.cfg.Timeouts, nil)
+	w.table = flow.NewTable[flowState](e.cfg.MaxFlows, e.cfg.Timeouts, w.flowEnded)
 	return w
 }
 
@@ -191,6 +196,9 @@ type timeoutErr interface{ Timeout() bool }
 // mean "no packet for a while" (live mode): the flow table then expires on
 // the wall clock.
 func (w *Worker) Run(ctx context.Context, src Source, isTimeout func(error) bool) error {
+	// A source whose packets differ in link type (pcapng interfaces, a
+	// directory of captures) says which one each packet has.
+	lt, _ := src.(interface{ PacketLinkType() uint32 })
 	for i := 0; ; i++ {
 		if i&255 == 0 && ctx.Err() != nil {
 			return nil
@@ -209,6 +217,12 @@ func (w *Worker) Run(ctx context.Context, src Source, isTimeout func(error) bool
 				continue
 			}
 			return err
+		}
+		if lt != nil {
+			if l := decode.LinkType(lt.PacketLinkType()); l != w.link {
+				w.link = l
+				w.dec.SetLink(l)
+			}
 		}
 		w.n++
 		w.Process(data, ci.Timestamp, w.n)
@@ -229,7 +243,13 @@ func (w *Worker) Process(data []byte, ts time.Time, idx uint64) {
 		w.expire(ts)
 	}
 	if err := w.dec.Decode(data, p); err != nil {
-		w.c.invalid++
+		// ARP, LLDP and the like are not damage: counted apart, and
+		// reported by kind at the end.
+		if err == decode.ErrNotIP {
+			w.c.nonIP++
+		} else {
+			w.c.invalid++
+		}
 		return
 	}
 	w.count(p)
@@ -258,7 +278,7 @@ func (w *Worker) Process(data []byte, ts time.Time, idx uint64) {
 			continue
 		}
 		w.inspecting = i
-		if !in.Inspect(p, toServer, &st.view, e) {
+		if !in.Inspect(p, toServer, &st.view, w) {
 			st.alive &^= 1 << i
 			st.ins[i] = nil
 		}
@@ -339,6 +359,7 @@ func (w *Worker) newFlow(ent *flow.Entry[flowState], p *decode.Packet) {
 		Start: ent.Start, SYNSeen: ent.SYNSeen, VLAN: p.VLAN, NVLAN: p.NVLAN}
 	st.ins = st.ins[:0]
 	st.alive = 0
+	st.reported = false
 	for _, d := range w.e.cfg.Detectors {
 		if in := d.NewInspector(p, &st.view); in != nil && len(st.ins) < 32 {
 			st.alive |= 1 << len(st.ins)
@@ -348,15 +369,39 @@ func (w *Worker) newFlow(ent *flow.Entry[flowState], p *decode.Packet) {
 }
 
 func (w *Worker) expire(now time.Time) {
-	w.table.Expire(now, nil)
+	w.table.Expire(now, w.flowEnded)
 	w.e.verdict.Expire(now)
 }
 
+// Report implements detector.Sink for the worker's inspectors: it marks
+// the flow as one the verdict stage must hear the end of.
+func (w *Worker) Report(ev detector.Evidence) {
+	if w.ent != nil {
+		w.ent.V.reported = true
+	}
+	w.e.Report(ev)
+}
+
+// flowEnded tells the verdict stage that a flow that gave evidence ended,
+// with its final counters, so sessions live exactly as long as their flows.
+func (w *Worker) flowEnded(ent *flow.Entry[flowState], r flow.EndReason) {
+	st := &ent.V
+	if !st.reported {
+		return
+	}
+	st.reported = false
+	v := st.view
+	v.PktsToServer, v.PktsToClient = ent.PktsToServer, ent.PktsToClient
+	v.BytesToServer, v.BytesToClient = ent.BytesToServer, ent.BytesToClient
+	w.e.verdict.FlowEnded(v, ent.Last, r.String())
+}
+
 // Finish publishes the worker's counters and flushes its flow table (end
-// of capture).
+// of capture); sessions none of whose flows is left end with it.
 func (w *Worker) Finish() {
-	w.table.Flush(nil)
+	w.table.Flush(w.flowEnded)
 	w.publish()
+	w.e.verdict.Flush()
 }
 
 // FlowStats sums the flow tables of all workers as last published (safe
@@ -371,14 +416,14 @@ func (e *Engine) FlowStats() flow.Stats {
 // stage, and to the debug log.
 func (e *Engine) Report(ev detector.Evidence) {
 	if e.log.Enabled(context.Background(), slog.LevelDebug) {
-		e.log.Debug("evidence", "kind", ev.Kind, "weight", ev.Weight, "anchor", ev.Anchor, "mode", ev.Mode,
+		e.log.Debug("evidence", "kind", ev.Kind, "class", detector.SpecOf(ev.Kind).Class.String(), "mode", ev.Mode,
 			"client", ev.Client, "server", ev.Server, "flow", ev.Flow.Client.String()+"->"+ev.Flow.Server.String(),
 			"pcap_cnt", ev.PcapCnt, "detail", ev.Detail)
 	}
 	e.verdict.Report(ev)
 }
 
-// emitAlert turns a verdict into an EVE alert line (called under the verdict lock).
+// emitAlert turns a verdict into an EVE alert line.
 func (e *Engine) emitAlert(a verdict.Alert) {
 	ev := e.alertEvent(a)
 	js, err := ev.Marshal()

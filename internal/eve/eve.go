@@ -146,13 +146,19 @@ type TLS struct {
 	ClientALPNs []string `json:"client_alpns,omitempty"`
 }
 
-// Flow is EVE's flow object as carried inside an alert (client → server).
+// Flow is EVE's flow object as carried inside an alert (client → server)
+// or a flow event (End, Age, State, Reason, Alerted).
 type Flow struct {
 	PktsToServer  uint64 `json:"pkts_toserver"`
 	PktsToClient  uint64 `json:"pkts_toclient"`
 	BytesToServer uint64 `json:"bytes_toserver"`
 	BytesToClient uint64 `json:"bytes_toclient"`
 	Start         string `json:"start"`
+	End           string `json:"end,omitempty"`
+	Age           *int64 `json:"age,omitempty"`
+	State         string `json:"state,omitempty"`
+	Reason        string `json:"reason,omitempty"`
+	Alerted       *bool  `json:"alerted,omitempty"`
 	SrcIP         string `json:"src_ip,omitempty"`
 	DestIP        string `json:"dest_ip,omitempty"`
 	SrcPort       *int   `json:"src_port,omitempty"`
@@ -161,29 +167,42 @@ type Flow struct {
 
 // Event is one EVE record. Field order follows Suricata's writer.
 type Event struct {
-	Timestamp    string `json:"timestamp"`
-	FlowID       int64  `json:"flow_id,omitempty"`
-	InIface      string `json:"in_iface,omitempty"`
-	PcapCnt      uint64 `json:"pcap_cnt,omitempty"`
-	EventType    string `json:"event_type"`
-	VLAN         []int  `json:"vlan,omitempty"`
-	SrcIP        string `json:"src_ip,omitempty"`
-	SrcPort      *int   `json:"src_port,omitempty"`
-	DestIP       string `json:"dest_ip,omitempty"`
-	DestPort     *int   `json:"dest_port,omitempty"`
-	Proto        string `json:"proto,omitempty"`
-	ICMPType     *int   `json:"icmp_type,omitempty"`
-	ICMPCode     *int   `json:"icmp_code,omitempty"`
-	PktSrc       string `json:"pkt_src,omitempty"`
-	CommunityID  string `json:"community_id,omitempty"`
-	Alert        *Alert `json:"alert,omitempty"`
-	TLS          *TLS   `json:"tls,omitempty"`
-	AppProto     string `json:"app_proto,omitempty"`
-	Direction    string `json:"direction,omitempty"`
-	Flow         *Flow  `json:"flow,omitempty"`
-	Stats        *Stats `json:"stats,omitempty"`
-	Host         string `json:"host,omitempty"`
-	PcapFilename string `json:"pcap_filename,omitempty"`
+	Timestamp    string    `json:"timestamp"`
+	FlowID       int64     `json:"flow_id,omitempty"`
+	InIface      string    `json:"in_iface,omitempty"`
+	PcapCnt      uint64    `json:"pcap_cnt,omitempty"`
+	EventType    string    `json:"event_type"`
+	VLAN         []int     `json:"vlan,omitempty"`
+	SrcIP        string    `json:"src_ip,omitempty"`
+	SrcPort      *int      `json:"src_port,omitempty"`
+	DestIP       string    `json:"dest_ip,omitempty"`
+	DestPort     *int      `json:"dest_port,omitempty"`
+	Proto        string    `json:"proto,omitempty"`
+	ICMPType     *int      `json:"icmp_type,omitempty"`
+	ICMPCode     *int      `json:"icmp_code,omitempty"`
+	PktSrc       string    `json:"pkt_src,omitempty"`
+	CommunityID  string    `json:"community_id,omitempty"`
+	Alert        *Alert    `json:"alert,omitempty"`
+	TLS          *TLS      `json:"tls,omitempty"`
+	AppProto     string    `json:"app_proto,omitempty"`
+	Direction    string    `json:"direction,omitempty"`
+	Flow         *Flow     `json:"flow,omitempty"`
+	Metadata     *Metadata `json:"metadata,omitempty"`
+	Stats        *Stats    `json:"stats,omitempty"`
+	Host         string    `json:"host,omitempty"`
+	PcapFilename string    `json:"pcap_filename,omitempty"`
+}
+
+// Metadata is EVE's top-level metadata object; sewatch uses flowvars to
+// list the flows of a session in its flow event.
+type Metadata struct {
+	Flowvars []Flowvar `json:"flowvars,omitempty"`
+}
+
+// Flowvar is one flow variable.
+type Flowvar struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
 }
 
 // Stats is the subset of EVE's stats object sewatch maps its counters onto
@@ -219,6 +238,32 @@ type DecoderStats struct {
 	MaxPkt   uint64 `json:"max_pkt_size"`
 	AvgPkt   uint64 `json:"avg_pkt_size"`
 	Fragment uint64 `json:"-"`
+	// Link layers and encapsulations, under Suricata's names.
+	Ethernet         uint64 `json:"ethernet"`
+	SLL              uint64 `json:"sll"`
+	SLL2             uint64 `json:"sll2"`
+	Null             uint64 `json:"null"`
+	Raw              uint64 `json:"raw"`
+	PPP              uint64 `json:"ppp"`
+	PPPoE            uint64 `json:"pppoe"`
+	MPLS             uint64 `json:"mpls"`
+	CHDLC            uint64 `json:"chdlc"`
+	GRE              uint64 `json:"gre"`
+	ERSPAN           uint64 `json:"erspan"`
+	VXLAN            uint64 `json:"vxlan"`
+	Geneve           uint64 `json:"geneve"`
+	Teredo           uint64 `json:"teredo"`
+	NSH              uint64 `json:"nsh"`
+	VNTag            uint64 `json:"vntag"`
+	IEEE8021ah       uint64 `json:"ieee8021ah"`
+	VLANQinQ         uint64 `json:"vlan_qinq"`
+	IPv4InIPv4       uint64 `json:"ipv4_in_ipv4"`
+	IPv6InIPv4       uint64 `json:"ipv6_in_ipv4"`
+	IPv4InIPv6       uint64 `json:"ipv4_in_ipv6"`
+	IPv6InIPv6       uint64 `json:"ipv6_in_ipv6"`
+	ARP              uint64 `json:"arp"`
+	UnknownEthertype uint64 `json:"unknown_ethertype"`
+	TooManyLayers    uint64 `json:"too_many_layers"`
 }
 
 // FlowStats maps flow table counters.
