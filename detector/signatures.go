@@ -33,6 +33,8 @@ const (
 	SIDAdmin      = 8700008
 	SIDMidSession = 8700009
 	SIDCascade    = 8700010
+	// Repeated connect attempts that never became a session.
+	SIDAttempts = 8700011
 
 	// SoftEther software present (vendor services), not a tunnel.
 	SIDVendorDNS       = 8700020
@@ -69,6 +71,7 @@ var Signatures = []Signature{
 	{SIDAdmin, 1, "SEWATCH SoftEther VPN remote administration session (vpncmd/Server Manager)", catPolicy, 2},
 	{SIDMidSession, 1, "SEWATCH SoftEther VPN session in progress (joined mid-session)", catPolicy, 1},
 	{SIDCascade, 1, "SEWATCH SoftEther VPN cascade (server-to-server) session", catPolicy, 1},
+	{SIDAttempts, 1, "SEWATCH SoftEther VPN connection attempts (no session established)", catPolicy, 2},
 	{SIDVendorDNS, 1, "SEWATCH SoftEther software present: vendor service name lookup", catPolicy, 3},
 	{SIDVendorNATT, 1, "SEWATCH SoftEther software present: NAT traversal service exchange", catPolicy, 2},
 	{SIDVendorKeepAlive, 1, "SEWATCH SoftEther server keep-alive packet", catPolicy, 2},
