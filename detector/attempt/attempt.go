@@ -383,19 +383,29 @@ func (in *Inspector) softether() string {
 	if in.connectFP >= 0.6 {
 		why = append(why, "SoftEther's CONNECT request (HTTP/1.0, sorted headers, Firefox/29 WOW64 User-Agent)")
 	}
-	if in.stage >= stageHello {
-		sizes := fmt.Sprintf("watermark flight %d B answered by hello %d B", in.wm, in.fl.At(in.at+1).Bytes)
-		switch {
-		case in.stage >= stageLogin:
-			// Four messages in SoftEther's order: the proxy's own ClientHello
-			// on its leg to the server does not matter.
-			why = append(why, sizes+", then "+in.phase())
-		case in.profile || in.connectFP > 0:
-			why = append(why, sizes)
-		}
-		if in.profile && in.stage >= stageHello {
-			why = append(why, "ClientHello without ALPN or session ticket")
-		}
+	if in.stage < stageHello {
+		return strings.Join(why, "; ")
+	}
+	sizes := fmt.Sprintf("watermark flight %d B answered by hello %d B", in.wm, in.fl.At(in.at+1).Bytes)
+	if in.stage >= stageLogin {
+		sizes += ", then " + in.phase()
+	}
+	switch {
+	case in.stage == stageWelcome || in.stage == stageAddition:
+		// Four messages in SoftEther's order: enough without SoftEther's
+		// ClientHello, which the proxy's own leg to the server lacks.
+	case in.stage == stageLogin && in.profile:
+		// Three messages (the login refused or unanswered) and
+		// SoftEther's ClientHello.
+	case in.connectFP > 0 || len(why) > 0:
+		// The watermark and hello behind SoftEther's CONNECT. Alone, two
+		// messages of these sizes are what an API poller sends.
+	default:
+		return ""
+	}
+	why = append(why, sizes)
+	if in.profile {
+		why = append(why, "ClientHello without ALPN or session ticket")
 	}
 	return strings.Join(why, "; ")
 }

@@ -147,6 +147,12 @@ func TestSeries(t *testing.T) {
 		{"poller: same sizes every time", func(int) conn {
 			return tlsAttempt(seHello, "", []int{2156, 899, 3573, 452}, fin(true, 5*time.Millisecond))
 		}, 6, 15 * time.Second, 0, "", ""},
+		{"poller with SoftEther's ClientHello and varying sizes: two messages only", func(i int) conn {
+			return tlsAttempt(seHello, "", vary(i, 2156, 899), fin(true, 5*time.Millisecond))
+		}, 6, 15 * time.Second, 0, "", ""},
+		{"API client without SoftEther's ClientHello: three messages, unanswered", func(i int) conn {
+			return tlsAttempt(curlHello, "", vary(i, 2156, 899, 3000), fin(true, 5*time.Millisecond))
+		}, 6, 15 * time.Second, 0, "", ""},
 		{"browser: ALPN and no more than a request and an answer", func(i int) conn {
 			return tlsAttempt(curlHello, "", vary(i, 2156, 899), fin(false, 5*time.Millisecond))
 		}, 6, time.Second, 0, "", ""},

@@ -1,8 +1,11 @@
 // Package othervpn labels the other VPN protocols a network sees, so that
 // an analyst can tell them from SoftEther: OpenVPN over UDP and TCP (also
-// when a SoftEther server speaks it), WireGuard, IPsec (IKE and ESP),
-// L2TP and PPTP/GRE. These are informational signatures; none of them
-// ever says SoftEther.
+// when a SoftEther server speaks it), WireGuard, IPsec (IKE, ESP, AH),
+// L2TP and PPTP/GRE. Each is recognised from its own headers and how they
+// change from packet to packet (session ids and indexes constant per
+// direction, counters growing by one), so a capture that joined a tunnel
+// after its handshake, or sees one direction only, is labelled too. These
+// are informational signatures; none of them ever says SoftEther.
 package othervpn
 
 import (
