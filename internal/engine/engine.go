@@ -59,7 +59,7 @@ type Config struct {
 // publish into them; readers (stats, metrics) only load them, so reading
 // never touches a worker's own state.
 type Counters struct {
-	Packets, Bytes, Invalid, Fragments         atomic.Uint64
+	Packets, Bytes, Invalid, Fragments, NonIP  atomic.Uint64
 	IPv4, IPv6, TCP, UDP, ICMPv4, ICMPv6, VLAN atomic.Uint64
 	FlowsTotal, FlowsTCP, FlowsUDP, FlowsICMP  atomic.Uint64
 	FlowsICMPv6, MaxPkt                        atomic.Uint64
@@ -88,6 +88,7 @@ type Engine struct {
 	// capStats and drops feed the stats event (may be nil).
 	capStats atomic.Pointer[StatsSource]
 	drops    atomic.Pointer[func() uint64]
+	dec      decodeTotals
 }
 
 // New makes an engine that sends EVE records to out.
@@ -140,12 +141,15 @@ type Worker struct {
 	// panic can be pinned on it.
 	inspecting int
 	ent        *flow.Entry[flowState]
+	// toServer: direction of the packet being inspected (for Report).
+	toServer bool
+	view     *detector.Flow
 }
 
 type localCounters struct {
-	packets, bytes, invalid, fragments     uint64
-	ipv4, ipv6, tcp, udp, icmp4, icmp6, vl uint64
-	maxPkt                                 uint64
+	packets, bytes, invalid, fragments, nonIP uint64
+	ipv4, ipv6, tcp, udp, icmp4, icmp6, vl    uint64
+	maxPkt                                    uint64
 }
 
 // publish moves the worker's counters into the engine's totals.
@@ -155,6 +159,8 @@ func (w *Worker) publish() {
 	c.Bytes.Add(l.bytes)
 	c.Invalid.Add(l.invalid)
 	c.Fragments.Add(l.fragments)
+	c.NonIP.Add(l.nonIP)
+	w.e.dec.collect(w.dec)
 	c.IPv4.Add(l.ipv4)
 	c.IPv6.Add(l.ipv6)
 	c.TCP.Add(l.tcp)
@@ -193,6 +199,9 @@ type timeoutErr interface{ Timeout() bool }
 // mean "no packet for a while" (live mode): the flow table then expires on
 // the wall clock.
 func (w *Worker) Run(ctx context.Context, src Source, isTimeout func(error) bool) error {
+	// A source whose packets differ in link type (pcapng interfaces, a
+	// directory of captures) says which one each packet has.
+	lt, _ := src.(interface{ PacketLinkType() uint32 })
 	for i := 0; ; i++ {
 		if i&255 == 0 && ctx.Err() != nil {
 			return nil
@@ -211,6 +220,12 @@ func (w *Worker) Run(ctx context.Context, src Source, isTimeout func(error) bool
 				continue
 			}
 			return err
+		}
+		if lt != nil {
+			if l := decode.LinkType(lt.PacketLinkType()); l != w.link {
+				w.link = l
+				w.dec.SetLink(l)
+			}
 		}
 		w.n++
 		w.Process(data, ci.Timestamp, w.n)
@@ -231,7 +246,13 @@ func (w *Worker) Process(data []byte, ts time.Time, idx uint64) {
 		w.expire(ts)
 	}
 	if err := w.dec.Decode(data, p); err != nil {
-		w.c.invalid++
+		// ARP, LLDP and the like are not damage: counted apart, and
+		// reported by kind at the end.
+		if err == decode.ErrNotIP {
+			w.c.nonIP++
+		} else {
+			w.c.invalid++
+		}
 		return
 	}
 	w.count(p)
@@ -255,6 +276,7 @@ func (w *Worker) Process(data []byte, ts time.Time, idx uint64) {
 	}
 	st.view.PktsToServer, st.view.PktsToClient = ent.PktsToServer, ent.PktsToClient
 	st.view.BytesToServer, st.view.BytesToClient = ent.BytesToServer, ent.BytesToClient
+	w.toServer, w.view = toServer, &st.view
 	for i, in := range st.ins {
 		if st.alive&(1<<i) == 0 {
 			continue
@@ -355,15 +377,6 @@ func (w *Worker) expire(now time.Time) {
 	w.e.verdict.Expire(now)
 }
 
-// Report implements detector.Sink for the worker's inspectors: it marks
-// the flow as one the verdict stage must hear the end of.
-func (w *Worker) Report(ev detector.Evidence) {
-	if w.ent != nil {
-		w.ent.V.reported = true
-	}
-	w.e.Report(ev)
-}
-
 // flowEnded tells the verdict stage that a flow that gave evidence ended,
 // with its final counters, so sessions live exactly as long as their flows.
 func (w *Worker) flowEnded(ent *flow.Entry[flowState], r flow.EndReason) {
@@ -392,6 +405,25 @@ func (e *Engine) FlowStats() flow.Stats {
 	c := &e.C
 	return flow.Stats{Created: c.FlowsTotal.Load(), Evicted: c.FlowsEvicted.Load(),
 		Expired: c.FlowsExpired.Load(), Active: int(c.ActiveFlows.Load())}
+}
+
+// Report implements detector.Sink for the worker's inspectors: it marks
+// the flow as one the verdict stage must hear the end of, and stamps
+// evidence about the packet being processed (its PcapCnt) with the
+// packet's source and ICMP type/code, so the alert can name the packet's
+// direction and compute its Community ID.
+func (w *Worker) Report(ev detector.Evidence) {
+	if w.ent != nil {
+		w.ent.V.reported = true
+	}
+	if ev.PcapCnt == w.pkt.Index && w.view != nil && ev.Flow.ID == w.view.ID {
+		src := w.view.Server.Addr()
+		if w.toServer {
+			src = w.view.Client.Addr()
+		}
+		ev.Pkt = detector.PacketInfo{Known: true, Src: src, ICMPType: w.pkt.ICMPType, ICMPCode: w.pkt.ICMPCode}
+	}
+	w.e.Report(ev)
 }
 
 // Report implements detector.Sink: evidence goes to the shared verdict
