@@ -141,6 +141,9 @@ type Worker struct {
 	// panic can be pinned on it.
 	inspecting int
 	ent        *flow.Entry[flowState]
+	// toServer: direction of the packet being inspected (for Report).
+	toServer bool
+	view     *detector.Flow
 }
 
 type localCounters struct {
@@ -273,6 +276,7 @@ func (w *Worker) Process(data []byte, ts time.Time, idx uint64) {
 	}
 	st.view.PktsToServer, st.view.PktsToClient = ent.PktsToServer, ent.PktsToClient
 	st.view.BytesToServer, st.view.BytesToClient = ent.BytesToServer, ent.BytesToClient
+	w.toServer, w.view = toServer, &st.view
 	for i, in := range st.ins {
 		if st.alive&(1<<i) == 0 {
 			continue
@@ -373,15 +377,6 @@ func (w *Worker) expire(now time.Time) {
 	w.e.verdict.Expire(now)
 }
 
-// Report implements detector.Sink for the worker's inspectors: it marks
-// the flow as one the verdict stage must hear the end of.
-func (w *Worker) Report(ev detector.Evidence) {
-	if w.ent != nil {
-		w.ent.V.reported = true
-	}
-	w.e.Report(ev)
-}
-
 // flowEnded tells the verdict stage that a flow that gave evidence ended,
 // with its final counters, so sessions live exactly as long as their flows.
 func (w *Worker) flowEnded(ent *flow.Entry[flowState], r flow.EndReason) {
@@ -410,6 +405,25 @@ func (e *Engine) FlowStats() flow.Stats {
 	c := &e.C
 	return flow.Stats{Created: c.FlowsTotal.Load(), Evicted: c.FlowsEvicted.Load(),
 		Expired: c.FlowsExpired.Load(), Active: int(c.ActiveFlows.Load())}
+}
+
+// Report implements detector.Sink for the worker's inspectors: it marks
+// the flow as one the verdict stage must hear the end of, and stamps
+// evidence about the packet being processed (its PcapCnt) with the
+// packet's source and ICMP type/code, so the alert can name the packet's
+// direction and compute its Community ID.
+func (w *Worker) Report(ev detector.Evidence) {
+	if w.ent != nil {
+		w.ent.V.reported = true
+	}
+	if ev.PcapCnt == w.pkt.Index && w.view != nil && ev.Flow.ID == w.view.ID {
+		src := w.view.Server.Addr()
+		if w.toServer {
+			src = w.view.Client.Addr()
+		}
+		ev.Pkt = detector.PacketInfo{Known: true, Src: src, ICMPType: w.pkt.ICMPType, ICMPCode: w.pkt.ICMPCode}
+	}
+	w.e.Report(ev)
 }
 
 // Report implements detector.Sink: evidence goes to the shared verdict
