@@ -180,6 +180,9 @@ func TestFullSpoolThenDeliveredNextRun(t *testing.T) {
 		t.Errorf("first message is not the spooled one: %s", got[0].Value)
 	}
 	for i, l := range second {
+		if strings.Contains(l, `"event_type":"stats"`) {
+			continue // stamped with the wall clock: differs between runs
+		}
 		if string(got[1+i].Value) != l {
 			t.Errorf("message %d = %s, want %s", 1+i, got[1+i].Value, l)
 		}
