@@ -265,6 +265,9 @@ EOF
 teardown() {
   local f
   for f in "$RUN"/pids/*.pid; do [ -e "$f" ] && stop "$(basename "$f" .pid)"; done
+  # Builds without "start --foreground" (4.x) daemonize out of the process group stop() kills.
+  local pid
+  for pid in $(pgrep -f "^$RUN/[a-z]+/bin/vpn(server|client) "); do kill "$pid" 2>/dev/null; done
   for ns in $NS_C $NS_R $NS_S $NS_W; do ip netns list | grep -qw $ns && ip netns del $ns; done
   rm -f "$RUN/setup.done"
   return 0
