@@ -149,6 +149,7 @@ const (
 	KindHTTPConnect       Kind = "softether.http-connect-fingerprint"
 	KindHTTPConnectUA     Kind = "softether.http-connect-fingerprint-ua"
 	KindTLSKeepalive      Kind = "softether.tls.keepalive-rhythm"
+	KindTLSLiveness       Kind = "softether.tls.keepalive-liveness"
 	KindNBNSProbe         Kind = "softether.nbns-nbstat-probe"
 	KindRUDPDNSProbe      Kind = "softether.rudp.dns-probe"
 	KindRUDPICMPProbe     Kind = "softether.rudp.icmp-probe"
@@ -203,6 +204,8 @@ var Kinds = []Spec{
 		"SNI that is an IP literal (SoftEther's TLS client set-up)"},
 	{KindTLSKeepalive, ClassSustained, 0.5, true, false, true, "tlsshape",
 		"unanswered 25-536-B records every 3.9-10.5 s from both sides: Connection.c keep-alive (rand()%512 bytes, Timeout/5..Timeout/2)"},
+	{KindTLSLiveness, ClassSustained, 0.3, false, false, false, "tlsshape",
+		"after a primary connect phase, both sides send at least every 10.5 s for 30 s: the keep-alive timer's longest span (Timeout/2) bounds every silence, data or not"},
 	{KindSSHShape, ClassReading, 0.7, true, false, false, "sshtunnel",
 		"connect phase inside SSH framing (+39-105 B per record): " + srcCP + "; lab ssh-forward"},
 	{KindSSHShapeProbe, ClassReading, 0.8, true, false, false, "sshtunnel",

@@ -124,7 +124,7 @@ type icmpInspector struct {
 	valid     [2]int
 	reported  bool
 	n         int
-	firstFrom [16]byte
+	firstFrom [16]byte // the SoftEther client's address
 	// Hash prefixes of recent echo requests: the peer kernel's echo replies
 	// carry the same (valid) framing and are not SoftEther speaking.
 	requests [8]uint32
@@ -181,9 +181,17 @@ func (in *icmpInspector) Inspect(p *decode.Packet, toServer bool, f *detector.Fl
 	}
 	if !in.reported {
 		in.reported = true
-		in.firstFrom = p.Src.As16()
-		// The sender of the first framed packet is the SoftEther client.
-		s.Report(evidence(p, f, KindICMPProbe, fmt.Sprintf("ICMP type %d whose payload starts with the SHA-1 of the rest (SoftEther R-UDP over ICMP)", p.ICMPType), detector.ModeNone, p.Src, p.Dst))
+		// SoftEther's client sends echo replies, echo and information
+		// requests (0, 8, 15); only its server sends information replies
+		// (16). The sender of the first framed packet is the client unless
+		// that packet is an information reply (the capture began after the
+		// client's first request).
+		client, server := p.Src, p.Dst
+		if p.ICMPType == 16 {
+			client, server = p.Dst, p.Src
+		}
+		in.firstFrom = client.As16()
+		s.Report(evidence(p, f, KindICMPProbe, fmt.Sprintf("ICMP type %d whose payload starts with the SHA-1 of the rest (SoftEther R-UDP over ICMP)", p.ICMPType), detector.ModeNone, client, server))
 	}
 	if in.valid[0] >= sessionPackets && in.valid[1] >= sessionPackets {
 		client, server := p.Src, p.Dst
@@ -204,7 +212,10 @@ func oneWay(this, otherAny int, span time.Duration) bool {
 }
 
 func evidence(p *decode.Packet, f *detector.Flow, kind detector.Kind, detail string, mode detector.Mode, client, server netip.Addr) detector.Evidence {
-	return detector.Evidence{Kind: kind, Detail: detail, Mode: mode,
+	// Which end is the client is a guess from the ICMP types; the verdict
+	// attaches the evidence to a session of either orientation.
+	icmp := kind == KindICMPProbe || kind == KindOverICMP
+	return detector.Evidence{Kind: kind, Detail: detail, Mode: mode, Symmetric: icmp,
 		Client: client.Unmap(), Server: server.Unmap(), Flow: *f, Time: p.Time, PcapCnt: p.Index}
 }
 

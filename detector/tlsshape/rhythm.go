@@ -15,10 +15,19 @@ import (
 // handshake, so it also recognises sessions a capture joined late. Ordinary
 // keep-alives (HTTP/2 PING, long polling) are answered at once; SoftEther's
 // two sides are not, so answered records do not count.
+//
+// Whatever else a session sends, neither side is ever silent for longer
+// than the keep-alive timer's longest span (Timeout/2, 10 s by default):
+// a flow whose two directions both keep that promise for 30 s is live
+// the way a SoftEther tunnel is (liveness), even when data re-arms the
+// timers and no keep-alive goes out alone.
 type rhythm struct {
 	last     [2]time.Time // last record each way
-	idle     [2]int       // isolated keep-alive-sized records each way
-	sizes    [2][4]int32  // first distinct sizes each way
+	maxGap   [2]time.Duration
+	n        [2]int
+	live     bool        // liveness reported
+	idle     [2]int      // isolated keep-alive-sized records each way
+	sizes    [2][4]int32 // first distinct sizes each way
 	nsizes   [2]int
 	answered int
 	reported bool
@@ -26,6 +35,12 @@ type rhythm struct {
 }
 
 const (
+	// liveSpan and liveGap: 30 s of two-way records (three of the timer's
+	// longest spans), neither side silent longer than the keep-alive's
+	// 10 s (plus jitter).
+	liveSpan   = 30 * time.Second
+	liveGap    = 10500 * time.Millisecond
+	liveRecs   = 6
 	kaMinGap   = 3900 * time.Millisecond
 	kaMaxGap   = 10500 * time.Millisecond
 	kaNeed     = 3
@@ -35,7 +50,7 @@ const (
 )
 
 func (r *rhythm) record(dir int, length int, now time.Time, p *decode.Packet, f *detector.Flow, s detector.Sink, in *Inspector) {
-	if r.reported {
+	if r.reported && r.live {
 		return
 	}
 	if r.start.IsZero() {
@@ -43,6 +58,23 @@ func (r *rhythm) record(dir int, length int, now time.Time, p *decode.Packet, f 
 	}
 	other := 1 - dir
 	gap := now.Sub(r.last[dir])
+	if !r.last[dir].IsZero() && gap > r.maxGap[dir] {
+		r.maxGap[dir] = gap
+	}
+	r.n[dir]++
+	if !r.live && in.level == 2 && now.Sub(r.start) >= liveSpan && r.n[0] >= liveRecs && r.n[1] >= liveRecs &&
+		r.maxGap[0] <= liveGap && r.maxGap[1] <= liveGap && now.Sub(r.last[other]) <= liveGap {
+		// Only after a primary connection's connect phase: the promise
+		// alone is kept by chatty applications too.
+		r.live = true
+		s.Report(in.evidence(p, f, detector.KindTLSLiveness, fmt.Sprintf(
+			"both sides sent at least every %.1f s for %.0f s after the connect phase (%d client, %d server records)",
+			max(r.maxGap[0], r.maxGap[1]).Seconds(), now.Sub(r.start).Seconds(), r.n[0], r.n[1])))
+	}
+	if r.reported {
+		r.last[dir] = now
+		return
+	}
 	isolated := !r.last[dir].IsZero() && gap >= kaMinGap && gap <= kaMaxGap && length >= 25 && length <= 536
 	if isolated && !r.last[other].IsZero() && now.Sub(r.last[other]) < answerTime {
 		// Sent right after the peer spoke: an answer, not a timer.
@@ -71,7 +103,7 @@ func (r *rhythm) record(dir int, length int, now time.Time, p *decode.Packet, f 
 	}
 }
 
-// finished: reported, or followed long enough.
+// finished: both reported, or followed long enough.
 func (r *rhythm) finished(now time.Time) bool {
-	return r.reported || (!r.start.IsZero() && now.Sub(r.start) > rhythmSpan)
+	return (r.reported && r.live) || (!r.start.IsZero() && now.Sub(r.start) > rhythmSpan)
 }

@@ -143,9 +143,9 @@ func (in *Inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 	if in.nc >= len(in.cApp) && in.ns >= len(in.sApp) {
 		in.release()
 	}
-	// A recognised connect phase says all there is to say; otherwise the
-	// keep-alive rhythm is followed for a while.
-	if in.shapeDone && (in.level >= 2 || in.rhythm.finished(p.Time)) {
+	// After the connect phase the keep-alive rhythm is followed for a
+	// while: it is what a session on one TCP connection adds over time.
+	if in.shapeDone && in.rhythm.finished(p.Time) {
 		in.done = true
 	}
 	return !in.done
