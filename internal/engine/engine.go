@@ -104,6 +104,20 @@ type flowState struct {
 	view  detector.Flow
 	ins   []detector.Inspector
 	alive uint32 // bit i: inspector i still wants packets
+	// tls follows the TLS info this flow's evidence points at (parallel
+	// file reading only, see parallel.go).
+	tls *tlsTrack
+}
+
+// Releaser is implemented by inspectors that keep pooled state: Release is
+// called once when the flow ends (or the inspector asked for no more
+// packets) and the inspector is not used again.
+type Releaser interface{ Release() }
+
+func release(in detector.Inspector) {
+	if r, ok := in.(Releaser); ok {
+		r.Release()
+	}
 }
 
 // Worker processes packets from one source. Not safe for concurrent use;
@@ -116,6 +130,10 @@ type Worker struct {
 	pkt      decode.Packet
 	n        uint64
 	lastTime time.Time
+	// sink receives the inspectors' evidence: the engine itself, or the
+	// ordered merge of the parallel file reader.
+	sink detector.Sink
+	cur  *flowState // the flow of the packet being inspected
 	// Per-packet counters are plain fields, published to the engine's
 	// atomics every ExpireEvery packets and at the end.
 	c localCounters
@@ -153,8 +171,12 @@ func (w *Worker) publish() {
 
 // NewWorker makes a worker for frames of the given link type.
 func (e *Engine) NewWorker(link decode.LinkType) *Worker {
-	w := &Worker{e: e, link: link, dec: decode.NewDecoder(link)}
-	w.table = flow.NewTable[flowState](e.cfg.MaxFlows, e.cfg.Timeouts, nil)
+	return e.newWorker(link, e.cfg.MaxFlows)
+}
+
+func (e *Engine) newWorker(link decode.LinkType, maxFlows int) *Worker {
+	w := &Worker{e: e, link: link, dec: decode.NewDecoder(link), sink: e}
+	w.table = flow.NewTable[flowState](maxFlows, e.cfg.Timeouts, w.flowEnded)
 	e.active.Store(e.nworker.Add(1), w.table)
 	return w
 }
@@ -194,15 +216,19 @@ func (w *Worker) Run(ctx context.Context, src Source, isTimeout func(error) bool
 
 // Process runs one frame through the pipeline. idx is its 1-based number.
 func (w *Worker) Process(data []byte, ts time.Time, idx uint64) {
-	e := w.e
+	if idx%uint64(w.e.cfg.ExpireEvery) == 0 {
+		w.publish()
+		w.expire(ts)
+	}
+	w.process(data, ts, idx)
+}
+
+// process is Process without the periodic expiry.
+func (w *Worker) process(data []byte, ts time.Time, idx uint64) {
 	p := &w.pkt
 	p.Time, p.Index = ts, idx
 	w.c.packets++
 	w.c.bytes += uint64(len(data))
-	if idx%uint64(e.cfg.ExpireEvery) == 0 {
-		w.publish()
-		w.expire(ts)
-	}
 	if err := w.dec.Decode(data, p); err != nil {
 		w.c.invalid++
 		return
@@ -218,6 +244,7 @@ func (w *Worker) Process(data []byte, ts time.Time, idx uint64) {
 	k, srcIsA := flow.KeyOf(p)
 	ent, created, toServer := w.table.Lookup(p, k, srcIsA)
 	st := &ent.V
+	w.cur = st
 	if created {
 		w.newFlow(ent, p)
 	} else if !st.view.SYNSeen && ent.SYNSeen {
@@ -231,10 +258,14 @@ func (w *Worker) Process(data []byte, ts time.Time, idx uint64) {
 		if st.alive&(1<<i) == 0 {
 			continue
 		}
-		if !in.Inspect(p, toServer, &st.view, e) {
+		if !in.Inspect(p, toServer, &st.view, w.sink) {
 			st.alive &^= 1 << i
 			st.ins[i] = nil
+			release(in)
 		}
+	}
+	if st.tls != nil {
+		w.trackTLS(st)
 	}
 }
 
@@ -292,15 +323,38 @@ func (w *Worker) newFlow(ent *flow.Entry[flowState], p *decode.Packet) {
 }
 
 func (w *Worker) expire(now time.Time) {
-	w.table.Expire(now, nil)
+	w.expireTable(now)
 	w.e.verdict.Expire(now)
+}
+
+func (w *Worker) expireTable(now time.Time) {
+	w.table.Expire(now, w.flowEnded)
+}
+
+// flowEnded releases a flow's inspectors when it leaves the table; the
+// entry (and its inspector slice) is reused for a later flow.
+func (w *Worker) flowEnded(ent *flow.Entry[flowState], _ flow.EndReason) {
+	st := &ent.V
+	for i, in := range st.ins {
+		if st.alive&(1<<i) != 0 {
+			release(in)
+		}
+		st.ins[i] = nil
+	}
+	st.ins, st.alive = st.ins[:0], 0
+	if st.tls != nil {
+		w.dropTLS(st)
+	}
+	if w.cur == st {
+		w.cur = nil
+	}
 }
 
 // Finish publishes the worker's counters and flushes its flow table (end
 // of capture).
 func (w *Worker) Finish() {
 	w.publish()
-	w.table.Flush(nil)
+	w.table.Flush(w.flowEnded)
 }
 
 // FlowStats sums the flow tables of all workers.

@@ -346,8 +346,9 @@ func (t *Table[V]) remove(e *Entry[V], emit func(*Entry[V], EndReason), r EndRea
 	if t.last == e {
 		t.last = nil
 	}
-	var zero V
-	*e = Entry[V]{V: zero}
+	// V is kept: the owner's end callback has reset what must not outlive
+	// the flow, and reusing V's buffers keeps new flows from allocating.
+	*e = Entry[V]{V: e.V}
 	e.next = t.free
 	t.free = e
 }

@@ -1,0 +1,397 @@
+package engine
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/sewatch/sewatch/detector"
+	"github.com/sewatch/sewatch/internal/decode"
+)
+
+// Offline capture on several cores. One goroutine reads the file into
+// chunks and tags every packet with a worker chosen by a symmetric hash of
+// its addresses and ports, so both directions of a flow meet in one worker
+// and each worker sees its flows' packets in file order. Workers do
+// everything up to evidence; the evidence of a chunk is then handed to the
+// shared verdict stage in packet order, with the verdict's expiry at the
+// same packet numbers as one worker would run it. The verdict therefore
+// sees exactly the sequence of calls it sees with one worker, and the same
+// file gives the same alerts in the same order whatever the worker count.
+
+const (
+	chunkPackets = 2048
+	chunkBytes   = 4 << 20
+	chunkDepth   = 8 // chunks in flight: the reader runs ahead of the workers
+)
+
+// pktRef locates one packet of a chunk.
+type pktRef struct {
+	ts     time.Time
+	idx    uint64
+	off, n uint32
+	w      uint32
+}
+
+// idxEvidence is evidence tagged with the number of the packet that raised
+// it, or (op != opEvidence) a change of the TLS info evidence points at.
+type idxEvidence struct {
+	idx  uint64
+	op   uint8
+	key  *detector.TLSInfo // the worker's TLS info (map key in the merge)
+	snap *detector.TLSInfo // its content at idx (opTLSNew, opTLSUpdate)
+	ev   detector.Evidence
+}
+
+const (
+	opEvidence = iota
+	opTLSNew
+	opTLSUpdate
+	opTLSDrop
+)
+
+// TLS info is shared: a detector reports a pointer and keeps filling it in
+// (server hello, certificate) after the evidence was reported, and an
+// alert shows the content at the moment it is raised. With one worker that
+// moment is the trigger packet; the ordered merge runs later, so workers
+// send the content of every change in packet order and the merge keeps a
+// mirror object per TLS info that it updates in the same order.
+type tlsTrack struct {
+	ptr  *detector.TLSInfo
+	snap detector.TLSInfo
+}
+
+func tlsChanged(a, b *detector.TLSInfo) bool {
+	return a.SNI != b.SNI || a.Version != b.Version || a.JA3 != b.JA3 || a.JA3Hash != b.JA3Hash ||
+		a.JA3S != b.JA3S || a.JA3SHash != b.JA3SHash || a.JA4 != b.JA4 || len(a.ALPN) != len(b.ALPN) ||
+		a.Subject != b.Subject || a.Issuer != b.Issuer || a.Serial != b.Serial ||
+		a.Fingerprint != b.Fingerprint || a.NotBefore != b.NotBefore || a.NotAfter != b.NotAfter
+}
+
+func tlsCopy(p *detector.TLSInfo) *detector.TLSInfo {
+	c := *p
+	c.ALPN = append([]string(nil), p.ALPN...)
+	return &c
+}
+
+// trackTLS records a change of the flow's TLS info since the last packet.
+func (w *Worker) trackTLS(st *flowState) {
+	s, ok := w.sink.(*evidenceSink)
+	if !ok || !tlsChanged(&st.tls.snap, st.tls.ptr) {
+		return
+	}
+	st.tls.snap = *st.tls.ptr
+	s.evs = append(s.evs, idxEvidence{idx: s.idx, op: opTLSUpdate, key: st.tls.ptr, snap: tlsCopy(st.tls.ptr)})
+}
+
+func (w *Worker) dropTLS(st *flowState) {
+	if s, ok := w.sink.(*evidenceSink); ok {
+		s.evs = append(s.evs, idxEvidence{idx: s.idx, op: opTLSDrop, key: st.tls.ptr})
+	}
+	st.tls = nil
+}
+
+type chunk struct {
+	buf  []byte
+	pkts []pktRef
+	ev   [][]idxEvidence // per worker, in packet order
+	wg   sync.WaitGroup
+}
+
+// evidenceSink collects a worker's evidence for the ordered merge.
+type evidenceSink struct {
+	w   *Worker
+	idx uint64
+	evs []idxEvidence
+}
+
+func (s *evidenceSink) Report(ev detector.Evidence) {
+	if ev.TLS != nil {
+		if st := s.w.cur; st != nil && st.tls != nil && st.tls.ptr == ev.TLS {
+			s.w.trackTLS(st)
+		} else {
+			if st != nil {
+				if st.tls != nil {
+					s.w.dropTLS(st)
+				}
+				st.tls = &tlsTrack{ptr: ev.TLS, snap: *ev.TLS}
+			}
+			s.evs = append(s.evs, idxEvidence{idx: s.idx, op: opTLSNew, key: ev.TLS, snap: tlsCopy(ev.TLS)})
+		}
+	}
+	s.evs = append(s.evs, idxEvidence{idx: s.idx, ev: ev})
+}
+
+// RunParallel reads src (frames of the given link type) with n workers and
+// returns like Worker.Run: nil at EOF or cancellation, else the read error
+// after everything before it was processed. n < 2 runs one inline worker.
+func (e *Engine) RunParallel(ctx context.Context, src Source, link decode.LinkType, n int) error {
+	if n < 2 {
+		w := e.NewWorker(link)
+		err := w.Run(ctx, src, nil)
+		w.Finish()
+		return err
+	}
+	ws := make([]*Worker, n)
+	sinks := make([]*evidenceSink, n)
+	maxFlows := e.cfg.MaxFlows
+	if maxFlows > 0 {
+		// The bound is global: each worker holds its share.
+		maxFlows = max(1, maxFlows/n)
+	}
+	for i := range ws {
+		ws[i] = e.newWorker(link, maxFlows)
+		sinks[i] = &evidenceSink{w: ws[i]}
+		ws[i].sink = sinks[i]
+	}
+	free := make(chan *chunk, chunkDepth)
+	for i := 0; i < chunkDepth; i++ {
+		free <- &chunk{ev: make([][]idxEvidence, n)}
+	}
+	work := make([]chan *chunk, n)
+	merge := make(chan *chunk, chunkDepth)
+	var wwg sync.WaitGroup
+	for i := range ws {
+		work[i] = make(chan *chunk, chunkDepth)
+		wwg.Add(1)
+		go func(id int) {
+			defer wwg.Done()
+			w, s := ws[id], sinks[id]
+			for c := range work[id] {
+				s.evs = c.ev[id][:0]
+				w.runChunk(c, uint32(id), s)
+				c.ev[id] = s.evs
+				c.wg.Done()
+			}
+		}(i)
+	}
+	mergeDone := make(chan struct{})
+	go func() {
+		defer close(mergeDone)
+		pos := make([]int, n)
+		mirror := map[*detector.TLSInfo]*detector.TLSInfo{}
+		for c := range merge {
+			c.wg.Wait()
+			e.mergeChunk(c, pos, mirror)
+			free <- c
+		}
+	}()
+
+	var idx uint64
+	var runErr error
+	for done := false; !done; {
+		c := <-free
+		c.buf, c.pkts = c.buf[:0], c.pkts[:0]
+		for len(c.pkts) < chunkPackets && len(c.buf) < chunkBytes {
+			data, ci, err := src.ReadPacket()
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					runErr = err
+				}
+				done = true
+				break
+			}
+			idx++
+			off := len(c.buf)
+			c.buf = append(c.buf, data...)
+			c.pkts = append(c.pkts, pktRef{ts: ci.Timestamp, idx: idx, off: uint32(off), n: uint32(len(data)),
+				w: dispatchHash(link, data) % uint32(n)})
+		}
+		if !done && ctx.Err() != nil {
+			done = true
+		}
+		c.wg.Add(n)
+		for i := range work {
+			work[i] <- c
+		}
+		merge <- c
+	}
+	for i := range work {
+		close(work[i])
+	}
+	close(merge)
+	wwg.Wait()
+	<-mergeDone
+	for _, w := range ws {
+		w.Finish()
+	}
+	return runErr
+}
+
+// runChunk processes the chunk's packets that hash to worker id. Every
+// worker runs its flow-table expiry at the same packet numbers, as one
+// worker would.
+func (w *Worker) runChunk(c *chunk, id uint32, s *evidenceSink) {
+	every := uint64(w.e.cfg.ExpireEvery)
+	for i := range c.pkts {
+		r := &c.pkts[i]
+		s.idx = r.idx
+		if r.idx%every == 0 {
+			w.publish()
+			w.expireTable(r.ts)
+		}
+		if r.w != id {
+			continue
+		}
+		w.process(c.buf[r.off:r.off+r.n], r.ts, r.idx)
+	}
+}
+
+// mergeChunk hands a chunk's evidence to the verdict in packet order,
+// expiring the verdict where one worker would.
+func (e *Engine) mergeChunk(c *chunk, pos []int, mirror map[*detector.TLSInfo]*detector.TLSInfo) {
+	every := uint64(e.cfg.ExpireEvery)
+	clear(pos)
+	for i := range c.pkts {
+		r := &c.pkts[i]
+		if r.idx%every == 0 {
+			e.verdict.Expire(r.ts)
+		}
+		evs := c.ev[r.w]
+		// Records at earlier numbers are TLS-info drops of flows that ended
+		// at an expiry run while the worker had no packet of its own.
+		for pos[r.w] < len(evs) && evs[pos[r.w]].idx <= r.idx {
+			x := &evs[pos[r.w]]
+			pos[r.w]++
+			switch x.op {
+			case opTLSNew:
+				mirror[x.key] = x.snap
+			case opTLSUpdate:
+				if m := mirror[x.key]; m != nil {
+					*m = *x.snap
+				} else {
+					mirror[x.key] = x.snap
+				}
+			case opTLSDrop:
+				delete(mirror, x.key)
+			default:
+				if x.ev.TLS != nil {
+					if m := mirror[x.ev.TLS]; m != nil {
+						x.ev.TLS = m
+					}
+				}
+				e.Report(x.ev)
+			}
+		}
+	}
+	for i := range c.ev {
+		for _, x := range c.ev[i][pos[i]:] {
+			if x.op == opTLSDrop { // after the worker's last packet in the chunk
+				delete(mirror, x.key)
+			}
+		}
+		clear(c.ev[i]) // drop references to evidence strings and TLS info
+		c.ev[i] = c.ev[i][:0]
+	}
+}
+
+// dispatchHash is a symmetric hash of a frame's addresses (and ports for
+// TCP and for UDP outside tunnel ports): both directions of a flow give the
+// same value. It reads only the outer headers; anything it cannot parse
+// hashes to 0, which is consistent for every packet of such a flow.
+// Fragments after the first carry no ports and hash by addresses alone;
+// the engine does not inspect them.
+func dispatchHash(link decode.LinkType, b []byte) uint32 {
+	var et uint16
+	off := 0
+	switch link {
+	case decode.LinkEthernet:
+		if len(b) < 14 {
+			return 0
+		}
+		et, off = binary.BigEndian.Uint16(b[12:]), 14
+	case decode.LinkLinuxSLL:
+		if len(b) < 16 {
+			return 0
+		}
+		et, off = binary.BigEndian.Uint16(b[14:]), 16
+	case decode.LinkLinuxSLL2:
+		if len(b) < 20 {
+			return 0
+		}
+		et, off = binary.BigEndian.Uint16(b[0:]), 20
+	case decode.LinkNull, decode.LinkLoop:
+		off = 4
+		et = ipEtherType(b, off)
+	case decode.LinkRaw, decode.LinkRaw12, decode.LinkRaw14, decode.LinkIPv4, decode.LinkIPv6:
+		et = ipEtherType(b, 0)
+	default:
+		return 0
+	}
+	for (et == 0x8100 || et == 0x88A8 || et == 0x9100) && len(b) >= off+4 {
+		et = binary.BigEndian.Uint16(b[off+2:])
+		off += 4
+	}
+	b = b[off:]
+	var a1, a2 uint64 // the two endpoints folded to 64 bits each
+	var proto uint8
+	var l4 []byte
+	switch et {
+	case 0x0800:
+		if len(b) < 20 {
+			return 0
+		}
+		hl := int(b[0]&0x0f) * 4
+		proto = b[9]
+		a1, a2 = uint64(binary.BigEndian.Uint32(b[12:])), uint64(binary.BigEndian.Uint32(b[16:]))
+		if binary.BigEndian.Uint16(b[6:])&0x1fff == 0 && hl >= 20 && len(b) >= hl+4 {
+			l4 = b[hl:]
+		}
+	case 0x86DD:
+		if len(b) < 40 {
+			return 0
+		}
+		proto = b[6]
+		a1 = binary.BigEndian.Uint64(b[8:]) ^ binary.BigEndian.Uint64(b[16:])*0x9e3779b97f4a7c15
+		a2 = binary.BigEndian.Uint64(b[24:]) ^ binary.BigEndian.Uint64(b[32:])*0x9e3779b97f4a7c15
+		if len(b) >= 44 {
+			l4 = b[40:]
+		}
+	default:
+		return 0
+	}
+	var hp uint64 // the protocol only where it cannot differ by direction
+	if l4 != nil && (proto == decode.ProtoTCP || proto == decode.ProtoUDP) {
+		sp, dp := binary.BigEndian.Uint16(l4), binary.BigEndian.Uint16(l4[2:])
+		if proto == decode.ProtoTCP || !(tunnelPort(sp) || tunnelPort(dp)) {
+			a1 = a1*65599 + uint64(sp)
+			a2 = a2*65599 + uint64(dp)
+			hp = uint64(proto)
+		}
+	}
+	if a1 > a2 {
+		a1, a2 = a2, a1
+	}
+	h := (a1*0x9e3779b97f4a7c15 ^ a2) * 0xff51afd7ed558ccd
+	h ^= hp
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 29
+	return uint32(h)
+}
+
+func ipEtherType(b []byte, off int) uint16 {
+	if len(b) <= off {
+		return 0
+	}
+	switch b[off] >> 4 {
+	case 4:
+		return 0x0800
+	case 6:
+		return 0x86DD
+	}
+	return 0
+}
+
+// tunnelPort: UDP encapsulations whose outer source port differs by
+// direction (VXLAN, Geneve, GTP-U, ...) hash by addresses only.
+func tunnelPort(p uint16) bool {
+	switch p {
+	case 4789, 4790, 6081, 8472, 2152, 2123, 4500, 1701, 3544:
+		return true
+	}
+	return false
+}
