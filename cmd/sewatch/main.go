@@ -56,7 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		cfgPath     = fs.String("c", "", "configuration `file` (YAML)")
 		logDir      = fs.String("l", "", "log `dir`: with no -o, EVE goes to DIR/eve.json")
 		checkConfig = fs.Bool("check-config", false, "validate the configuration and outputs, then exit")
-		workers     = fs.Int("workers", 0, "live capture workers in one fanout group (default from config, 1)")
+		workers     = fs.Int("workers", 0, "workers: live AF_PACKET sockets in one fanout group, or cores reading a file (default from config, 1)")
 		logLevel    = fs.String("log-level", "", "program log level: debug, info, warn, error")
 		outs        multiFlag
 	)
@@ -238,9 +238,8 @@ func runFile(ctx context.Context, eng *engine.Engine, path string, cfg config.Co
 		return err
 	}
 	defer src.Close()
-	w := eng.NewWorker(decode.LinkType(src.LinkType()))
-	err = w.Run(ctx, src, nil)
-	w.Finish()
+	// Several workers: flows hashed to cores, alerts in the same order as one.
+	err = eng.RunParallel(ctx, src, decode.LinkType(src.LinkType()), cfg.Capture.Workers)
 	if err != nil {
 		return fmt.Errorf("%s: %w (alerts before the damage were written)", path, err)
 	}

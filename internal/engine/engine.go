@@ -104,6 +104,9 @@ type flowState struct {
 	view  detector.Flow
 	ins   []detector.Inspector
 	alive uint32 // bit i: inspector i still wants packets
+	// insBuf backs ins for the usual number of detectors: a new flow needs
+	// no slice of its own.
+	insBuf [8]detector.Inspector
 	// tls follows the TLS info this flow's evidence points at (parallel
 	// file reading only, see parallel.go).
 	tls *tlsTrack
@@ -312,6 +315,9 @@ func (w *Worker) newFlow(ent *flow.Entry[flowState], p *decode.Packet) {
 	st := &ent.V
 	st.view = detector.Flow{ID: ent.ID, Proto: p.Proto, Client: addrPort(ent.Client), Server: addrPort(ent.Server),
 		Start: ent.Start, SYNSeen: ent.SYNSeen, VLAN: p.VLAN, NVLAN: p.NVLAN}
+	if st.ins == nil {
+		st.ins = st.insBuf[:0]
+	}
 	st.ins = st.ins[:0]
 	st.alive = 0
 	for _, d := range w.e.cfg.Detectors {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"io"
@@ -25,7 +24,6 @@ import (
 	"github.com/sewatch/sewatch/detector"
 	_ "github.com/sewatch/sewatch/detector/all"
 	"github.com/sewatch/sewatch/internal/decode"
-	"github.com/sewatch/sewatch/internal/testpkt"
 	"github.com/sewatch/sewatch/internal/verdict"
 	"github.com/sewatch/sewatch/outputs"
 )
@@ -259,44 +257,52 @@ func TestTimeToAlert(t *testing.T) {
 	}
 }
 
-// established builds a worker holding one established TLS flow and returns
-// a function that feeds it one more in-order application-data segment.
-func established(t testing.TB) func() {
+// established runs the first half of the bulk SoftEther capture through a
+// worker, so its flows are established with their inspectors still
+// following them, and returns a function that feeds the next packet.
+func established(t testing.TB) (func(), *Worker) {
+	fr := loadCapture(t, "se-bulk.pcap")
 	e := newEngine(t, &collector{})
 	w := e.NewWorker(decode.LinkEthernet)
-	ts := time.Unix(1800000000, 0)
-	spec := testpkt.Spec{Src: "10.9.0.2", Dst: "10.9.0.1", Proto: "tcp", SrcPort: 50000, DstPort: 8443, ACK: true}
-	syn := spec
-	syn.SYN, syn.ACK = true, false
-	w.Process(testpkt.Ethernet(syn), ts, 1)
-	// A mid-size record per segment: header + body in one segment.
-	rec := make([]byte, 5+600)
-	rec[0], rec[1], rec[2] = 23, 3, 3
-	binary.BigEndian.PutUint16(rec[3:], 600)
-	spec.Seq = 1
-	spec.Payload = rec
-	frame := testpkt.Ethernet(spec)
-	seqOff := 14 + 20 + 4
-	seq := uint32(1)
-	n := uint64(2)
-	return func() {
-		binary.BigEndian.PutUint32(frame[seqOff:], seq)
-		seq += uint32(len(rec))
-		ts = ts.Add(time.Millisecond)
-		w.Process(frame, ts, n)
-		n++
+	i := 0
+	feed := func() {
+		w.Process(fr[i].data, fr[i].ts, uint64(i+1))
+		i++
 	}
+	for i < len(fr)/2 {
+		feed()
+	}
+	return feed, w
+}
+
+// liveInspectors counts the inspectors still following the worker's flows.
+func liveInspectors(w *Worker) int {
+	n := 0
+	w.table.Range(func(st *flowState) {
+		for i := range st.ins {
+			if st.alive&(1<<i) != 0 {
+				n++
+			}
+		}
+	})
+	return n
 }
 
 // TestEstablishedFlowAllocs: decode, flow lookup and every inspector on an
 // established flow allocate nothing per packet.
 func TestEstablishedFlowAllocs(t *testing.T) {
-	feed := established(t)
+	feed, w := established(t)
 	for i := 0; i < 50; i++ {
 		feed()
 	}
+	// The TCP inspectors (TLS shape, SSH tunnel, SSTP, other VPNs) must
+	// still be following the flow, or the test would measure nothing.
+	before := liveInspectors(w)
 	if n := testing.AllocsPerRun(2000, feed); n != 0 {
 		t.Errorf("%v allocations per packet on an established flow, want 0", n)
+	}
+	if after := liveInspectors(w); before < 3 || after != before {
+		t.Errorf("live inspectors %d before and %d after measuring, want at least 3 throughout", before, after)
 	}
 }
 

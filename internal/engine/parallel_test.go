@@ -45,7 +45,7 @@ func allCaptures(t testing.TB) []frame {
 		if strings.HasSuffix(n, "se-bulk.pcap") {
 			continue // one bulk flow: adds time, not flows
 		}
-		fr := loadCapture(t.(*testing.T), filepath.Base(n))
+		fr := loadCapture(t, filepath.Base(n))
 		if len(fr) == 0 {
 			continue
 		}
@@ -150,4 +150,3 @@ func TestDispatchHashSymmetric(t *testing.T) {
 		t.Errorf("%d flows spread over 4 workers as %v", len(seen), counts)
 	}
 }
-

@@ -171,6 +171,13 @@ func NewTable[V any](max int, to Timeouts, onEnd func(*Entry[V], EndReason)) *Ta
 	return t
 }
 
+// Range calls fn with the value of every flow in the table.
+func (t *Table[V]) Range(fn func(*V)) {
+	for _, e := range t.m {
+		fn(&e.V)
+	}
+}
+
 // Stats returns the table's counters.
 func (t *Table[V]) Stats() Stats {
 	s := t.stats
