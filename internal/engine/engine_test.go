@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -306,49 +307,81 @@ func TestEstablishedFlowAllocs(t *testing.T) {
 	}
 }
 
-// benchFile holds a capture in memory; both benchmarks read it with
-// pcapgo on every iteration so the read cost is in both figures.
-func benchFile(b *testing.B) (data []byte, pkts int) {
+// benchReader opens the benchmark capture for one iteration: the bundled
+// bulk capture held in memory, or the file named by SEWATCH_BENCH_PCAP read
+// from disk (scripts/bench-ratio.sh passes the many-flow mix this way).
+func benchReader(b *testing.B) (open func() *pcapgo.Reader, size int64) {
+	if path := os.Getenv("SEWATCH_BENCH_PCAP"); path != "" {
+		st, err := os.Stat(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var f *os.File
+		b.Cleanup(func() {
+			if f != nil {
+				f.Close()
+			}
+		})
+		return func() *pcapgo.Reader {
+			if f != nil {
+				f.Close()
+			}
+			var err error
+			if f, err = os.Open(path); err != nil {
+				b.Fatal(err)
+			}
+			r, err := pcapgo.NewReader(bufio.NewReaderSize(f, 1<<20))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return r
+		}, st.Size()
+	}
 	data, err := os.ReadFile(filepath.Join(pcapDir, "se-bulk.pcap"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	r, err := pcapgo.NewReader(bytes.NewReader(data))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for {
-		if _, _, err := r.ZeroCopyReadPacketData(); err != nil {
-			break
-		}
-		pkts++
-	}
-	return data, pkts
-}
-
-// BenchmarkPipeline runs the whole pipeline (pcapgo read, decode, flow
-// table, all detectors, verdict, EVE encoding) over the bulk capture.
-func BenchmarkPipeline(b *testing.B) {
-	data, pkts := benchFile(b)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(data)))
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		r, _ := pcapgo.NewReader(bytes.NewReader(data))
-		e := newEngine(b, &collector{})
-		w := e.NewWorker(decode.LinkType(r.LinkType()))
-		if err := w.Run(context.Background(), fileSource{r}, nil); err != nil {
+	return func() *pcapgo.Reader {
+		r, err := pcapgo.NewReader(bytes.NewReader(data))
+		if err != nil {
 			b.Fatal(err)
 		}
+		return r
+	}, int64(len(data))
+}
+
+// BenchmarkPipeline runs the whole pipeline (pcap read, decode, flow
+// table, all detectors, verdict, EVE encoding) over the benchmark capture.
+func BenchmarkPipeline(b *testing.B) { benchPipeline(b, 1) }
+
+// BenchmarkPipelineWorkers2 is the same with two workers (flows hashed to
+// two cores, evidence merged in packet order).
+func BenchmarkPipelineWorkers2(b *testing.B) { benchPipeline(b, 2) }
+
+func benchPipeline(b *testing.B, workers int) {
+	open, size := benchReader(b)
+	b.ReportAllocs()
+	b.SetBytes(size)
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	var pkts uint64
+	for i := 0; i < b.N; i++ {
+		r := open()
+		e := newEngine(b, &collector{})
+		if err := e.RunParallel(context.Background(), fileSource{r}, decode.LinkType(r.LinkType()), workers); err != nil {
+			b.Fatal(err)
+		}
+		pkts += e.C.Packets.Load()
 	}
-	b.ReportMetric(float64(pkts*b.N)/b.Elapsed().Seconds(), "pkts/s")
-	b.ReportMetric(float64(pkts), "pkts/op")
+	b.ReportMetric(float64(pkts)/b.Elapsed().Seconds(), "pkts/s")
+	b.ReportMetric(float64(pkts)/(cpuTime()-cpu0).Seconds(), "pkts/cpu-s")
+	b.ReportMetric(float64(pkts)/float64(b.N), "pkts/op")
 }
 
 // BenchmarkDecodeFloor is the floor the pipeline is compared with: pcapgo
 // read and gopacket's DecodingLayerParser, nothing else.
 func BenchmarkDecodeFloor(b *testing.B) {
-	data, pkts := benchFile(b)
+	open, size := benchReader(b)
 	var (
 		eth layers.Ethernet
 		ip4 layers.IPv4
@@ -361,19 +394,33 @@ func BenchmarkDecodeFloor(b *testing.B) {
 	p.IgnoreUnsupported = true
 	dl := make([]gopacket.LayerType, 0, 8)
 	b.ReportAllocs()
-	b.SetBytes(int64(len(data)))
+	b.SetBytes(size)
 	b.ResetTimer()
+	cpu0 := cpuTime()
+	pkts := 0
 	for i := 0; i < b.N; i++ {
-		r, _ := pcapgo.NewReader(bytes.NewReader(data))
+		r := open()
 		for {
 			d, _, err := r.ZeroCopyReadPacketData()
 			if err != nil {
 				break
 			}
+			pkts++
 			_ = p.DecodeLayers(d, &dl)
 		}
 	}
-	b.ReportMetric(float64(pkts*b.N)/b.Elapsed().Seconds(), "pkts/s")
+	b.ReportMetric(float64(pkts)/b.Elapsed().Seconds(), "pkts/s")
+	b.ReportMetric(float64(pkts)/(cpuTime()-cpu0).Seconds(), "pkts/cpu-s")
+}
+
+// cpuTime is the process's CPU time (user + system). On a shared machine
+// packets per CPU-second compare one-core runs where wall time cannot.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 type fakeKernel struct{}

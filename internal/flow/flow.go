@@ -151,6 +151,7 @@ type Table[V any] struct {
 	to    [numClasses]time.Duration
 	lists [numClasses]list[V]
 	free  *Entry[V]
+	slab  []Entry[V] // entries not yet handed out
 	stats Stats
 	// last caches the most recent lookup: consecutive packets mostly
 	// belong to the same flow.
@@ -366,7 +367,15 @@ func (t *Table[V]) alloc() *Entry[V] {
 		e.next = nil
 		return e
 	}
-	return new(Entry[V])
+	// New entries come in slabs: one allocation per slab instead of one
+	// per flow while the table grows. Entries are never freed to the
+	// heap one by one; they return to the free list.
+	if len(t.slab) == 0 {
+		t.slab = make([]Entry[V], min(max(t.max/64, 16), 1024))
+	}
+	e := &t.slab[0]
+	t.slab = t.slab[1:]
+	return e
 }
 
 func (l *list[V]) pushFront(e *Entry[V]) {
