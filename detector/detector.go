@@ -46,20 +46,18 @@ type TLSInfo struct {
 	NotBefore, NotAfter string
 }
 
-// Evidence is one observation. Kind is a constant token; Detail is a short
-// human-readable explanation. Weight is the contribution to a session's
-// score (0..1). Anchor marks evidence found on a flow that carries the
-// session itself (a TLS connection, a UDP acceleration flow), so the alert
-// can name that flow.
+// Evidence is one observation. Kind is a constant with a row in Kinds
+// (the weights table), which says how it counts towards a session; Detail
+// is a short human-readable explanation.
 type Evidence struct {
-	Kind   string
+	Kind   Kind
 	Detail string
+	// Weight is the confidence of own-signature evidence (other VPNs,
+	// vendor services). Session evidence takes its weight from Kinds.
 	Weight float32
-	Anchor bool
-	// Mode is the SoftEther transport ("direct", "http-proxy", "socks5",
-	// "socks4", "ssh-forward", "udp-accel", "vpn-over-icmp", "vpn-over-dns",
-	// "admin") when the evidence says which.
-	Mode string
+	// Mode is the SoftEther transport when the evidence says which, or
+	// the protocol of own-signature evidence.
+	Mode Mode
 	// Signature, when non-zero, asks for an alert of its own (for
 	// detections that are not SoftEther sessions: other VPNs, vendor
 	// services). Such evidence bypasses session scoring.
@@ -71,13 +69,10 @@ type Evidence struct {
 	// (e.g. a UDP flow whose first packet came from the server); the
 	// verdict stage attaches it to whichever orientation has a session.
 	Symmetric bool
-	// PerFlow: the same kind seen on two different flows of a session
-	// counts twice (e.g. two parallel connections both keeping alive).
-	PerFlow bool
-	Flow    Flow
-	TLS     *TLSInfo
-	Time    time.Time
-	PcapCnt uint64
+	Flow      Flow
+	TLS       *TLSInfo
+	Time      time.Time
+	PcapCnt   uint64
 }
 
 // Sink receives evidence. The engine's verdict stage implements it.

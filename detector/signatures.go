@@ -98,26 +98,26 @@ func ByID(id int) (Signature, bool) {
 }
 
 // SessionSignature picks the session signature for a mode.
-func SessionSignature(mode string, proto uint8) Signature {
+func SessionSignature(mode Mode) Signature {
 	id := SIDDirect
 	switch mode {
-	case "http-proxy":
+	case ModeHTTPProxy:
 		id = SIDHTTPProxy
-	case "socks5", "socks4":
+	case ModeSOCKS5, ModeSOCKS4:
 		id = SIDSOCKS
-	case "ssh-forward":
+	case ModeSSH:
 		id = SIDSSH
-	case "udp-accel":
+	case ModeUDPAccel:
 		id = SIDUDPAccel
-	case "vpn-over-icmp":
+	case ModeOverICMP:
 		id = SIDOverICMP
-	case "vpn-over-dns":
+	case ModeOverDNS:
 		id = SIDOverDNS
-	case "admin":
+	case ModeAdmin:
 		id = SIDAdmin
-	case "mid-session":
+	case ModeMidSession:
 		id = SIDMidSession
-	case "cascade":
+	case ModeCascade:
 		id = SIDCascade
 	}
 	s, _ := ByID(id)

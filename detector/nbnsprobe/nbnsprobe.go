@@ -16,7 +16,7 @@ import (
 const Name = "nbnsprobe"
 
 // Kind is the evidence kind.
-const Kind = "softether.nbns-nbstat-probe"
+const Kind = detector.KindNBNSProbe
 
 func init() { detector.Register(Name, func() detector.Detector { return Detector{} }) }
 
@@ -49,7 +49,7 @@ func (in *inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 	}
 	// Either end of the VPN connection may have sent it.
 	s.Report(detector.Evidence{Kind: Kind, Detail: "NBNS node-status query for \"*\" between the two hosts",
-		Weight: 0.15, Symmetric: true, Client: p.Src, Server: p.Dst, Flow: *f, Time: p.Time, PcapCnt: p.Index})
+		Symmetric: true, Client: p.Src, Server: p.Dst, Flow: *f, Time: p.Time, PcapCnt: p.Index})
 	return false
 }
 

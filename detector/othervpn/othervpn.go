@@ -60,7 +60,7 @@ func (in *inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 	}
 	b := p.Payload
 	report := func(sid int, proto, why string) bool {
-		s.Report(detector.Evidence{Kind: Kind, Detail: why, Weight: 1, Signature: sid, Mode: proto,
+		s.Report(detector.Evidence{Kind: Kind, Detail: why, Weight: 1, Signature: sid, Mode: detector.Mode(proto),
 			Client: f.Client.Addr(), Server: f.Server.Addr(), Flow: *f, Time: p.Time, PcapCnt: p.Index})
 		return false
 	}

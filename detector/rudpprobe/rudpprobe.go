@@ -27,10 +27,10 @@ const Name = "rudpprobe"
 
 // Evidence kinds.
 const (
-	KindDNSProbe   = "softether.rudp.dns-probe"
-	KindICMPProbe  = "softether.rudp.icmp-probe"
-	KindOverDNS    = "softether.rudp.over-dns-session"
-	KindOverICMP   = "softether.rudp.over-icmp-session"
+	KindDNSProbe   = detector.KindRUDPDNSProbe
+	KindICMPProbe  = detector.KindRUDPICMPProbe
+	KindOverDNS    = detector.KindRUDPOverDNS
+	KindOverICMP   = detector.KindRUDPOverICMP
 	sessionPackets = 8 // valid packets each way that make a session
 	// An asymmetric tap sees one direction only: that many framed packets
 	// one way over oneWaySpan make a session too (the R-UDP race that
@@ -88,7 +88,7 @@ func (in *dnsInspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flo
 		in.toSrv++
 		if !in.reported {
 			in.reported = true
-			s.Report(evidence(p, f, KindDNSProbe, fmt.Sprintf("DNSKEY query for an 8-hex-digit name with opaque OPT data sent to %s itself", p.Dst), 0.6, false, "", p.Src, p.Dst))
+			s.Report(evidence(p, f, KindDNSProbe, fmt.Sprintf("DNSKEY query for an 8-hex-digit name with opaque OPT data sent to %s itself", p.Dst), detector.ModeNone, p.Src, p.Dst))
 		}
 	} else if !fromClient && IsDNSProbeAnswer(p.Payload) {
 		in.toCli++
@@ -105,7 +105,7 @@ func (in *dnsInspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flo
 			client, server = p.Dst, p.Src
 		}
 		s.Report(evidence(p, f, KindOverDNS, fmt.Sprintf("one side visible (asymmetric tap): %d R-UDP queries and %d DNSKEY answers with opaque data over %.0f s",
-			in.toSrv, in.toCli, p.Time.Sub(in.first).Seconds()), 1.0, true, "vpn-over-dns", client, server))
+			in.toSrv, in.toCli, p.Time.Sub(in.first).Seconds()), detector.ModeOverDNS, client, server))
 		return false
 	}
 	if !in.session && in.toSrv >= sessionPackets && in.toCli >= sessionPackets {
@@ -114,7 +114,7 @@ func (in *dnsInspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flo
 		if !fromClient {
 			client, server = p.Dst, p.Src
 		}
-		s.Report(evidence(p, f, KindOverDNS, fmt.Sprintf("%d R-UDP queries and %d DNSKEY answers carrying opaque data", in.toSrv, in.toCli), 1.0, true, "vpn-over-dns", client, server))
+		s.Report(evidence(p, f, KindOverDNS, fmt.Sprintf("%d R-UDP queries and %d DNSKEY answers carrying opaque data", in.toSrv, in.toCli), detector.ModeOverDNS, client, server))
 		return false
 	}
 	return true
@@ -178,21 +178,21 @@ func (in *icmpInspector) Inspect(p *decode.Packet, toServer bool, f *detector.Fl
 			client, server = p.Dst, p.Src
 		}
 		s.Report(evidence(p, f, KindOverICMP, fmt.Sprintf("one side visible (asymmetric tap): %d SHA-1-framed ICMP type %d packets over %.0f s",
-			in.valid[dir], p.ICMPType, p.Time.Sub(in.first).Seconds()), 1.0, true, "vpn-over-icmp", client, server))
+			in.valid[dir], p.ICMPType, p.Time.Sub(in.first).Seconds()), detector.ModeOverICMP, client, server))
 		return false
 	}
 	if !in.reported {
 		in.reported = true
 		in.firstFrom = p.Src.As16()
 		// The sender of the first framed packet is the SoftEther client.
-		s.Report(evidence(p, f, KindICMPProbe, fmt.Sprintf("ICMP type %d whose payload starts with the SHA-1 of the rest (SoftEther R-UDP over ICMP)", p.ICMPType), 0.9, false, "", p.Src, p.Dst))
+		s.Report(evidence(p, f, KindICMPProbe, fmt.Sprintf("ICMP type %d whose payload starts with the SHA-1 of the rest (SoftEther R-UDP over ICMP)", p.ICMPType), detector.ModeNone, p.Src, p.Dst))
 	}
 	if in.valid[0] >= sessionPackets && in.valid[1] >= sessionPackets {
 		client, server := p.Src, p.Dst
 		if p.Src.As16() != in.firstFrom {
 			client, server = p.Dst, p.Src
 		}
-		s.Report(evidence(p, f, KindOverICMP, fmt.Sprintf("%d and %d SHA-1-framed ICMP packets each way", in.valid[0], in.valid[1]), 1.0, true, "vpn-over-icmp", client, server))
+		s.Report(evidence(p, f, KindOverICMP, fmt.Sprintf("%d and %d SHA-1-framed ICMP packets each way", in.valid[0], in.valid[1]), detector.ModeOverICMP, client, server))
 		return false
 	}
 	return true
@@ -205,8 +205,8 @@ func oneWay(this, otherAny int, span time.Duration) bool {
 	return otherAny == 0 && this >= oneWayPackets && span >= oneWaySpan
 }
 
-func evidence(p *decode.Packet, f *detector.Flow, kind, detail string, w float32, anchor bool, mode string, client, server netip.Addr) detector.Evidence {
-	return detector.Evidence{Kind: kind, Detail: detail, Weight: w, Anchor: anchor, Mode: mode,
+func evidence(p *decode.Packet, f *detector.Flow, kind detector.Kind, detail string, mode detector.Mode, client, server netip.Addr) detector.Evidence {
+	return detector.Evidence{Kind: kind, Detail: detail, Mode: mode,
 		Client: client.Unmap(), Server: server.Unmap(), Flow: *f, Time: p.Time, PcapCnt: p.Index}
 }
 

@@ -86,7 +86,7 @@ func TestICMPSession(t *testing.T) {
 	got := false
 	for _, e := range s.ev {
 		if e.Kind == KindOverICMP {
-			got = e.Anchor && e.Mode == "vpn-over-icmp" && e.Client == c && e.Server == srv
+			got = e.Mode == detector.ModeOverICMP && e.Client == c && e.Server == srv
 		}
 	}
 	if !got {
@@ -161,7 +161,7 @@ func TestOneWaySession(t *testing.T) {
 			if (len(ev) > 0) != tc.want {
 				t.Fatalf("session evidence %v, want %v", ev, tc.want)
 			}
-			if tc.want && (ev[0].Client != c || ev[0].Server != srv || !ev[0].Anchor || ev[0].Weight < 1) {
+			if tc.want && (ev[0].Client != c || ev[0].Server != srv || detector.SpecOf(ev[0].Kind).Class != detector.ClassSelfProving) {
 				t.Errorf("evidence %+v", ev[0])
 			}
 		})

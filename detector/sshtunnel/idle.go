@@ -15,9 +15,9 @@ const (
 	// session (keep-alives with 0-511 random bytes, the virtual hub's
 	// broadcasts) inside the SSH connection. It needs no connect phase, so
 	// it also covers a capture that joined late.
-	KindIdle = "softether.ssh.idle-tunnel-rhythm"
+	KindIdle = detector.KindSSHIdle
 	// KindIdleLong: the same for a minute or more.
-	KindIdleLong = "softether.ssh.idle-tunnel-rhythm-sustained"
+	KindIdleLong = detector.KindSSHIdleLong
 )
 
 const (
@@ -83,10 +83,10 @@ func (in *Inspector) idleWrite(d int, n int32, at time.Time, p *decode.Packet, f
 		r.stage = 1
 		s.Report(in.evidence(p, f, KindIdle, fmt.Sprintf(
 			"both sides send unanswered %d-%d-byte writes of random sizes on their own timers (%d and %d so far)",
-			idleMin, idleMax, r.n[0], r.n[1]), 0.6, Mode))
+			idleMin, idleMax, r.n[0], r.n[1]), Mode))
 	case r.stage == 1 && r.n[0] >= idleLongNeed && r.n[1] >= idleLongNeed && at.Sub(r.first) >= idleLongSpan:
 		r.stage = 2
 		s.Report(in.evidence(p, f, KindIdleLong, fmt.Sprintf(
-			"the same for %.0f s (%d and %d unanswered writes)", at.Sub(r.first).Seconds(), r.n[0], r.n[1]), 0.45, Mode))
+			"the same for %.0f s (%d and %d unanswered writes)", at.Sub(r.first).Seconds(), r.n[0], r.n[1]), Mode))
 	}
 }

@@ -46,17 +46,17 @@ const (
 	// KindDataPhase: right after the welcome, both sides kept sending
 	// (the virtual NIC's first frames: DHCP, ARP, IPv6 neighbour
 	// discovery), as a tunnel does and a finished HTTP exchange does not.
-	KindDataPhase = "softether.ssh.tunnel-data-phase"
+	KindDataPhase = detector.KindSSHDataPhase
 	// KindShape: SoftEther's connect phase (watermark, hello, login,
 	// welcome or additional_connect/admin) inside the SSH connection.
-	KindShape = "softether.ssh.tunnelled-session-shape"
+	KindShape = detector.KindSSHShape
 	// KindRepeat: a second SoftEther connect phase in the same SSH
 	// connection (the session's additional connection or a reconnect).
-	KindRepeat = "softether.ssh.second-tunnelled-connection"
+	KindRepeat = detector.KindSSHRepeat
 )
 
 // Mode is the transport the evidence names.
-const Mode = "ssh-forward"
+const Mode = detector.ModeSSH
 
 func init() { detector.Register(Name, func() detector.Detector { return Detector{} }) }
 
@@ -393,7 +393,7 @@ func (in *Inspector) dataPhase(d int, n int32, at time.Time, p *decode.Packet, f
 		in.dataUntil, in.dataDone = time.Time{}, true
 		s.Report(in.evidence(p, f, KindDataPhase,
 			fmt.Sprintf("both sides kept sending right after the welcome (%d and %d writes of %d+ B within %v)",
-				in.dataN[0], in.dataN[1], dataMin, dataWindow), 0.32, Mode))
+				in.dataN[0], in.dataN[1], dataMin, dataWindow), Mode))
 		in.finished = in.chains >= 2
 	}
 }
@@ -418,31 +418,31 @@ func (in *Inspector) found(what string, p *decode.Packet, f *detector.Flow, s de
 	}
 	mode := Mode
 	if what == "admin login" {
-		mode = "admin"
+		mode = detector.ModeAdmin
 	}
 	switch in.chains {
 	case 1:
 		in.firstAt, in.firstWL = p.Time, [2]int32{in.wm, in.lg}
-		w := float32(0.7)
+		kind := KindShape
 		if in.probe {
-			w = 0.8
+			kind = detector.KindSSHShapeProbe
 		}
 		if what == "additional_connect" {
-			w = 0.55 // without its primary connection: less sure
+			kind = detector.KindSSHAdditional // without its primary connection: less sure
 		}
-		s.Report(in.evidence(p, f, KindShape,
-			fmt.Sprintf("SSH writes %s: TLS handshake, then SoftEther's watermark, hello and %s inside the SSH connection", sizes, what), w, mode))
+		s.Report(in.evidence(p, f, kind,
+			fmt.Sprintf("SSH writes %s: TLS handshake, then SoftEther's watermark, hello and %s inside the SSH connection", sizes, what), mode))
 	case 2:
 		s.Report(in.evidence(p, f, KindRepeat,
-			fmt.Sprintf("second tunnelled connect phase (%s) %.1f s after the first, SSH writes %s", what, p.Time.Sub(in.firstAt).Seconds(), sizes), 0.45, mode))
+			fmt.Sprintf("second tunnelled connect phase (%s) %.1f s after the first, SSH writes %s", what, p.Time.Sub(in.firstAt).Seconds(), sizes), mode))
 	}
 	in.finished = in.chains >= 2 && in.dataDone
 	in.reset()
 }
 
-func (in *Inspector) evidence(p *decode.Packet, f *detector.Flow, kind, detail string, w float32, mode string) detector.Evidence {
+func (in *Inspector) evidence(p *decode.Packet, f *detector.Flow, kind detector.Kind, detail string, mode detector.Mode) detector.Evidence {
 	return detector.Evidence{
-		Kind: kind, Detail: detail, Weight: w, Anchor: true, Mode: mode,
+		Kind: kind, Detail: detail, Mode: mode,
 		Client: f.Client.Addr(), Server: f.Server.Addr(), Flow: *f,
 		Time: p.Time, PcapCnt: p.Index,
 	}

@@ -8,9 +8,6 @@ import (
 	"github.com/sewatch/sewatch/internal/decode"
 )
 
-// KindKeepalive is the evidence kind for SoftEther's idle keep-alive rhythm.
-const KindKeepalive = "softether.tls.keepalive-rhythm"
-
 // rhythm follows SoftEther's data-phase keep-alives: on every TCP
 // connection each side independently sends one record of 25-536 bytes
 // (0xFFFFFFFF, a length, 0-511 random bytes) after 4.0-10.0 s without
@@ -69,10 +66,8 @@ func (r *rhythm) record(dir int, length int, now time.Time, p *decode.Packet, f 
 	}
 	if r.idle[0] >= kaNeed && r.idle[1] >= kaNeed && r.nsizes[0] >= 2 && r.nsizes[1] >= 2 && r.answered <= r.idle[0]+r.idle[1] {
 		r.reported = true
-		ev := in.evidence(p, f, KindKeepalive, fmt.Sprintf(
-			"unanswered 25-536-byte records every 3.9-10.5 s from both sides (%d client, %d server)", r.idle[0], r.idle[1]), 0.5, true)
-		ev.PerFlow = true
-		s.Report(ev)
+		s.Report(in.evidence(p, f, detector.KindTLSKeepalive, fmt.Sprintf(
+			"unanswered 25-536-byte records every 3.9-10.5 s from both sides (%d client, %d server)", r.idle[0], r.idle[1])))
 	}
 }
 

@@ -72,21 +72,10 @@ var (
 	adminAnswer = connectphase.AdminAnswer
 )
 
-// Evidence kinds this detector reports.
-const (
-	KindShape      = "softether.tls.session-shape"
-	KindShapeExtra = "softether.tls.additional-connection"
-	KindHello      = "softether.tls.clienthello-profile"
-	KindSNIAddr    = "softether.tls.sni-ip-literal"
-	KindSNIHint    = "softether.tls.sni-tcp-hint"
-	KindCert       = "softether.tls.default-certificate"
-	KindConnect    = "softether.http-connect-fingerprint"
-)
-
 // Inspector follows one TCP flow.
 type Inspector struct {
 	c, s      tlsstream.Dir
-	prefix    string // "", "http-proxy", "socks5", "socks4", "other"
+	prefix    detector.Mode // ModeHTTPProxy, ModeSOCKS5, ModeSOCKS4, "other" or none
 	firstSeen bool
 	segs      int
 	cliTLS    bool
@@ -106,15 +95,14 @@ type Inspector struct {
 	// The hellos are kept parsed and turned into fingerprints (strings)
 	// only when evidence first needs them: most TLS flows never report, and
 	// building JA3/JA4 for each would allocate on every new flow.
-	ch         tlshello.ClientHello
-	sh         tlshello.ServerHello
-	haveCH     bool
-	haveSH     bool
-	connectFP  float32
-	connectWhy string
-	shapeDone  bool
-	done       bool
-	rhythm     rhythm
+	ch        tlshello.ClientHello
+	sh        tlshello.ServerHello
+	haveCH    bool
+	haveSH    bool
+	probeSeen bool
+	shapeDone bool
+	done      bool
+	rhythm    rhythm
 }
 
 // Inspect implements detector.Inspector.
@@ -193,15 +181,14 @@ func (in *Inspector) classifyFirst(p *decode.Packet, f *detector.Flow, s detecto
 	switch {
 	case tlsstream.LooksLikeTLS(pl):
 	case bytes.HasPrefix(pl, []byte("CONNECT ")):
-		in.prefix = "http-proxy"
-		in.connectFP, in.connectWhy = connectFingerprint(pl)
-		if in.connectFP > 0 {
-			s.Report(in.evidence(p, f, KindConnect, in.connectWhy, in.connectFP, true))
+		in.prefix = detector.ModeHTTPProxy
+		if kind, why := ConnectFingerprint(pl); kind != "" {
+			s.Report(in.evidence(p, f, kind, why))
 		}
 	case len(pl) >= 3 && pl[0] == 5 && int(pl[1])+2 == len(pl):
-		in.prefix = "socks5"
+		in.prefix = detector.ModeSOCKS5
 	case len(pl) >= 9 && pl[0] == 4 && pl[1] == 1:
-		in.prefix = "socks4"
+		in.prefix = detector.ModeSOCKS4
 	case !f.SYNSeen && tlsstream.LooksLikeRecord(pl):
 		in.midstream = true
 	default:
@@ -209,25 +196,26 @@ func (in *Inspector) classifyFirst(p *decode.Packet, f *detector.Flow, s detecto
 	}
 }
 
-// connectFingerprint scores an HTTP CONNECT request against the one
+// ConnectFingerprint matches an HTTP CONNECT request against the one
 // SoftEther's client builds: HTTP/1.0, headers in sorted order exactly
 // Content-Length: 0, Host (no port), Pragma: no-cache, optional
-// Proxy-Authorization, Proxy-Connection: Keep-Alive, User-Agent.
-func connectFingerprint(b []byte) (float32, string) {
+// Proxy-Authorization, Proxy-Connection: Keep-Alive, User-Agent. It
+// returns the evidence kind ("" when it does not match) and why.
+func ConnectFingerprint(b []byte) (detector.Kind, string) {
 	end := bytes.Index(b, []byte("\r\n\r\n"))
 	if end < 0 {
-		return 0, ""
+		return "", ""
 	}
 	lines := strings.Split(string(b[:end]), "\r\n")
 	if len(lines) < 2 || !strings.HasSuffix(lines[0], " HTTP/1.0") {
-		return 0, ""
+		return "", ""
 	}
 	var names []string
 	ua := ""
 	for _, l := range lines[1:] {
 		k, v, ok := strings.Cut(l, ":")
 		if !ok {
-			return 0, ""
+			return "", ""
 		}
 		names = append(names, strings.ToLower(k))
 		v = strings.TrimSpace(v)
@@ -236,31 +224,31 @@ func connectFingerprint(b []byte) (float32, string) {
 			ua = v
 		case "host":
 			if strings.Contains(v, "]:") || (strings.Count(v, ":") == 1) {
-				return 0, "" // SoftEther writes Host without the port
+				return "", "" // SoftEther writes Host without the port
 			}
 		case "content-length":
 			if v != "0" {
-				return 0, ""
+				return "", ""
 			}
 		case "pragma":
 			if v != "no-cache" {
-				return 0, ""
+				return "", ""
 			}
 		case "proxy-connection":
 			if !strings.EqualFold(v, "Keep-Alive") {
-				return 0, ""
+				return "", ""
 			}
 		}
 	}
 	want := "content-length,host,pragma,proxy-connection,user-agent"
 	got := strings.Join(names, ",")
 	if got != want && got != "content-length,host,pragma,proxy-authorization,proxy-connection,user-agent" {
-		return 0, ""
+		return "", ""
 	}
 	if ua == "Mozilla/5.0 (Windows NT 6.3; WOW64; rv:29.0) Gecko/20100101 Firefox/29.0" {
-		return 0.6, "CONNECT HTTP/1.0 with SoftEther's sorted header set and Firefox/29 WOW64 User-Agent"
+		return detector.KindHTTPConnectUA, "CONNECT HTTP/1.0 with SoftEther's sorted header set and Firefox/29 WOW64 User-Agent"
 	}
-	return 0.4, "CONNECT HTTP/1.0 with SoftEther's sorted header set"
+	return detector.KindHTTPConnect, "CONNECT HTTP/1.0 with SoftEther's sorted header set"
 }
 
 func (in *Inspector) clientRecord(r tlsstream.Record, p *decode.Packet, f *detector.Flow, s detector.Sink) bool {
@@ -341,39 +329,39 @@ func (in *Inspector) evaluate(p *decode.Packet, f *detector.Flow, s detector.Sin
 	if len(c) < 1 || len(sv) < 1 || !watermark.Has(int(c[0])) || !hello.Has(int(sv[0])) {
 		return
 	}
-	bonus := float32(0)
 	why := ""
 	if probe {
-		bonus = 0.2
 		why = fmt.Sprintf("GET probe %d answered by %d; ", in.cApp[0], in.sApp[0])
+		if !in.probeSeen {
+			in.probeSeen = true
+			s.Report(in.evidence(p, f, detector.KindTLSGETProbe,
+				fmt.Sprintf("GET probe %d answered by %d (SoftEther's X-VPN probe and its 403/202 page)", in.cApp[0], in.sApp[0])))
+		}
 	}
-	if in.level < 1 {
-		in.level = 1
-		// Not an anchor yet: the next two records say whether this is a
-		// VPN session, an additional connection or an admin login.
-		s.Report(in.evidence(p, f, KindShape,
-			fmt.Sprintf("%swatermark upload %d answered by hello %d", why, c[0], sv[0]), 0.45+bonus, false))
-	}
+	// Watermark and hello alone are no reading: web uploads hit those
+	// windows. The next two records say whether this is a VPN session, an
+	// additional connection or an admin login.
+	in.level = max(in.level, 1)
 	if len(c) < 2 || len(sv) < 2 {
 		return
 	}
 	switch {
 	case login.Has(int(c[1])) && welcome.Has(int(sv[1])) && in.level < 2:
 		in.level = 2
-		s.Report(in.evidence(p, f, KindShape,
-			fmt.Sprintf("%swatermark %d, hello %d, login %d, welcome %d", why, c[0], sv[0], c[1], sv[1]), 0.75+bonus, true))
+		s.Report(in.evidence(p, f, detector.KindTLSPrimary,
+			fmt.Sprintf("%swatermark %d, hello %d, login %d, welcome %d", why, c[0], sv[0], c[1], sv[1])))
 		in.release()
 	case addConnect.Has(int(c[1])) && adminAnswer.Has(int(sv[1])) && in.level < 2:
 		in.level = 3
 		if probe || !addResponse.Has(int(sv[1])) {
 			// A probe-prefixed connection with a short login is vpncmd's admin session.
-			ev := in.evidence(p, f, KindShape,
-				fmt.Sprintf("%swatermark %d, hello %d, admin login %d, answer %d", why, c[0], sv[0], c[1], sv[1]), 0.75+bonus, true)
-			ev.Mode = "admin"
+			ev := in.evidence(p, f, detector.KindTLSAdmin,
+				fmt.Sprintf("%swatermark %d, hello %d, admin login %d, answer %d", why, c[0], sv[0], c[1], sv[1]))
+			ev.Mode = detector.ModeAdmin
 			s.Report(ev)
 		} else {
-			s.Report(in.evidence(p, f, KindShapeExtra,
-				fmt.Sprintf("watermark %d, hello %d, additional_connect %d, answer %d", c[0], sv[0], c[1], sv[1]), 0.6, true))
+			s.Report(in.evidence(p, f, detector.KindTLSAdditional,
+				fmt.Sprintf("watermark %d, hello %d, additional_connect %d, answer %d", c[0], sv[0], c[1], sv[1])))
 		}
 		in.release()
 	default:
@@ -400,25 +388,31 @@ func (in *Inspector) evaluateClientOnly(p *decode.Packet, f *detector.Flow, s de
 		c = c[1:]
 	}
 	in.level = 4
-	if watermark.Has(int(c[0])) && login.Has(int(c[1])) {
-		s.Report(in.evidence(p, f, KindShape, fmt.Sprintf("server side not visible; client sent %swatermark %d, login %d", why, c[0], c[1]), 0.5, true))
+	if !watermark.Has(int(c[0])) {
+		return
+	}
+	switch {
+	case login.Has(int(c[1])):
+		s.Report(in.evidence(p, f, detector.KindTLSClientOnly, fmt.Sprintf("server side not visible; client sent %swatermark %d, login %d", why, c[0], c[1])))
+	case addConnect.Has(int(c[1])):
+		s.Report(in.evidence(p, f, detector.KindTLSClientOnlyAdd, fmt.Sprintf("server side not visible; client sent %swatermark %d, additional_connect %d", why, c[0], c[1])))
 	}
 }
 
-func (in *Inspector) mode() string {
+func (in *Inspector) mode() detector.Mode {
 	if in.midstream {
-		return "mid-session"
+		return detector.ModeMidSession
 	}
 	switch in.prefix {
-	case "http-proxy", "socks5", "socks4":
+	case detector.ModeHTTPProxy, detector.ModeSOCKS5, detector.ModeSOCKS4:
 		return in.prefix
 	}
-	return "direct"
+	return detector.ModeDirect
 }
 
-func (in *Inspector) evidence(p *decode.Packet, f *detector.Flow, kind, detail string, w float32, anchor bool) detector.Evidence {
+func (in *Inspector) evidence(p *decode.Packet, f *detector.Flow, kind detector.Kind, detail string) detector.Evidence {
 	return detector.Evidence{
-		Kind: kind, Detail: detail, Weight: w, Anchor: anchor, Mode: in.mode(),
+		Kind: kind, Detail: detail, Mode: in.mode(),
 		Client: f.Client.Addr(), Server: f.Server.Addr(), Flow: *f, TLS: in.tlsInfo(),
 		Time: p.Time, PcapCnt: p.Index,
 	}
@@ -482,13 +476,13 @@ func (in *Inspector) onClientHello(ch *tlshello.ClientHello, p *decode.Packet, f
 	in.ch, in.haveCH, in.haveSH = *ch, true, false
 	const extALPN, extTicket = 16, 35
 	if !ch.HasExtension(extALPN) && !ch.HasExtension(extTicket) && len(ch.Ciphers) >= 20 {
-		s.Report(in.evidence(p, f, KindHello,
-			fmt.Sprintf("ClientHello without ALPN and session_ticket, %d suites (OpenSSL as SoftEther configures it)", len(ch.Ciphers)), 0.15, false))
+		s.Report(in.evidence(p, f, detector.KindTLSHello,
+			fmt.Sprintf("ClientHello without ALPN and session_ticket, %d suites (OpenSSL as SoftEther configures it)", len(ch.Ciphers))))
 	}
 	if strings.HasSuffix(strings.ToLower(ch.SNI), "/tcp") {
-		s.Report(in.evidence(p, f, KindSNIHint, fmt.Sprintf("SNI %q carries SoftEther's /tcp hint", ch.SNI), 0.8, true))
+		s.Report(in.evidence(p, f, detector.KindTLSSNIHint, fmt.Sprintf("SNI %q carries SoftEther's /tcp hint", ch.SNI)))
 	} else if addrChars(ch.SNI) && validAddr(ch.SNI) {
-		s.Report(in.evidence(p, f, KindSNIAddr, fmt.Sprintf("SNI is the IP literal %s", ch.SNI), 0.15, false))
+		s.Report(in.evidence(p, f, detector.KindTLSSNIAddr, fmt.Sprintf("SNI is the IP literal %s", ch.SNI)))
 	}
 }
 
@@ -533,7 +527,7 @@ func (in *Inspector) tryServerHello(p *decode.Packet, f *detector.Flow, sink det
 				// The certificate names a SoftEther server, not a session: any
 				// client (a scanner, a browser) sees it. Corroboration only.
 				if why := softetherDefaultCert(&cert); why != "" {
-					sink.Report(in.evidence(p, f, KindCert, why, 0.3, false))
+					sink.Report(in.evidence(p, f, detector.KindTLSCert, why))
 				}
 			}
 			return false

@@ -19,7 +19,7 @@ import (
 const Name = "udpaccel"
 
 // Kind is the evidence kind.
-const Kind = "softether.udp-acceleration"
+const Kind = detector.KindUDPAccel
 
 func init() { detector.Register(Name, func() detector.Detector { return Detector{} }) }
 
@@ -106,7 +106,14 @@ func (in *Inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 	a, c := &in.d[0], &in.d[1]
 	if in.level == 0 && a.paced >= needIdle && c.paced >= needIdle && random(a) && random(c) {
 		in.level = 1
-		in.report(p, f, s, 0.5, fmt.Sprintf("small datagrams paced %d/%d times at 0.35-3.5 s both ways, random leading bytes", a.paced, c.paced))
+		in.report(p, f, s, Kind, fmt.Sprintf("small datagrams paced %d/%d times at 0.35-3.5 s both ways, random leading bytes", a.paced, c.paced))
+		// Which end is the server is unknown here; either port may be it.
+		for _, sp := range []uint16{f.Server.Port(), f.Client.Port()} {
+			if inRange(sp) {
+				in.report(p, f, s, detector.KindUDPAccelPort, fmt.Sprintf("port %d in SoftEther's server range 40000-44999", sp))
+				break
+			}
+		}
 	}
 	if in.level == 1 && a.paced >= sustained && c.paced >= sustained {
 		// Minutes-long keep-alive pacing with nonce-led datagrams: the
@@ -114,7 +121,7 @@ func (in *Inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 		// or the TCP legs are not visible on this tap).
 		in.level = 2
 		in.done = true
-		in.report(p, f, s, 1.0, fmt.Sprintf("keep-alive pacing sustained: %d/%d paced small datagrams both ways, random leading bytes", a.paced, c.paced))
+		in.report(p, f, s, detector.KindUDPAccelSustained, fmt.Sprintf("keep-alive pacing sustained: %d/%d paced small datagrams both ways, random leading bytes", a.paced, c.paced))
 		return false
 	}
 	if (!a.first.IsZero() && p.Time.Sub(a.first) > window) || a.n > maxPackets || c.n > maxPackets {
@@ -124,15 +131,7 @@ func (in *Inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 	return true
 }
 
-func (in *Inspector) report(p *decode.Packet, f *detector.Flow, s detector.Sink, w float32, why string) {
-	// Which end is the server is unknown here; either port may be it.
-	for _, sp := range []uint16{f.Server.Port(), f.Client.Port()} {
-		if inRange(sp) && w < 1 {
-			w += 0.1
-			why += fmt.Sprintf(", port %d in SoftEther's server range 40000-44999", sp)
-			break
-		}
-	}
+func (in *Inspector) report(p *decode.Packet, f *detector.Flow, s detector.Sink, kind detector.Kind, why string) {
 	fl := *f
 	cp, sp := fl.Client.Port(), fl.Server.Port()
 	if inRange(cp) && (!inRange(sp) || cp < sp) {
@@ -143,7 +142,7 @@ func (in *Inspector) report(p *decode.Packet, f *detector.Flow, s detector.Sink,
 		fl.PktsToServer, fl.PktsToClient = fl.PktsToClient, fl.PktsToServer
 		fl.BytesToServer, fl.BytesToClient = fl.BytesToClient, fl.BytesToServer
 	}
-	s.Report(detector.Evidence{Kind: Kind, Detail: why, Weight: w, Anchor: true, Mode: "udp-accel", Symmetric: true,
+	s.Report(detector.Evidence{Kind: kind, Detail: why, Mode: detector.ModeUDPAccel, Symmetric: true,
 		Client: fl.Client.Addr(), Server: fl.Server.Addr(), Flow: fl, Time: p.Time, PcapCnt: p.Index})
 }
 

@@ -13,21 +13,30 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/sewatch/sewatch/internal/flow"
 	"github.com/sewatch/sewatch/internal/verdict"
 	"github.com/sewatch/sewatch/outputs"
 )
 
 // Config is the whole configuration file.
 type Config struct {
-	SensorName      string   `yaml:"sensor-name"`
-	CommunityIDSeed uint16   `yaml:"community-id-seed"`
-	Timezone        string   `yaml:"timezone"`
-	LogLevel        string   `yaml:"log-level"`
-	Stats           Stats    `yaml:"stats"`
-	Capture         Capture  `yaml:"capture"`
-	Flow            Flow     `yaml:"flow"`
-	Verdict         Verdict  `yaml:"verdict"`
-	Detectors       []string `yaml:"detectors"`
+	SensorName      string `yaml:"sensor-name"`
+	CommunityIDSeed uint16 `yaml:"community-id-seed"`
+	Timezone        string `yaml:"timezone"`
+	LogLevel        string `yaml:"log-level"`
+	// LogFormat is the program log's format on stderr: text or json.
+	LogFormat string `yaml:"log-format"`
+	// User, if set, is the account live mode switches to once its capture
+	// sockets are open (root needed only to open them).
+	User string `yaml:"user"`
+	// MetricsListen, if set, is the address of a Prometheus /metrics
+	// endpoint (e.g. 127.0.0.1:9717); empty serves none.
+	MetricsListen string   `yaml:"metrics-listen"`
+	Stats         Stats    `yaml:"stats"`
+	Capture       Capture  `yaml:"capture"`
+	Flow          Flow     `yaml:"flow"`
+	Verdict       Verdict  `yaml:"verdict"`
+	Detectors     []string `yaml:"detectors"`
 	// HomeNets are the protected networks (Suricata's HOME_NET): an
 	// internal host serving SoftEther sessions to outside clients is
 	// reported as a server or relay.
@@ -81,16 +90,21 @@ type Delivery struct {
 	SpoolMaxBytes int64         `yaml:"spool-max-bytes"`
 }
 
-// Default returns the built-in configuration.
+// Default returns the built-in configuration. Tunings owned by a package
+// (flow timeouts, verdict threshold, queue sizes) come from that package so
+// each default lives in one place.
 func Default() Config {
+	t := flow.DefaultTimeouts()
+	v := verdict.DefaultConfig()
+	p := outputs.DefaultPolicy()
 	return Config{
-		LogLevel: "info",
-		Stats:    Stats{Interval: time.Minute},
-		Capture:  Capture{Workers: 1, Snaplen: 262144},
-		Flow: Flow{MaxFlows: 262144, TCP: 10 * time.Minute, TCPClosed: 30 * time.Second,
-			UDP: 5 * time.Minute, Other: time.Minute},
-		Verdict:  Verdict{Threshold: 1.0, SessionGap: 2 * time.Minute},
-		Delivery: Delivery{QueueSize: 4096, BatchSize: 256, FlushDeadline: 10 * time.Second},
+		LogLevel:  "info",
+		LogFormat: "text",
+		Stats:     Stats{Interval: time.Minute},
+		Capture:   Capture{Workers: 1, Snaplen: 262144},
+		Flow:      Flow{MaxFlows: 262144, TCP: t.TCP, TCPClosed: t.TCPClosed, UDP: t.UDP, Other: t.Other},
+		Verdict:   Verdict{Threshold: v.Threshold, SessionGap: v.SessionGap},
+		Delivery:  Delivery{QueueSize: p.QueueSize, BatchSize: p.BatchSize, FlushDeadline: 10 * time.Second},
 	}
 }
 
@@ -115,6 +129,14 @@ func Parse(b []byte) (Config, error) {
 	// An empty file means "all defaults".
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		return Config{}, err
+	}
+	// A second document ("---") would otherwise be ignored without a word.
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return Config{}, err
+		}
+		return Config{}, fmt.Errorf("line %d: a second YAML document; the configuration is one document", extra.Line)
 	}
 	return c, c.Validate()
 }
@@ -156,6 +178,11 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("log-level must be debug, info, warn or error, got %q", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log-format must be text or json, got %q", c.LogFormat))
 	}
 	if c.Timezone != "" && c.Timezone != "Local" && c.Timezone != "UTC" {
 		if _, err := time.LoadLocation(c.Timezone); err != nil {

@@ -28,6 +28,8 @@ func TestConfigs(t *testing.T) {
 		"timeout-negative.bad.yaml": "flow.udp-timeout must be positive",
 		"allow-action.bad.yaml":     "action must be suppress or downgrade",
 		"home-net.bad.yaml":         "10.0.0.0/33",
+		"two-documents.bad.yaml":    "line 2: a second YAML document",
+		"log-format.bad.yaml":       "log-format must be text or json",
 	}
 	for _, f := range files {
 		name := filepath.Base(f)

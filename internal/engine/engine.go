@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -54,12 +55,23 @@ type Config struct {
 	Clock func() time.Time
 }
 
-// Counters are the engine's packet counters, summed over workers.
+// Counters are the engine's packet counters, summed over workers. Workers
+// publish into them; readers (stats, metrics) only load them, so reading
+// never touches a worker's own state.
 type Counters struct {
-	Packets, Bytes, Invalid, Fragments             atomic.Uint64
-	IPv4, IPv6, TCP, UDP, ICMPv4, ICMPv6, VLAN     atomic.Uint64
-	FlowsTotal, FlowsTCP, FlowsUDP, FlowsICMP      atomic.Uint64
-	FlowsICMPv6, FlowsEvicted, MaxPkt, ActiveFlows atomic.Uint64
+	Packets, Bytes, Invalid, Fragments         atomic.Uint64
+	IPv4, IPv6, TCP, UDP, ICMPv4, ICMPv6, VLAN atomic.Uint64
+	FlowsTotal, FlowsTCP, FlowsUDP, FlowsICMP  atomic.Uint64
+	FlowsICMPv6, MaxPkt                        atomic.Uint64
+	// FlowsEvicted counts flows pushed out of a full table (flow.max-flows)
+	// before their timeout; FlowsExpired those that timed out.
+	FlowsEvicted, FlowsExpired atomic.Uint64
+	// ActiveFlows is the flows held by all workers' tables at their last
+	// publication.
+	ActiveFlows atomic.Int64
+	// Panics counts packets whose decoding or inspection panicked; the
+	// packet is dropped and the sensor goes on.
+	Panics atomic.Uint64
 }
 
 // Engine runs workers and owns the shared verdict stage.
@@ -70,11 +82,12 @@ type Engine struct {
 	verdict *verdict.Verdict
 	C       Counters
 	started time.Time
-	active  sync.Map // worker id → *flow.Table stats provider
-	nworker atomic.Int32
+	// panicLogged keeps one log line per panicking stage (the decoder or
+	// a detector's name).
+	panicLogged sync.Map
 	// capStats and drops feed the stats event (may be nil).
-	capStats StatsSource
-	drops    func() uint64
+	capStats atomic.Pointer[StatsSource]
+	drops    atomic.Pointer[func() uint64]
 }
 
 // New makes an engine that sends EVE records to out.
@@ -93,6 +106,7 @@ func New(cfg Config, out Sender, log *slog.Logger) *Engine {
 	}
 	e := &Engine{cfg: cfg, out: out, log: log, started: time.Now()}
 	e.verdict = verdict.New(cfg.Verdict, e.emitAlert)
+	e.verdict.OnSessionEnd(e.emitSessionEnd)
 	return e
 }
 
@@ -101,9 +115,11 @@ func (e *Engine) Verdict() *verdict.Verdict { return e.verdict }
 
 // flowState is what the engine keeps per flow.
 type flowState struct {
-	view  detector.Flow
-	ins   []detector.Inspector
-	alive uint32 // bit i: inspector i still wants packets
+	view     detector.Flow
+	ins      []detector.Inspector
+	alive    uint32 // bit i: inspector i still wants packets
+	reported bool   // an inspector reported evidence on this flow
+	lastIdx  uint64 // number of the flow's latest packet
 	// insBuf backs ins for the usual number of detectors: a new flow needs
 	// no slice of its own.
 	insBuf [8]detector.Inspector
@@ -137,9 +153,18 @@ type Worker struct {
 	// ordered merge of the parallel file reader.
 	sink detector.Sink
 	cur  *flowState // the flow of the packet being inspected
+	// expiring is set while the table expires or flushes flows (not while
+	// it evicts one to make room).
+	expiring bool
 	// Per-packet counters are plain fields, published to the engine's
 	// atomics every ExpireEvery packets and at the end.
 	c localCounters
+	// published is the table's counters as last added to the engine's.
+	published flow.Stats
+	// inspecting is the index of the inspector running (-1: none), so a
+	// panic can be pinned on it.
+	inspecting int
+	ent        *flow.Entry[flowState]
 }
 
 type localCounters struct {
@@ -170,6 +195,11 @@ func (w *Worker) publish() {
 	}
 	max := l.maxPkt
 	*l = localCounters{maxPkt: max}
+	ts := w.table.Stats()
+	c.FlowsEvicted.Add(ts.Evicted - w.published.Evicted)
+	c.FlowsExpired.Add(ts.Expired - w.published.Expired)
+	c.ActiveFlows.Add(int64(ts.Active - w.published.Active))
+	w.published = ts
 }
 
 // NewWorker makes a worker for frames of the given link type.
@@ -178,9 +208,8 @@ func (e *Engine) NewWorker(link decode.LinkType) *Worker {
 }
 
 func (e *Engine) newWorker(link decode.LinkType, maxFlows int) *Worker {
-	w := &Worker{e: e, link: link, dec: decode.NewDecoder(link), sink: e}
+	w := &Worker{e: e, link: link, dec: decode.NewDecoder(link), inspecting: -1, sink: e}
 	w.table = flow.NewTable[flowState](maxFlows, e.cfg.Timeouts, w.flowEnded)
-	e.active.Store(e.nworker.Add(1), w.table)
 	return w
 }
 
@@ -218,6 +247,7 @@ func (w *Worker) Run(ctx context.Context, src Source, isTimeout func(error) bool
 }
 
 // Process runs one frame through the pipeline. idx is its 1-based number.
+// A panic in the decoder or a detector drops this packet only (see recovered).
 func (w *Worker) Process(data []byte, ts time.Time, idx uint64) {
 	if idx%uint64(w.e.cfg.ExpireEvery) == 0 {
 		w.publish()
@@ -228,6 +258,7 @@ func (w *Worker) Process(data []byte, ts time.Time, idx uint64) {
 
 // process is Process without the periodic expiry.
 func (w *Worker) process(data []byte, ts time.Time, idx uint64) {
+	defer w.recovered(idx)
 	p := &w.pkt
 	p.Time, p.Index = ts, idx
 	w.c.packets++
@@ -246,8 +277,10 @@ func (w *Worker) process(data []byte, ts time.Time, idx uint64) {
 	}
 	k, srcIsA := flow.KeyOf(p)
 	ent, created, toServer := w.table.Lookup(p, k, srcIsA)
+	w.ent = ent
 	st := &ent.V
 	w.cur = st
+	st.lastIdx = idx
 	if created {
 		w.newFlow(ent, p)
 	} else if !st.view.SYNSeen && ent.SYNSeen {
@@ -261,7 +294,8 @@ func (w *Worker) process(data []byte, ts time.Time, idx uint64) {
 		if st.alive&(1<<i) == 0 {
 			continue
 		}
-		if !in.Inspect(p, toServer, &st.view, w.sink) {
+		w.inspecting = i
+		if !in.Inspect(p, toServer, &st.view, w) {
 			st.alive &^= 1 << i
 			st.ins[i] = nil
 			release(in)
@@ -269,6 +303,35 @@ func (w *Worker) process(data []byte, ts time.Time, idx uint64) {
 	}
 	if st.tls != nil {
 		w.trackTLS(st)
+	}
+	w.inspecting, w.ent = -1, nil
+}
+
+// recovered turns a panic while processing packet idx into a counted,
+// dropped packet: the inspector that panicked is retired for its flow, the
+// first panic of each stage is logged with its packet number, and the
+// worker goes on with the next packet.
+func (w *Worker) recovered(idx uint64) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	stage := "decoder"
+	if w.ent != nil && w.inspecting >= 0 {
+		st := &w.ent.V
+		if w.inspecting < len(st.ins) {
+			stage = fmt.Sprintf("detector %T", st.ins[w.inspecting])
+			st.alive &^= 1 << w.inspecting
+			st.ins[w.inspecting] = nil
+		}
+	} else if w.ent != nil {
+		stage = "flow setup"
+	}
+	w.inspecting, w.ent = -1, nil
+	w.e.C.Panics.Add(1)
+	if _, seen := w.e.panicLogged.LoadOrStore(stage, true); !seen {
+		w.e.log.Error("recovered a panic; the packet is dropped and the sensor goes on (logged once per stage)",
+			"stage", stage, "pcap_cnt", idx, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 	}
 }
 
@@ -320,6 +383,7 @@ func (w *Worker) newFlow(ent *flow.Entry[flowState], p *decode.Packet) {
 	}
 	st.ins = st.ins[:0]
 	st.alive = 0
+	st.reported = false
 	for _, d := range w.e.cfg.Detectors {
 		if in := d.NewInspector(p, &st.view); in != nil && len(st.ins) < 32 {
 			st.alive |= 1 << len(st.ins)
@@ -334,12 +398,26 @@ func (w *Worker) expire(now time.Time) {
 }
 
 func (w *Worker) expireTable(now time.Time) {
+	w.expiring = true
 	w.table.Expire(now, w.flowEnded)
+	w.expiring = false
 }
 
-// flowEnded releases a flow's inspectors when it leaves the table; the
-// entry (and its inspector slice) is reused for a later flow.
-func (w *Worker) flowEnded(ent *flow.Entry[flowState], _ flow.EndReason) {
+// Report implements detector.Sink for the worker's inspectors: it marks
+// the flow as one the verdict stage must hear the end of, and passes the
+// evidence on (to the engine, or to the ordered merge of parallel reading).
+func (w *Worker) Report(ev detector.Evidence) {
+	if w.ent != nil {
+		w.ent.V.reported = true
+	}
+	w.sink.Report(ev)
+}
+
+// flowEnded runs when a flow leaves the table: its inspectors are released
+// (the entry and its inspector slice are reused for a later flow) and, if
+// it gave evidence, the verdict stage hears that it ended, with its final
+// counters, so sessions live exactly as long as their flows.
+func (w *Worker) flowEnded(ent *flow.Entry[flowState], r flow.EndReason) {
 	st := &ent.V
 	for i, in := range st.ins {
 		if st.alive&(1<<i) != 0 {
@@ -354,41 +432,66 @@ func (w *Worker) flowEnded(ent *flow.Entry[flowState], _ flow.EndReason) {
 	if w.cur == st {
 		w.cur = nil
 	}
+	if !st.reported {
+		return
+	}
+	st.reported = false
+	v := st.view
+	v.PktsToServer, v.PktsToClient = ent.PktsToServer, ent.PktsToClient
+	v.BytesToServer, v.BytesToClient = ent.BytesToServer, ent.BytesToClient
+	if s, ok := w.sink.(*evidenceSink); ok {
+		s.evs = append(s.evs, idxEvidence{idx: s.idx, op: opFlowEnd, batch: w.expiring, cls: flowClass(ent), last: st.lastIdx,
+			ev: detector.Evidence{Flow: v, Time: ent.Last, Detail: r.String()}})
+		return
+	}
+	w.e.verdict.FlowEnded(v, ent.Last, r.String())
+}
+
+// flowClass is the flow table's timeout class of a flow: expiry and flush
+// walk the classes in this order, least recently used first.
+func flowClass(ent *flow.Entry[flowState]) uint8 {
+	switch ent.Key.Proto {
+	case decode.ProtoTCP:
+		if ent.Closed {
+			return 1
+		}
+		return 0
+	case decode.ProtoUDP:
+		return 2
+	}
+	return 3
 }
 
 // Finish publishes the worker's counters and flushes its flow table (end
-// of capture).
+// of capture); sessions none of whose flows is left end with it.
 func (w *Worker) Finish() {
-	w.publish()
+	w.expiring = true
 	w.table.Flush(w.flowEnded)
+	w.expiring = false
+	w.publish()
+	w.e.verdict.Flush()
 }
 
-// FlowStats sums the flow tables of all workers.
+// FlowStats sums the flow tables of all workers as last published (safe
+// while workers run).
 func (e *Engine) FlowStats() flow.Stats {
-	var s flow.Stats
-	e.active.Range(func(_, v any) bool {
-		st := v.(*flow.Table[flowState]).Stats()
-		s.Active += st.Active
-		s.Created += st.Created
-		s.Evicted += st.Evicted
-		s.Expired += st.Expired
-		return true
-	})
-	return s
+	c := &e.C
+	return flow.Stats{Created: c.FlowsTotal.Load(), Evicted: c.FlowsEvicted.Load(),
+		Expired: c.FlowsExpired.Load(), Active: int(c.ActiveFlows.Load())}
 }
 
 // Report implements detector.Sink: evidence goes to the shared verdict
 // stage, and to the debug log.
 func (e *Engine) Report(ev detector.Evidence) {
 	if e.log.Enabled(context.Background(), slog.LevelDebug) {
-		e.log.Debug("evidence", "kind", ev.Kind, "weight", ev.Weight, "anchor", ev.Anchor, "mode", ev.Mode,
+		e.log.Debug("evidence", "kind", ev.Kind, "class", detector.SpecOf(ev.Kind).Class.String(), "mode", ev.Mode,
 			"client", ev.Client, "server", ev.Server, "flow", ev.Flow.Client.String()+"->"+ev.Flow.Server.String(),
 			"pcap_cnt", ev.PcapCnt, "detail", ev.Detail)
 	}
 	e.verdict.Report(ev)
 }
 
-// emitAlert turns a verdict into an EVE alert line (called under the verdict lock).
+// emitAlert turns a verdict into an EVE alert line.
 func (e *Engine) emitAlert(a verdict.Alert) {
 	ev := e.alertEvent(a)
 	js, err := ev.Marshal()

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -109,9 +110,13 @@ type alertLine struct {
 	DestPort int    `json:"dest_port"`
 	Proto    string `json:"proto"`
 	Alert    struct {
-		Signature string `json:"signature"`
+		Signature   string `json:"signature"`
+		SignatureID int    `json:"signature_id"`
 	} `json:"alert"`
 }
+
+// isSessionSID: the SoftEther session signatures (one alert per session).
+func isSessionSID(id int) bool { return id >= detector.SIDDirect && id <= detector.SIDCascade }
 
 func matches(a alertLine, proto, client, server string) bool {
 	c, err1 := netip.ParseAddrPort(client)
@@ -131,8 +136,9 @@ func matches(a alertLine, proto, client, server string) bool {
 
 // TestCorpus runs every bundled capture and checks the verdicts against the
 // per-flow labels: each capture with a SoftEther session flow gets a
-// SoftEther alert naming one, and no SoftEther alert names a flow that is
-// not SoftEther's.
+// SoftEther alert naming one, no SoftEther alert names a flow that is not
+// SoftEther's or no labelled flow at all, and no session (host pair) is
+// alerted twice.
 func TestCorpus(t *testing.T) {
 	for _, m := range readManifest(t) {
 		t.Run(m.File, func(t *testing.T) {
@@ -142,6 +148,7 @@ func TestCorpus(t *testing.T) {
 				want = want || sessionLabels[f.Label]
 			}
 			detected := false
+			perPair := map[[2]string]int{}
 			for _, r := range recs {
 				var a alertLine
 				if err := json.Unmarshal(r.JSON, &a); err != nil {
@@ -149,6 +156,12 @@ func TestCorpus(t *testing.T) {
 				}
 				if !strings.Contains(a.Alert.Signature, "SoftEther") {
 					continue
+				}
+				if isSessionSID(a.Alert.SignatureID) {
+					pair := [2]string{a.SrcIP, a.DestIP}
+					if perPair[pair]++; perPair[pair] == 2 {
+						t.Errorf("second session alert for %s -> %s: %s", a.SrcIP, a.DestIP, r.JSON)
+					}
 				}
 				named := false
 				for _, f := range m.Flows {
@@ -164,7 +177,7 @@ func TestCorpus(t *testing.T) {
 					}
 				}
 				if !named {
-					t.Logf("alert names no labelled flow: %s", r.JSON)
+					t.Errorf("SoftEther alert names no labelled flow: %s", r.JSON)
 				}
 			}
 			if want && !detected {
@@ -198,6 +211,11 @@ func TestGolden(t *testing.T) {
 			}
 			golden := filepath.Join("../../testdata/golden", name+".eve.jsonl")
 			if *update {
+				old, _ := os.ReadFile(golden)
+				if before, after := countAlerts(old), countAlerts(got.Bytes()); before != after {
+					// A change in the number of alerts needs a test of its own.
+					fmt.Printf("golden %s: %d alerts before, %d after (%+d)\n", name, before, after, after-before)
+				}
 				if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
 					t.Fatal(err)
 				}
@@ -465,4 +483,9 @@ func TestStatsEvent(t *testing.T) {
 	if ev.Stats.Decoder.Pkts != 955 || ev.Stats.Capture.KernelDrops != 3 || ev.Stats.Detect.Alert != 1 || ev.Stats.Detect.Overflow != 7 {
 		t.Errorf("stats %s", last.JSON)
 	}
+}
+
+// countAlerts counts the alert lines of an EVE file.
+func countAlerts(b []byte) int {
+	return bytes.Count(b, []byte(`"event_type":"alert"`))
 }

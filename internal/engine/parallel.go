@@ -1,10 +1,12 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -39,11 +41,17 @@ type pktRef struct {
 // idxEvidence is evidence tagged with the number of the packet that raised
 // it, or (op != opEvidence) a change of the TLS info evidence points at.
 type idxEvidence struct {
-	idx  uint64
-	op   uint8
-	key  *detector.TLSInfo // the worker's TLS info (map key in the merge)
-	snap *detector.TLSInfo // its content at idx (opTLSNew, opTLSUpdate)
-	ev   detector.Evidence
+	idx uint64
+	op  uint8
+	// opFlowEnd: the flow's timeout class and latest packet number (the
+	// order one table would end flows in), and whether an expiry or flush
+	// ended it rather than an eviction.
+	cls   uint8
+	batch bool
+	last  uint64
+	key   *detector.TLSInfo // the worker's TLS info (map key in the merge)
+	snap  *detector.TLSInfo // its content at idx (opTLSNew, opTLSUpdate)
+	ev    detector.Evidence
 }
 
 const (
@@ -51,6 +59,7 @@ const (
 	opTLSNew
 	opTLSUpdate
 	opTLSDrop
+	opFlowEnd
 )
 
 // TLS info is shared: a detector reports a pointer and keeps filling it in
@@ -89,7 +98,7 @@ func (w *Worker) trackTLS(st *flowState) {
 
 func (w *Worker) dropTLS(st *flowState) {
 	if s, ok := w.sink.(*evidenceSink); ok {
-		s.evs = append(s.evs, idxEvidence{idx: s.idx, op: opTLSDrop, key: st.tls.ptr})
+		s.evs = append(s.evs, idxEvidence{idx: s.idx, op: opTLSDrop, key: st.tls.ptr, batch: w.expiring, cls: 255})
 	}
 	st.tls = nil
 }
@@ -169,13 +178,14 @@ func (e *Engine) RunParallel(ctx context.Context, src Source, link decode.LinkTy
 		}(i)
 	}
 	mergeDone := make(chan struct{})
+	mirror := map[*detector.TLSInfo]*detector.TLSInfo{}
+	var ends []*idxEvidence
 	go func() {
 		defer close(mergeDone)
 		pos := make([]int, n)
-		mirror := map[*detector.TLSInfo]*detector.TLSInfo{}
 		for c := range merge {
 			c.wg.Wait()
-			e.mergeChunk(c, pos, mirror)
+			e.mergeChunk(c, pos, mirror, &ends)
 			free <- c
 		}
 	}()
@@ -215,9 +225,22 @@ func (e *Engine) RunParallel(ctx context.Context, src Source, link decode.LinkTy
 	close(merge)
 	wwg.Wait()
 	<-mergeDone
-	for _, w := range ws {
-		w.Finish()
+	// End of input: every worker flushes its table; the flows end in the
+	// order one table would end them, then the verdict flushes.
+	ends = ends[:0]
+	for i, w := range ws {
+		s := sinks[i]
+		s.idx, s.evs = idx+1, nil
+		w.expiring = true
+		w.table.Flush(w.flowEnded)
+		w.expiring = false
+		w.publish()
+		for j := range s.evs {
+			ends = append(ends, &s.evs[j])
+		}
 	}
+	e.endFlows(ends, mirror)
+	e.verdict.Flush()
 	return runErr
 }
 
@@ -242,49 +265,78 @@ func (w *Worker) runChunk(c *chunk, id uint32, s *evidenceSink) {
 
 // mergeChunk hands a chunk's evidence to the verdict in packet order,
 // expiring the verdict where one worker would.
-func (e *Engine) mergeChunk(c *chunk, pos []int, mirror map[*detector.TLSInfo]*detector.TLSInfo) {
+func (e *Engine) mergeChunk(c *chunk, pos []int, mirror map[*detector.TLSInfo]*detector.TLSInfo, ends *[]*idxEvidence) {
 	every := uint64(e.cfg.ExpireEvery)
 	clear(pos)
 	for i := range c.pkts {
 		r := &c.pkts[i]
 		if r.idx%every == 0 {
+			// Every worker expired its table here: the flows it ended, in
+			// the order one table would have ended them, then the verdict.
+			*ends = (*ends)[:0]
+			for w := range c.ev {
+				for pos[w] < len(c.ev[w]) && c.ev[w][pos[w]].idx == r.idx && c.ev[w][pos[w]].batch {
+					*ends = append(*ends, &c.ev[w][pos[w]])
+					pos[w]++
+				}
+			}
+			e.endFlows(*ends, mirror)
 			e.verdict.Expire(r.ts)
 		}
 		evs := c.ev[r.w]
 		// Records at earlier numbers are TLS-info drops of flows that ended
 		// at an expiry run while the worker had no packet of its own.
 		for pos[r.w] < len(evs) && evs[pos[r.w]].idx <= r.idx {
-			x := &evs[pos[r.w]]
+			e.apply(&evs[pos[r.w]], mirror)
 			pos[r.w]++
-			switch x.op {
-			case opTLSNew:
-				mirror[x.key] = x.snap
-			case opTLSUpdate:
-				if m := mirror[x.key]; m != nil {
-					*m = *x.snap
-				} else {
-					mirror[x.key] = x.snap
-				}
-			case opTLSDrop:
-				delete(mirror, x.key)
-			default:
-				if x.ev.TLS != nil {
-					if m := mirror[x.ev.TLS]; m != nil {
-						x.ev.TLS = m
-					}
-				}
-				e.Report(x.ev)
-			}
 		}
 	}
 	for i := range c.ev {
-		for _, x := range c.ev[i][pos[i]:] {
-			if x.op == opTLSDrop { // after the worker's last packet in the chunk
-				delete(mirror, x.key)
-			}
+		for j := range c.ev[i][pos[i]:] {
+			e.apply(&c.ev[i][pos[i]+j], mirror) // only drops can be left
 		}
 		clear(c.ev[i]) // drop references to evidence strings and TLS info
 		c.ev[i] = c.ev[i][:0]
+	}
+}
+
+// endFlows delivers flow ends (and TLS drops) of one expiry run or final
+// flush of every worker, sorted as one table walks its flows: by timeout
+// class, then least recently used first.
+func (e *Engine) endFlows(recs []*idxEvidence, mirror map[*detector.TLSInfo]*detector.TLSInfo) {
+	slices.SortStableFunc(recs, func(a, b *idxEvidence) int {
+		if a.cls != b.cls {
+			return int(a.cls) - int(b.cls)
+		}
+		return cmp.Compare(a.last, b.last)
+	})
+	for _, x := range recs {
+		e.apply(x, mirror)
+	}
+}
+
+// apply hands one record to the verdict stage (or to the TLS mirror).
+func (e *Engine) apply(x *idxEvidence, mirror map[*detector.TLSInfo]*detector.TLSInfo) {
+	switch x.op {
+	case opTLSNew:
+		mirror[x.key] = x.snap
+	case opTLSUpdate:
+		if m := mirror[x.key]; m != nil {
+			*m = *x.snap
+		} else {
+			mirror[x.key] = x.snap
+		}
+	case opTLSDrop:
+		delete(mirror, x.key)
+	case opFlowEnd:
+		e.verdict.FlowEnded(x.ev.Flow, x.ev.Time, x.ev.Detail)
+	default:
+		if x.ev.TLS != nil {
+			if m := mirror[x.ev.TLS]; m != nil {
+				x.ev.TLS = m
+			}
+		}
+		e.Report(x.ev)
 	}
 }
 

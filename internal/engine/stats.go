@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"time"
 
 	"github.com/sewatch/sewatch/internal/eve"
@@ -13,7 +14,20 @@ type StatsSource interface {
 }
 
 // SetCaptureStats registers where kernel counters come from (live mode).
-func (e *Engine) SetCaptureStats(s StatsSource) { e.capStats = s }
+// Safe while stats are being read (the capture starts after the metrics
+// endpoint does).
+func (e *Engine) SetCaptureStats(s StatsSource) { e.capStats.Store(&s) }
+
+// KernelStats returns the capture's kernel counters; ok is false before a
+// live capture started.
+func (e *Engine) KernelStats() (packets, drops, ifdrops uint64, ok bool) {
+	s := e.capStats.Load()
+	if s == nil {
+		return 0, 0, 0, false
+	}
+	p, d, i := (*s).KernelStats()
+	return p, d, i, true
+}
 
 // SendStats emits one EVE stats event. sewatch's counters are mapped onto
 // Suricata's stats names (the schema is closed): output drops are counted
@@ -28,16 +42,14 @@ func (e *Engine) SendStats() {
 	if n := st.Decoder.Pkts; n > 0 {
 		st.Decoder.AvgPkt = st.Decoder.Bytes / n
 	}
-	fs := e.FlowStats()
-	st.Flow = eve.FlowStats{Total: c.FlowsTotal.Load(), Active: uint64(fs.Active), TCP: c.FlowsTCP.Load(),
-		UDP: c.FlowsUDP.Load(), ICMPv4: c.FlowsICMP.Load(), ICMPv6: c.FlowsICMPv6.Load()}
+	st.Flow = eve.FlowStats{Total: c.FlowsTotal.Load(), Active: uint64(max(c.ActiveFlows.Load(), 0)), TCP: c.FlowsTCP.Load(),
+		UDP: c.FlowsUDP.Load(), ICMPv4: c.FlowsICMP.Load(), ICMPv6: c.FlowsICMPv6.Load(), GetUsed: c.FlowsEvicted.Load()}
 	st.Detect.Alert = e.verdict.Alerts()
 	st.Detect.AlertsSuppressed = e.verdict.Suppressed()
-	if e.drops != nil {
-		st.Detect.AlertQueueOverflow = e.drops()
+	if f := e.drops.Load(); f != nil {
+		st.Detect.AlertQueueOverflow = (*f)()
 	}
-	if e.capStats != nil {
-		p, d, i := e.capStats.KernelStats()
+	if p, d, i, ok := e.KernelStats(); ok {
 		st.Capture = &eve.CaptureStats{KernelPackets: p, KernelDrops: d, KernelIfDrops: i}
 	}
 	ev := &eve.Event{Timestamp: eve.Timestamp(now, e.cfg.Location), EventType: "stats", Stats: st, Host: e.cfg.Sensor}
@@ -48,8 +60,23 @@ func (e *Engine) SendStats() {
 	}
 	e.out.Send(outputs.Record{Type: "stats", Time: now, JSON: js})
 	e.log.Info("stats", "packets", st.Decoder.Pkts, "invalid", st.Decoder.Invalid, "flows", st.Flow.Total,
-		"active_flows", st.Flow.Active, "alerts", st.Detect.Alert, "output_drops", st.Detect.AlertQueueOverflow)
+		"active_flows", st.Flow.Active, "flows_evicted", st.Flow.GetUsed, "panics", c.Panics.Load(), "alerts", st.Detect.Alert, "output_drops", st.Detect.AlertQueueOverflow)
 }
 
 // SetOutputDrops registers a function returning the outputs' total drops.
-func (e *Engine) SetOutputDrops(f func() uint64) { e.drops = f }
+func (e *Engine) SetOutputDrops(f func() uint64) { e.drops.Store(&f) }
+
+// StatsLoop sends a stats event every interval until ctx is done. It only
+// reads the engine's atomics, so it runs beside the workers.
+func (e *Engine) StatsLoop(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			e.SendStats()
+		}
+	}
+}

@@ -146,13 +146,19 @@ type TLS struct {
 	ClientALPNs []string `json:"client_alpns,omitempty"`
 }
 
-// Flow is EVE's flow object as carried inside an alert (client → server).
+// Flow is EVE's flow object as carried inside an alert (client → server)
+// or a flow event (End, Age, State, Reason, Alerted).
 type Flow struct {
 	PktsToServer  uint64 `json:"pkts_toserver"`
 	PktsToClient  uint64 `json:"pkts_toclient"`
 	BytesToServer uint64 `json:"bytes_toserver"`
 	BytesToClient uint64 `json:"bytes_toclient"`
 	Start         string `json:"start"`
+	End           string `json:"end,omitempty"`
+	Age           *int64 `json:"age,omitempty"`
+	State         string `json:"state,omitempty"`
+	Reason        string `json:"reason,omitempty"`
+	Alerted       *bool  `json:"alerted,omitempty"`
 	SrcIP         string `json:"src_ip,omitempty"`
 	DestIP        string `json:"dest_ip,omitempty"`
 	SrcPort       *int   `json:"src_port,omitempty"`
@@ -161,29 +167,42 @@ type Flow struct {
 
 // Event is one EVE record. Field order follows Suricata's writer.
 type Event struct {
-	Timestamp    string `json:"timestamp"`
-	FlowID       int64  `json:"flow_id,omitempty"`
-	InIface      string `json:"in_iface,omitempty"`
-	PcapCnt      uint64 `json:"pcap_cnt,omitempty"`
-	EventType    string `json:"event_type"`
-	VLAN         []int  `json:"vlan,omitempty"`
-	SrcIP        string `json:"src_ip,omitempty"`
-	SrcPort      *int   `json:"src_port,omitempty"`
-	DestIP       string `json:"dest_ip,omitempty"`
-	DestPort     *int   `json:"dest_port,omitempty"`
-	Proto        string `json:"proto,omitempty"`
-	ICMPType     *int   `json:"icmp_type,omitempty"`
-	ICMPCode     *int   `json:"icmp_code,omitempty"`
-	PktSrc       string `json:"pkt_src,omitempty"`
-	CommunityID  string `json:"community_id,omitempty"`
-	Alert        *Alert `json:"alert,omitempty"`
-	TLS          *TLS   `json:"tls,omitempty"`
-	AppProto     string `json:"app_proto,omitempty"`
-	Direction    string `json:"direction,omitempty"`
-	Flow         *Flow  `json:"flow,omitempty"`
-	Stats        *Stats `json:"stats,omitempty"`
-	Host         string `json:"host,omitempty"`
-	PcapFilename string `json:"pcap_filename,omitempty"`
+	Timestamp    string    `json:"timestamp"`
+	FlowID       int64     `json:"flow_id,omitempty"`
+	InIface      string    `json:"in_iface,omitempty"`
+	PcapCnt      uint64    `json:"pcap_cnt,omitempty"`
+	EventType    string    `json:"event_type"`
+	VLAN         []int     `json:"vlan,omitempty"`
+	SrcIP        string    `json:"src_ip,omitempty"`
+	SrcPort      *int      `json:"src_port,omitempty"`
+	DestIP       string    `json:"dest_ip,omitempty"`
+	DestPort     *int      `json:"dest_port,omitempty"`
+	Proto        string    `json:"proto,omitempty"`
+	ICMPType     *int      `json:"icmp_type,omitempty"`
+	ICMPCode     *int      `json:"icmp_code,omitempty"`
+	PktSrc       string    `json:"pkt_src,omitempty"`
+	CommunityID  string    `json:"community_id,omitempty"`
+	Alert        *Alert    `json:"alert,omitempty"`
+	TLS          *TLS      `json:"tls,omitempty"`
+	AppProto     string    `json:"app_proto,omitempty"`
+	Direction    string    `json:"direction,omitempty"`
+	Flow         *Flow     `json:"flow,omitempty"`
+	Metadata     *Metadata `json:"metadata,omitempty"`
+	Stats        *Stats    `json:"stats,omitempty"`
+	Host         string    `json:"host,omitempty"`
+	PcapFilename string    `json:"pcap_filename,omitempty"`
+}
+
+// Metadata is EVE's top-level metadata object; sewatch uses flowvars to
+// list the flows of a session in its flow event.
+type Metadata struct {
+	Flowvars []Flowvar `json:"flowvars,omitempty"`
+}
+
+// Flowvar is one flow variable.
+type Flowvar struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
 }
 
 // Stats is the subset of EVE's stats object sewatch maps its counters onto
@@ -229,6 +248,9 @@ type FlowStats struct {
 	UDP    uint64 `json:"udp"`
 	ICMPv4 uint64 `json:"icmpv4"`
 	ICMPv6 uint64 `json:"icmpv6"`
+	// GetUsed is Suricata's name for flows taken over when the table is
+	// full: sewatch's evictions at flow.max-flows.
+	GetUsed uint64 `json:"get_used"`
 }
 
 // DetectStats maps alert counters; output drops are reported as

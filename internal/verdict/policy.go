@@ -88,8 +88,8 @@ func (v *Verdict) applyPolicy(a *Alert) bool {
 // networks accepts SoftEther sessions from outside, and when several
 // distinct outside clients use it, that it acts as a public relay (such as
 // VPN Gate). Called under the lock after a session alert.
-func (v *Verdict) serverRole(a Alert) {
-	if len(v.cfg.HomeNets) == 0 || a.Mode == "admin" {
+func (v *Verdict) serverRole(a Alert, o *outbox) {
+	if len(v.cfg.HomeNets) == 0 || a.Mode == detector.ModeAdmin {
 		return
 	}
 	srv, cli := a.Anchor.Flow.Server.Addr().Unmap(), a.Anchor.Flow.Client.Addr().Unmap()
@@ -97,18 +97,32 @@ func (v *Verdict) serverRole(a Alert) {
 		return
 	}
 	if v.clients[srv] == nil {
+		if len(v.clients) >= maxServers {
+			for k := range v.clients { // any one: bounded memory
+				delete(v.clients, k)
+				break
+			}
+		}
 		v.clients[srv] = map[netip.Addr]bool{}
 	}
-	v.clients[srv][cli] = true
+	if len(v.clients[srv]) < relayClients {
+		v.clients[srv][cli] = true // only how many, up to relayClients, matters
+	}
 	n := len(v.clients[srv])
 	emit := func(sid int, why string) {
 		sig, _ := detector.ByID(sid)
 		x := a
-		x.Signature, x.Mode = sig, "server"
-		x.Evidence = append([]detector.Evidence{{Kind: "softether.server-role", Detail: why, Weight: 1}}, a.Evidence...)
+		x.Signature, x.Mode = sig, detector.ModeServer
+		x.Evidence = append([]detector.Evidence{{Kind: detector.KindServerRole, Detail: why, Weight: 1}}, a.Evidence...)
 		x.Extra = map[string][]string{"server_host": {srv.String()}}
 		v.alerts++
-		v.emit(x)
+		o.alerts = append(o.alerts, x)
+		if len(v.roles) >= 2*maxServers {
+			for k := range v.roles { // bounded: a forgotten role may be reported again
+				delete(v.roles, k)
+				break
+			}
+		}
 	}
 	if n == 1 && !v.roles[roleKey{srv, detector.SIDServerInside}] {
 		v.roles[roleKey{srv, detector.SIDServerInside}] = true

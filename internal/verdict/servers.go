@@ -22,7 +22,7 @@ const maxServers = 4096
 // SSH-forwarded sessions the flow's server is the proxy, not SoftEther.
 func (v *Verdict) noteServer(a Alert) {
 	switch a.Mode {
-	case "http-proxy", "socks5", "socks4", "ssh-forward":
+	case detector.ModeHTTPProxy, detector.ModeSOCKS5, detector.ModeSOCKS4, detector.ModeSSH:
 		return
 	}
 	srv := a.Anchor.Server.Unmap()
@@ -30,7 +30,7 @@ func (v *Verdict) noteServer(a Alert) {
 		srv = a.Anchor.Flow.Server.Addr().Unmap()
 	}
 	what := "accepted a SoftEther session"
-	if a.Mode == "admin" {
+	if a.Mode == detector.ModeAdmin {
 		what = "accepted a SoftEther admin connection"
 	}
 	v.rememberServer(srv, what, a.Anchor.Time)
@@ -62,7 +62,7 @@ func (v *Verdict) rememberServer(h netip.Addr, what string, at time.Time) {
 // server into a cascade session.
 func (v *Verdict) markCascade(a *Alert) {
 	switch a.Mode {
-	case "direct", "mid-session", "udp-accel", "http-proxy", "socks5", "socks4":
+	case detector.ModeDirect, detector.ModeMidSession, detector.ModeUDPAccel, detector.ModeHTTPProxy, detector.ModeSOCKS5, detector.ModeSOCKS4:
 	default:
 		return
 	}
@@ -71,16 +71,12 @@ func (v *Verdict) markCascade(a *Alert) {
 	if !ok {
 		return
 	}
-	a.Mode = "cascade"
-	a.Signature = detector.SessionSignature("cascade", a.Anchor.Flow.Proto)
-	a.Evidence = append([]detector.Evidence{{Kind: "softether.cascade-initiator",
+	a.Mode = detector.ModeCascade
+	a.Signature = detector.SessionSignature(detector.ModeCascade)
+	a.Evidence = append([]detector.Evidence{{Kind: detector.KindCascadeInitiator,
 		Detail: fmt.Sprintf("the initiator %s is itself a SoftEther server: it %s at %s", cli, seen.what,
-			seen.at.UTC().Format(time.RFC3339)), Weight: 0}}, a.Evidence...)
+			seen.at.UTC().Format(time.RFC3339))}}, a.Evidence...)
 }
-
-// nbstatKind is package nbnsprobe's evidence kind (the verdict stage sees
-// kinds, not detectors).
-const nbstatKind = "softether.nbns-nbstat-probe"
 
 // softetherServerHint: SoftEther's server sends a NetBIOS node-status query
 // to the peer of every TCP connection it accepts, whatever the protocol

@@ -28,8 +28,10 @@ func TestCascade(t *testing.T) {
 		}, detector.SIDCascade},
 		{"initiator was only an SSH server: client session", func(v *Verdict) {
 			c, s := netip.MustParseAddr(user), netip.MustParseAddr(edge)
-			v.Report(detector.Evidence{Kind: "ssh", Weight: 1.1, Anchor: true, Mode: "ssh-forward", Client: c, Server: s, Time: t0,
-				Flow: detector.Flow{ID: 99, Proto: 6, Client: netip.AddrPortFrom(c, 40000), Server: netip.AddrPortFrom(s, 22), Start: t0}})
+			for _, k := range []detector.Kind{detector.KindSSHShape, detector.KindSSHDataPhase} {
+				v.Report(detector.Evidence{Kind: k, Mode: detector.ModeSSH, Client: c, Server: s, Time: t0,
+					Flow: detector.Flow{ID: 99, Proto: 6, Client: netip.AddrPortFrom(c, 40000), Server: netip.AddrPortFrom(s, 22), Start: t0}})
+			}
 		}, detector.SIDDirect},
 	}
 	for _, tc := range tests {
@@ -63,7 +65,7 @@ func TestSoftEtherServerHint(t *testing.T) {
 	vpn := detector.Evidence{Kind: "vpn.protocol", Weight: 1, Signature: detector.SIDOpenVPNTCP, Client: c, Server: s, Time: t0.Add(100 * time.Millisecond),
 		Flow: detector.Flow{ID: 1, Proto: 6, Client: netip.AddrPortFrom(c, 40000), Server: netip.AddrPortFrom(s, 443), Start: t0}}
 	probe := func(from, to netip.Addr, at time.Duration) detector.Evidence {
-		return detector.Evidence{Kind: nbstatKind, Weight: 0.15, Symmetric: true, Client: from, Server: to, Time: t0.Add(at),
+		return detector.Evidence{Kind: detector.KindNBNSProbe, Weight: 0.15, Symmetric: true, Client: from, Server: to, Time: t0.Add(at),
 			Flow: detector.Flow{ID: 2, Proto: 17, Client: netip.AddrPortFrom(from, 50000), Server: netip.AddrPortFrom(to, 137), Start: t0.Add(at)}}
 	}
 	tests := []struct {

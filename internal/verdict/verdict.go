@@ -1,11 +1,15 @@
 // Package verdict is the one place evidence becomes alerts. It groups
 // SoftEther evidence by host pair (client address, server address) into
-// sessions, scores a session as the sum over evidence kinds of each kind's
-// strongest weight, and emits exactly one alert per session when the score
-// crosses the threshold and some evidence sits on a flow that carries the
-// session (an anchor), naming that flow. Evidence that asks for a
-// signature of its own (other VPNs, vendor services) is alerted once per
-// host pair and signature.
+// sessions and scores a session by units, each one independent observation
+// of SoftEther: a flow's connect phase (its strongest reading plus that
+// flow's corroborators, capped), a second connection multiplexed in one
+// flow, a flow's behaviour over time, a separate flow of the connect burst.
+// The weights and rules are detector.Kinds; one connection's connect phase
+// alone can never alert (detector.MinUnits). A session lives as long as its
+// flows and raises one alert in its whole life; when an alerted session
+// ends, a flow event sums up its flows. Evidence that asks for a signature
+// of its own (other VPNs, vendor services) is alerted once per host pair
+// and signature.
 package verdict
 
 import (
@@ -24,9 +28,10 @@ type Alert struct {
 	Signature  detector.Signature
 	Anchor     detector.Evidence   // the evidence whose flow the alert names
 	Trigger    detector.Evidence   // the evidence that completed the verdict
-	Evidence   []detector.Evidence // everything that contributed, strongest first
-	Mode       string
+	Evidence   []detector.Evidence // what the alert rests on, strongest unit first
+	Mode       detector.Mode
 	Score      float32
+	Units      int
 	Confidence float32
 	Flows      []string // member flows, "TCP 10.0.0.1:4711 -> 10.0.0.2:443"
 	TLS        *detector.TLSInfo
@@ -34,17 +39,32 @@ type Alert struct {
 	Extra map[string][]string
 }
 
+// SessionEnd sums up an alerted session when its last flow has ended.
+type SessionEnd struct {
+	Signature      detector.Signature
+	Anchor         detector.Flow // the flow the alert named
+	Start, End     time.Time     // first flow's start, last packet of any flow
+	PktsToServer   uint64        // summed over the session's flows, client -> server
+	PktsToClient   uint64
+	BytesToServer  uint64
+	BytesToClient  uint64
+	Flows          []string // "<flow_id> TCP a:p -> b:q"
+	Reason         string   // "timeout", "forced", "shutdown"
+	AlertTimestamp time.Time
+}
+
 // Config tunes the verdict stage.
 type Config struct {
 	// Threshold is the session score that raises an alert.
 	Threshold float32
-	// SessionGap: evidence arriving this long after a session's last
-	// evidence starts a new session (SoftEther's own session timeout is 20 s).
+	// SessionGap: a session with no live flow and no evidence for this
+	// long is over.
 	SessionGap time.Duration
 	// Window: evidence older than this relative to the newest is forgotten
 	// before an alert.
 	Window time.Duration
-	// MaxSessions bounds memory; the stalest session is dropped.
+	// MaxSessions bounds memory; stale sessions are dropped first,
+	// alerted ones last.
 	MaxSessions int
 	// Allow lists sanctioned SoftEther servers.
 	Allow []AllowRule
@@ -56,26 +76,44 @@ type Config struct {
 	VPNGate map[netip.Addr]string
 }
 
-// DefaultConfig is the shipped tuning.
+// DefaultConfig is the shipped tuning (detector's weights table).
 func DefaultConfig() Config {
-	return Config{Threshold: 1.0, SessionGap: 2 * time.Minute, Window: 5 * time.Minute, MaxSessions: 65536}
+	return Config{Threshold: detector.Threshold, SessionGap: detector.SessionGap, Window: detector.EvidenceWindow, MaxSessions: 65536}
 }
 
 type pairKey struct{ client, server netip.Addr }
 
-type session struct {
-	first, last time.Time
-	alerted     bool
-	ev          []detector.Evidence
-	flows       map[int64]string
+// member is one flow of a session.
+type member struct {
+	flow  detector.Flow // counters as last known (final once ended)
+	last  time.Time
+	ended bool
 }
 
-// Verdict is safe for concurrent use: workers share one.
+type session struct {
+	first, last time.Time // evidence times
+	alerted     bool
+	alert       Alert // what was alerted (for the session's flow event)
+	ev          []detector.Evidence
+	flows       map[int64]*member
+	live        int // member flows not yet ended
+	ended       time.Time
+	reason      string
+}
+
+// maxMembers bounds the flows a session remembers.
+const maxMembers = 64
+
+// Verdict is safe for concurrent use: workers share one. Alerts and
+// session-end events are handed to the callbacks after the lock is
+// released, so a slow output never blocks other workers' evidence.
 type Verdict struct {
 	cfg        Config
 	emit       func(Alert)
+	emitEnd    func(SessionEnd)
 	mu         sync.Mutex
 	sessions   map[pairKey]*session
+	byFlow     map[int64]pairKey // member flow -> its session
 	single     map[singleKey]time.Time
 	alerts     uint64
 	suppressed uint64
@@ -90,16 +128,32 @@ type singleKey struct {
 	pair pairKey
 }
 
-// New returns a verdict stage that calls emit for each alert (under its lock).
+// New returns a verdict stage that calls emit for each alert.
 func New(cfg Config, emit func(Alert)) *Verdict {
 	if cfg.Threshold <= 0 {
 		d := DefaultConfig()
 		d.Allow, d.HomeNets, d.VPNGate = cfg.Allow, cfg.HomeNets, cfg.VPNGate
 		cfg = d
 	}
-	return &Verdict{cfg: cfg, emit: emit, sessions: map[pairKey]*session{}, single: map[singleKey]time.Time{},
-		clients: map[netip.Addr]map[netip.Addr]bool{}, roles: map[roleKey]bool{},
+	if cfg.SessionGap <= 0 {
+		cfg.SessionGap = detector.SessionGap
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = detector.EvidenceWindow
+	}
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = 65536
+	}
+	return &Verdict{cfg: cfg, emit: emit, sessions: map[pairKey]*session{}, byFlow: map[int64]pairKey{},
+		single: map[singleKey]time.Time{}, clients: map[netip.Addr]map[netip.Addr]bool{}, roles: map[roleKey]bool{},
 		servers: map[netip.Addr]serverSeen{}, nbstat: map[pairKey]time.Time{}}
+}
+
+// OnSessionEnd sets the callback for alerted sessions that ended.
+func (v *Verdict) OnSessionEnd(f func(SessionEnd)) {
+	v.mu.Lock()
+	v.emitEnd = f
+	v.mu.Unlock()
 }
 
 // Suppressed returns how many session alerts the allowlist suppressed.
@@ -116,17 +170,51 @@ func (v *Verdict) Alerts() uint64 {
 	return v.alerts
 }
 
-// Report implements detector.Sink.
-func (v *Verdict) Report(e detector.Evidence) {
+// Sessions returns how many sessions are tracked.
+func (v *Verdict) Sessions() int {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	return len(v.sessions)
+}
+
+// outbox collects what to emit once the lock is released.
+type outbox struct {
+	alerts []Alert
+	ends   []SessionEnd
+}
+
+func (v *Verdict) flush(o *outbox) {
+	for _, a := range o.alerts {
+		v.emit(a)
+	}
+	if v.emitEnd != nil {
+		for _, e := range o.ends {
+			v.emitEnd(e)
+		}
+	}
+}
+
+// Report implements detector.Sink.
+func (v *Verdict) Report(e detector.Evidence) {
+	var o outbox
+	v.mu.Lock()
+	v.report(e, &o)
+	v.mu.Unlock()
+	v.flush(&o)
+}
+
+func (v *Verdict) report(e detector.Evidence, o *outbox) {
 	if e.Signature != 0 {
-		v.reportSingle(e)
+		v.reportSingle(e, o)
 		return
+	}
+	spec := detector.SpecOf(e.Kind)
+	if spec.Class == detector.ClassOwnSignature {
+		return // a session kind the table does not know: never scored
 	}
 	k := pairKey{e.Client.Unmap(), e.Server.Unmap()}
 	rk := pairKey{k.server, k.client}
-	if e.Kind == nbstatKind && len(v.nbstat) < maxServers {
+	if e.Kind == detector.KindNBNSProbe && len(v.nbstat) < maxServers {
 		v.nbstat[k] = e.Time // Client is the sender here, before any flip
 	}
 	if e.Symmetric && v.sessions[k] == nil && v.sessions[rk] != nil {
@@ -134,22 +222,28 @@ func (v *Verdict) Report(e detector.Evidence) {
 		k, rk = rk, k
 	}
 	s := v.sessions[k]
-	if s != nil && e.Time.Sub(s.last) > v.cfg.SessionGap {
-		delete(v.sessions, k)
+	if s != nil && s.live == 0 && e.Time.Sub(s.quiet()) > v.cfg.SessionGap {
+		v.endSession(k, s, o)
 		s = nil
 	}
 	if s == nil {
 		if len(v.sessions) >= v.cfg.MaxSessions {
-			v.dropStalest()
+			v.evict(o)
 		}
-		s = &session{first: e.Time, flows: map[int64]string{}}
+		s = &session{first: e.Time, flows: map[int64]*member{}}
 		v.sessions[k] = s
 		// Symmetric evidence filed under the reverse orientation before
 		// this session's first oriented evidence belongs here.
 		if r := v.sessions[rk]; r != nil && !e.Symmetric && !r.alerted && allSymmetric(r) {
 			for _, old := range r.ev {
 				s.ev = append(s.ev, flip(old))
-				s.flows[old.Flow.ID] = flowString(&old.Flow)
+			}
+			for id, m := range r.flows {
+				s.flows[id] = m
+				v.byFlow[id] = k
+				if !m.ended {
+					s.live++
+				}
 			}
 			delete(v.sessions, rk)
 		}
@@ -157,9 +251,7 @@ func (v *Verdict) Report(e detector.Evidence) {
 	if e.Time.After(s.last) {
 		s.last = e.Time
 	}
-	if _, ok := s.flows[e.Flow.ID]; !ok && len(s.flows) < 64 {
-		s.flows[e.Flow.ID] = flowString(&e.Flow)
-	}
+	v.addMember(k, s, e)
 	if s.alerted {
 		return
 	}
@@ -174,122 +266,174 @@ func (v *Verdict) Report(e detector.Evidence) {
 	if len(s.ev) > 64 {
 		s.ev = s.ev[len(s.ev)-64:]
 	}
-	score, anchor, ok := v.score(s)
-	if !ok || score < v.cfg.Threshold {
+	sc := detector.Score(s.ev)
+	if !sc.OK || sc.Total < v.cfg.Threshold {
 		return
 	}
 	s.alerted = true
-	a := v.buildAlert(s, anchor, e, score)
+	a := v.buildAlert(s, sc, e)
 	v.markCascade(&a)
+	s.alert = a
 	if !v.applyPolicy(&a) {
 		return
 	}
 	v.alerts++
-	v.emit(a)
+	o.alerts = append(o.alerts, a)
 	v.noteServer(a)
-	v.serverRole(a)
+	v.serverRole(a, o)
 }
 
-// score sums each kind's strongest weight and picks the anchor.
-func (v *Verdict) score(s *session) (float32, detector.Evidence, bool) {
-	best := map[string]float32{}
-	perFlow := map[string]map[int64]bool{}
-	var anchor detector.Evidence
-	have := false
-	for _, e := range s.ev {
-		if e.PerFlow {
-			// Up to two distinct flows of a per-flow kind add up.
-			if perFlow[e.Kind] == nil {
-				perFlow[e.Kind] = map[int64]bool{}
-			}
-			if fl := perFlow[e.Kind]; !fl[e.Flow.ID] && len(fl) < 2 {
-				fl[e.Flow.ID] = true
-				best[e.Kind+"#"+fmt.Sprint(len(fl))] = e.Weight
-			}
-		} else if e.Weight > best[e.Kind] {
-			best[e.Kind] = e.Weight
+func (v *Verdict) addMember(k pairKey, s *session, e detector.Evidence) {
+	id := e.Flow.ID
+	if m, ok := s.flows[id]; ok {
+		if !m.ended {
+			m.flow = e.Flow
 		}
-		if e.Anchor && (!have || anchorRank(e) > anchorRank(anchor)) {
-			anchor, have = e, true
-		}
+		return
 	}
-	var sum float32
-	for _, w := range best {
-		sum += w
+	if len(s.flows) >= maxMembers {
+		return
 	}
-	return sum, anchor, have
+	s.flows[id] = &member{flow: e.Flow, last: e.Time}
+	s.live++
+	v.byFlow[id] = k
 }
 
-// anchorRank prefers TCP session flows over UDP, the primary connection
-// over additional ones, stronger evidence over weaker, then the earliest.
-func anchorRank(e detector.Evidence) float64 {
-	r := float64(e.Weight)
-	if e.Flow.Proto == 6 {
-		r += 10
+// quiet is when the session was last heard of: its newest evidence or the
+// end of its last flow.
+func (s *session) quiet() time.Time {
+	if s.ended.After(s.last) {
+		return s.ended
 	}
-	if e.Kind == "softether.tls.session-shape" {
-		r += 5
-	}
-	// Earlier flows rank higher at equal strength.
-	r -= float64(e.Flow.Start.UnixNano()%1e12) / 1e15
-	return r
+	return s.last
 }
 
-func (v *Verdict) buildAlert(s *session, anchor, trigger detector.Evidence, score float32) Alert {
-	all := append([]detector.Evidence(nil), s.ev...)
-	sort.SliceStable(all, func(i, j int) bool { return all[i].Weight > all[j].Weight })
-	// Keep the strongest evidence of each kind (two flows for per-flow kinds).
-	var ev []detector.Evidence
-	kept := map[string]int{}
-	for _, e := range all {
-		limit := 1
-		if e.PerFlow {
-			limit = 2
-		}
-		if kept[e.Kind] < limit {
-			kept[e.Kind]++
-			ev = append(ev, e)
+// FlowEnded tells the verdict stage that a flow expired, was evicted or
+// the capture ended. f carries the flow's final counters; last is its last
+// packet's time; reason is "timeout", "forced" or "shutdown". Flows that
+// never gave evidence need not be reported.
+func (v *Verdict) FlowEnded(f detector.Flow, last time.Time, reason string) {
+	var o outbox
+	v.mu.Lock()
+	v.flowEnded(f, last, reason, &o)
+	v.mu.Unlock()
+	v.flush(&o)
+}
+
+func (v *Verdict) flowEnded(f detector.Flow, last time.Time, reason string, o *outbox) {
+	k, ok := v.byFlow[f.ID]
+	if !ok {
+		return
+	}
+	delete(v.byFlow, f.ID)
+	s := v.sessions[k]
+	if s == nil {
+		return
+	}
+	m := s.flows[f.ID]
+	if m == nil || m.ended {
+		return
+	}
+	if m.flow.Client.Addr() != f.Client.Addr() && m.flow.Client.Addr() == f.Server.Addr() {
+		f = flipFlow(f) // the evidence oriented this flow the other way
+	}
+	m.flow, m.last, m.ended = f, last, true
+	s.live--
+	if last.After(s.ended) {
+		s.ended = last
+	}
+	s.reason = reason
+	if s.live == 0 && reason == "shutdown" {
+		// End of capture: nothing more can join it.
+		v.endSession(k, s, o)
+	}
+}
+
+// endSession forgets a session, writing its summary if it alerted.
+func (v *Verdict) endSession(k pairKey, s *session, o *outbox) {
+	delete(v.sessions, k)
+	for id := range s.flows {
+		if v.byFlow[id] == k {
+			delete(v.byFlow, id)
 		}
 	}
-	mode := anchor.Mode
-	for _, e := range ev {
-		if e.Mode == "admin" {
-			mode = "admin"
-		}
+	if !s.alerted {
+		return
 	}
-	if mode == "" {
-		mode = "direct"
+	a := s.alert
+	end := SessionEnd{Signature: a.Signature, Anchor: a.Anchor.Flow, End: s.quiet(), Reason: s.reason,
+		AlertTimestamp: a.Trigger.Time}
+	if end.Reason == "" {
+		end.Reason = "timeout"
 	}
-	conf := float32(1)
-	seen := map[string]bool{}
-	var tls *detector.TLSInfo
-	for _, e := range ev {
-		if !seen[e.Kind] {
-			seen[e.Kind] = true
-			conf *= 1 - min(e.Weight, 0.99)
-		}
-		if tls == nil && e.TLS != nil && e.Flow.ID == anchor.Flow.ID {
-			tls = e.TLS
-		}
-	}
-	var flows []string
 	ids := make([]int64, 0, len(s.flows))
 	for id := range s.flows {
 		ids = append(ids, id)
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	for _, id := range ids {
-		flows = append(flows, s.flows[id])
+		m := s.flows[id]
+		f := &m.flow
+		if end.Start.IsZero() || (!f.Start.IsZero() && f.Start.Before(end.Start)) {
+			end.Start = f.Start
+		}
+		if m.last.After(end.End) {
+			end.End = m.last
+		}
+		end.PktsToServer += f.PktsToServer
+		end.PktsToClient += f.PktsToClient
+		end.BytesToServer += f.BytesToServer
+		end.BytesToClient += f.BytesToClient
+		end.Flows = append(end.Flows, strconv.FormatInt(id, 10)+" "+flowString(f))
 	}
-	return Alert{Signature: detector.SessionSignature(mode, anchor.Flow.Proto), Anchor: anchor, Trigger: trigger,
-		Evidence: ev, Mode: mode, Score: score, Confidence: 1 - conf, Flows: flows, TLS: tls}
+	o.ends = append(o.ends, end)
 }
 
-func (v *Verdict) reportSingle(e detector.Evidence) {
+func (v *Verdict) buildAlert(s *session, sc detector.Scored, trigger detector.Evidence) Alert {
+	anchor := sc.Anchor
+	mode := anchor.Mode
+	for _, e := range sc.Used {
+		if e.Mode == detector.ModeAdmin {
+			mode = detector.ModeAdmin
+		}
+	}
+	if mode == detector.ModeNone {
+		mode = detector.ModeDirect
+	}
+	conf := float32(1)
+	var tls *detector.TLSInfo
+	for _, u := range sc.Units {
+		conf *= 1 - min(u.Score, 0.99)
+	}
+	for _, e := range sc.Used {
+		if tls == nil && e.TLS != nil && e.Flow.ID == anchor.Flow.ID {
+			tls = e.TLS
+		}
+	}
+	ids := make([]int64, 0, len(s.flows))
+	for id := range s.flows {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	var flows []string
+	for _, id := range ids {
+		flows = append(flows, flowString(&s.flows[id].flow))
+	}
+	return Alert{Signature: detector.SessionSignature(mode), Anchor: anchor, Trigger: trigger,
+		Evidence: sc.Used, Mode: mode, Score: sc.Total, Units: sc.Count, Confidence: 1 - conf, Flows: flows, TLS: tls}
+}
+
+func (v *Verdict) reportSingle(e detector.Evidence, o *outbox) {
 	k := singleKey{e.Signature, pairKey{e.Client.Unmap(), e.Server.Unmap()}}
 	if last, ok := v.single[k]; ok && e.Time.Sub(last) < v.cfg.SessionGap {
 		v.single[k] = e.Time
 		return
+	}
+	if len(v.single) >= v.cfg.MaxSessions {
+		for x := range v.single { // any one: it only suppresses repeats
+			delete(v.single, x)
+			break
+		}
 	}
 	v.single[k] = e.Time
 	sig, ok := detector.ByID(e.Signature)
@@ -304,17 +448,18 @@ func (v *Verdict) reportSingle(e detector.Evidence) {
 		v.rememberServer(e.Client.Unmap(), "sent a SoftEther DDNS registration", e.Time)
 	}
 	v.alerts++
-	v.emit(Alert{Signature: sig, Anchor: e, Trigger: e, Evidence: []detector.Evidence{e}, Mode: e.Mode,
-		Score: e.Weight, Confidence: e.Weight, Flows: []string{flowString(&e.Flow)}, TLS: e.TLS})
+	o.alerts = append(o.alerts, Alert{Signature: sig, Anchor: e, Trigger: e, Evidence: []detector.Evidence{e}, Mode: e.Mode,
+		Score: e.Weight, Units: 1, Confidence: e.Weight, Flows: []string{flowString(&e.Flow)}, TLS: e.TLS})
 }
 
-// Expire forgets sessions idle for longer than the session gap at now.
+// Expire ends sessions with no live flow that have been quiet for longer
+// than the session gap at now, and forgets old repeat-suppression state.
 func (v *Verdict) Expire(now time.Time) {
+	var o outbox
 	v.mu.Lock()
-	defer v.mu.Unlock()
 	for k, s := range v.sessions {
-		if now.Sub(s.last) > v.cfg.SessionGap {
-			delete(v.sessions, k)
+		if s.live == 0 && now.Sub(s.quiet()) > v.cfg.SessionGap {
+			v.endSession(k, s, &o)
 		}
 	}
 	for k, t := range v.single {
@@ -327,18 +472,56 @@ func (v *Verdict) Expire(now time.Time) {
 			delete(v.nbstat, k)
 		}
 	}
+	v.mu.Unlock()
+	// Map order is random: sessions ending together are reported in a
+	// fixed order, so a capture always gives the same events in the same order.
+	sort.Slice(o.ends, func(i, j int) bool { return o.ends[i].Anchor.ID < o.ends[j].Anchor.ID })
+	v.flush(&o)
 }
 
-func (v *Verdict) dropStalest() {
-	var victim pairKey
-	var t time.Time
-	first := true
+// Flush ends every session none of whose flows is still live (end of
+// capture), writing the summaries of alerted ones.
+func (v *Verdict) Flush() {
+	var o outbox
+	v.mu.Lock()
 	for k, s := range v.sessions {
-		if first || s.last.Before(t) {
-			victim, t, first = k, s.last, false
+		if s.live == 0 {
+			if s.reason == "" {
+				s.reason = "shutdown"
+			}
+			v.endSession(k, s, &o)
 		}
 	}
-	delete(v.sessions, victim)
+	v.mu.Unlock()
+	sort.Slice(o.ends, func(i, j int) bool { return o.ends[i].Anchor.ID < o.ends[j].Anchor.ID })
+	v.flush(&o)
+}
+
+// evict makes room by dropping one session: among a few sampled (map
+// order is random), the one to lose least: not alerted before alerted,
+// then the stalest. Constant time, unlike a scan of every session.
+func (v *Verdict) evict(o *outbox) {
+	var victim pairKey
+	var vs *session
+	n := 0
+	for k, s := range v.sessions {
+		if vs == nil || evictBefore(s, vs) {
+			victim, vs = k, s
+		}
+		if n++; n >= 16 {
+			break
+		}
+	}
+	if vs != nil {
+		v.endSession(victim, vs, o)
+	}
+}
+
+func evictBefore(a, b *session) bool {
+	if a.alerted != b.alerted {
+		return !a.alerted
+	}
+	return a.quiet().Before(b.quiet())
 }
 
 func flowString(f *detector.Flow) string {
@@ -372,11 +555,15 @@ func allSymmetric(s *session) bool {
 // the orientation of its flow, so the alert names client and server right.
 func flip(e detector.Evidence) detector.Evidence {
 	e.Client, e.Server = e.Server, e.Client
-	f := &e.Flow
-	if f.Client.Addr() == e.Server {
-		f.Client, f.Server = f.Server, f.Client
-		f.PktsToServer, f.PktsToClient = f.PktsToClient, f.PktsToServer
-		f.BytesToServer, f.BytesToClient = f.BytesToClient, f.BytesToServer
+	if e.Flow.Client.Addr() == e.Server {
+		e.Flow = flipFlow(e.Flow)
 	}
 	return e
+}
+
+func flipFlow(f detector.Flow) detector.Flow {
+	f.Client, f.Server = f.Server, f.Client
+	f.PktsToServer, f.PktsToClient = f.PktsToClient, f.PktsToServer
+	f.BytesToServer, f.BytesToClient = f.BytesToClient, f.BytesToServer
+	return f
 }

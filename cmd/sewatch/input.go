@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sewatch/sewatch/internal/capture"
+	"github.com/sewatch/sewatch/internal/config"
+	"github.com/sewatch/sewatch/internal/decode"
+	"github.com/sewatch/sewatch/internal/engine"
+)
+
+// liveReadTimeout bounds how long a live read waits before the flow table
+// expires on the wall clock (an idle link) and a stop is noticed.
+const liveReadTimeout = 500 * time.Millisecond
+
+// stallGrace is how long a stopped run waits for a read that cannot be
+// interrupted (a pipe opened without the poller) before giving up on it.
+const stallGrace = 2 * time.Second
+
+// runFile reads a capture file. The read runs in its own goroutine so a
+// signal stops the run even while the read waits on a stalled pipe or FIFO:
+// closing the source makes that read return.
+func runFile(ctx context.Context, eng *engine.Engine, path string, cfg config.Config, log *slog.Logger) error {
+	var src atomic.Pointer[capture.Source]
+	done := make(chan error, 1)
+	go func() {
+		s, err := capture.OpenFile(path, cfg.Capture.Filter)
+		if err != nil {
+			done <- err
+			return
+		}
+		src.Store(&s)
+		if ctx.Err() != nil { // stopped while opening (a FIFO waits for its writer)
+			done <- nil
+			return
+		}
+		// Several workers: flows hashed to cores, alerts in the same order as one.
+		done <- eng.RunParallel(ctx, s, decode.LinkType(s.LinkType()), cfg.Capture.Workers)
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		if s := src.Load(); s != nil {
+			(*s).Close()
+		}
+		select {
+		case err = <-done:
+		case <-time.After(stallGrace):
+			log.Warn("the input did not return after the stop; exiting without waiting for it", "file", path)
+			return nil
+		}
+	}
+	if s := src.Load(); s != nil {
+		(*s).Close()
+	}
+	if ctx.Err() != nil {
+		return nil // a read cut short by the stop is not damage
+	}
+	if err != nil {
+		if src.Load() == nil {
+			return err // not opened: the error names the file
+		}
+		return fmt.Errorf("%s: %w (alerts before the damage were written)", path, err)
+	}
+	return nil
+}
+
+// runLive captures on an interface until ctx is done or a capture worker
+// fails (that error ends the run). Once the sockets are open the process
+// gives up root (cfg.User). The final stats event is written only when the
+// capture started.
+func runLive(ctx context.Context, eng *engine.Engine, iface string, cfg config.Config, log *slog.Logger) error {
+	promisc := cfg.Capture.Promisc == nil || *cfg.Capture.Promisc
+	srcs, err := capture.OpenLive(iface, capture.LiveOptions{Workers: cfg.Capture.Workers, Promisc: promisc,
+		Snaplen: cfg.Capture.Snaplen, Filter: cfg.Capture.Filter, ReadTimeout: liveReadTimeout})
+	if err != nil {
+		return err
+	}
+	if err := dropPrivileges(cfg.User, log); err != nil {
+		for _, s := range srcs {
+			s.Close()
+		}
+		return err
+	}
+	log.Info("capturing", "iface", iface, "workers", len(srcs))
+	eng.SetCaptureStats(kernelStats(srcs))
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if cfg.Stats.Interval > 0 {
+		go eng.StatsLoop(ctx, cfg.Stats.Interval)
+	}
+	var wg sync.WaitGroup
+	for _, s := range srcs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := eng.NewWorker(decode.LinkType(s.LinkType()))
+			err := w.Run(ctx, s, func(err error) bool { return errors.Is(err, capture.ErrTimeout) })
+			w.Finish()
+			if err != nil && ctx.Err() == nil {
+				cancel(fmt.Errorf("capture on %s: %w", iface, err)) // one failed socket ends the run
+			}
+		}()
+	}
+	<-ctx.Done()
+	for _, s := range srcs {
+		s.Close()
+	}
+	wg.Wait()
+	if cfg.Stats.Interval > 0 {
+		eng.SendStats() // final counters at shutdown
+	}
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// kernelStats sums the kernel counters of every socket of the fanout group.
+type kernelStats []capture.Source
+
+func (k kernelStats) KernelStats() (packets, drops, ifdrops uint64) {
+	for _, s := range k {
+		st := s.Stats()
+		packets += st.Packets
+		drops += st.KernelDrops
+		ifdrops += st.IfDrops
+	}
+	return
+}
