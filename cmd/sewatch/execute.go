@@ -44,8 +44,9 @@ func execute(o options, cfg config.Config, dets []detector.Detector, log *slog.L
 	if eng == nil {
 		return err
 	}
+	eng.LogUndecoded()
 	c := &eng.C
-	log.Info("done", "packets", c.Packets.Load(), "invalid", c.Invalid.Load(), "flows_evicted", c.FlowsEvicted.Load(),
+	log.Info("done", "packets", c.Packets.Load(), "invalid", c.Invalid.Load(), "not_ip", c.NonIP.Load(), "flows_evicted", c.FlowsEvicted.Load(),
 		"panics", c.Panics.Load(), "alerts", eng.Verdict().Alerts())
 	if s := sig.caught(); s != 0 && !o.live() && err == nil {
 		log.Warn("stopped early by a signal: the capture was not read to its end; events found so far were delivered",

@@ -41,7 +41,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("sewatch", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.readFile, "r", "", "read packets from a pcap or pcapng `file`")
+	fs.StringVar(&o.readFile, "r", "", "read packets from a pcap or pcapng `file` (gzip/zstd too), a directory of them, or - for stdin")
 	fs.StringVar(&o.iface, "i", "", "capture live on `interface` (AF_PACKET; needs CAP_NET_RAW)")
 	fs.StringVar(&o.cfgPath, "c", "", "configuration `file` (YAML)")
 	fs.StringVar(&o.logDir, "l", "", "log `dir`: with no -o, EVE goes to DIR/eve.json")

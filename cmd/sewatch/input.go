@@ -30,11 +30,12 @@ func runFile(ctx context.Context, eng *engine.Engine, path string, cfg config.Co
 	var src atomic.Pointer[capture.Source]
 	done := make(chan error, 1)
 	go func() {
-		s, err := capture.OpenFile(path, cfg.Capture.Filter)
+		in, err := capture.OpenInput(path, capture.InputOptions{Filter: cfg.Capture.Filter, Log: log})
 		if err != nil {
 			done <- err
 			return
 		}
+		s := capture.Source(in)
 		src.Store(&s)
 		if ctx.Err() != nil { // stopped while opening (a FIFO waits for its writer)
 			done <- nil
@@ -59,6 +60,9 @@ func runFile(ctx context.Context, eng *engine.Engine, path string, cfg config.Co
 	}
 	if s := src.Load(); s != nil {
 		(*s).Close()
+		if cfg.Stats.Interval > 0 {
+			eng.SendStats() // the counters of the whole read, as in live mode
+		}
 	}
 	if ctx.Err() != nil {
 		return nil // a read cut short by the stop is not damage
@@ -67,7 +71,8 @@ func runFile(ctx context.Context, eng *engine.Engine, path string, cfg config.Co
 		if src.Load() == nil {
 			return err // not opened: the error names the file
 		}
-		return fmt.Errorf("%s: %w (alerts before the damage were written)", path, err)
+		// The input's errors name the file (a directory's member included).
+		return fmt.Errorf("%w (alerts before the damage were written)", err)
 	}
 	return nil
 }

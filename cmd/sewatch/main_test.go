@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -103,6 +104,11 @@ func TestCLI(t *testing.T) {
 			if code != tc.code {
 				t.Fatalf("exit %d, want %d\nstderr: %s", code, tc.code, errOut)
 			}
+			// A run that read packets ends with one stats event.
+			out, nstats := splitStats(out)
+			if wantStats := slices.Contains(tc.args, "-r") && (tc.stdout != "" || tc.stdoutHas != ""); (nstats == 1) != wantStats {
+				t.Errorf("%d stats events on stdout, want stats %v", nstats, wantStats)
+			}
 			if tc.stdout != "" || tc.stdoutHas == "" {
 				if out != tc.stdout {
 					t.Errorf("stdout:\n%s\nwant:\n%s", out, tc.stdout)
@@ -122,12 +128,27 @@ func TestCLI(t *testing.T) {
 			}
 			if tc.fileEquals != "" {
 				b, err := os.ReadFile(eve)
-				if err != nil || string(b) != tc.fileEquals {
+				alerts, nstats := splitStats(string(b))
+				if err != nil || alerts != tc.fileEquals || nstats != 1 {
 					t.Errorf("eve.json = %q, %v", b, err)
 				}
 			}
 		})
 	}
+}
+
+// splitStats removes EVE stats lines from out and counts them.
+func splitStats(out string) (string, int) {
+	var keep []string
+	n := 0
+	for _, l := range strings.SplitAfter(out, "\n") {
+		if strings.Contains(l, `"event_type":"stats"`) {
+			n++
+			continue
+		}
+		keep = append(keep, l)
+	}
+	return strings.Join(keep, ""), n
 }
 
 func firstLine(b []byte) string {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/google/gopacket"
-	"github.com/google/gopacket/pcapgo"
 	"golang.org/x/net/bpf"
 )
 
@@ -44,58 +43,82 @@ var (
 // maxCaplen bounds one record; larger claims are hostile or corrupt.
 const maxCaplen = 256 << 10
 
-// OpenFile opens a pcap (µs or ns, either byte order) or pcapng file.
+// OpenFile opens a pcap (µs or ns, either byte order) or pcapng file,
+// plain or gzip- or zstd-compressed.
 func OpenFile(path, filter string) (Source, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	br := bufio.NewReaderSize(f, 1<<20)
+	src, err := openReader(f, f, newFilterCache(filter))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return src, nil
+}
+
+// openReader reads a capture from r (closing c at the end), undoing gzip or
+// zstd compression first when the stream starts with their magic.
+func openReader(r io.Reader, c io.Closer, fc *filterCache) (fileSource, error) {
+	br := bufio.NewReaderSize(r, 256<<10)
 	magic, err := br.Peek(4)
 	if err != nil {
-		f.Close()
+		c.Close()
 		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%s: %w (file shorter than a header)", path, ErrNotPcap)
+			return nil, fmt.Errorf("%w (file shorter than a header)", ErrNotPcap)
 		}
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, err
+	}
+	if dr, dc, ok, err := decompressor(br, magic); ok {
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		br = bufio.NewReaderSize(dr, 256<<10)
+		c = closers{dc, c}
+		if magic, err = br.Peek(4); err != nil {
+			c.Close()
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil, fmt.Errorf("%w (compressed stream shorter than a header)", ErrNotPcap)
+			}
+			return nil, fmt.Errorf("decompressing: %w", err)
+		}
 	}
 	var src fileSource
 	switch binary.LittleEndian.Uint32(magic) {
 	case 0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1:
-		src, err = newPcapReader(br, f)
+		src, err = newPcapReader(br, c)
 	case 0x0a0d0d0a:
-		src, err = newNgReader(br, f)
+		src, err = newNgReader(br, c)
 	default:
 		err = ErrNotPcap
 	}
 	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("%s: %w", path, err)
+		c.Close()
+		return nil, err
 	}
-	if filter != "" {
-		prog, err := CompileFilter(filter, src.LinkType())
-		if err != nil {
+	if fc != nil {
+		fs := &filtered{fileSource: src, fc: fc}
+		if _, err := fc.vmFor(src.LinkType()); err != nil {
 			src.Close()
 			return nil, err
 		}
-		vm, err := bpf.NewVM(prog)
-		if err != nil {
-			src.Close()
-			return nil, fmt.Errorf("filter %q: %w", filter, err)
-		}
-		return &filtered{fileSource: src, vm: vm}, nil
+		return fs, nil
 	}
 	return src, nil
 }
 
 type fileSource interface {
 	Source
+	// PacketLinkType is the link type of the packet ReadPacket returned
+	// last (pcapng interfaces may differ in link type).
+	PacketLinkType() uint32
 }
 
 // pcapReader reads classic pcap with one reusable buffer.
 type pcapReader struct {
 	r     *bufio.Reader
-	f     *os.File
+	f     io.Closer
 	order binary.ByteOrder
 	nano  bool
 	link  uint32
@@ -104,7 +127,7 @@ type pcapReader struct {
 	n     uint64
 }
 
-func newPcapReader(r *bufio.Reader, f *os.File) (*pcapReader, error) {
+func newPcapReader(r *bufio.Reader, f io.Closer) (*pcapReader, error) {
 	var h [24]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return nil, fmt.Errorf("%w: header: %v", ErrTruncated, err)
@@ -159,81 +182,50 @@ func (p *pcapReader) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
 	return p.buf, ci, nil
 }
 
-func (p *pcapReader) LinkType() uint32 { return p.link }
-func (p *pcapReader) Stats() Stats     { return Stats{Packets: p.n} }
-func (p *pcapReader) Close() error     { return p.f.Close() }
-
-// ngReader wraps gopacket's pcapng reader; the link type is read from the
-// first interface description block ourselves (gopacket keeps only 8 bits).
-type ngReader struct {
-	r    *pcapgo.NgReader
-	f    *os.File
-	link uint32
-	n    uint64
-}
-
-func newNgReader(br *bufio.Reader, f *os.File) (*ngReader, error) {
-	link, err := ngLinkType(br)
-	if err != nil {
-		return nil, err
-	}
-	r, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNotPcap, err)
-	}
-	return &ngReader{r: r, f: f, link: link}, nil
-}
-
-// ngLinkType peeks at the section header and the first interface
-// description block to learn the link type.
-func ngLinkType(br *bufio.Reader) (uint32, error) {
-	head, err := br.Peek(28)
-	if err != nil {
-		return 0, fmt.Errorf("%w: pcapng section header", ErrTruncated)
-	}
-	var order binary.ByteOrder = binary.LittleEndian
-	if binary.BigEndian.Uint32(head[8:]) == 0x1a2b3c4d {
-		order = binary.BigEndian
-	}
-	shbLen := int(order.Uint32(head[4:]))
-	if shbLen < 28 || shbLen > 1<<20 {
-		return 0, fmt.Errorf("%w: pcapng section header length %d", ErrNotPcap, shbLen)
-	}
-	b, err := br.Peek(shbLen + 16)
-	if err != nil {
-		return 0, fmt.Errorf("%w: no interface description", ErrTruncated)
-	}
-	idb := b[shbLen:]
-	if order.Uint32(idb) != 1 {
-		return 0, fmt.Errorf("%w: first block after the section header is not an interface description", ErrNotPcap)
-	}
-	return uint32(order.Uint16(idb[8:])), nil
-}
-
-func (n *ngReader) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
-	d, ci, err := n.r.ZeroCopyReadPacketData()
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, ci, io.EOF
-		}
-		return nil, ci, fmt.Errorf("%w: after packet %d: %v", ErrTruncated, n.n, err)
-	}
-	if len(d) > maxCaplen {
-		return nil, ci, fmt.Errorf("%w: packet %d claims %d bytes", ErrTruncated, n.n+1, len(d))
-	}
-	n.n++
-	return d, ci, nil
-}
-
-func (n *ngReader) LinkType() uint32 { return n.link }
-func (n *ngReader) Stats() Stats     { return Stats{Packets: n.n} }
-func (n *ngReader) Close() error     { return n.f.Close() }
+func (p *pcapReader) LinkType() uint32       { return p.link }
+func (p *pcapReader) PacketLinkType() uint32 { return p.link }
+func (p *pcapReader) Stats() Stats           { return Stats{Packets: p.n} }
+func (p *pcapReader) Close() error           { return p.f.Close() }
 
 // filtered applies a BPF program to a file source.
 type filtered struct {
 	fileSource
+	fc       *filterCache
+	link     uint32
 	vm       *bpf.VM
 	rejected uint64
+}
+
+// filterCache holds a filter compiled once per link type, shared by the
+// files of a directory.
+type filterCache struct {
+	expr string
+	vms  map[uint32]*bpf.VM
+}
+
+// newFilterCache returns nil for no filter.
+func newFilterCache(expr string) *filterCache {
+	if expr == "" {
+		return nil
+	}
+	return &filterCache{expr: expr, vms: map[uint32]*bpf.VM{}}
+}
+
+// vmFor compiles the filter for a link type once.
+func (f *filterCache) vmFor(link uint32) (*bpf.VM, error) {
+	if vm, ok := f.vms[link]; ok {
+		return vm, nil
+	}
+	prog, err := CompileFilter(f.expr, link)
+	if err != nil {
+		return nil, fmt.Errorf("%w (link type %d)", err, link)
+	}
+	vm, err := bpf.NewVM(prog)
+	if err != nil {
+		return nil, fmt.Errorf("filter %q: %w", f.expr, err)
+	}
+	f.vms[link] = vm
+	return vm, nil
 }
 
 func (f *filtered) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
@@ -241,6 +233,12 @@ func (f *filtered) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
 		d, ci, err := f.fileSource.ReadPacket()
 		if err != nil {
 			return d, ci, err
+		}
+		if l := f.fileSource.PacketLinkType(); l != f.link || f.vm == nil {
+			if f.vm, err = f.fc.vmFor(l); err != nil {
+				return nil, ci, err
+			}
+			f.link = l
 		}
 		if n, err := f.vm.Run(d); err == nil && n > 0 {
 			return d, ci, nil

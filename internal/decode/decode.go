@@ -99,9 +99,9 @@ var (
 type Decoder struct {
 	link LinkType
 
-	ip4    layers.IPv4
-	ip6    layers.IPv6
-	ext    layers.IPv6ExtensionSkipper
+	ip4    ip4Layer
+	ip6    ip6Layer
+	ext    extLayer
 	frag6  ipv6Fragment
 	tcp    layers.TCP
 	udp    layers.UDP
@@ -109,18 +109,43 @@ type Decoder struct {
 	icmp6  layers.ICMPv6
 	p4, p6 *gopacket.DecodingLayerParser
 	dl     []gopacket.LayerType
+
+	// ipPayload is what follows the last IP header (tunnels); depth counts
+	// encapsulations of the packet being decoded; noTunnel re-decodes an
+	// outer packet whose inner one failed.
+	ipPayload []byte
+	depth     int
+	noTunnel  bool
+
+	// Counts are per-layer packet counters and Skipped the frames not
+	// decoded, by reason; the engine collects and zeroes both.
+	Counts  [NumLayers]uint64
+	Skipped SkipTable
 }
 
 // NewDecoder returns a decoder for frames of the given link type.
 func NewDecoder(link LinkType) *Decoder {
 	d := &Decoder{link: link, dl: make([]gopacket.LayerType, 0, 8)}
-	d.p4 = gopacket.NewDecodingLayerParser(layers.LayerTypeIPv4, &d.ip4, &d.tcp, &d.udp, &d.icmp4)
-	d.p6 = gopacket.NewDecodingLayerParser(layers.LayerTypeIPv6, &d.ip6, &d.ext, &d.frag6, &d.tcp, &d.udp, &d.icmp6)
+	d.p4 = newParser(layers.LayerTypeIPv4, &d.ip4, &d.tcp, &d.udp, &d.icmp4)
+	d.p6 = newParser(layers.LayerTypeIPv6, &d.ip6, &d.ext, &d.frag6, &d.tcp, &d.udp, &d.icmp6)
 	for _, p := range []*gopacket.DecodingLayerParser{d.p4, d.p6} {
 		p.IgnoreUnsupported = true
 		p.IgnorePanic = true
 	}
 	return d
+}
+
+// newParser keeps the layers in a slice indexed by layer type instead of
+// gopacket's default map: one map lookup per layer was a fifth of the
+// decode time.
+func newParser(first gopacket.LayerType, ls ...gopacket.DecodingLayer) *gopacket.DecodingLayerParser {
+	p := gopacket.NewDecodingLayerParser(first)
+	var c gopacket.DecodingLayerContainer = gopacket.DecodingLayerSparse(nil)
+	for _, l := range ls {
+		c = c.Put(l)
+	}
+	p.SetDecodingLayerContainer(c)
+	return p
 }
 
 // LinkType is the link type this decoder expects.
@@ -136,34 +161,19 @@ const (
 )
 
 // Decode fills p from one frame. p.Time and p.Index are left to the caller.
+// A frame that is not IP (ARP, LLDP, a PPP control packet, an encrypted
+// 802.11 or MACsec frame) returns ErrNotIP and is recorded in d.Skipped by
+// reason; an unknown link type returns ErrUnsupportedLink, recorded too.
 func (d *Decoder) Decode(data []byte, p *Packet) error {
 	p.reset()
 	p.WireLen = len(data)
-	et, off, err := d.linkLayer(data, p)
-	if err != nil {
-		return err
-	}
-	// VLAN tags may follow any link layer that carries an ethertype.
-	for et == etVLAN || et == etQinQ || et == et9100 {
-		if len(data) < off+4 {
-			return ErrTruncated
-		}
-		if p.NVLAN < uint8(len(p.VLAN)) {
-			p.VLAN[p.NVLAN] = binary.BigEndian.Uint16(data[off:]) & 0x0fff
-			p.NVLAN++
-		}
-		et = binary.BigEndian.Uint16(data[off+2:])
-		off += 4
-	}
-	ipData := data[off:]
-	switch et {
-	case etIPv4:
-		return d.decodeIPv4(ipData, p)
-	case etIPv6:
-		return d.decodeIPv6(ipData, p)
-	}
-	return ErrNotIP
+	d.depth, d.noTunnel = 0, false
+	return d.decodeLink(d.link, data, p)
 }
+
+// SetLink changes the link type of the frames that follow (pcapng files
+// mix interfaces of different link types).
+func (d *Decoder) SetLink(l LinkType) { d.link = l }
 
 // reset clears what the previous packet left, field by field: copying a
 // whole zero Packet costs a memmove per packet on the hot path.
@@ -178,55 +188,6 @@ func (p *Packet) reset() {
 	p.Payload = nil
 }
 
-// linkLayer returns the ethertype of what follows the link header and its offset.
-func (d *Decoder) linkLayer(data []byte, p *Packet) (uint16, int, error) {
-	switch d.link {
-	case LinkEthernet:
-		if len(data) < 14 {
-			return 0, 0, ErrTruncated
-		}
-		return binary.BigEndian.Uint16(data[12:]), 14, nil
-	case LinkLinuxSLL:
-		if len(data) < 16 {
-			return 0, 0, ErrTruncated
-		}
-		return binary.BigEndian.Uint16(data[14:]), 16, nil
-	case LinkLinuxSLL2:
-		if len(data) < 20 {
-			return 0, 0, ErrTruncated
-		}
-		return binary.BigEndian.Uint16(data[0:]), 20, nil
-	case LinkNull, LinkLoop:
-		if len(data) < 4 {
-			return 0, 0, ErrTruncated
-		}
-		// The family is in host order of the capturing machine: accept both.
-		fam := binary.LittleEndian.Uint32(data)
-		if fam > 0xffff {
-			fam = binary.BigEndian.Uint32(data)
-		}
-		switch fam {
-		case 2:
-			return etIPv4, 4, nil
-		case 10, 24, 28, 30:
-			return etIPv6, 4, nil
-		}
-		return 0, 0, ErrNotIP
-	case LinkRaw, LinkRaw12, LinkRaw14, LinkIPv4, LinkIPv6:
-		if len(data) < 1 {
-			return 0, 0, ErrTruncated
-		}
-		switch data[0] >> 4 {
-		case 4:
-			return etIPv4, 0, nil
-		case 6:
-			return etIPv6, 0, nil
-		}
-		return 0, 0, ErrNotIP
-	}
-	return 0, 0, ErrUnsupportedLink
-}
-
 func (d *Decoder) decodeIPv4(b []byte, p *Packet) error {
 	if len(b) < 20 {
 		return ErrTruncated
@@ -238,6 +199,7 @@ func (d *Decoder) decodeIPv4(b []byte, p *Packet) error {
 		return ErrMalformed
 	}
 	p.IPVersion = 4
+	d.ipPayload = d.ip4.Payload
 	p.Src, _ = netip.AddrFromSlice(d.ip4.SrcIP)
 	p.Dst, _ = netip.AddrFromSlice(d.ip4.DstIP)
 	p.Proto = uint8(d.ip4.Protocol)
@@ -264,9 +226,14 @@ func (d *Decoder) decodeIPv6(b []byte, p *Packet) error {
 		return ErrMalformed
 	}
 	p.IPVersion = 6
+	d.ipPayload = d.ip6.Payload
+	p.Proto = uint8(d.ip6.NextHeader)
+	if last := d.dl[len(d.dl)-1]; layers.LayerClassIPv6Extension.Contains(last) {
+		d.ipPayload = d.ext.Payload
+		p.Proto = uint8(d.ext.NextHeader)
+	}
 	p.Src, _ = netip.AddrFromSlice(d.ip6.SrcIP)
 	p.Dst, _ = netip.AddrFromSlice(d.ip6.DstIP)
-	p.Proto = uint8(d.ip6.NextHeader)
 	if d.frag6.seen {
 		p.Fragment = true
 		p.Proto = d.frag6.next
@@ -317,6 +284,8 @@ func (d *Decoder) fillL4(p *Packet) error {
 		case ProtoTCP, ProtoUDP, ProtoICMP, ProtoICMPv6:
 			return ErrTruncated
 		}
+		// Other protocols (GRE, ESP, tunnels): the IP payload.
+		p.Payload = d.ipPayload
 	}
 	return nil
 }

@@ -113,11 +113,21 @@ func FuzzDecode(f *testing.F) {
 	f.Add(uint8(1), testpkt.Ethernet(testpkt.Spec{Src: "198.18.1.2", Dst: "198.18.2.2", Proto: "tcp", SrcPort: 1, DstPort: 443, Payload: []byte("x")}))
 	f.Add(uint8(1), testpkt.Ethernet(testpkt.Spec{Src: "fd00::1", Dst: "fd00::2", Proto: "udp", SrcPort: 1, DstPort: 2, VLANs: []uint16{5}}))
 	f.Add(uint8(101), []byte{0x45, 0, 0, 20})
+	// Seeds for each encapsulation: a tunnel in a tunnel, PPP, 802.11, NFLOG.
+	f.Add(uint8(0), cat(eth(0x0800), outer4(17, udp(50000, 4789, cat(vxlan(), eth(0x0800), outer4(47, cat([]byte{0, 0, 0x08, 0}, inner4)))))))
+	f.Add(uint8(5), cat([]byte{0xff, 0x03, 0x00, 0x21}, inner4))
+	f.Add(uint8(13), cat([]byte{0x88, 0x02}, make([]byte, 24), []byte{0xAA, 0xAA, 0x03, 0, 0, 0, 0x86, 0xDD}, inner6))
+	f.Add(uint8(15), cat([]byte{2, 0, 0, 0, 8, 0, 9, 0}, inner4))
 	f.Fuzz(func(t *testing.T, link uint8, data []byte) {
-		lt := []LinkType{LinkEthernet, LinkRaw, LinkLinuxSLL, LinkLinuxSLL2, LinkNull}[int(link)%5]
+		lt := fuzzLinks[int(link)%len(fuzzLinks)]
 		var p Packet
 		if err := NewDecoder(lt).Decode(data, &p); err == nil && len(p.Payload) > len(data) {
 			t.Fatalf("payload longer than the frame")
 		}
 	})
 }
+
+// fuzzLinks are the link types the fuzzer picks from.
+var fuzzLinks = []LinkType{LinkEthernet, LinkRaw, LinkLinuxSLL, LinkLinuxSLL2, LinkNull, LinkPPP, LinkPPPoE, LinkCHDLC,
+	LinkFrameRelay, LinkMPLS, LinkFDDI, LinkIPoIB, LinkJuniperEth, Link80211, LinkRadiotap, LinkNFLOG, LinkPPI,
+	LinkPFLog, LinkPrism, LinkAVS, LinkEnc, LinkATMRFC1483, LinkPPPWithDir}

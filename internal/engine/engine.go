@@ -59,7 +59,7 @@ type Config struct {
 // publish into them; readers (stats, metrics) only load them, so reading
 // never touches a worker's own state.
 type Counters struct {
-	Packets, Bytes, Invalid, Fragments         atomic.Uint64
+	Packets, Bytes, Invalid, Fragments, NonIP  atomic.Uint64
 	IPv4, IPv6, TCP, UDP, ICMPv4, ICMPv6, VLAN atomic.Uint64
 	FlowsTotal, FlowsTCP, FlowsUDP, FlowsICMP  atomic.Uint64
 	FlowsICMPv6, MaxPkt                        atomic.Uint64
@@ -88,6 +88,7 @@ type Engine struct {
 	// capStats and drops feed the stats event (may be nil).
 	capStats atomic.Pointer[StatsSource]
 	drops    atomic.Pointer[func() uint64]
+	dec      decodeTotals
 }
 
 // New makes an engine that sends EVE records to out.
@@ -168,9 +169,9 @@ type Worker struct {
 }
 
 type localCounters struct {
-	packets, bytes, invalid, fragments     uint64
-	ipv4, ipv6, tcp, udp, icmp4, icmp6, vl uint64
-	maxPkt                                 uint64
+	packets, bytes, invalid, fragments, nonIP uint64
+	ipv4, ipv6, tcp, udp, icmp4, icmp6, vl    uint64
+	maxPkt                                    uint64
 }
 
 // publish moves the worker's counters into the engine's totals.
@@ -180,6 +181,8 @@ func (w *Worker) publish() {
 	c.Bytes.Add(l.bytes)
 	c.Invalid.Add(l.invalid)
 	c.Fragments.Add(l.fragments)
+	c.NonIP.Add(l.nonIP)
+	w.e.dec.collect(w.dec)
 	c.IPv4.Add(l.ipv4)
 	c.IPv6.Add(l.ipv6)
 	c.TCP.Add(l.tcp)
@@ -222,6 +225,9 @@ type timeoutErr interface{ Timeout() bool }
 // mean "no packet for a while" (live mode): the flow table then expires on
 // the wall clock.
 func (w *Worker) Run(ctx context.Context, src Source, isTimeout func(error) bool) error {
+	// A source whose packets differ in link type (pcapng interfaces, a
+	// directory of captures) says which one each packet has.
+	lt, _ := src.(interface{ PacketLinkType() uint32 })
 	for i := 0; ; i++ {
 		if i&255 == 0 && ctx.Err() != nil {
 			return nil
@@ -240,6 +246,12 @@ func (w *Worker) Run(ctx context.Context, src Source, isTimeout func(error) bool
 				continue
 			}
 			return err
+		}
+		if lt != nil {
+			if l := decode.LinkType(lt.PacketLinkType()); l != w.link {
+				w.link = l
+				w.dec.SetLink(l)
+			}
 		}
 		w.n++
 		w.Process(data, ci.Timestamp, w.n)
@@ -264,7 +276,13 @@ func (w *Worker) process(data []byte, ts time.Time, idx uint64) {
 	w.c.packets++
 	w.c.bytes += uint64(len(data))
 	if err := w.dec.Decode(data, p); err != nil {
-		w.c.invalid++
+		// ARP, LLDP and the like are not damage: counted apart, and
+		// reported by kind at the end.
+		if err == decode.ErrNotIP {
+			w.c.nonIP++
+		} else {
+			w.c.invalid++
+		}
 		return
 	}
 	w.count(p)

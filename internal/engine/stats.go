@@ -39,6 +39,7 @@ func (e *Engine) SendStats() {
 	st.Decoder = eve.DecoderStats{Pkts: c.Packets.Load(), Bytes: c.Bytes.Load(), Invalid: c.Invalid.Load(),
 		IPv4: c.IPv4.Load(), IPv6: c.IPv6.Load(), TCP: c.TCP.Load(), UDP: c.UDP.Load(),
 		ICMPv4: c.ICMPv4.Load(), ICMPv6: c.ICMPv6.Load(), VLAN: c.VLAN.Load(), MaxPkt: c.MaxPkt.Load()}
+	e.fillDecoderLayers(&st.Decoder)
 	if n := st.Decoder.Pkts; n > 0 {
 		st.Decoder.AvgPkt = st.Decoder.Bytes / n
 	}

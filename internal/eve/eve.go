@@ -238,6 +238,32 @@ type DecoderStats struct {
 	MaxPkt   uint64 `json:"max_pkt_size"`
 	AvgPkt   uint64 `json:"avg_pkt_size"`
 	Fragment uint64 `json:"-"`
+	// Link layers and encapsulations, under Suricata's names.
+	Ethernet         uint64 `json:"ethernet"`
+	SLL              uint64 `json:"sll"`
+	SLL2             uint64 `json:"sll2"`
+	Null             uint64 `json:"null"`
+	Raw              uint64 `json:"raw"`
+	PPP              uint64 `json:"ppp"`
+	PPPoE            uint64 `json:"pppoe"`
+	MPLS             uint64 `json:"mpls"`
+	CHDLC            uint64 `json:"chdlc"`
+	GRE              uint64 `json:"gre"`
+	ERSPAN           uint64 `json:"erspan"`
+	VXLAN            uint64 `json:"vxlan"`
+	Geneve           uint64 `json:"geneve"`
+	Teredo           uint64 `json:"teredo"`
+	NSH              uint64 `json:"nsh"`
+	VNTag            uint64 `json:"vntag"`
+	IEEE8021ah       uint64 `json:"ieee8021ah"`
+	VLANQinQ         uint64 `json:"vlan_qinq"`
+	IPv4InIPv4       uint64 `json:"ipv4_in_ipv4"`
+	IPv6InIPv4       uint64 `json:"ipv6_in_ipv4"`
+	IPv4InIPv6       uint64 `json:"ipv4_in_ipv6"`
+	IPv6InIPv6       uint64 `json:"ipv6_in_ipv6"`
+	ARP              uint64 `json:"arp"`
+	UnknownEthertype uint64 `json:"unknown_ethertype"`
+	TooManyLayers    uint64 `json:"too_many_layers"`
 }
 
 // FlowStats maps flow table counters.
