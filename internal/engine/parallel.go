@@ -3,7 +3,6 @@ package engine
 import (
 	"cmp"
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
 	"slices"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/sewatch/sewatch/detector"
 	"github.com/sewatch/sewatch/internal/decode"
+	"github.com/sewatch/sewatch/internal/flow"
 )
 
 // Offline capture on several cores. One goroutine reads the file into
@@ -190,6 +190,11 @@ func (e *Engine) RunParallel(ctx context.Context, src Source, link decode.LinkTy
 		}
 	}()
 
+	// Flows are hashed on the decoded flow key, the key the tables use:
+	// tunnels and encapsulations put one flow's directions under different
+	// outer headers, so only the inner key keeps them together.
+	dec := decode.NewDecoder(link)
+	var p decode.Packet
 	var idx uint64
 	var runErr error
 	for done := false; !done; {
@@ -208,7 +213,7 @@ func (e *Engine) RunParallel(ctx context.Context, src Source, link decode.LinkTy
 			off := len(c.buf)
 			c.buf = append(c.buf, data...)
 			c.pkts = append(c.pkts, pktRef{ts: ci.Timestamp, idx: idx, off: uint32(off), n: uint32(len(data)),
-				w: dispatchHash(link, data) % uint32(n)})
+				w: dispatch(dec, &p, data) % uint32(n)})
 		}
 		if !done && ctx.Err() != nil {
 			done = true
@@ -340,110 +345,13 @@ func (e *Engine) apply(x *idxEvidence, mirror map[*detector.TLSInfo]*detector.TL
 	}
 }
 
-// dispatchHash is a symmetric hash of a frame's addresses (and ports for
-// TCP and for UDP outside tunnel ports): both directions of a flow give the
-// same value. It reads only the outer headers; anything it cannot parse
-// hashes to 0, which is consistent for every packet of such a flow.
-// Fragments after the first carry no ports and hash by addresses alone;
-// the engine does not inspect them.
-func dispatchHash(link decode.LinkType, b []byte) uint32 {
-	var et uint16
-	off := 0
-	switch link {
-	case decode.LinkEthernet:
-		if len(b) < 14 {
-			return 0
-		}
-		et, off = binary.BigEndian.Uint16(b[12:]), 14
-	case decode.LinkLinuxSLL:
-		if len(b) < 16 {
-			return 0
-		}
-		et, off = binary.BigEndian.Uint16(b[14:]), 16
-	case decode.LinkLinuxSLL2:
-		if len(b) < 20 {
-			return 0
-		}
-		et, off = binary.BigEndian.Uint16(b[0:]), 20
-	case decode.LinkNull, decode.LinkLoop:
-		off = 4
-		et = ipEtherType(b, off)
-	case decode.LinkRaw, decode.LinkRaw12, decode.LinkRaw14, decode.LinkIPv4, decode.LinkIPv6:
-		et = ipEtherType(b, 0)
-	default:
+// dispatch picks a worker for a frame: the hash of its canonical flow key,
+// the same for both directions. Frames that do not decode go to worker 0
+// (they are only counted).
+func dispatch(dec *decode.Decoder, p *decode.Packet, data []byte) uint32 {
+	if dec.Decode(data, p) != nil {
 		return 0
 	}
-	for (et == 0x8100 || et == 0x88A8 || et == 0x9100) && len(b) >= off+4 {
-		et = binary.BigEndian.Uint16(b[off+2:])
-		off += 4
-	}
-	b = b[off:]
-	var a1, a2 uint64 // the two endpoints folded to 64 bits each
-	var proto uint8
-	var l4 []byte
-	switch et {
-	case 0x0800:
-		if len(b) < 20 {
-			return 0
-		}
-		hl := int(b[0]&0x0f) * 4
-		proto = b[9]
-		a1, a2 = uint64(binary.BigEndian.Uint32(b[12:])), uint64(binary.BigEndian.Uint32(b[16:]))
-		if binary.BigEndian.Uint16(b[6:])&0x1fff == 0 && hl >= 20 && len(b) >= hl+4 {
-			l4 = b[hl:]
-		}
-	case 0x86DD:
-		if len(b) < 40 {
-			return 0
-		}
-		proto = b[6]
-		a1 = binary.BigEndian.Uint64(b[8:]) ^ binary.BigEndian.Uint64(b[16:])*0x9e3779b97f4a7c15
-		a2 = binary.BigEndian.Uint64(b[24:]) ^ binary.BigEndian.Uint64(b[32:])*0x9e3779b97f4a7c15
-		if len(b) >= 44 {
-			l4 = b[40:]
-		}
-	default:
-		return 0
-	}
-	var hp uint64 // the protocol only where it cannot differ by direction
-	if l4 != nil && (proto == decode.ProtoTCP || proto == decode.ProtoUDP) {
-		sp, dp := binary.BigEndian.Uint16(l4), binary.BigEndian.Uint16(l4[2:])
-		if proto == decode.ProtoTCP || !(tunnelPort(sp) || tunnelPort(dp)) {
-			a1 = a1*65599 + uint64(sp)
-			a2 = a2*65599 + uint64(dp)
-			hp = uint64(proto)
-		}
-	}
-	if a1 > a2 {
-		a1, a2 = a2, a1
-	}
-	h := (a1*0x9e3779b97f4a7c15 ^ a2) * 0xff51afd7ed558ccd
-	h ^= hp
-	h ^= h >> 33
-	h *= 0xc4ceb9fe1a85ec53
-	h ^= h >> 29
-	return uint32(h)
-}
-
-func ipEtherType(b []byte, off int) uint16 {
-	if len(b) <= off {
-		return 0
-	}
-	switch b[off] >> 4 {
-	case 4:
-		return 0x0800
-	case 6:
-		return 0x86DD
-	}
-	return 0
-}
-
-// tunnelPort: UDP encapsulations whose outer source port differs by
-// direction (VXLAN, Geneve, GTP-U, ...) hash by addresses only.
-func tunnelPort(p uint16) bool {
-	switch p {
-	case 4789, 4790, 6081, 8472, 2152, 2123, 4500, 1701, 3544:
-		return true
-	}
-	return false
+	k, _ := flow.KeyOf(p)
+	return k.Hash()
 }

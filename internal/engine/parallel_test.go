@@ -121,11 +121,11 @@ func TestWorkersDeterministic(t *testing.T) {
 	}
 }
 
-// TestDispatchHashSymmetric: both directions of every flow in the captures
+// TestDispatchSymmetric: both directions of every flow in the captures
 // go to the same worker, and flows spread over workers.
-func TestDispatchHashSymmetric(t *testing.T) {
+func TestDispatchSymmetric(t *testing.T) {
 	fr := allCaptures(t)
-	dec := decode.NewDecoder(decode.LinkEthernet)
+	dec, dec2 := decode.NewDecoder(decode.LinkEthernet), decode.NewDecoder(decode.LinkEthernet)
 	var p decode.Packet
 	seen := map[flow.Key]uint32{}
 	buckets := map[uint32]int{}
@@ -134,7 +134,8 @@ func TestDispatchHashSymmetric(t *testing.T) {
 			continue
 		}
 		k, _ := flow.KeyOf(&p)
-		h := dispatchHash(decode.LinkEthernet, f.data)
+		var q decode.Packet
+		h := dispatch(dec2, &q, f.data)
 		if old, ok := seen[k]; ok && old != h {
 			t.Fatalf("flow %v hashed to %x and %x", k, old, h)
 		}
