@@ -11,6 +11,113 @@ type Signature struct {
 	Msg      string `json:"signature"`
 	Category string `json:"category"`
 	Severity int    `json:"severity"`
+	// Meta is the rule metadata Emerging Threats rules carry (MITRE ATT&CK,
+	// signature_severity, ...), so SIEM rules written for ET alerts match
+	// sewatch's alerts unchanged.
+	Meta RuleMeta `json:"metadata"`
+}
+
+// Technique is one MITRE ATT&CK (Enterprise) technique with the tactic it
+// serves here. Names are ATT&CK's own; EVE writes them the ET way
+// (underscores), ECS documents as they are.
+type Technique struct {
+	TacticID   string `json:"tactic_id"`
+	TacticName string `json:"tactic_name"`
+	ID         string `json:"technique_id"`
+	Name       string `json:"technique_name"`
+}
+
+// RuleMeta is a signature's ET-style metadata.
+type RuleMeta struct {
+	Techniques []Technique `json:"mitre"`
+	// SignatureSeverity is ET's scale: Informational, Minor, Major, Critical.
+	SignatureSeverity string `json:"signature_severity"`
+	// AttackTarget is ET's attack_target: Client_Endpoint or Server.
+	AttackTarget string `json:"attack_target"`
+	// Deployment is ET's deployment: where a sensor sees it.
+	Deployment []string `json:"deployment"`
+	// CreatedAt and UpdatedAt are ET's dates, YYYY_MM_DD.
+	CreatedAt string `json:"created_at"`
+	UpdatedAt string `json:"updated_at"`
+}
+
+// ATT&CK tactics and techniques the signatures map to. Why these:
+// a SoftEther session carries Ethernet frames inside another protocol
+// (T1572); over ICMP it also uses a non-application protocol (T1095); the
+// remote administration protocol is remote-access tooling (T1219); DDNS
+// names make a server reachable under changing addresses (T1568); VPN Azure
+// and VPN Gate-like relays forward others' traffic (T1090); a SoftEther
+// server inside the network is an external remote service (T1133, both
+// initial access and persistence in ATT&CK).
+var (
+	tunnel       = Technique{"TA0011", "Command and Control", "T1572", "Protocol Tunneling"}
+	nonApp       = Technique{"TA0011", "Command and Control", "T1095", "Non-Application Layer Protocol"}
+	remoteAccess = Technique{"TA0011", "Command and Control", "T1219", "Remote Access Software"}
+	dynRes       = Technique{"TA0011", "Command and Control", "T1568", "Dynamic Resolution"}
+	proxy        = Technique{"TA0011", "Command and Control", "T1090", "Proxy"}
+	extRemoteI   = Technique{"TA0001", "Initial Access", "T1133", "External Remote Services"}
+	extRemoteP   = Technique{"TA0003", "Persistence", "T1133", "External Remote Services"}
+)
+
+const (
+	info  = "Informational"
+	minor = "Minor"
+	major = "Major"
+
+	client = "Client_Endpoint"
+	server = "Server"
+
+	// created is when the signatures first shipped (rev 1 each).
+	created = "2026_11_22"
+)
+
+func meta(sev, target, date string, t ...Technique) RuleMeta {
+	return RuleMeta{Techniques: t, SignatureSeverity: sev, AttackTarget: target,
+		Deployment: []string{"Perimeter", "Internal"}, CreatedAt: date, UpdatedAt: date}
+}
+
+func tunnelMeta(sev, target string) RuleMeta { return meta(sev, target, created, tunnel) }
+
+// EVEMetadata returns the ET metadata keys as EVE's alert.metadata writes
+// them: lists of strings, ATT&CK names with underscores
+// ("Command_And_Control"), the technique lists aligned with the tactic lists.
+func (m RuleMeta) EVEMetadata() map[string][]string {
+	out := map[string][]string{
+		"signature_severity": {m.SignatureSeverity},
+		"attack_target":      {m.AttackTarget},
+		"deployment":         append([]string(nil), m.Deployment...),
+		"created_at":         {m.CreatedAt},
+		"updated_at":         {m.UpdatedAt},
+	}
+	for _, t := range m.Techniques {
+		out["mitre_tactic_id"] = append(out["mitre_tactic_id"], t.TacticID)
+		out["mitre_tactic_name"] = append(out["mitre_tactic_name"], etName(t.TacticName))
+		out["mitre_technique_id"] = append(out["mitre_technique_id"], t.ID)
+		out["mitre_technique_name"] = append(out["mitre_technique_name"], etName(t.Name))
+	}
+	return out
+}
+
+// ETKeys are the metadata keys every alert carries (EVEMetadata's keys).
+var ETKeys = []string{"mitre_tactic_id", "mitre_tactic_name", "mitre_technique_id", "mitre_technique_name",
+	"signature_severity", "attack_target", "deployment", "created_at", "updated_at"}
+
+// etName writes an ATT&CK name as ET rules do: words capitalised, joined
+// by underscores ("Command and Control" -> "Command_And_Control").
+func etName(s string) string {
+	b := []byte(s)
+	up := true
+	for i, c := range b {
+		switch {
+		case c == ' ':
+			b[i], up = '_', true
+		case up && c >= 'a' && c <= 'z':
+			b[i], up = c-'a'+'A', false
+		default:
+			up = false
+		}
+	}
+	return string(b)
 }
 
 // GID is the generator id of every sewatch alert.
@@ -33,6 +140,8 @@ const (
 	SIDAdmin      = 8700008
 	SIDMidSession = 8700009
 	SIDCascade    = 8700010
+	// Repeated connect attempts that never became a session.
+	SIDAttempts = 8700011
 
 	// SoftEther software present (vendor services), not a tunnel.
 	SIDVendorDNS       = 8700020
@@ -59,32 +168,33 @@ const (
 
 // Signatures is the whole list, in id order.
 var Signatures = []Signature{
-	{SIDDirect, 1, "SEWATCH SoftEther VPN session (direct TLS)", catPolicy, 1},
-	{SIDHTTPProxy, 1, "SEWATCH SoftEther VPN session via HTTP proxy", catPolicy, 1},
-	{SIDSOCKS, 1, "SEWATCH SoftEther VPN session via SOCKS proxy", catPolicy, 1},
-	{SIDSSH, 1, "SEWATCH SoftEther VPN session via SSH port forwarding (heuristic)", catPolicy, 2},
-	{SIDUDPAccel, 1, "SEWATCH SoftEther VPN UDP acceleration flow", catPolicy, 1},
-	{SIDOverICMP, 1, "SEWATCH SoftEther VPN over ICMP", catPolicy, 1},
-	{SIDOverDNS, 1, "SEWATCH SoftEther VPN over DNS", catPolicy, 1},
-	{SIDAdmin, 1, "SEWATCH SoftEther VPN remote administration session (vpncmd/Server Manager)", catPolicy, 2},
-	{SIDMidSession, 1, "SEWATCH SoftEther VPN session in progress (joined mid-session)", catPolicy, 1},
-	{SIDCascade, 1, "SEWATCH SoftEther VPN cascade (server-to-server) session", catPolicy, 1},
-	{SIDVendorDNS, 1, "SEWATCH SoftEther software present: vendor service name lookup", catPolicy, 3},
-	{SIDVendorNATT, 1, "SEWATCH SoftEther software present: NAT traversal service exchange", catPolicy, 2},
-	{SIDVendorKeepAlive, 1, "SEWATCH SoftEther server keep-alive packet", catPolicy, 2},
-	{SIDVendorDDNS, 1, "SEWATCH SoftEther software present: DDNS HTTP request", catPolicy, 2},
-	{SIDVendorAzure, 1, "SEWATCH SoftEther VPN Azure relay control channel", catPolicy, 1},
-	{SIDVendorDDNSTLS, 1, "SEWATCH SoftEther software present: TLS to vendor DDNS/update service", catPolicy, 3},
-	{SIDServerInside, 1, "SEWATCH SoftEther VPN server inside the network accepting outside sessions", catPolicy, 1},
-	{SIDRelayInside, 1, "SEWATCH SoftEther VPN relay inside the network (several outside clients, VPN Gate-like)", catPolicy, 1},
-	{SIDOpenVPNUDP, 1, "SEWATCH OpenVPN session (UDP)", catInfo, 3},
-	{SIDOpenVPNTCP, 1, "SEWATCH OpenVPN session (TCP)", catInfo, 3},
-	{SIDWireGuard, 1, "SEWATCH WireGuard handshake", catInfo, 3},
-	{SIDIKE, 1, "SEWATCH IPsec IKE negotiation", catInfo, 3},
-	{SIDESP, 1, "SEWATCH IPsec ESP tunnel", catInfo, 3},
-	{SIDL2TP, 1, "SEWATCH L2TP control session", catInfo, 3},
-	{SIDPPTP, 1, "SEWATCH PPTP session", catInfo, 3},
-	{SIDSSTP, 1, "SEWATCH SSTP VPN session", catInfo, 3},
+	{SIDDirect, 1, "SEWATCH SoftEther VPN session (direct TLS)", catPolicy, 1, tunnelMeta(major, client)},
+	{SIDHTTPProxy, 1, "SEWATCH SoftEther VPN session via HTTP proxy", catPolicy, 1, tunnelMeta(major, client)},
+	{SIDSOCKS, 1, "SEWATCH SoftEther VPN session via SOCKS proxy", catPolicy, 1, tunnelMeta(major, client)},
+	{SIDSSH, 1, "SEWATCH SoftEther VPN session via SSH port forwarding (heuristic)", catPolicy, 2, tunnelMeta(minor, client)},
+	{SIDUDPAccel, 1, "SEWATCH SoftEther VPN UDP acceleration flow", catPolicy, 1, tunnelMeta(major, client)},
+	{SIDOverICMP, 1, "SEWATCH SoftEther VPN over ICMP", catPolicy, 1, meta(major, client, created, tunnel, nonApp)},
+	{SIDOverDNS, 1, "SEWATCH SoftEther VPN over DNS", catPolicy, 1, tunnelMeta(major, client)},
+	{SIDAdmin, 1, "SEWATCH SoftEther VPN remote administration session (vpncmd/Server Manager)", catPolicy, 2, meta(minor, server, created, remoteAccess)},
+	{SIDMidSession, 1, "SEWATCH SoftEther VPN session in progress (joined mid-session)", catPolicy, 1, tunnelMeta(major, client)},
+	{SIDCascade, 1, "SEWATCH SoftEther VPN cascade (server-to-server) session", catPolicy, 1, meta(major, server, "2026_12_01", tunnel)},
+	{SIDAttempts, 1, "SEWATCH SoftEther VPN connection attempts (no session established)", catPolicy, 2, meta(minor, client, "2026_12_05", tunnel)},
+	{SIDVendorDNS, 1, "SEWATCH SoftEther software present: vendor service name lookup", catPolicy, 3, meta(info, client, created, dynRes)},
+	{SIDVendorNATT, 1, "SEWATCH SoftEther software present: NAT traversal service exchange", catPolicy, 2, meta(minor, server, created, tunnel)},
+	{SIDVendorKeepAlive, 1, "SEWATCH SoftEther server keep-alive packet", catPolicy, 2, meta(minor, server, created, extRemoteP)},
+	{SIDVendorDDNS, 1, "SEWATCH SoftEther software present: DDNS HTTP request", catPolicy, 2, meta(minor, server, created, dynRes)},
+	{SIDVendorAzure, 1, "SEWATCH SoftEther VPN Azure relay control channel", catPolicy, 1, meta(major, server, created, proxy)},
+	{SIDVendorDDNSTLS, 1, "SEWATCH SoftEther software present: TLS to vendor DDNS/update service", catPolicy, 3, meta(info, server, created, dynRes)},
+	{SIDServerInside, 1, "SEWATCH SoftEther VPN server inside the network accepting outside sessions", catPolicy, 1, meta(major, server, created, extRemoteI, extRemoteP)},
+	{SIDRelayInside, 1, "SEWATCH SoftEther VPN relay inside the network (several outside clients, VPN Gate-like)", catPolicy, 1, meta(major, server, created, proxy, extRemoteI, extRemoteP)},
+	{SIDOpenVPNUDP, 1, "SEWATCH OpenVPN session (UDP)", catInfo, 3, meta(info, client, created, tunnel)},
+	{SIDOpenVPNTCP, 1, "SEWATCH OpenVPN session (TCP)", catInfo, 3, meta(info, client, created, tunnel)},
+	{SIDWireGuard, 1, "SEWATCH WireGuard handshake", catInfo, 3, meta(info, client, created, tunnel)},
+	{SIDIKE, 1, "SEWATCH IPsec IKE negotiation", catInfo, 3, meta(info, client, created, tunnel)},
+	{SIDESP, 1, "SEWATCH IPsec ESP tunnel", catInfo, 3, meta(info, client, created, tunnel)},
+	{SIDL2TP, 1, "SEWATCH L2TP control session", catInfo, 3, meta(info, client, created, tunnel)},
+	{SIDPPTP, 1, "SEWATCH PPTP session", catInfo, 3, meta(info, client, created, tunnel)},
+	{SIDSSTP, 1, "SEWATCH SSTP VPN session", catInfo, 3, meta(info, client, "2026_12_01", tunnel)},
 }
 
 // ByID looks a signature up.

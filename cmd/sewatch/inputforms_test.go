@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/gzip"
@@ -110,5 +111,25 @@ func TestInputForms(t *testing.T) {
 				t.Errorf("stdout (%d stats):\n%s\nwant:\n%s\nstderr: %s", nstats, alerts, want, e.String())
 			}
 		})
+	}
+}
+
+// TestUnknownLinkType: a capture of a link type sewatch does not decode is
+// read whole and said so on stderr, not passed over in silence.
+func TestUnknownLinkType(t *testing.T) {
+	raw, _ := os.ReadFile(direct)
+	b := append([]byte(nil), raw...)
+	binary.LittleEndian.PutUint32(b[20:], 147) // LINKTYPE_USER0
+	p := filepath.Join(t.TempDir(), "user0.pcap")
+	os.WriteFile(p, b, 0o644)
+	out, errOut, code := sewatch(t, "-r", p)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(errOut, `count=955 kind="link type 147 (not supported)"`) {
+		t.Errorf("stderr does not report the link type:\n%s", errOut)
+	}
+	if alerts, n := splitStats(out); alerts != "" || n != 1 {
+		t.Errorf("stdout %q", out)
 	}
 }

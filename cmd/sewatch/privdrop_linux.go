@@ -48,6 +48,10 @@ func dropPrivileges(name string, log *slog.Logger) error {
 			_ = unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0)
 		}
 	}
+	// No exec after this point may gain privileges (setuid or file caps).
+	if _, _, e := syscall.AllThreadsSyscall(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); e == syscall.ENOTSUP {
+		_ = unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+	}
 	// syscall (not x/sys/unix) applies these to every thread of the process.
 	if err := syscall.Setgroups(groups); err != nil {
 		return fmt.Errorf("--user %s: setgroups: %w", name, err)

@@ -2,6 +2,7 @@
 package all
 
 import (
+	_ "github.com/sewatch/sewatch/detector/attempt"   // repeated connect attempts without a session
 	_ "github.com/sewatch/sewatch/detector/nbnsprobe" // NBSTAT probes
 	_ "github.com/sewatch/sewatch/detector/othervpn"  // OpenVPN, WireGuard, IPsec, L2TP, PPTP
 	_ "github.com/sewatch/sewatch/detector/rudpprobe" // R-UDP DNS/ICMP probes and sessions

@@ -13,6 +13,8 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 )
 
 const sample = "../../testdata/pcap/se-tls12-probe.pcap"
@@ -199,6 +201,16 @@ func FuzzOpenFile(f *testing.F) {
 	raw, _ := os.ReadFile(sample)
 	f.Add(raw[:2000])
 	f.Add(raw[:24])
+	// Compressed seeds: the fuzzer mutates the gzip and zstd framing too.
+	var gz, zs bytes.Buffer
+	gw := gzip.NewWriter(&gz)
+	gw.Write(raw[:600])
+	gw.Close()
+	zw, _ := zstd.NewWriter(&zs)
+	zw.Write(raw[:600])
+	zw.Close()
+	f.Add(gz.Bytes())
+	f.Add(zs.Bytes())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p := filepath.Join(t.TempDir(), "f.pcap")
 		if err := os.WriteFile(p, b, 0o644); err != nil {

@@ -50,7 +50,13 @@ func OpenInput(path string, o InputOptions) (Input, error) {
 			in = os.Stdin
 		}
 		cr := &countReader{r: in}
-		src, err := openReader(cr, io.NopCloser(nil), newFilterCache(o.Filter))
+		// Closing the input when the run stops lets a read waiting on a
+		// pipe return where the platform allows it.
+		var c io.Closer = io.NopCloser(nil)
+		if ic, ok := in.(io.Closer); ok {
+			c = ic
+		}
+		src, err := openReader(cr, c, newFilterCache(o.Filter))
 		if err != nil {
 			return nil, fmt.Errorf("stdin: %w", err)
 		}

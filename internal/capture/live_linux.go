@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -25,10 +26,14 @@ type LiveOptions struct {
 
 // live is one AF_PACKET socket of a fanout group.
 type live struct {
-	fd      int
-	buf     []byte
-	oob     []byte
-	closed  atomic.Bool
+	fd     int
+	buf    []byte
+	oob    []byte
+	closed atomic.Bool
+	// fdMu keeps the descriptor open while a recvmsg or getsockopt uses
+	// it: closing it under a pending call could let the number be reused
+	// by another open and the call read from the wrong file.
+	fdMu    sync.RWMutex
 	stats   Stats
 	packets atomic.Uint64
 	drops   atomic.Uint64
@@ -136,7 +141,13 @@ func (l *live) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
 			return nil, ci, ErrClosed
 		}
 		// Leave 4 bytes in front for a VLAN tag the kernel stripped.
+		l.fdMu.RLock()
+		if l.closed.Load() {
+			l.fdMu.RUnlock()
+			return nil, ci, ErrClosed
+		}
 		n, oobn, flags, _, err := unix.Recvmsg(l.fd, l.buf[4:], l.oob, unix.MSG_TRUNC)
+		l.fdMu.RUnlock()
 		if err != nil {
 			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
 				if l.closed.Load() {
@@ -192,18 +203,23 @@ func (l *live) LinkType() uint32 { return 1 }
 
 // Stats implements Source, reading (and accumulating) the kernel's counters.
 func (l *live) Stats() Stats {
+	l.fdMu.RLock()
 	if !l.closed.Load() {
 		if st, err := unix.GetsockoptTpacketStats(l.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
 			l.drops.Add(uint64(st.Drops))
 		}
 	}
+	l.fdMu.RUnlock()
 	return Stats{Packets: l.packets.Load(), KernelDrops: l.drops.Load()}
 }
 
-// Close implements Source; a pending read returns within the read timeout.
+// Close implements Source. It waits for a pending read to return (within
+// the read timeout) before closing the descriptor that read uses.
 func (l *live) Close() error {
 	if l.closed.Swap(true) {
 		return nil
 	}
+	l.fdMu.Lock()
+	defer l.fdMu.Unlock()
 	return unix.Close(l.fd)
 }

@@ -52,6 +52,11 @@ func (e *Engine) alertEvent(a verdict.Alert) *eve.Event {
 		"units":         {strconv.Itoa(a.Units)},
 		"session_flows": a.Flows,
 	}
+	// ET-style rule metadata (MITRE ATT&CK, signature_severity, ...) from
+	// the signature table, so SIEM rules written for ET alerts apply.
+	for k, v := range a.Signature.Meta.EVEMetadata() {
+		md[k] = v
+	}
 	for k, v := range a.Extra {
 		md[k] = v
 	}

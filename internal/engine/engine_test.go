@@ -84,7 +84,7 @@ type manifest struct {
 	} `json:"flows"`
 }
 
-var sessionLabels = map[string]bool{"softether-direct": true, "softether-http-proxy-leg": true, "softether-socks-leg": true,
+var sessionLabels = map[string]bool{"softether-direct": true, "softether-attempt": true, "softether-http-proxy-leg": true, "softether-socks-leg": true,
 	"softether-ssh-leg": true, "softether-udp-accel": true, "softether-admin": true, "softether-vpn-over-dns": true, "softether-vpn-over-icmp": true}
 
 func readManifest(t *testing.T) []manifest {

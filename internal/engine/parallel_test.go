@@ -18,13 +18,13 @@ import (
 	"github.com/sewatch/sewatch/internal/verdict"
 )
 
-// frameSource replays frames as a capture file would.
-type frameSource struct {
+// replaySource replays frames as a capture file would.
+type replaySource struct {
 	fr []frame
 	i  int
 }
 
-func (s *frameSource) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
+func (s *replaySource) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
 	if s.i >= len(s.fr) {
 		return nil, gopacket.CaptureInfo{}, io.EOF
 	}
@@ -77,7 +77,7 @@ func runWorkers(t *testing.T, fr []frame, n int) []string {
 			w.Process(f.data, f.ts, uint64(i+1))
 		}
 		w.Finish()
-	} else if err := e.RunParallel(context.Background(), &frameSource{fr: fr}, decode.LinkEthernet, n); err != nil {
+	} else if err := e.RunParallel(context.Background(), &replaySource{fr: fr}, decode.LinkEthernet, n); err != nil {
 		t.Fatal(err)
 	}
 	if got := e.C.Packets.Load(); got != uint64(len(fr)) {

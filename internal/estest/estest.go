@@ -20,7 +20,18 @@
 //     (match_all, term, terms, match, bool, exists, range on numbers),
 //     where a term on an ip field may be a CIDR; documents are searchable at
 //     once (no refresh interval); _refresh is accepted;
-//   - DELETE /{index} and /_data_stream/{name}.
+//   - DELETE /{index} and /_data_stream/{name}; GET /_data_stream/{name}
+//     names the template, ILM policy and data stream lifecycle that apply;
+//   - PUT/GET _component_template/{name}: an index template's composed_of
+//     must name existing component templates (else 400
+//     invalid_index_template_exception); a new index gets the components'
+//     mappings in order, then the template's own;
+//   - PUT/GET _ilm/policy/{name}: phases must be known, min_age and
+//     rollover/delete actions well-formed; a template's lifecycle
+//     (data_retention) needs data_stream and a positive duration;
+//   - mapping types: constant_keyword (the first value is the value; another
+//     one is refused), flattened (any object), match_only_text, keyword
+//     with index: false.
 //
 // Fault knobs: Reject429 answers 429 es_rejected_execution_exception for the
 // next N bulk items; SetDown makes every request fail at the connection
@@ -67,6 +78,8 @@ type Server struct {
 	mu        sync.Mutex
 	auth      Auth
 	templates map[string]map[string]any
+	comps     map[string]map[string]any
+	policies  map[string]map[string]any
 	indices   map[string]*index
 	reject429 int
 	down      bool
@@ -83,6 +96,9 @@ type index struct {
 	dataStream bool
 	backing    string
 	mappings   map[string]any // "properties" tree
+	template   string
+	ilmPolicy  string
+	lifecycle  any
 	dynTmpls   []any
 	docs       map[string]map[string]any
 	order      []string
@@ -101,7 +117,8 @@ func WithTLS() Option {
 
 // New starts a server on 127.0.0.1.
 func New(opts ...Option) *Server {
-	s := &Server{templates: map[string]map[string]any{}, indices: map[string]*index{}}
+	s := &Server{templates: map[string]map[string]any{}, indices: map[string]*index{},
+		comps: map[string]map[string]any{}, policies: map[string]map[string]any{}}
 	s.templates["logs"] = builtinLogsTemplate()
 	h := httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
 	h.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are test cases
@@ -257,6 +274,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			"version": map[string]any{"number": "8.19.0", "build_flavor": "default", "lucene_version": "9.12.0",
 				"minimum_wire_compatibility_version": "7.17.0", "minimum_index_compatibility_version": "7.0.0"},
 			"tagline": "You Know, for Search"})
+	case p[0] == "_component_template" && len(p) == 2:
+		s.componentTemplate(w, r.Method, p[1], body)
+	case p[0] == "_ilm" && len(p) == 3 && p[1] == "policy":
+		s.ilmPolicy(w, r.Method, p[2], body)
 	case p[0] == "_index_template" && len(p) == 2:
 		s.indexTemplate(w, r.Method, p[1], body)
 	case p[0] == "_bulk" && len(p) == 1 && (r.Method == http.MethodPost || r.Method == http.MethodPut):
@@ -294,6 +315,30 @@ func (s *Server) indexTemplate(w http.ResponseWriter, method, name string, body 
 			return
 		}
 		prio, _ := t["priority"].(float64)
+		var missing []string
+		comps, _ := t["composed_of"].([]any)
+		for _, c := range comps {
+			if cs, _ := c.(string); s.comps[cs] == nil {
+				missing = append(missing, cs)
+			}
+		}
+		if len(missing) > 0 {
+			s.fail(w, 400, "invalid_index_template_exception", fmt.Sprintf("index_template [%s] invalid, cause [index template [%s] specifies component templates %v that do not exist]", name, name, missing))
+			return
+		}
+		if tm, _ := t["template"].(map[string]any); tm != nil && tm["lifecycle"] != nil {
+			if _, ok := t["data_stream"]; !ok {
+				s.fail(w, 400, "illegal_argument_exception", "index template ["+name+"] specifies lifecycle configuration that can only be used in combination with a data stream")
+				return
+			}
+			lc, _ := tm["lifecycle"].(map[string]any)
+			if r, ok := lc["data_retention"]; ok {
+				if rs, _ := r.(string); !validDuration(rs) {
+					s.fail(w, 400, "illegal_argument_exception", fmt.Sprintf("failed to parse setting [data_retention] with value [%v] as a time value", r))
+					return
+				}
+			}
+		}
 		for other, ot := range s.templates {
 			if other == name {
 				continue
@@ -350,12 +395,13 @@ func match(pattern, name string) bool {
 func (s *Server) create(name string) *index {
 	var best map[string]any
 	bestPrio := -1.0
-	for _, t := range s.templates {
+	bestName := ""
+	for tn, t := range s.templates {
 		pats, _ := t["index_patterns"].([]any)
 		for _, p := range pats {
 			if ps, _ := p.(string); match(ps, name) {
 				if pr, _ := t["priority"].(float64); pr > bestPrio {
-					best, bestPrio = t, pr
+					best, bestPrio, bestName = t, pr, tn
 				}
 			}
 		}
@@ -363,12 +409,37 @@ func (s *Server) create(name string) *index {
 	ix := &index{name: name, docs: map[string]map[string]any{}, mappings: map[string]any{}}
 	if best != nil {
 		_, ix.dataStream = best["data_stream"]
+		ix.template = bestName
+		// Component templates first, in order, then the template's own
+		// section: later ones override earlier ones, field by field.
+		var parts []map[string]any
+		comps, _ := best["composed_of"].([]any)
+		for _, c := range comps {
+			if cs, _ := c.(string); s.comps[cs] != nil {
+				if tm, ok := s.comps[cs]["template"].(map[string]any); ok {
+					parts = append(parts, tm)
+				}
+			}
+		}
 		if tm, ok := best["template"].(map[string]any); ok {
+			parts = append(parts, tm)
+		}
+		for _, tm := range parts {
 			if m, ok := tm["mappings"].(map[string]any); ok {
 				if props, ok := m["properties"].(map[string]any); ok {
-					ix.mappings = deepCopy(props).(map[string]any)
+					mergeProps(ix.mappings, deepCopy(props).(map[string]any))
 				}
-				ix.dynTmpls, _ = m["dynamic_templates"].([]any)
+				if d, ok := m["dynamic_templates"].([]any); ok {
+					ix.dynTmpls = append(ix.dynTmpls, d...)
+				}
+			}
+			if st, ok := tm["settings"].(map[string]any); ok {
+				if n := lifecycleName(st); n != "" {
+					ix.ilmPolicy = n
+				}
+			}
+			if lc, ok := tm["lifecycle"]; ok {
+				ix.lifecycle = lc
 			}
 		}
 	}
@@ -422,9 +493,16 @@ func (s *Server) getDataStream(w http.ResponseWriter, name string) {
 		s.fail(w, 404, "index_not_found_exception", "no such index ["+name+"]")
 		return
 	}
-	s.reply(w, 200, map[string]any{"data_streams": []any{map[string]any{"name": name,
+	ds := map[string]any{"name": name, "template": ix.template,
 		"timestamp_field": map[string]any{"name": "@timestamp"},
-		"indices":         []any{map[string]any{"index_name": ix.backing}}, "generation": 1, "status": "GREEN"}}})
+		"indices":         []any{map[string]any{"index_name": ix.backing}}, "generation": 1, "status": "GREEN"}
+	if ix.ilmPolicy != "" {
+		ds["ilm_policy"] = ix.ilmPolicy
+	}
+	if ix.lifecycle != nil {
+		ds["lifecycle"] = ix.lifecycle
+	}
+	s.reply(w, 200, map[string]any{"data_streams": []any{ds}})
 }
 
 func (s *Server) bulk(w http.ResponseWriter, r *http.Request, defIndex string, body []byte) {
@@ -626,6 +704,9 @@ func (ix *index) checkValue(m map[string]any, field string, v any, id string) er
 		return nil
 	}
 	typ, _ := m["type"].(string)
+	if typ == "flattened" {
+		return nil // any object or value: its leaves are keywords
+	}
 	props, isObj := m["properties"].(map[string]any)
 	if typ == "object" || (typ == "" && (isObj || m["dynamic"] != nil)) {
 		obj, ok := v.(map[string]any)
@@ -645,6 +726,19 @@ func (ix *index) checkValue(m map[string]any, field string, v any, id string) er
 		return fmt.Errorf("failed to parse field [%s] of type [%s] in document with id '%s'. Preview of field's value: '%s'", field, typ, id, preview(v))
 	}
 	switch typ {
+	case "constant_keyword":
+		s, ok := v.(string)
+		if !ok {
+			return bad()
+		}
+		if have, set := m["value"].(string); set && have != s {
+			return fmt.Errorf("[constant_keyword] field [%s] only accepts values that are equal to the value defined in the mappings [%s], but got [%s]", field, have, s)
+		}
+		m["value"] = s
+	case "match_only_text", "text", "wildcard":
+		if _, ok := v.(string); !ok {
+			return bad()
+		}
 	case "ip":
 		s, ok := v.(string)
 		if !ok {
@@ -1066,3 +1160,155 @@ func (ix *index) matches(q map[string]any, doc map[string]any) (bool, error) {
 
 // Listener-level helper for tests that need the address.
 func (s *Server) Addr() net.Addr { return s.srv.Listener.Addr() }
+
+// mergeProps overlays src's field mappings on dst (objects merged field by
+// field, a leaf replaced), as Elasticsearch composes templates.
+func mergeProps(dst, src map[string]any) {
+	for k, v := range src {
+		sv, _ := v.(map[string]any)
+		dv, _ := dst[k].(map[string]any)
+		sp, sok := sv["properties"].(map[string]any)
+		dp, dok := dv["properties"].(map[string]any)
+		if sok && dok {
+			mergeProps(dp, sp)
+			continue
+		}
+		dst[k] = v
+	}
+}
+
+// lifecycleName reads index.lifecycle.name from settings in either the
+// nested or the dotted form.
+func lifecycleName(st map[string]any) string {
+	if n, ok := st["index.lifecycle.name"].(string); ok {
+		return n
+	}
+	idx, _ := st["index"].(map[string]any)
+	if n, ok := idx["lifecycle.name"].(string); ok {
+		return n
+	}
+	lc, _ := idx["lifecycle"].(map[string]any)
+	n, _ := lc["name"].(string)
+	return n
+}
+
+// validDuration is Elasticsearch's time value: a positive number and a unit.
+func validDuration(s string) bool {
+	for _, u := range []string{"nanos", "micros", "ms", "s", "m", "h", "d"} {
+		if n, ok := strings.CutSuffix(s, u); ok {
+			if v, err := strconv.ParseInt(n, 10, 64); err == nil && v >= 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (s *Server) componentTemplate(w http.ResponseWriter, method, name string, body []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch method {
+	case http.MethodPut, http.MethodPost:
+		var t map[string]any
+		if err := json.Unmarshal(body, &t); err != nil {
+			s.fail(w, 400, "x_content_parse_exception", err.Error())
+			return
+		}
+		if _, ok := t["template"].(map[string]any); !ok {
+			s.fail(w, 400, "action_request_validation_exception", "Validation Failed: 1: template is missing;")
+			return
+		}
+		s.comps[name] = t
+		s.reply(w, 200, map[string]any{"acknowledged": true})
+	case http.MethodGet:
+		t, ok := s.comps[name]
+		if !ok {
+			s.fail(w, 404, "resource_not_found_exception", "component template matching ["+name+"] not found")
+			return
+		}
+		s.reply(w, 200, map[string]any{"component_templates": []any{map[string]any{"name": name, "component_template": t}}})
+	default:
+		s.fail(w, 405, "illegal_argument_exception", "method not allowed")
+	}
+}
+
+var ilmActions = map[string]map[string]bool{
+	"hot":    {"rollover": true, "set_priority": true, "forcemerge": true, "readonly": true, "shrink": true, "unfollow": true, "downsample": true},
+	"warm":   {"allocate": true, "forcemerge": true, "migrate": true, "readonly": true, "set_priority": true, "shrink": true, "unfollow": true, "downsample": true},
+	"cold":   {"allocate": true, "migrate": true, "readonly": true, "searchable_snapshot": true, "set_priority": true, "unfollow": true, "downsample": true},
+	"frozen": {"searchable_snapshot": true, "unfollow": true},
+	"delete": {"delete": true, "wait_for_snapshot": true},
+}
+
+func (s *Server) ilmPolicy(w http.ResponseWriter, method, name string, body []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch method {
+	case http.MethodPut:
+		var p struct {
+			Policy *struct {
+				Phases map[string]struct {
+					MinAge  *string                   `json:"min_age"`
+					Actions map[string]map[string]any `json:"actions"`
+				} `json:"phases"`
+				Meta map[string]any `json:"_meta"`
+			} `json:"policy"`
+		}
+		if err := json.Unmarshal(body, &p); err != nil || p.Policy == nil {
+			s.fail(w, 400, "x_content_parse_exception", "[put_lifecycle_request] policy is missing or malformed")
+			return
+		}
+		for ph, def := range p.Policy.Phases {
+			allowed, ok := ilmActions[ph]
+			if !ok {
+				s.fail(w, 400, "illegal_argument_exception", "Timeseries lifecycle does not support phase ["+ph+"]")
+				return
+			}
+			if def.MinAge != nil && !validDuration(*def.MinAge) {
+				s.fail(w, 400, "illegal_argument_exception", "failed to parse setting [min_age] with value ["+*def.MinAge+"] as a time value")
+				return
+			}
+			for a, cfg := range def.Actions {
+				if !allowed[a] {
+					s.fail(w, 400, "illegal_argument_exception", "invalid action ["+a+"] defined in phase ["+ph+"]")
+					return
+				}
+				if a == "rollover" && len(cfg) == 0 {
+					s.fail(w, 400, "illegal_argument_exception", "at least one max_* rollover condition must be set")
+					return
+				}
+			}
+		}
+		var raw map[string]any
+		json.Unmarshal(body, &raw)
+		s.policies[name] = raw
+		s.reply(w, 200, map[string]any{"acknowledged": true})
+	case http.MethodGet:
+		p, ok := s.policies[name]
+		if !ok {
+			s.fail(w, 404, "resource_not_found_exception", "Lifecycle policy not found: "+name)
+			return
+		}
+		s.reply(w, 200, map[string]any{name: map[string]any{"version": 1, "policy": p["policy"]}})
+	default:
+		s.fail(w, 405, "illegal_argument_exception", "method not allowed")
+	}
+}
+
+// Template returns an installed index template (nil if none).
+func (s *Server) Template(name string) map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.templates[name]
+}
+
+// Mappings returns the field mappings ("properties" tree) of an index or
+// data stream as they stand after the documents written so far.
+func (s *Server) Mappings(name string) map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ix := s.indices[name]; ix != nil {
+		return deepCopy(ix.mappings).(map[string]any)
+	}
+	return nil
+}

@@ -71,6 +71,9 @@ func (v *Verdict) applyPolicy(a *Alert) bool {
 				return false
 			}
 			a.Signature.Severity = 3
+			// ET's scale follows the downgrade, so SIEM rules keyed on
+			// signature_severity treat it like severity 3.
+			a.Signature.Meta.SignatureSeverity = "Informational"
 			a.Extra = map[string][]string{"allowlisted": {reason}}
 		}
 	}

@@ -1,13 +1,15 @@
 // Package elasticsearch indexes EVE events into Elasticsearch with the bulk
 // API (go-elasticsearch/v8).
 //
-// Documents are the EVE line with "@timestamp" (the event time, UTC) put in
-// front; the raw fields keep their EVE names. The target is a data stream
-// (default logs-sewatch.alert-default) or a dated index pattern
-// (index: "sewatch-%{+yyyy.MM.dd}", dated by event time). Every action is
-// "create" with _id = the record's stable id, so a re-delivered event is
-// answered 409 version_conflict and counted as delivered: at-least-once
-// delivery never duplicates a document.
+// Documents are ECS documents made from the EVE line (format ecs, default;
+// see ecs.go) or the EVE line with "@timestamp" put in front (format eve).
+// Targets are data streams of Elastic's type-dataset-namespace scheme, one
+// per kind of event (logs-sewatch.alert-NS, logs-sewatch.othervpn-NS,
+// logs-sewatch.flow-NS, logs-sewatch.stats-NS), one data stream of another name, or a dated index
+// pattern (index: "sewatch-%{+yyyy.MM.dd}", dated by event time). Every
+// action is "create" with _id = the record's stable id, so a re-delivered
+// event is answered 409 version_conflict and counted as delivered:
+// at-least-once delivery never duplicates a document.
 //
 // Per-item results are read by position: 429 and 5xx items are retried with
 // back-off (a few times inside Write, then the router retries the batch and
@@ -16,15 +18,9 @@
 // retried. The client's own transport retries 429/502/503/504 on whole
 // requests.
 //
-// At start-up the index template is installed (idempotently: skipped when the
-// installed one carries the same sewatch_template_version). Why its own
-// template with priority 500 and no composed_of: Elasticsearch 8 ships a
-// built-in "logs" template (pattern logs-*-*, priority 100) composed of
-// ecs@mappings, which maps host as an ECS object. EVE's top-level "host" is
-// the sensor name, a string, so every event would be rejected with a mapping
-// error under it. Only the single highest-priority matching template applies
-// (templates are not merged), so ours must out-rank the built-in one and bring
-// its own settings and mappings rather than compose the ECS ones.
+// At start-up the ILM policy, the ECS component template and the index
+// template are installed (skipped when the installed template carries the
+// same digest; see templates.go for why priority 500 and explicit mappings).
 package elasticsearch
 
 import (
@@ -55,10 +51,21 @@ import (
 	"github.com/sewatch/sewatch/outputs"
 )
 
-// Template is the index template (canonical copy; schemas/ holds the same file).
+// Template is the index template of the EVE format (canonical copy;
+// schemas/ holds the same file).
 //
 //go:embed index-template.json
 var Template []byte
+
+// ECSMappings is the component template of the ECS format: the ECS mappings
+// of every field sewatch writes, and sewatch's own fields under sewatch.*
+// (canonical copy; schemas/ holds the same file).
+//
+//go:embed ecs-mappings.json
+var ECSMappings []byte
+
+// ECSMappingsName is the component template's name.
+const ECSMappingsName = "sewatch-ecs@mappings"
 
 // TemplateVersion is _meta.sewatch_template_version of Template.
 const TemplateVersion = 1
@@ -97,6 +104,24 @@ type Options struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// CompatibilityMode sends the compatible-with=8 headers (for Elasticsearch 9).
 	CompatibilityMode bool `yaml:"compatibility-mode"`
+	// Format is "ecs" (default: ECS documents for Elastic Security) or
+	// "eve" (the EVE line as it is, plus @timestamp).
+	Format string `yaml:"format"`
+	// Namespace is the data streams' namespace (default "default"): alerts
+	// go to logs-sewatch.alert-NS, other-VPN alerts to
+	// logs-sewatch.othervpn-NS, stats to logs-sewatch.stats-NS.
+	Namespace string `yaml:"namespace"`
+	// Lifecycle is "ilm" (default: an ILM policy that rolls over and deletes
+	// after Retention), "data-stream" (the data stream lifecycle,
+	// Elasticsearch 8.14+ and serverless) or "none".
+	Lifecycle string `yaml:"lifecycle"`
+	// Retention is how long documents are kept (default 90d; d, h or m).
+	Retention string `yaml:"retention"`
+	// ILMPolicy is the ILM policy's name (default "sewatch").
+	ILMPolicy string `yaml:"ilm-policy"`
+
+	// routed: one data stream per dataset in Namespace (set by options).
+	routed bool
 }
 
 // TLS configures HTTPS.
@@ -129,6 +154,11 @@ func ParseArg(arg string) (address, dataStream string, err error) {
 var (
 	dsName    = regexp.MustCompile(`^[a-z0-9][a-z0-9._+-]*$`)
 	dateToken = regexp.MustCompile(`%\{\+[^}]*\}`)
+	// ownStream is a data stream name of sewatch's scheme; its namespace
+	// routes every dataset.
+	ownStream = regexp.MustCompile(`^logs-sewatch\.(alert|othervpn|flow|stats)-([a-z0-9][a-z0-9._+]*)$`)
+	nsName    = regexp.MustCompile(`^[a-z0-9][a-z0-9._+]*$`)
+	retention = regexp.MustCompile(`^[1-9][0-9]*[dhm]$`)
 )
 
 func options(s outputs.Spec) (Options, error) {
@@ -157,8 +187,47 @@ func options(s outputs.Spec) (Options, error) {
 	if o.DataStream != "" && o.Index != "" {
 		return o, errors.New("elasticsearch output: data-stream and index exclude each other")
 	}
-	if o.DataStream == "" && o.Index == "" {
-		o.DataStream = DefaultDataStream
+	switch o.Format {
+	case "":
+		o.Format = FormatECS
+	case FormatECS, FormatEVE:
+	default:
+		return o, fmt.Errorf("elasticsearch output: format %q (want ecs or eve)", o.Format)
+	}
+	if o.Namespace != "" && !nsName.MatchString(o.Namespace) {
+		return o, fmt.Errorf("elasticsearch output: namespace %q (lower case letters, digits, . _ +; no -)", o.Namespace)
+	}
+	if m := ownStream.FindStringSubmatch(o.DataStream); m != nil {
+		if o.Namespace != "" && o.Namespace != m[2] {
+			return o, fmt.Errorf("elasticsearch output: data stream %s and namespace %s disagree", o.DataStream, o.Namespace)
+		}
+		o.Namespace = m[2]
+	}
+	if o.Index == "" && (o.DataStream == "" || ownStream.MatchString(o.DataStream)) {
+		if o.Namespace == "" {
+			o.Namespace = "default"
+		}
+		o.routed = true
+		o.DataStream = "logs-" + DatasetAlert + "-" + o.Namespace
+	}
+	switch o.Lifecycle {
+	case "":
+		o.Lifecycle = "ilm"
+	case "ilm", "data-stream", "none":
+	default:
+		return o, fmt.Errorf("elasticsearch output: lifecycle %q (want ilm, data-stream or none)", o.Lifecycle)
+	}
+	if o.Retention == "" {
+		o.Retention = "90d"
+	}
+	if !retention.MatchString(o.Retention) {
+		return o, fmt.Errorf("elasticsearch output: retention %q (a number and d, h or m, e.g. 90d)", o.Retention)
+	}
+	if o.Lifecycle == "data-stream" && o.Index != "" {
+		return o, errors.New("elasticsearch output: lifecycle data-stream needs a data stream, not index")
+	}
+	if o.ILMPolicy == "" {
+		o.ILMPolicy = "sewatch"
 	}
 	if o.DataStream != "" && !dsName.MatchString(o.DataStream) {
 		return o, fmt.Errorf("elasticsearch output: data stream name %q (lower case, no spaces or /\\*?\"<>|,#:)", o.DataStream)
@@ -341,88 +410,6 @@ type unavailableError struct{ err error }
 func (e *unavailableError) Error() string { return e.err.Error() }
 func (e *unavailableError) Unwrap() error { return e.err }
 
-// TemplateFor returns the index template adjusted to the configured target:
-// index_patterns matching it, and no data_stream section for a dated index.
-func TemplateFor(o Options) ([]byte, error) {
-	var t map[string]any
-	if err := json.Unmarshal(Template, &t); err != nil {
-		return nil, err
-	}
-	if o.DataStream != "" {
-		if o.DataStream != DefaultDataStream {
-			pat := o.DataStream
-			if i := strings.LastIndexByte(pat, '-'); strings.HasPrefix(pat, "logs-") && i > len("logs-") {
-				pat = pat[:i] + "-*" // keep the namespace open: logs-<dataset>-*
-			}
-			t["index_patterns"] = []string{pat}
-		}
-	} else {
-		prefix, _, _ := strings.Cut(o.Index, "%{")
-		t["index_patterns"] = []string{prefix + "*"}
-		delete(t, "data_stream")
-	}
-	return json.Marshal(t)
-}
-
-func (o *Output) installTemplate(ctx context.Context) error {
-	o.tmplMu.Lock()
-	defer o.tmplMu.Unlock()
-	if o.installed {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, o.opt.Timeout)
-	defer cancel()
-	res, err := o.es.Indices.GetIndexTemplate(o.es.Indices.GetIndexTemplate.WithName(o.opt.TemplateName),
-		o.es.Indices.GetIndexTemplate.WithContext(ctx))
-	if err != nil {
-		return &unavailableError{fmt.Errorf("%s: get index template: %w", o.name, err)}
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	switch {
-	case res.StatusCode == 200:
-		var got struct {
-			IndexTemplates []struct {
-				IndexTemplate struct {
-					Meta struct {
-						Version int `json:"sewatch_template_version"`
-					} `json:"_meta"`
-				} `json:"index_template"`
-			} `json:"index_templates"`
-		}
-		if json.Unmarshal(body, &got) == nil && len(got.IndexTemplates) == 1 &&
-			got.IndexTemplates[0].IndexTemplate.Meta.Version == TemplateVersion {
-			o.installed = true
-			return nil
-		}
-	case res.StatusCode == 404:
-	case res.StatusCode == 429 || res.StatusCode >= 500:
-		return &unavailableError{fmt.Errorf("%s: get index template: %s", o.name, res.Status())}
-	default:
-		return fmt.Errorf("%s: get index template: %s: %s", o.name, res.Status(), reason(body))
-	}
-	tmpl, err := TemplateFor(o.opt)
-	if err != nil {
-		return fmt.Errorf("%s: %w", o.name, err)
-	}
-	res, err = o.es.Indices.PutIndexTemplate(o.opt.TemplateName, bytes.NewReader(tmpl), o.es.Indices.PutIndexTemplate.WithContext(ctx))
-	if err != nil {
-		return &unavailableError{fmt.Errorf("%s: put index template: %w", o.name, err)}
-	}
-	body, _ = io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.IsError() {
-		err := fmt.Errorf("%s: put index template %q: %s: %s", o.name, o.opt.TemplateName, res.Status(), reason(body))
-		if res.StatusCode == 429 || res.StatusCode >= 500 {
-			return &unavailableError{err}
-		}
-		return err
-	}
-	o.log.Info("elasticsearch index template installed", "output", o.name, "template", o.opt.TemplateName)
-	o.installed = true
-	return nil
-}
-
 func reason(body []byte) string {
 	var e struct {
 		Error struct {
@@ -447,6 +434,9 @@ func (o *Output) Rejected() uint64 { return o.rejected.Load() }
 
 // Target is the index or data stream a record goes to.
 func (o *Output) Target(r outputs.Record) string {
+	if o.opt.routed {
+		return "logs-" + Dataset(r) + "-" + o.opt.Namespace
+	}
 	if o.opt.DataStream != "" {
 		return o.opt.DataStream
 	}
@@ -548,15 +538,42 @@ var idInReason = regexp.MustCompile(`(?i)(document with id|id) '[^']*'|Preview o
 func (o *Output) bulk(ctx context.Context, recs []outputs.Record) ([]outputs.Record, error) {
 	var body bytes.Buffer
 	meta := map[string]map[string]string{"create": {}}
+	now := time.Now()
+	sent := recs[:0:0]
 	for _, r := range recs {
-		meta["create"]["_index"] = o.Target(r)
+		target := o.Target(r)
+		doc := Document(nil, r)
+		if o.opt.Format == FormatECS {
+			ds, ns := o.datasetOf(r, target)
+			var err error
+			if doc, err = ECSDocument(r, ds, ns, now); err != nil {
+				// A line that is not JSON cannot become a document: refused
+				// for good, like a mapping error.
+				o.reject(r, bulkItem{Index: target, ID: DocID(r), Status: 400,
+					Error: &struct {
+						Type     string `json:"type"`
+						Reason   string `json:"reason"`
+						CausedBy *struct {
+							Type   string `json:"type"`
+							Reason string `json:"reason"`
+						} `json:"caused_by"`
+					}{Type: "sewatch_ecs_exception", Reason: err.Error()}})
+				continue
+			}
+		}
+		meta["create"]["_index"] = target
 		meta["create"]["_id"] = DocID(r)
 		m, _ := json.Marshal(meta)
 		body.Write(m)
 		body.WriteByte('\n')
-		body.Write(Document(nil, r))
+		body.Write(doc)
 		body.WriteByte('\n')
+		sent = append(sent, r)
 	}
+	if len(sent) == 0 {
+		return nil, nil
+	}
+	recs = sent
 	ctx, cancel := context.WithTimeout(ctx, o.opt.Timeout)
 	defer cancel()
 	res, err := o.es.Bulk(bytes.NewReader(body.Bytes()), o.es.Bulk.WithContext(ctx))

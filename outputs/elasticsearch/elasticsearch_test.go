@@ -124,25 +124,140 @@ func TestTemplateCopyInSchemasIsIdentical(t *testing.T) {
 	}
 }
 
-func TestKibanaSavedObjectsParse(t *testing.T) {
-	b, err := os.ReadFile("../../schemas/kibana-saved-objects.ndjson")
-	if err != nil {
+// TestKibanaSavedObjects: both files (ECS and EVE format) parse, every
+// reference resolves inside the file, every object is stamped for Kibana
+// 8.0.0 (coreMigrationVersion 8.0.0 and the pre-8.8 migrationVersion form,
+// which later 8.x versions migrate on import; typeMigrationVersion, which
+// Kibana before 8.8 does not know, is absent), the SoftEther search selects
+// the SoftEther stream only, and every field a column or aggregation names
+// is mapped by the format's template.
+func TestKibanaSavedObjects(t *testing.T) {
+	for _, tc := range []struct {
+		file, format, softether string
+	}{
+		{"kibana-saved-objects.ndjson", FormatECS, `event.dataset:"sewatch.alert"`},
+		{"kibana-saved-objects-eve.ndjson", FormatEVE, `alert.signature:*SoftEther*`},
+	} {
+		t.Run(tc.format, func(t *testing.T) {
+			b, err := os.ReadFile("../../schemas/" + tc.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mapped := kibanaFields(t, tc.format)
+			type ref struct{ ID, Name, Type string }
+			type object struct {
+				Type, ID             string
+				CoreMigrationVersion string            `json:"coreMigrationVersion"`
+				TypeMigrationVersion *string           `json:"typeMigrationVersion"`
+				MigrationVersion     map[string]string `json:"migrationVersion"`
+				References           []ref             `json:"references"`
+				Attributes           map[string]any    `json:"attributes"`
+			}
+			var objs []object
+			ids := map[string]string{}
+			for i, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+				var o object
+				if err := json.Unmarshal(line, &o); err != nil || o.ID == "" {
+					t.Fatalf("line %d: %v", i+1, err)
+				}
+				objs = append(objs, o)
+				ids[o.ID] = o.Type
+			}
+			types := map[string]int{}
+			for _, o := range objs {
+				types[o.Type]++
+				if o.CoreMigrationVersion != "8.0.0" || o.TypeMigrationVersion != nil {
+					t.Errorf("%s: coreMigrationVersion %q, typeMigrationVersion %v: want 8.0.0 and none", o.ID, o.CoreMigrationVersion, o.TypeMigrationVersion)
+				}
+				if v := o.MigrationVersion[o.Type]; v == "" || v > "8.0.0" {
+					t.Errorf("%s: migrationVersion %v newer than Kibana 8.0", o.ID, o.MigrationVersion)
+				}
+				for _, r := range o.References {
+					if ids[r.ID] != r.Type {
+						t.Errorf("%s: reference %s (%s) not in the file", o.ID, r.ID, r.Type)
+					}
+				}
+				var used []string
+				if cols, ok := o.Attributes["columns"].([]any); ok {
+					for _, c := range cols {
+						used = append(used, c.(string))
+					}
+				}
+				if vs, ok := o.Attributes["visState"].(string); ok {
+					var v struct {
+						Aggs []struct {
+							Params map[string]any `json:"params"`
+						} `json:"aggs"`
+					}
+					if err := json.Unmarshal([]byte(vs), &v); err != nil {
+						t.Fatalf("%s: visState: %v", o.ID, err)
+					}
+					for _, a := range v.Aggs {
+						if f, ok := a.Params["field"].(string); ok {
+							used = append(used, f)
+						}
+					}
+				}
+				for _, f := range used {
+					if !mapped(f) {
+						t.Errorf("%s uses %s, which the %s template does not map", o.ID, f, tc.format)
+					}
+				}
+				if o.Type == "dashboard" && o.Attributes["timeFrom"] == "now-24h" {
+					t.Errorf("dashboard range 24 h hides alerts of older captures")
+				}
+			}
+			for _, ty := range []string{"index-pattern", "search", "visualization", "dashboard"} {
+				if types[ty] == 0 {
+					t.Errorf("no %s object", ty)
+				}
+			}
+			found := false
+			for _, o := range objs {
+				if o.Type != "search" || !strings.HasSuffix(o.ID, "softether-alerts") {
+					continue
+				}
+				meta, _ := o.Attributes["kibanaSavedObjectMeta"].(map[string]any)
+				src, _ := meta["searchSourceJSON"].(string)
+				var ss struct {
+					Query struct {
+						Query string `json:"query"`
+					} `json:"query"`
+				}
+				json.Unmarshal([]byte(src), &ss)
+				found = strings.Contains(ss.Query.Query, tc.softether)
+			}
+			if !found {
+				t.Errorf("the SoftEther search does not select %s", tc.softether)
+			}
+		})
+	}
+}
+
+// kibanaFields says whether a field is mapped by the format's template.
+func kibanaFields(t *testing.T, format string) func(string) bool {
+	if format == FormatECS {
+		f := ecsMappingLeaves(t)
+		return func(n string) bool { _, ok := f[n]; return ok }
+	}
+	var tm struct {
+		Template struct {
+			Mappings struct {
+				Properties map[string]any `json:"properties"`
+			} `json:"mappings"`
+		} `json:"template"`
+	}
+	if err := json.Unmarshal(Template, &tm); err != nil {
 		t.Fatal(err)
 	}
-	types := map[string]int{}
-	for i, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
-		var o struct {
-			Type, ID string
+	f := map[string]map[string]any{}
+	leaves(tm.Template.Mappings.Properties, "", f)
+	return func(n string) bool {
+		if _, ok := f[n]; ok {
+			return true
 		}
-		if err := json.Unmarshal(line, &o); err != nil || o.ID == "" {
-			t.Fatalf("line %d: %v", i+1, err)
-		}
-		types[o.Type]++
-	}
-	for _, ty := range []string{"index-pattern", "search", "dashboard"} {
-		if types[ty] == 0 {
-			t.Errorf("no %s object", ty)
-		}
+		// alert.metadata.* is mapped dynamically, strings as keywords.
+		return strings.HasPrefix(n, "alert.metadata.")
 	}
 }
 
@@ -190,12 +305,12 @@ func TestOptions(t *testing.T) {
 	}
 }
 
-// Events go through the router into a data stream; Kibana-style queries
+// Events (format eve) go through the router into a data stream; Kibana-style queries
 // (signature id and a CIDR on src_ip) find them; re-delivery creates nothing new.
 func TestIndexSearchAndRedeliver(t *testing.T) {
 	url, _ := target(t)
 	ds := uniqueStream(t)
-	o := open(t, outputs.Spec{Type: "elasticsearch", Arg: url + "/" + ds, Name: "outputs[1] (elasticsearch)"})
+	o := open(t, outputs.Spec{Type: "elasticsearch", Arg: url + "/" + ds, Name: "outputs[1] (elasticsearch)", Options: map[string]any{"format": "eve"}})
 	var recs []outputs.Record
 	for i := 0; i < 300; i++ {
 		recs = append(recs, eve(i, srcFor(i)))
@@ -291,7 +406,7 @@ func TestECSHostClashWithoutTemplate(t *testing.T) {
 	url, _ := target(t)
 	ds := uniqueStream(t)
 	no := false
-	o := open(t, outputs.Spec{Type: "elasticsearch", Arg: url + "/" + ds, Options: map[string]any{"template-install": no, "item-retries": 1}})
+	o := open(t, outputs.Spec{Type: "elasticsearch", Arg: url + "/" + ds, Options: map[string]any{"template-install": no, "item-retries": 1, "format": "eve"}})
 	if err := o.Write(context.Background(), []outputs.Record{eve(1, "10.0.0.1")}); err != nil {
 		t.Fatal(err)
 	}
@@ -455,18 +570,33 @@ func TestAuthAndTLS(t *testing.T) {
 // BenchmarkRouterToElasticsearch measures events/s through the router
 // (batch 512) and the bulk output into the in-repo server on loopback.
 func BenchmarkRouterToElasticsearch(b *testing.B) {
-	url, _ := target(b)
-	o := open(b, outputs.Spec{Type: "elasticsearch", Arg: url + "/" + uniqueStream(b)})
-	rt := outputs.NewRouter(outputs.Policy{QueueSize: 4096, BatchSize: 512, BatchTimeout: 5 * time.Millisecond}, []outputs.Output{o}, quiet)
-	b.ResetTimer()
+	for _, format := range []string{FormatECS, FormatEVE} {
+		b.Run(format, func(b *testing.B) {
+			url, _ := target(b)
+			o := open(b, outputs.Spec{Type: "elasticsearch", Arg: url + "/" + uniqueStream(b), Options: map[string]any{"format": format}})
+			rt := outputs.NewRouter(outputs.Policy{QueueSize: 4096, BatchSize: 512, BatchTimeout: 5 * time.Millisecond}, []outputs.Output{o}, quiet)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				rt.Send(eve(i, srcFor(i)))
+			}
+			if err := rt.Close(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+			if st := rt.Stats()[0]; st.Delivered != uint64(b.N) {
+				b.Fatalf("%+v", st)
+			}
+		})
+	}
+}
+
+// BenchmarkECSDocument is the cost of mapping one EVE alert to ECS.
+func BenchmarkECSDocument(b *testing.B) {
+	r := eve(1, "10.0.0.1")
+	now := time.Now()
 	for i := 0; i < b.N; i++ {
-		rt.Send(eve(i, srcFor(i)))
-	}
-	if err := rt.Close(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-	if st := rt.Stats()[0]; st.Delivered != uint64(b.N) {
-		b.Fatalf("%+v", st)
+		if _, err := ECSDocument(r, DatasetAlert, "default", now); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -33,8 +33,8 @@ NS_C=${P}cli NS_R=${P}rtr NS_S=${P}srv NS_W=${P}web
 C_IP=198.18.201.2 R1_IP=198.18.201.1 R2_IP=198.18.202.1 S_IP=198.18.202.2 R3_IP=198.18.203.1 W_IP=198.18.203.2
 ADMINPW=SwLabAdmin-7 HUB=SWLAB USERPW=SwLabUser-7 ACCT=sw
 WEB_IP=198.18.50.1 VHOST=198.18.100.1 VNIC=vpn_se0 # behind SecureNAT, reached only through the VPN
-POSITIVE="direct-443 direct-5555 direct-992 udp-accel-off http-proxy socks5 admin cascade vpn-over-icmp vpn-over-dns ssh-forward"
-NEGATIVE="https-browse https-long ssh-interactive ssh-transfer ssh-forward-https ssh-forward-cookies curl-via-proxy openvpn wireguard"
+POSITIVE="direct-443 direct-5555 direct-992 udp-accel-off http-proxy socks5 admin cascade vpn-over-icmp vpn-over-dns ssh-forward ssl-bump login-refused proxy-unreachable"
+NEGATIVE="https-browse https-long ssh-interactive ssh-transfer ssh-forward-https ssh-forward-cookies curl-via-proxy openvpn wireguard https-retry bump-error-page poller-15s"
 DEFAULT_REQUIRE="$POSITIVE $NEGATIVE"
 
 # ssh from the client host: the lab's key, no host-key prompts
@@ -53,8 +53,8 @@ wait_for() { # wait_for SECONDS CMD... (deadline, however long CMD takes)
 listening() { nsx "$1" ss -Hlnt "sport = :$2" | grep -q .; }
 
 deps() {
-  echo softether-vpnserver softether-vpnclient softether-vpncmd squid dante-server nginx-light \
-    openssh-server openssh-client curl openssl busybox iproute2 iptables tcpdump python3 \
+  echo softether-vpnserver softether-vpnclient softether-vpncmd squid-openssl dante-server nginx-light \
+    openssh-server openssh-client curl openssl busybox iproute2 iputils-ping iptables tcpdump python3 \
     openvpn wireguard-go wireguard-tools
 }
 
@@ -182,7 +182,7 @@ EOF
 daemon off; worker_processes 1; pid $RUN/nginx.pid; error_log $RUN/logs/nginx-error.log;
 events { worker_connections 64; }
 http { access_log off; server { listen $W_IP:443 ssl; ssl_certificate $RUN/cert.pem;
-  ssl_certificate_key $RUN/key.pem; root $RUN/www; } }
+  ssl_certificate_key $RUN/key.pem; root $RUN/www; location /fail { return 502; } } }
 EOF
   bg nginx nsx $NS_W nginx -c "$RUN/nginx.conf"
   ssh-keygen -q -t ed25519 -N '' -f "$RUN/ssh_key" <<<y >/dev/null 2>&1
@@ -197,8 +197,27 @@ StrictModes no
 PidFile $RUN/sshd.pid
 EOF
   bg sshd nsx $NS_W /usr/sbin/sshd -D -f "$RUN/sshd_config"
+  # squid's second port intercepts TLS (ssl-bump: peek at the ClientHello, then
+  # bump) with a CA nobody trusts: SoftEther's client verifies nothing by default.
+  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=lab inspection CA" \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+    -keyout "$RUN/bump-ca.key" -out "$RUN/bump-ca.pem" >/dev/null 2>&1
+  rm -rf "$RUN/ssl_db"
+  /usr/lib/squid/security_file_certgen -c -s "$RUN/ssl_db" -M 4MB >/dev/null 2>&1
+  chown -R proxy: "$RUN/ssl_db" "$RUN/bump-ca.key" 2>/dev/null
   cat >"$RUN/squid.conf" <<EOF
 http_port $R1_IP:3128
+http_port $R1_IP:3129 ssl-bump generate-host-certificates=on dynamic_cert_mem_cache_size=4MB tls-cert=$RUN/bump-ca.pem tls-key=$RUN/bump-ca.key
+sslcrtd_program /usr/lib/squid/security_file_certgen -s $RUN/ssl_db -M 4MB
+sslcrtd_children 2 startup=1 idle=1
+acl step1 at_step SslBump1
+ssl_bump peek step1
+ssl_bump bump all
+sslproxy_cert_error allow all
+tls_outgoing_options flags=DONT_VERIFY_PEER
+connect_timeout 1 seconds
+acl lab_blocked urlpath_regex ^/blocked
+http_access deny lab_blocked
 acl all_src src all
 http_access allow all_src
 pid_filename $RUN/squid.pid
@@ -221,7 +240,7 @@ socks pass { from: 198.18.201.0/24 to: 198.18.202.0/24 }
 socks pass { from: 198.18.201.0/24 to: 198.18.203.0/24 }
 EOF
   bg danted nsx $NS_R danted -f "$RUN/danted.conf"
-  wait_for 20 listening $NS_W 443 && wait_for 20 listening $NS_W 22 && wait_for 20 listening $NS_R 3128 && wait_for 20 listening $NS_R 1080 || {
+  wait_for 20 listening $NS_W 443 && wait_for 20 listening $NS_W 22 && wait_for 20 listening $NS_R 3128 && wait_for 20 listening $NS_R 3129 && wait_for 20 listening $NS_R 1080 || {
     log "setup: a look-alike server did not start"; return 1; }
   touch "$RUN/setup.done"
 }
@@ -293,6 +312,39 @@ vpn_traffic() { # DHCP from SecureNAT, ping its virtual host, small HTTP downloa
   sleep 1
 }
 
+# attempts MODE: a SoftEther client that keeps trying and never holds a session:
+# ssl-bump (squid bumps the TLS and breaks the tunnel after the welcome; the
+# client re-adds a leg every second), login-refused (wrong password),
+# proxy-unreachable (through squid while the router drops squid's SYNs to the
+# server). Waits for the attempt alert (at most 45 s) instead of a fixed time.
+attempts() {
+  VPN_NOTE="" SESSION_OK=yes
+  cli AccountDisconnect $ACCT >/dev/null 2>&1
+  { # one vpncmd run (each costs about a second)
+    echo "AccountProxyNone $ACCT"
+    case $1 in
+      ssl-bump) echo "AccountProxyHttp $ACCT /SERVER:$R1_IP:3129 /USERNAME:none /PASSWORD:none" ;;
+      login-refused) echo "AccountPasswordSet $ACCT /PASSWORD:Wrong-$USERPW /TYPE:standard" ;;
+      proxy-unreachable) echo "AccountProxyHttp $ACCT /SERVER:$R1_IP:3128 /USERNAME:none /PASSWORD:none" ;;
+    esac
+    echo "AccountSet $ACCT /SERVER:$S_IP:443 /HUB:$HUB"
+    echo "AccountDetailSet $ACCT /MAXTCP:1 /INTERVAL:1 /TTL:0 /HALF:no /BRIDGE:no /MONITOR:no /NOTRACK:no /NOQOS:no /DISABLEUDP:yes"
+    echo "AccountRetrySet $ACCT /NUM:999 /INTERVAL:5"
+  } >"$RUN/attempt-$1.txt"
+  [ "$1" = proxy-unreachable ] && nsx $NS_R iptables -I OUTPUT -d $S_IP -p tcp -j DROP
+  vpncmd $NS_C localhost /CLIENT /IN:"$RUN/attempt-$1.txt" >"$RUN/logs/attempt-setup-$1.log" 2>&1
+  START=$(date +%s.%N)
+  cli AccountConnect $ACCT >"$RUN/logs/connect-$1.log" 2>&1
+  local evs="$RUN/eve/$1.json"
+  [ "$1" = ssl-bump ] && evs="$evs $RUN/eve/$1-server-leg.json"
+  # shellcheck disable=SC2086
+  wait_for 45 sh -c 'for f; do grep -q "connection attempts" "$f" || exit 1; done' sh $evs || log "$1: no attempt alert within 45 s"
+  cli AccountDisconnect $ACCT >/dev/null 2>&1
+  printf '%s\n' "AccountProxyNone $ACCT" "AccountPasswordSet $ACCT /PASSWORD:$USERPW /TYPE:standard" >"$RUN/attempt-reset.txt"
+  vpncmd $NS_C localhost /CLIENT /IN:"$RUN/attempt-reset.txt" >>"$RUN/logs/attempt-setup-$1.log" 2>&1
+  nsx $NS_R iptables -D OUTPUT -d $S_IP -p tcp -j DROP 2>/dev/null
+}
+
 negative() { # negative MODE: ordinary traffic that must not look like SoftEther
   START=$(date +%s.%N) VPN_NOTE=""
   SESSION_OK=yes
@@ -348,6 +400,29 @@ negative() { # negative MODE: ordinary traffic that must not look like SoftEther
       nsx $NS_C ip addr add 10.98.0.2/24 dev ${P}wgc; nsx $NS_C ip link set ${P}wgc up
       nsx $NS_C ping -c 5 -i 0.5 -W 2 10.98.0.1 >"$RUN/logs/wg-ping.log" 2>&1 || SESSION_OK=no
       stop wg-cli; stop wg-srv ;;
+    https-retry) # a client retrying a failing HTTPS site: a 502 page, then a closed port
+      for _ in 1 2 3 4; do nsx $NS_C curl -sk --max-time 10 -o /dev/null https://$W_IP/fail; sleep 1; done
+      nsx $NS_C curl -sk --max-time 20 --retry 3 --retry-delay 1 --retry-connrefused -o /dev/null https://$W_IP:4443/ ;;
+    bump-error-page) # curl through the intercepting proxy, answered by squid's own 403 page each time
+      for _ in 1 2 3 4; do nsx $NS_C curl -sk --max-time 10 -x http://$R1_IP:3129 -o /dev/null https://$W_IP/blocked; sleep 0.5; done ;;
+    poller-15s) # an API poller reconnecting every 15 s; TLS without ALPN or tickets, and a
+      # 2-KB request answered by ~1 KB: sizes and a ClientHello like SoftEther's connect phase
+      nsx $NS_C python3 - "$W_IP" <<'PY' || SESSION_OK=no
+import socket, ssl, sys, time
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+ctx.options |= ssl.OP_NO_TICKET
+ctx.set_ciphers("ALL:@SECLEVEL=0")
+req = ("GET /p700.bin HTTP/1.1\r\nHost: %s\r\nCookie: s=%s\r\nConnection: close\r\n\r\n" % (sys.argv[1], "c" * 1900)).encode()
+for i in range(3):
+    if i:
+        time.sleep(15)
+    with ctx.wrap_socket(socket.create_connection((sys.argv[1], 443), timeout=10)) as s:
+        s.sendall(req)
+        while s.recv(65536):
+            pass
+PY
+      ;;
     curl-via-proxy) for _ in 1 2 3; do nsx $NS_C curl -sk --max-time 10 -x http://$R1_IP:3128 -o /dev/null https://$W_IP/index.html || SESSION_OK=no; done ;;
   esac
   sleep 1
@@ -355,8 +430,11 @@ negative() { # negative MODE: ordinary traffic that must not look like SoftEther
 
 # endpoint MODE: where the session's connection goes, as seen on the tap (sw-r1)
 endpoint() {
-  EP_PROTO=tcp EP_IP=$S_IP EP_PORT=443
+  EP_PROTO=tcp EP_IP=$S_IP EP_PORT=443 EP_CIP=$C_IP
   case $1 in
+    ssl-bump) EP_IP=$R1_IP EP_PORT=3129 ;;
+    ssl-bump-server-leg) EP_CIP=$R2_IP ;; # squid's own connection to the server
+    proxy-unreachable) EP_IP=$R1_IP EP_PORT=3128 ;;
     direct-5555) EP_PORT=5555 ;;
     direct-992) EP_PORT=992 ;;
     http-proxy) EP_IP=$R1_IP EP_PORT=3128 ;;
@@ -373,14 +451,14 @@ first_packet() { # epoch of the session's first packet in the mode's tap capture
     udp) f="udp and host $EP_IP and port $EP_PORT" ;;
     *) f="icmp and host $EP_IP" ;;
   esac
-  timeout 20 tcpdump -r "$RUN/cap/$1.pcap" -tt -nn -c 1 "host $C_IP and $f" 2>/dev/null | awk '{print $1; exit}'
+  timeout 20 tcpdump -r "$RUN/cap/$1.pcap" -tt -nn -c 1 "host $EP_CIP and $f" 2>/dev/null | awk '{print $1; exit}'
 }
 
 # check MODE EXPECTED: read the mode's EVE file, print a table row, return 1 on a miss
 check() {
   endpoint "$1"
   python3 - "$RUN/eve/$1.json" "$2" "$START" "$1" "$SESSION_OK" "${VPN_NOTE:-}" \
-    "$C_IP" "$EP_IP" "$EP_PORT" "$EP_PROTO" "$(first_packet "$1")" <<'EOF'
+    "$EP_CIP" "$EP_IP" "$EP_PORT" "$EP_PROTO" "$(first_packet "$1")" <<'EOF'
 import datetime, json, sys
 path, expect, start, mode, ok, note, cip, eip, eport, eproto, first = sys.argv[1:12]
 expect = expect == "yes"
@@ -409,6 +487,8 @@ hits = [e for e in alerts if ours(e)]
 other = len(alerts) - len(hits)
 if mode == "admin":  # the admin session itself, not the R-UDP probes around it
     hits = [e for e in hits if "administration" in e["alert"]["signature"]]
+if mode in ("ssl-bump", "ssl-bump-server-leg", "login-refused", "proxy-unreachable"):
+    hits = [e for e in hits if "attempts" in e["alert"]["signature"]]
 if mode == "cascade":  # told apart from a client session
     hits = [e for e in hits if "cascade" in e["alert"]["signature"]]
 hit = min(hits, key=ts) if hits else None
@@ -500,6 +580,11 @@ mode_start() { # tcpdump and sewatch on the router's client-side interface
   bg tcpdump nsx $NS_R tcpdump -i sw-r1 -s 0 -U -n -w "$RUN/cap/$1.pcap"
   wait_for 10 grep -q "listening on" "$RUN/logs/tcpdump.log"
   bg sewatch nsx $NS_R "$SEWATCH" -i sw-r1 -o file:"$RUN/eve/$1.json" --log-level warn
+  if [ "$1" = ssl-bump ]; then # the proxy's leg to the server, too
+    rm -f "$RUN/eve/$1-server-leg.json" "$RUN/cap/$1-server-leg.pcap"
+    bg tcpdump2 nsx $NS_R tcpdump -i sw-r2 -s 0 -U -n -w "$RUN/cap/$1-server-leg.pcap"
+    bg sewatch2 nsx $NS_R "$SEWATCH" -i sw-r2 -o file:"$RUN/eve/$1-server-leg.json" --log-level warn
+  fi
   # wait until sewatch holds its packet socket (at most 5 s)
   wait_for 5 sh -c "ip netns exec $NS_R ss -A packet -p 2>/dev/null | grep -q sewatch" || true
   sleep 0.5
@@ -508,6 +593,8 @@ mode_stop() {
   sleep 1
   stop sewatch INT
   stop tcpdump INT
+  stop sewatch2 INT
+  stop tcpdump2 INT
 }
 
 admin() { # vpncmd remote administration of the server across the tap, no VPN session
@@ -517,13 +604,17 @@ admin() { # vpncmd remote administration of the server across the tap, no VPN se
 }
 
 run_mode() { # run_mode MODE EXPECTED
+  local rc=0
   mode_start "$1"
   case $1 in
     admin | cascade) "$1" ;;
+    ssl-bump | login-refused | proxy-unreachable) attempts "$1" ;;
     *) if [ "$2" = yes ]; then session "$1"; else negative "$1"; fi ;;
   esac
   mode_stop
-  check "$1" "$2" >>"$RESULTS.rows"
+  check "$1" "$2" >>"$RESULTS.rows" || rc=1
+  [ "$1" = ssl-bump ] && { check ssl-bump-server-leg "$2" >>"$RESULTS.rows" || rc=1; }
+  return ${rc:-0}
 }
 
 run() {
