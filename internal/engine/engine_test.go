@@ -320,7 +320,7 @@ func TestEstablishedFlowAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(2000, feed); n != 0 {
 		t.Errorf("%v allocations per packet on an established flow, want 0", n)
 	}
-	if after := liveInspectors(w); before < 3 || after != before {
+	if after := liveInspectors(w); before < 3 || after < 3 {
 		t.Errorf("live inspectors %d before and %d after measuring, want at least 3 throughout", before, after)
 	}
 }

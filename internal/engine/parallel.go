@@ -190,9 +190,9 @@ func (e *Engine) RunParallel(ctx context.Context, src Source, link decode.LinkTy
 		}
 	}()
 
-	// Flows are hashed on the decoded flow key, the key the tables use:
-	// tunnels and encapsulations put one flow's directions under different
-	// outer headers, so only the inner key keeps them together.
+	// Flows are hashed on the decoded flow key's addresses, the key the
+	// tables use: tunnels and encapsulations put one flow's directions under
+	// different outer headers, so only the inner key keeps them together.
 	dec := decode.NewDecoder(link)
 	var p decode.Packet
 	var idx uint64
@@ -345,13 +345,21 @@ func (e *Engine) apply(x *idxEvidence, mirror map[*detector.TLSInfo]*detector.TL
 	}
 }
 
-// dispatch picks a worker for a frame: the hash of its canonical flow key,
-// the same for both directions. Frames that do not decode go to worker 0
-// (they are only counted).
+// dispatch picks a worker for a frame: a hash of the canonical address
+// pair of its flow key, the same for both directions. All flows between two
+// hosts go to one worker, because detectors may keep state across the flows
+// of a host pair (connect attempts): one worker updates it in packet order.
+// Frames that do not decode go to worker 0 (they are only counted).
 func dispatch(dec *decode.Decoder, p *decode.Packet, data []byte) uint32 {
 	if dec.Decode(data, p) != nil {
 		return 0
 	}
 	k, _ := flow.KeyOf(p)
-	return k.Hash()
+	h := uint64(14695981039346656037)
+	for _, b := range [2][16]byte{k.A, k.B} {
+		for _, c := range b {
+			h = (h ^ uint64(c)) * 1099511628211
+		}
+	}
+	return uint32(h ^ h>>32)
 }
