@@ -261,20 +261,29 @@ func (w *Worker) Run(ctx context.Context, src Source, isTimeout func(error) bool
 // Process runs one frame through the pipeline. idx is its 1-based number.
 // A panic in the decoder or a detector drops this packet only (see recovered).
 func (w *Worker) Process(data []byte, ts time.Time, idx uint64) {
+	// The packet is counted before a publication falls on it.
+	w.c.packets++
+	w.c.bytes += uint64(len(data))
 	if idx%uint64(w.e.cfg.ExpireEvery) == 0 {
 		w.publish()
 		w.expire(ts)
 	}
-	w.process(data, ts, idx)
+	w.inspect(data, ts, idx)
 }
 
 // process is Process without the periodic expiry.
 func (w *Worker) process(data []byte, ts time.Time, idx uint64) {
+	w.c.packets++
+	w.c.bytes += uint64(len(data))
+	w.inspect(data, ts, idx)
+}
+
+// inspect decodes the packet and runs it through the flow table and the
+// flow's inspectors.
+func (w *Worker) inspect(data []byte, ts time.Time, idx uint64) {
 	defer w.recovered(idx)
 	p := &w.pkt
 	p.Time, p.Index = ts, idx
-	w.c.packets++
-	w.c.bytes += uint64(len(data))
 	if err := w.dec.Decode(data, p); err != nil {
 		// ARP, LLDP and the like are not damage: counted apart, and
 		// reported by kind at the end.
