@@ -73,6 +73,18 @@ type Evidence struct {
 	TLS       *TLSInfo
 	Time      time.Time
 	PcapCnt   uint64
+	// Pkt describes the packet PcapCnt names; the engine fills it (detectors
+	// leave it zero).
+	Pkt PacketInfo
+}
+
+// PacketInfo is what the alert needs of the packet that evidence was found
+// on: who sent it (for EVE's direction) and, for ICMP, its type and code
+// (EVE's icmp_type/icmp_code, and the Community ID's port pair).
+type PacketInfo struct {
+	Known              bool
+	Src                netip.Addr
+	ICMPType, ICMPCode uint8
 }
 
 // Sink receives evidence. The engine's verdict stage implements it.

@@ -2,10 +2,13 @@ package outputs
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -33,10 +36,35 @@ type Policy struct {
 	// RetryMin and RetryMax bound the exponential back-off between failed writes.
 	RetryMin, RetryMax time.Duration
 	// SpoolDir enables the on-disk spool: each output gets a subdirectory
-	// named after it. Empty: no spool (records wait in memory only).
+	// named after its identity (type and destination, see Identifier), so
+	// reordering or renaming outputs finds the same spool. Empty: no spool
+	// (records wait in memory only).
 	SpoolDir string
 	// SpoolMaxBytes bounds each output's spool on disk (default 256 MiB).
 	SpoolMaxBytes int64
+	// StallTimeout bounds how long Send blocks (non-lossy mode) while an
+	// output makes no progress and has no room left in memory or spool:
+	// after it, that output's records are dropped and counted until it
+	// delivers again, so a sink that is down for good cannot hang a pcap
+	// run. 0: block for ever.
+	StallTimeout time.Duration
+}
+
+// Identifier is implemented by outputs that can name their destination
+// ("kafka:k1:9092/sewatch-eve", "file:/var/log/eve.json"). The identity
+// names the output's spool directory; without it the output's Name is used.
+type Identifier interface {
+	Identity() string
+}
+
+// IdentityOf returns o's identity, or its name.
+func IdentityOf(o Output) string {
+	if id, ok := o.(Identifier); ok {
+		if s := id.Identity(); s != "" {
+			return s
+		}
+	}
+	return o.Name()
 }
 
 // DefaultSpoolMaxBytes is each output's spool limit when none is set.
@@ -50,6 +78,8 @@ func DefaultPolicy() Policy {
 // Stats is one output's health.
 type Stats struct {
 	Name string `json:"name"`
+	// Identity is the output's type and destination (see Identifier).
+	Identity string `json:"identity"`
 	// Queued is what waits for delivery: queue, memory and spool.
 	Queued int `json:"queued"`
 	// Delivered counts records the output accepted.
@@ -64,9 +94,24 @@ type Stats struct {
 	// Rejected counts records the sink refused for good (e.g. mapping
 	// errors), as reported by outputs implementing Rejecter.
 	Rejected uint64 `json:"rejected,omitempty"`
-	// InSpool and SpoolBytes describe the spool now.
-	InSpool    int64 `json:"in_spool,omitempty"`
-	SpoolBytes int64 `json:"spool_bytes,omitempty"`
+	// InSpool and SpoolBytes describe the spool now; SpoolDir is empty
+	// when the output has no spool.
+	InSpool    int64  `json:"in_spool,omitempty"`
+	SpoolBytes int64  `json:"spool_bytes,omitempty"`
+	SpoolDir   string `json:"spool_dir,omitempty"`
+}
+
+// Undelivered is what did not reach the sink: dropped, rejected, or
+// still waiting in the spool.
+func (s Stats) Undelivered() uint64 { return s.Dropped + s.Rejected + uint64(s.InSpool) }
+
+// OrphanSpool is a spool directory under SpoolDir that no output of this
+// run owns, with the events it still holds.
+type OrphanSpool struct {
+	Dir      string
+	Identity string // from the directory's identity file; empty if unknown
+	Events   int64
+	Bytes    int64
 }
 
 // Rejecter is implemented by outputs whose sink can refuse single records
@@ -93,11 +138,13 @@ type Router struct {
 	cancel   context.CancelFunc
 	closeErr error
 	once     sync.Once
+	orphans  []OrphanSpool
 }
 
 type sink struct {
 	out  Output
 	name string
+	id   string
 	q    chan Record
 	sp   *spool.Spool // nil: no spool
 
@@ -112,6 +159,11 @@ type sink struct {
 	retried   atomic.Uint64
 	dropped   atomic.Uint64
 	spooled   atomic.Uint64
+	// stalled: Send gave up waiting for room (StallTimeout); records are
+	// dropped at once until the writer delivers again.
+	stalled atomic.Bool
+	// discarded counts damaged spool entries given up (logged by the spool callback).
+	discarded *atomic.Uint64
 }
 
 func signal(c chan struct{}) {
@@ -157,18 +209,32 @@ func newRouter(pol Policy, outs []Output, log *slog.Logger, strict bool) (*Route
 	}
 	var sps []*spool.Spool
 	var errs []error
-	for _, o := range outs {
+	discards := make([]*atomic.Uint64, len(outs))
+	owned := map[string]bool{}
+	for i, o := range outs {
 		var sp *spool.Spool
+		discards[i] = new(atomic.Uint64)
 		if pol.SpoolDir != "" {
-			dir := filepath.Join(pol.SpoolDir, SpoolName(o.Name()))
+			id := IdentityOf(o)
+			name := SpoolDirName(id)
+			owned[name] = true
+			dir := filepath.Join(pol.SpoolDir, name)
+			cnt, oname := discards[i], o.Name()
 			var err error
-			sp, err = spool.Open(dir, spool.Options{MaxBytes: pol.SpoolMaxBytes})
+			sp, err = spool.Open(dir, spool.Options{MaxBytes: pol.SpoolMaxBytes,
+				OnDiscard: func(n int64, reason string) {
+					cnt.Add(uint64(n))
+					log.Error("output spool discarded damaged events", "output", oname, "events", n, "reason", reason)
+				}})
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", o.Name(), err))
 				sp = nil
-			} else if n := sp.Len(); n > 0 {
-				log.Info("output spool holds events from an earlier run, delivering them first",
-					"output", o.Name(), "events", n, "bytes", sp.Size())
+			} else {
+				writeIdentity(dir, id)
+				if n := sp.Len(); n > 0 {
+					log.Info("output spool holds events from an earlier run, delivering them first",
+						"output", o.Name(), "events", n, "bytes", sp.Size())
+				}
 			}
 		}
 		sps = append(sps, sp)
@@ -182,10 +248,19 @@ func newRouter(pol Policy, outs []Output, log *slog.Logger, strict bool) (*Route
 		return nil, err
 	}
 	r := &Router{pol: pol, log: log}
+	if pol.SpoolDir != "" {
+		r.orphans = findOrphans(pol.SpoolDir, owned)
+		for _, o := range r.orphans {
+			log.Warn("spool directory of an output not configured in this run holds undelivered events",
+				"dir", o.Dir, "identity", o.Identity, "events", o.Events, "bytes", o.Bytes)
+		}
+	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	for i, o := range outs {
-		s := &sink{out: o, name: o.Name(), q: make(chan Record, pol.QueueSize), sp: sps[i],
+		s := &sink{out: o, name: o.Name(), id: IdentityOf(o), q: make(chan Record, pol.QueueSize), sp: sps[i],
 			wake: make(chan struct{}, 1), room: make(chan struct{}, 1)}
+		// The spool's callback counts into the same counter, from Open on.
+		s.discarded = discards[i]
 		r.sinks = append(r.sinks, s)
 		r.wg.Add(2)
 		go r.intake(s)
@@ -193,6 +268,57 @@ func newRouter(pol Policy, outs []Output, log *slog.Logger, strict bool) (*Route
 	}
 	return r, errors.Join(errs...)
 }
+
+// SpoolDirName is the spool subdirectory of an output identity: its
+// SpoolName form, cut to 80 bytes, plus 8 hex digits of its SHA-256 so two
+// identities that read alike after cleaning never share a directory.
+func SpoolDirName(identity string) string {
+	n := SpoolName(identity)
+	if len(n) > 80 {
+		n = n[:80]
+	}
+	sum := sha256.Sum256([]byte(identity))
+	return n + "-" + hex.EncodeToString(sum[:4])
+}
+
+const identityFile = "identity"
+
+// writeIdentity records which output a spool directory belongs to, so an
+// orphaned spool can be reported by name.
+func writeIdentity(dir, id string) {
+	_ = os.WriteFile(filepath.Join(dir, identityFile), []byte(id+"\n"), 0o640)
+}
+
+// findOrphans lists the spool directories under root that hold events and
+// belong to no output of this run (another -o list, or an older layout
+// named by position).
+func findOrphans(root string, owned map[string]bool) []OrphanSpool {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return nil
+	}
+	var out []OrphanSpool
+	for _, e := range ents {
+		if !e.IsDir() || owned[e.Name()] {
+			continue
+		}
+		dir := filepath.Join(root, e.Name())
+		n, b, err := spool.Stat(dir)
+		if err != nil || n == 0 {
+			continue
+		}
+		o := OrphanSpool{Dir: dir, Events: n, Bytes: b}
+		if id, err := os.ReadFile(filepath.Join(dir, identityFile)); err == nil {
+			o.Identity = strings.TrimSpace(string(id))
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+// Orphans are the spool directories found at start that no output of this
+// run owns but that hold events (logged at start).
+func (r *Router) Orphans() []OrphanSpool { return r.orphans }
 
 // SpoolName is the spool subdirectory of an output name: letters, digits,
 // '.', '-' and '_' are kept, runs of anything else become one '_'.
@@ -237,10 +363,10 @@ func (r *Router) Stats() []Stats {
 		s.mu.Lock()
 		queued := len(s.q) + len(s.mem) + len(s.inflight)
 		s.mu.Unlock()
-		x := Stats{Name: s.name, Delivered: s.delivered.Load(),
-			Retried: s.retried.Load(), Spooled: s.spooled.Load(), Dropped: s.dropped.Load()}
+		x := Stats{Name: s.name, Identity: s.id, Delivered: s.delivered.Load(),
+			Retried: s.retried.Load(), Spooled: s.spooled.Load(), Dropped: s.dropped.Load() + s.discarded.Load()}
 		if s.sp != nil {
-			x.InSpool, x.SpoolBytes = s.sp.Len(), s.sp.Size()
+			x.InSpool, x.SpoolBytes, x.SpoolDir = s.sp.Len(), s.sp.Size(), s.sp.Dir()
 			queued += int(x.InSpool)
 		}
 		x.Queued = queued
@@ -378,13 +504,26 @@ func (r *Router) admit(s *sink, recs []Record) {
 		// No room in memory nor in the spool.
 		s.mu.Unlock()
 		signal(s.wake)
-		if r.pol.Lossy || r.stopped() {
+		if r.pol.Lossy || r.stopped() || s.stalled.Load() {
 			s.dropped.Add(uint64(len(recs)))
 			return
+		}
+		var stall <-chan time.Time
+		var t *time.Timer
+		if r.pol.StallTimeout > 0 {
+			t = time.NewTimer(r.pol.StallTimeout)
+			stall = t.C
 		}
 		select {
 		case <-s.room:
 		case <-r.ctx.Done():
+		case <-stall:
+			s.stalled.Store(true)
+			r.log.Error("output made no progress, dropping its events until it delivers again",
+				"output", s.name, "waited", r.pol.StallTimeout, "spool", s.sp != nil)
+		}
+		if t != nil {
+			t.Stop()
 		}
 	}
 }
@@ -401,6 +540,7 @@ func (r *Router) writer(s *sink) {
 		err := s.out.Write(r.ctx, batch)
 		if err == nil {
 			s.delivered.Add(uint64(len(batch)))
+			s.stalled.Store(false)
 			s.mu.Lock()
 			if fromSpool {
 				if cerr := s.sp.Commit(); cerr != nil {
@@ -463,11 +603,46 @@ func (r *Router) spill(s *sink) {
 	signal(s.room)
 }
 
+// spillPrefix, at shutdown, moves the oldest records still in memory that
+// fit under the spool's limit to the front of the spool; the newer rest is
+// then counted as dropped by finish. (During the run this would put newer
+// records in memory behind older ones in the spool; at shutdown nothing is
+// read from memory any more.)
+func (r *Router) spillPrefix(s *sink) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	held := append(append([]Record(nil), s.inflight...), s.mem...)
+	if len(held) == 0 {
+		return
+	}
+	free := s.sp.Free()
+	var ents [][]byte
+	for _, m := range held {
+		e := encodeRecord(nil, m)
+		if free < int64(len(e)+spool.Overhead) {
+			break
+		}
+		free -= int64(len(e) + spool.Overhead)
+		ents = append(ents, e)
+	}
+	if len(ents) == 0 {
+		return
+	}
+	if err := s.sp.Prepend(ents); err != nil {
+		r.log.Warn("output spool write failed at shutdown", "output", s.name, "err", err)
+		return
+	}
+	s.spooled.Add(uint64(len(ents)))
+	rest := held[len(ents):]
+	s.inflight, s.mem = nil, append(s.mem[:0], rest...)
+}
+
 // finish runs when the writer ends: records still in memory go to the spool
 // for the next run, or are counted as dropped without one.
 func (r *Router) finish(s *sink) {
 	if s.sp != nil {
 		r.spill(s)
+		r.spillPrefix(s)
 	}
 	s.mu.Lock()
 	n := len(s.inflight) + len(s.mem)

@@ -253,7 +253,7 @@ func TestRouterSpoolSurvivesRestart(t *testing.T) {
 	if st.Dropped != 0 || st.InSpool != 500 {
 		t.Fatalf("first run: %+v", st)
 	}
-	if _, err := os.Stat(filepath.Join(dir, SpoolName(down.Name()), "cursor")); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, SpoolDirName(IdentityOf(down)), "cursor")); err != nil {
 		t.Fatal(err)
 	}
 	up := &switchable{}

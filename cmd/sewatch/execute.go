@@ -41,6 +41,13 @@ func execute(o options, cfg config.Config, dets []detector.Detector, log *slog.L
 	if cerr := closeOutputs(router, fctx, log); cerr != nil && err == nil {
 		err = cerr
 	}
+	// pcap mode never ends quietly with an event undelivered: one line per
+	// output that missed some (see delivery.go).
+	if !o.live() {
+		if lines := undeliveredLines(router.Stats(), router.Orphans()); len(lines) > 0 {
+			err = undeliveredError{lines: lines, cause: err}
+		}
+	}
 	if eng == nil {
 		return err
 	}

@@ -12,6 +12,8 @@ const (
 	exitOK      = 0 // the input was read to its end (or a live capture was stopped by a signal)
 	exitFailure = 1 // a runtime failure: unreadable or damaged input, a capture or output that failed
 	exitUsage   = 2 // a bad command line or configuration: nothing was read
+	// exitUndelivered (3, delivery.go): a capture file was read to its end
+	// but some output did not deliver every event.
 	// A capture file interrupted by a signal exits 128 + the signal's
 	// number, as a shell reports it: 130 for SIGINT, 143 for SIGTERM.
 	exitSignalBase = 128
@@ -45,6 +47,17 @@ func exitStatus(err error, stderr io.Writer) int {
 	var ie interrupted
 	if errors.As(err, &ie) {
 		return exitSignalBase + int(ie.sig) // already logged with its counters
+	}
+	var ud undeliveredError
+	if errors.As(err, &ud) {
+		code := exitUndelivered
+		if ud.cause != nil {
+			code = exitStatus(ud.cause, stderr)
+		}
+		for _, l := range ud.lines {
+			fmt.Fprintf(stderr, "sewatch: %s\n", redactURL(l))
+		}
+		return code
 	}
 	var ue usageError
 	if errors.As(err, &ue) {

@@ -27,6 +27,7 @@ type options struct {
 	workers                          int
 	workersSet                       bool
 	checkConfig, version, help       bool
+	offline                          bool
 	outs                             []string
 	filter                           string
 }
@@ -45,7 +46,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.iface, "i", "", "capture live on `interface` (AF_PACKET; needs CAP_NET_RAW)")
 	fs.StringVar(&o.cfgPath, "c", "", "configuration `file` (YAML)")
 	fs.StringVar(&o.logDir, "l", "", "log `dir`: with no -o, EVE goes to DIR/eve.json")
-	fs.BoolVar(&o.checkConfig, "check-config", false, "validate the configuration and outputs, then exit")
+	fs.BoolVar(&o.checkConfig, "check-config", false, "check the configuration, the files it names, the filter and the outputs (reachable, credentials accepted), then exit")
+	fs.BoolVar(&o.offline, "offline", false, "with -check-config: skip the network checks of the outputs")
 	fs.BoolVar(&o.version, "version", false, "print the version and build information, then exit")
 	fs.IntVar(&o.workers, "workers", 0, "workers: live AF_PACKET sockets in one fanout group, or cores reading a file (default from config, 1)")
 	fs.StringVar(&o.logLevel, "log-level", "", "program log level: debug, info, warn, error")

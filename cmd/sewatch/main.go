@@ -47,8 +47,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitStatus(usage(err), stderr)
 	}
 	if opts.checkConfig {
-		fmt.Fprintf(stderr, "configuration OK: %d detectors, %d outputs\n", len(dets), len(cfg.Outputs))
-		return exitOK
+		return runCheckConfig(stderr, cfg, len(dets), opts.offline)
 	}
 	if err := opts.checkSource(); err != nil {
 		return exitStatus(err, stderr)

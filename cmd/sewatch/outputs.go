@@ -29,6 +29,7 @@ func openOutputs(ctx context.Context, cfg config.Config, live bool, log *slog.Lo
 	d := cfg.Delivery
 	pol.QueueSize, pol.BatchSize, pol.BatchTimeout = d.QueueSize, d.BatchSize, d.BatchTimeout
 	pol.SpoolDir, pol.SpoolMaxBytes = d.SpoolDir, d.SpoolMaxBytes
+	pol.StallTimeout = stallTimeout(cfg, live)
 	router, err := outputs.OpenRouter(pol, opened, log)
 	if err != nil {
 		closeAll(opened)

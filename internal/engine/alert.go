@@ -11,11 +11,14 @@ import (
 )
 
 // alertEvent builds the EVE alert for a verdict. The 5-tuple is the anchor
-// flow's, oriented client → server; timestamp and pcap_cnt are those of the
-// packet that completed the verdict, so time-to-alert can be measured.
+// flow's, oriented client → server; timestamp is that of the packet that
+// completed the verdict, so time-to-alert can be measured. pcap_cnt names a
+// packet of the alerted flow (see alertPacket), and direction, icmp_type,
+// icmp_code and community_id are that packet's.
 func (e *Engine) alertEvent(a verdict.Alert) *eve.Event {
 	f := &a.Anchor.Flow
 	c, s := f.Client, f.Server
+	pk := alertPacket(a)
 	ev := &eve.Event{
 		Timestamp:   eve.Timestamp(a.Trigger.Time, e.cfg.Location),
 		FlowID:      f.ID,
@@ -27,10 +30,26 @@ func (e *Engine) alertEvent(a verdict.Alert) *eve.Event {
 		Direction:   "to_server",
 		Host:        e.cfg.Sensor,
 	}
+	if pk.Pkt.Known && pk.Pkt.Src == s.Addr() && pk.Pkt.Src != c.Addr() {
+		ev.Direction = "to_client"
+	}
+	if f.Proto == 1 || f.Proto == 58 {
+		// ICMP has no ports: the Community ID uses the packet's type and
+		// code in their place, oriented as the packet travelled (one-way
+		// types keep that order), as the specification and Suricata do.
+		if pk.Pkt.Known {
+			src, dst := c.Addr(), s.Addr()
+			if ev.Direction == "to_client" {
+				src, dst = dst, src
+			}
+			ev.ICMPType, ev.ICMPCode = eve.Int(int(pk.Pkt.ICMPType)), eve.Int(int(pk.Pkt.ICMPCode))
+			ev.CommunityID = eve.CommunityID(e.cfg.CommunityIDSeed, src, dst, f.Proto, uint16(pk.Pkt.ICMPType), uint16(pk.Pkt.ICMPCode))
+		}
+	}
 	if e.cfg.Iface != "" {
 		ev.InIface = e.cfg.Iface
 	} else {
-		ev.PcapCnt = a.Trigger.PcapCnt
+		ev.PcapCnt = pk.PcapCnt
 	}
 	for i := 0; i < int(f.NVLAN); i++ {
 		ev.VLAN = append(ev.VLAN, int(f.VLAN[i]))
@@ -38,9 +57,7 @@ func (e *Engine) alertEvent(a verdict.Alert) *eve.Event {
 	if f.Proto == 6 || f.Proto == 17 {
 		ev.SrcPort, ev.DestPort = eve.Int(int(c.Port())), eve.Int(int(s.Port()))
 	}
-	if f.Proto == 6 && a.TLS != nil {
-		ev.AppProto = "tls"
-	}
+	ev.AppProto = appProto(a)
 	modeKey := "softether_mode"
 	if !strings.Contains(a.Signature.Msg, "SoftEther") {
 		modeKey = "vpn_protocol"
@@ -91,6 +108,56 @@ func tlsObject(t *detector.TLSInfo) *eve.TLS {
 		o.JA3S = &eve.JA3{Hash: t.JA3SHash, String: t.JA3S}
 	}
 	return o
+}
+
+// alertPacket picks the evidence whose packet the alert names: the one that
+// completed the verdict when it lies on the alerted (anchor) flow, else the
+// anchor evidence itself, so pcap_cnt always names a packet of the flow
+// the alert's addresses, ports and community_id describe.
+func alertPacket(a verdict.Alert) detector.Evidence {
+	if a.Trigger.Flow.ID == a.Anchor.Flow.ID || a.Anchor.PcapCnt == 0 {
+		return a.Trigger
+	}
+	return a.Anchor
+}
+
+// appProto is Suricata's app_proto for the alerted flow, when the
+// protocol on the wire is known: the value Suricata's own parsers would
+// have given it (CONNECT through an HTTP proxy is "http", as Suricata
+// names the flow it first parsed as HTTP). Flows Suricata has no parser
+// for (SOCKS, OpenVPN, WireGuard, UDP acceleration, ICMP, ...) get none.
+func appProto(a verdict.Alert) string {
+	proto := a.Anchor.Flow.Proto
+	switch a.Signature.ID {
+	case detector.SIDHTTPProxy, detector.SIDVendorDDNS:
+		if proto == 6 {
+			return "http"
+		}
+	case detector.SIDSSH:
+		return "ssh"
+	case detector.SIDOverDNS, detector.SIDVendorDNS:
+		if proto == 6 || proto == 17 {
+			return "dns"
+		}
+	case detector.SIDIKE:
+		return "ike"
+	case detector.SIDSOCKS:
+		return ""
+	}
+	switch a.Mode {
+	case detector.ModeHTTPProxy:
+		if proto == 6 {
+			return "http"
+		}
+	case detector.ModeSSH:
+		return "ssh"
+	case detector.ModeSOCKS5, detector.ModeSOCKS4:
+		return ""
+	}
+	if proto == 6 && a.TLS != nil {
+		return "tls"
+	}
+	return ""
 }
 
 // sessionFlowEvent builds the EVE flow event that sums up an alerted

@@ -166,6 +166,9 @@ type Worker struct {
 	// panic can be pinned on it.
 	inspecting int
 	ent        *flow.Entry[flowState]
+	// toServer: direction of the packet being inspected (for Report).
+	toServer bool
+	view     *detector.Flow
 }
 
 type localCounters struct {
@@ -317,6 +320,7 @@ func (w *Worker) inspect(data []byte, ts time.Time, idx uint64) {
 	}
 	st.view.PktsToServer, st.view.PktsToClient = ent.PktsToServer, ent.PktsToClient
 	st.view.BytesToServer, st.view.BytesToClient = ent.BytesToServer, ent.BytesToClient
+	w.toServer, w.view = toServer, &st.view
 	for i, in := range st.ins {
 		if st.alive&(1<<i) == 0 {
 			continue
@@ -430,16 +434,6 @@ func (w *Worker) expireTable(now time.Time) {
 	w.expiring = false
 }
 
-// Report implements detector.Sink for the worker's inspectors: it marks
-// the flow as one the verdict stage must hear the end of, and passes the
-// evidence on (to the engine, or to the ordered merge of parallel reading).
-func (w *Worker) Report(ev detector.Evidence) {
-	if w.ent != nil {
-		w.ent.V.reported = true
-	}
-	w.sink.Report(ev)
-}
-
 // flowEnded runs when a flow leaves the table: its inspectors are released
 // (the entry and its inspector slice are reused for a later flow) and, if
 // it gave evidence, the verdict stage hears that it ended, with its final
@@ -505,6 +499,26 @@ func (e *Engine) FlowStats() flow.Stats {
 	c := &e.C
 	return flow.Stats{Created: c.FlowsTotal.Load(), Evicted: c.FlowsEvicted.Load(),
 		Expired: c.FlowsExpired.Load(), Active: int(c.ActiveFlows.Load())}
+}
+
+// Report implements detector.Sink for the worker's inspectors: it marks
+// the flow as one the verdict stage must hear the end of, and stamps
+// evidence about the packet being processed (its PcapCnt) with the
+// packet's source and ICMP type/code, so the alert can name the packet's
+// direction and compute its Community ID.
+func (w *Worker) Report(ev detector.Evidence) {
+	if w.ent != nil {
+		w.ent.V.reported = true
+	}
+	if ev.PcapCnt == w.pkt.Index && w.view != nil && ev.Flow.ID == w.view.ID {
+		src := w.view.Server.Addr()
+		if w.toServer {
+			src = w.view.Client.Addr()
+		}
+		ev.Pkt = detector.PacketInfo{Known: true, Src: src, ICMPType: w.pkt.ICMPType, ICMPCode: w.pkt.ICMPCode}
+	}
+	// To the engine, or to the ordered merge of parallel reading.
+	w.sink.Report(ev)
 }
 
 // Report implements detector.Sink: evidence goes to the shared verdict

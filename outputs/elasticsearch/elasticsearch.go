@@ -358,7 +358,7 @@ func Open(ctx context.Context, o Options, name string, log *slog.Logger) (*Outpu
 				tr.CloseIdleConnections()
 				return nil, err
 			}
-			log.Warn("elasticsearch unreachable at start-up, template install deferred, events wait in the spool", "output", name, "err", err)
+			log.Warn("elasticsearch unreachable at start-up, template install deferred, delivery will retry", "output", name, "err", err)
 		}
 	} else {
 		out.installed = true

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 
 	"github.com/sewatch/sewatch/outputs"
 )
@@ -172,6 +173,9 @@ func (o *Output) Close(context.Context) error {
 		return nil
 	}
 	err := o.f.Sync()
+	if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOTSUP) {
+		err = nil // a character device or pipe (/dev/stdout, a FIFO) has nothing to sync
+	}
 	if cerr := o.f.Close(); err == nil {
 		err = cerr
 	}

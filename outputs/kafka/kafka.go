@@ -2,14 +2,25 @@
 // segmentio/kafka-go.
 //
 // Each event is one message: the value is the EVE line byte for byte, the key
-// is the event's community_id (else its flow_id), so with the hash balancer
-// all events of a flow land in one partition, in order. Headers carry the
-// event type, the signature id (alerts), the sensor name and the stable event
-// id (for consumer-side de-duplication: delivery is at-least-once).
+// is the event's community_id (else its flow_id), so all events of a flow
+// land in one partition, in order. The partitioner is murmur2 by default,
+// the hash of the Java client's default partitioner, so a topic that other
+// producers key by community_id is co-partitioned with sewatch's; crc32
+// (librdkafka's default) and fnv-1a (kafka-go's) are options. Headers carry
+// the event type, the signature id (alerts), the sensor name (when
+// sensor-name is set, the same value as EVE's host) and the stable event id
+// (for consumer-side de-duplication: delivery is at-least-once).
+//
+// The message timestamp is the produce time, so the broker's time-based
+// retention counts from when the alert was sent, not from when the packet
+// was captured (an old pcap replayed today would otherwise be deleted at
+// once); the event time stays in the EVE line's timestamp.
 //
 // Defaults chosen against the library's: RequiredAcks all (the library
 // defaults to none, fire-and-forget), a 1 ms batch timeout (the library waits
-// 1 s for a partial batch), few in-library attempts (the router's retry and
+// 1 s for a partial batch), snappy compression (EVE JSON shrinks to about a
+// quarter; snappy is the codec every broker and client decodes, at the
+// lowest CPU cost), few in-library attempts (the router's retry and
 // spool take over when the broker is down), and no topic auto-creation: a
 // missing topic is a clear error at start-up.
 package kafkaout
@@ -45,8 +56,12 @@ type Options struct {
 	Topic   string   `yaml:"topic"`
 	// RequiredAcks: all (default), one or none.
 	RequiredAcks string `yaml:"required-acks"`
-	// Compression: none (default), gzip, snappy, lz4 or zstd.
+	// Compression: snappy (default), none, gzip, lz4 or zstd.
 	Compression string `yaml:"compression"`
+	// Partitioner picks a message's partition from its key: murmur2
+	// (default: the Java client's hash), crc32 (librdkafka's default
+	// consistent_random) or fnv1a (kafka-go's Hash).
+	Partitioner string `yaml:"partitioner"`
 	// BatchSize is the most messages per produce request per partition (default 1000).
 	BatchSize int `yaml:"batch-size"`
 	// BatchBytes bounds a produce request (default 1 MiB).
@@ -143,6 +158,9 @@ func options(s outputs.Spec) (Options, error) {
 	if _, err := compression(o.Compression); err != nil {
 		return o, err
 	}
+	if _, err := balancer(o.Partitioner); err != nil {
+		return o, err
+	}
 	if o.BatchSize < 0 || o.BatchBytes < 0 || o.BatchTimeout < 0 || o.WriteTimeout < 0 || o.MaxAttempts < 0 {
 		return o, errors.New("kafka output: batch and timeout settings must not be negative")
 	}
@@ -191,12 +209,12 @@ func acks(s string) (kafka.RequiredAcks, error) {
 
 func compression(s string) (kafka.Compression, error) {
 	switch strings.ToLower(s) {
-	case "", "none":
+	case "none":
 		return 0, nil
+	case "", "snappy":
+		return kafka.Snappy, nil
 	case "gzip":
 		return kafka.Gzip, nil
-	case "snappy":
-		return kafka.Snappy, nil
 	case "lz4":
 		return kafka.Lz4, nil
 	case "zstd":
@@ -231,10 +249,8 @@ type Output struct {
 	partial atomic.Uint64
 }
 
-// Open builds the writer and checks, when the brokers answer, that the
-// topic exists. Unreachable brokers are not an error here: events wait in
-// the router's spool until they come back.
-func Open(ctx context.Context, o Options, name string, log *slog.Logger) (*Output, error) {
+// build makes the writer without contacting the brokers.
+func build(o Options, name string, log *slog.Logger) (*Output, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -258,14 +274,14 @@ func Open(ctx context.Context, o Options, name string, log *slog.Logger) (*Outpu
 	}
 	ack, _ := acks(o.RequiredAcks)
 	comp, _ := compression(o.Compression)
+	bal, _ := balancer(o.Partitioner)
+	// No host-name default: the header says what EVE's host says (both
+	// come from sensor-name), so the two never disagree.
 	sensor := o.SensorName
-	if sensor == "" {
-		sensor, _ = os.Hostname()
-	}
 	w := &kafka.Writer{
 		Addr:                   kafka.TCP(o.Brokers...),
 		Topic:                  o.Topic,
-		Balancer:               &kafka.Hash{},
+		Balancer:               bal,
 		MaxAttempts:            o.MaxAttempts,
 		WriteBackoffMin:        50 * time.Millisecond,
 		WriteBackoffMax:        500 * time.Millisecond,
@@ -279,14 +295,26 @@ func Open(ctx context.Context, o Options, name string, log *slog.Logger) (*Outpu
 		AllowAutoTopicCreation: o.AllowAutoTopicCreation,
 		Transport:              tr,
 	}
-	out := &Output{opt: o, name: name, log: log, tr: tr, w: w, sensor: sensor}
+	return &Output{opt: o, name: name, log: log, tr: tr, w: w, sensor: sensor}, nil
+}
+
+// Open builds the writer and checks, when the brokers answer, that the
+// topic exists and the credentials are accepted. Unreachable brokers are
+// not an error here: delivery retries (and spools, when a spool is set).
+func Open(ctx context.Context, o Options, name string, log *slog.Logger) (*Output, error) {
+	out, err := build(o, name, log)
+	if err != nil {
+		return nil, err
+	}
+	tr := out.tr
+	log = out.log
 	if err := out.checkTopic(ctx); err != nil {
 		var unreachable *unreachableError
-		if !errors.As(err, &unreachable) {
+		if !errors.As(err, &unreachable) || isAuthError(err) {
 			tr.CloseIdleConnections()
 			return nil, err
 		}
-		log.Warn("kafka brokers unreachable at start-up, events wait in the spool", "output", name, "err", err)
+		log.Warn("kafka brokers unreachable at start-up, delivery will retry", "output", name, "err", err)
 	}
 	return out, nil
 }
@@ -336,7 +364,8 @@ func (o *Output) Name() string { return o.name }
 
 // Message builds the Kafka message of one record.
 func (o *Output) Message(r outputs.Record) kafka.Message {
-	m := kafka.Message{Value: r.JSON, Time: r.Time}
+	// Time left zero: kafka-go stamps the produce time (see the package doc).
+	m := kafka.Message{Value: r.JSON}
 	switch {
 	case r.Key != "":
 		m.Key = []byte(r.Key)

@@ -300,7 +300,7 @@ func TestTLS(t *testing.T) {
 // BenchmarkRouterToKafka measures events/s through the router (batch 256,
 // 5 ms batch timeout) and the Kafka output into kfake on loopback.
 func BenchmarkRouterToKafka(b *testing.B) {
-	for _, comp := range []string{"none", "lz4"} {
+	for _, comp := range []string{"none", "snappy", "lz4"} {
 		b.Run(comp, func(b *testing.B) {
 			addr := cluster(b)
 			o := open(b, outputs.Spec{Type: "kafka", Arg: addr + "/" + topic, Options: map[string]any{"compression": comp}})

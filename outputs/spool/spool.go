@@ -22,7 +22,14 @@
 // The spool is written through the page cache without fsync: what was
 // appended survives a crash of the process, not necessarily a power loss.
 // A torn frame at the end of a segment (a crash in the middle of a write) is
-// cut off when the spool is opened.
+// cut off when the spool is opened; a frame whose checksum fails is skipped.
+// Both are counted (Discarded) and reported through Options.OnDiscard, so
+// nothing disappears without a word.
+//
+// The byte limit holds for everything on disk: Append and Prepend refuse
+// what would not fit (ErrFull). One process at a time owns a spool
+// directory: Open takes an exclusive lock (flock) on its "lock" file and
+// fails with ErrLocked while another process holds it.
 //
 // A Spool is safe for concurrent use.
 package spool
@@ -41,8 +48,12 @@ import (
 	"sync"
 )
 
-// ErrFull is returned by Append when not every entry fits under the size limit.
+// ErrFull is returned by Append and Prepend when not every entry fits under
+// the size limit.
 var ErrFull = errors.New("spool full")
+
+// ErrLocked is returned by Open when another process uses the directory.
+var ErrLocked = errors.New("spool directory is in use by another process")
 
 const (
 	frameHeader = 8
@@ -50,6 +61,7 @@ const (
 	firstSeq   = 1 << 40
 	segSuffix  = ".seg"
 	cursorName = "cursor"
+	lockName   = "lock"
 	// peekBytes bounds how much one Peek reads.
 	peekBytes = 4 << 20
 	// MaxEntry is the largest entry accepted.
@@ -77,6 +89,10 @@ type Spool struct {
 
 	tail *os.File // open for append: segs[len-1]
 	cur  *os.File // cursor file
+	lock *os.File // held (flock) while open
+
+	onDiscard func(entries int64, reason string)
+	discarded int64 // entries given up because they were damaged
 
 	peeked  [][]byte
 	peekEnd int64
@@ -91,6 +107,11 @@ type Options struct {
 	// SegmentBytes is the size at which the tail segment is rolled; default
 	// MaxBytes/16, at least 64 KiB, at most 64 MiB.
 	SegmentBytes int64
+	// OnDiscard, if set, is told about damaged data the spool gives up: a
+	// torn or corrupt frame found at Open, a frame failing its checksum at
+	// Peek. entries is how many entries were lost (at least 1 for a torn
+	// region whose frames cannot be counted).
+	OnDiscard func(entries int64, reason string)
 }
 
 // Open opens (creating it if needed) the spool in dir, validating what an
@@ -105,14 +126,21 @@ func Open(dir string, o Options) (*Spool, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	s := &Spool{dir: dir, max: o.MaxBytes, segMax: o.SegmentBytes}
+	s := &Spool{dir: dir, max: o.MaxBytes, segMax: o.SegmentBytes, onDiscard: o.OnDiscard}
+	lock, err := lockDir(filepath.Join(dir, lockName))
+	if err != nil {
+		return nil, fmt.Errorf("spool %s: %w", dir, err)
+	}
+	s.lock = lock
 	cur, err := os.OpenFile(filepath.Join(dir, cursorName), os.O_RDWR|os.O_CREATE, 0o640)
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("spool: %w", err)
 	}
 	s.cur = cur
 	if err := s.load(); err != nil {
 		cur.Close()
+		lock.Close()
 		if s.tail != nil {
 			s.tail.Close()
 		}
@@ -174,10 +202,12 @@ func (s *Spool) load() error {
 			return err
 		}
 		if valid < size {
-			// Torn or damaged frame: keep what is whole.
+			// Torn or damaged frame: keep what is whole, and say so.
 			if err := os.Truncate(path, valid); err != nil {
 				return fmt.Errorf("spool: %w", err)
 			}
+			s.discard(1, fmt.Sprintf("segment %s: %d damaged bytes at offset %d cut off (a torn or corrupt frame)",
+				filepath.Base(path), size-valid, valid))
 		}
 		if len(s.segs) == 0 {
 			if from > valid {
@@ -199,7 +229,8 @@ func (s *Spool) load() error {
 }
 
 // scan counts the whole frames of a segment from offset from and returns the
-// offset just past the last valid one.
+// offset just past the last one. Frames are not checksummed here (Peek does
+// that); a length running past the end of the file ends the valid part.
 func scan(path string, from int64) (n, valid, size int64, err error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -232,12 +263,27 @@ func scan(path string, from int64) (n, valid, size int64, err error) {
 		if _, err := f.ReadAt(payload, valid+frameHeader); err != nil {
 			return n, valid, size, nil
 		}
-		if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(hdr[4:]) {
-			return n, valid, size, nil
-		}
+		// A frame whose checksum fails but whose length fits stays: it is
+		// counted here and skipped (and reported) when Peek reaches it, so
+		// the whole entries behind it are not lost with it.
 		valid += frameHeader + l
 		n++
 	}
+}
+
+// discard counts and reports entries given up (s.mu held or not yet shared).
+func (s *Spool) discard(n int64, reason string) {
+	s.discarded += n
+	if s.onDiscard != nil {
+		s.onDiscard(n, reason)
+	}
+}
+
+// Discarded is the number of damaged entries given up since Open.
+func (s *Spool) Discarded() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.discarded
 }
 
 func (s *Spool) openTail() error {
@@ -366,18 +412,31 @@ func (s *Spool) Append(entries [][]byte) (int, error) {
 	return n, nil
 }
 
-// Prepend puts entries in front of everything in the spool, in their order.
-// It ignores the size limit (the entries come back from memory, where they
-// were already accounted for) but not I/O errors. It fails while a read of
-// the first segment is in progress.
+// Prepend puts entries in front of everything in the spool, in their order:
+// all of them, or none (ErrFull when they do not fit under the size limit,
+// or an I/O error). It fails while a read of the first segment is in
+// progress.
 func (s *Spool) Prepend(entries [][]byte) error {
 	if len(entries) == 0 {
 		return nil
 	}
+	var need int64
+	for _, e := range entries {
+		need += int64(frameHeader + len(e))
+	}
 	s.mu.Lock()
+	if s.size+need > s.max {
+		s.mu.Unlock()
+		return ErrFull
+	}
 	if len(s.segs) == 0 {
 		s.mu.Unlock()
-		_, err := s.appendNoLimit(entries)
+		n, err := s.Append(entries)
+		if err != nil && n > 0 {
+			// Cannot happen (the size was checked under the lock and only
+			// this router's goroutines write), but never leave half.
+			return fmt.Errorf("spool: prepend appended %d of %d: %w", n, len(entries), err)
+		}
 		return err
 	}
 	defer s.mu.Unlock()
@@ -401,18 +460,6 @@ func (s *Spool) Prepend(entries [][]byte) error {
 	s.size += int64(len(buf))
 	s.count += int64(len(entries))
 	return s.writeCursor()
-}
-
-func (s *Spool) appendNoLimit(entries [][]byte) (int, error) {
-	s.mu.Lock()
-	m := s.max
-	s.max = 1<<63 - 1
-	s.mu.Unlock()
-	n, err := s.Append(entries)
-	s.mu.Lock()
-	s.max = m
-	s.mu.Unlock()
-	return n, err
 }
 
 // Peek returns up to n unread entries without consuming them. Until Commit,
@@ -463,7 +510,10 @@ func (s *Spool) Peek(n int) ([][]byte, error) {
 				return nil, fmt.Errorf("spool: %w", err)
 			}
 			if crc32.Checksum(big, castagnoli) != sum {
-				return nil, errors.New("spool: checksum mismatch")
+				s.off += frameHeader + l
+				s.count--
+				s.discard(1, fmt.Sprintf("segment %020d%s: entry at offset %d fails its checksum", h.seq, segSuffix, s.off-frameHeader-l))
+				return nil, s.writeCursor()
 			}
 			out = append(out, big)
 			pos += frameHeader + l
@@ -471,10 +521,25 @@ func (s *Spool) Peek(n int) ([][]byte, error) {
 		}
 		e := buf[pos+frameHeader : pos+frameHeader+l : pos+frameHeader+l]
 		if crc32.Checksum(e, castagnoli) != sum {
-			return nil, fmt.Errorf("spool: checksum mismatch in segment %d at %d", h.seq, s.off+pos)
+			if len(out) > 0 {
+				break // handed out first; the next Peek skips it
+			}
+			// A damaged entry at the head: skip it, counted, and go on.
+			pos += frameHeader + l
+			s.off += pos
+			buf, pos = buf[pos:], 0
+			s.count--
+			s.discard(1, fmt.Sprintf("segment %020d%s: entry at offset %d fails its checksum", h.seq, segSuffix, s.off-frameHeader-l))
+			if err := s.writeCursor(); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		out = append(out, e)
 		pos += frameHeader + l
+	}
+	if len(out) == 0 && s.count == 0 {
+		return nil, s.reset() // only damaged entries were left
 	}
 	s.peeked, s.peekEnd = out, s.off+pos
 	return out, nil
@@ -556,5 +621,45 @@ func (s *Spool) Close() error {
 		s.tail = nil
 	}
 	errs = append(errs, s.cur.Close())
+	errs = append(errs, s.lock.Close()) // releases the flock
 	return errors.Join(errs...)
+}
+
+// Stat counts the unread entries and the segment bytes of a spool directory
+// without opening it (no lock, nothing changed): for reporting spools that
+// no configured output owns.
+func Stat(dir string) (entries, bytes int64, err error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, 0, fmt.Errorf("spool: %w", err)
+	}
+	var cseq uint64
+	var coff int64
+	if b, err := os.ReadFile(filepath.Join(dir, cursorName)); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			cseq, _ = strconv.ParseUint(f[0], 10, 64)
+			coff, _ = strconv.ParseInt(f[1], 10, 64)
+		}
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, segSuffix) {
+			continue
+		}
+		seq, err := strconv.ParseUint(strings.TrimSuffix(name, segSuffix), 10, 64)
+		if err != nil || seq < cseq {
+			continue
+		}
+		from := int64(0)
+		if seq == cseq {
+			from = coff
+		}
+		n, _, size, err := scan(filepath.Join(dir, name), from)
+		if err != nil {
+			return entries, bytes, err
+		}
+		entries += n
+		bytes += size
+	}
+	return entries, bytes, nil
 }

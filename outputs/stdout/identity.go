@@ -1,0 +1,4 @@
+package stdout
+
+// Identity implements outputs.Identifier.
+func (o *Output) Identity() string { return "stdout" }
