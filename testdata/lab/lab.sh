@@ -18,7 +18,11 @@
 #   LAB_NS (namespace name prefix, default sw-, so two labs can run side by side),
 #   LAB_SSH_OPTS (extra ssh options for ssh-forward: another cipher or MAC),
 #   LAB_REPEAT (run each mode N times; the table gives detections k/N and the
-#   median time to detect).
+#   median time to detect), LAB_SE_SERVER_BIN / LAB_SE_CLIENT_BIN /
+#   LAB_SE_VPNCMD_BIN (another vpnserver / vpnclient executable, e.g. one built
+#   from source, with its hamcore.se2 beside it, and the vpncmd that manages
+#   that client; default Debian's), LAB_VPN_KIB (size of the download through
+#   each VPN session, default 256).
 # Each mode runs sewatch live on sw-r1 with tcpdump beside it; a positive passes
 # when an alert whose signature contains "SoftEther" names the session's own
 # endpoints (client and server/proxy address, and the port for TCP); time to
@@ -28,14 +32,23 @@ RUN=${LAB_RUN:-/tmp/sw-lab}
 SEWATCH=$(readlink -f "${SEWATCH:-./sewatch}")
 RESULTS=${LAB_RESULTS:-/tmp/sewatch-lab-results.md}
 SE_LIB=/usr/libexec/softether
+# The SoftEther builds under test. Servers are managed with Debian's vpncmd (its
+# admin RPC talks to every build); a client with the vpncmd of its own build,
+# since 4.x clients listen on 9930 and 5.x vpncmd only looks at 9931-9935.
+SE_SERVER_BIN=$(readlink -f "${LAB_SE_SERVER_BIN:-$SE_LIB/vpnserver/vpnserver}")
+SE_CLIENT_BIN=$(readlink -f "${LAB_SE_CLIENT_BIN:-$SE_LIB/vpnclient/vpnclient}")
+SE_VPNCMD_BIN=$(readlink -f "${LAB_SE_VPNCMD_BIN:-$SE_LIB/vpncmd/vpncmd}")
 P=${LAB_NS:-sw-}
 NS_C=${P}cli NS_R=${P}rtr NS_S=${P}srv NS_W=${P}web
 C_IP=198.18.201.2 R1_IP=198.18.201.1 R2_IP=198.18.202.1 S_IP=198.18.202.2 R3_IP=198.18.203.1 W_IP=198.18.203.2
 ADMINPW=SwLabAdmin-7 HUB=SWLAB USERPW=SwLabUser-7 ACCT=sw
 WEB_IP=198.18.50.1 VHOST=198.18.100.1 VNIC=vpn_se0 # behind SecureNAT, reached only through the VPN
-POSITIVE="direct-443 direct-5555 direct-992 udp-accel-off http-proxy socks5 admin cascade vpn-over-icmp vpn-over-dns ssh-forward ssl-bump login-refused proxy-unreachable"
+POSITIVE="direct-443 direct-5555 direct-992 udp-accel-off one-tcp http-proxy socks5 socks4 admin cascade vpn-over-icmp vpn-over-dns ssh-forward ssl-bump login-refused proxy-unreachable"
 NEGATIVE="https-browse https-long ssh-interactive ssh-transfer ssh-forward-https ssh-forward-cookies curl-via-proxy openvpn wireguard https-retry bump-error-page poller-15s"
-DEFAULT_REQUIRE="$POSITIVE $NEGATIVE"
+# Positives run only when named: a session on one proxied TCP connection has no
+# second flow at all, only its connect sequence and keep-alive rhythm.
+EXTRA_POSITIVE="one-tcp-proxy"
+DEFAULT_REQUIRE="$POSITIVE $NEGATIVE $EXTRA_POSITIVE"
 
 # ssh from the client host: the lab's key, no host-key prompts
 SSH_OPTS=(-i "$RUN/ssh_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null)
@@ -78,8 +91,11 @@ stop() { # stop NAME [SIGNAL]
 # Debian's build keeps its state in /var/lib/softether: each instance runs
 # in its own mount namespace with private copies of those directories.
 se_instance() { # se_instance KIND DIR
+  local exe=$SE_LIB/$1/$1
+  case $1 in vpnserver) exe=$SE_SERVER_BIN ;; vpnclient) exe=$SE_CLIENT_BIN ;; clicmd) exe=$SE_VPNCMD_BIN ;; esac
   rm -rf "$2"; mkdir -p "$2"/{bin,db,log,pid}
-  cp -L "$SE_LIB/$1/$1" "$SE_LIB/$1/hamcore.se2" "$2/bin/"
+  # A build from source keeps its state beside the executable, Debian's in the bind-mounted directories.
+  cp -L "$exe" "$2/bin/${1/clicmd/vpncmd}" && cp -L "$(dirname "$exe")/hamcore.se2" "$2/bin/"
 }
 se_run() { # se_run NS DIR CMD... (foreground)
   local ns=$1 dir=$2; shift 2
@@ -87,15 +103,16 @@ se_run() { # se_run NS DIR CMD... (foreground)
     d=$0; mount --bind "$d/db" /var/lib/softether && mount --bind "$d/log" /var/log/softether &&
     mount --bind "$d/pid" /run/softether && cd "$d/bin" && exec "$@"' "$dir" "$@"
 }
-vpncmd() { # vpncmd NS ARGS...
-  [ -x "$RUN/vpncmd/bin/vpncmd" ] || se_instance vpncmd "$RUN/vpncmd"
+vpncmd() { # vpncmd NS ARGS... (VPNCMD=clicmd: the client build's vpncmd)
+  local kind=${VPNCMD:-vpncmd}
+  [ -x "$RUN/$kind/bin/vpncmd" ] || se_instance "$kind" "$RUN/$kind"
   local ns=$1; shift
-  timeout 30 bash -c '"$@"' bash se_run "$ns" "$RUN/vpncmd" "$RUN/vpncmd/bin/vpncmd" "$@" </dev/null
+  timeout 30 bash -c '"$@"' bash se_run "$ns" "$RUN/$kind" "$RUN/$kind/bin/vpncmd" "$@" </dev/null
 }
 export -f se_run nsx
 
 srv() { vpncmd $NS_S 127.0.0.1:5555 /SERVER /PASSWORD:$ADMINPW /CMD "$@"; }
-cli() { vpncmd $NS_C localhost /CLIENT /CMD "$@"; }
+cli() { VPNCMD=clicmd vpncmd $NS_C localhost /CLIENT /CMD "$@"; }
 
 setup() {
   mkdir -p "$RUN"/{pids,logs,eve,www,cap} /var/lib/softether /var/log/softether /run/softether /run/sshd
@@ -130,7 +147,7 @@ setup() {
   nsx $NS_C ping -c1 -W2 $S_IP >/dev/null || { log "setup: no route from client to server"; return 1; }
 
   # web server behind SecureNAT (the server host's loopback) for traffic through the VPN
-  head -c 262144 /dev/urandom >"$RUN/www/small.bin"
+  head -c $((${LAB_VPN_KIB:-256} * 1024)) /dev/urandom >"$RUN/www/small.bin"
   bg websrv nsx $NS_S busybox httpd -f -p $WEB_IP:80 -h "$RUN/www"
   cat >"$RUN/udhcpc.script" <<'EOF'
 #!/bin/sh
@@ -167,7 +184,7 @@ EOF
   log "setup: SoftEther client"
   se_instance vpnclient "$RUN/cli"
   bg vpnclient se_run $NS_C "$RUN/cli" "$RUN/cli/bin/vpnclient" start --foreground
-  wait_for 30 listening $NS_C 9931 || { log "vpnclient did not listen"; return 1; }
+  wait_for 30 sh -c "ip netns exec $NS_C ss -Hlnt | grep -Eq ':993[01] '" || { log "vpnclient did not listen"; return 1; }
   sleep 1
   cli NicCreate se0 >"$RUN/logs/cli-setup.log" 2>&1
   cli AccountCreate $ACCT /SERVER:$S_IP:443 /HUB:$HUB /USERNAME:user1 /NICNAME:se0 >>"$RUN/logs/cli-setup.log" 2>&1
@@ -248,19 +265,28 @@ EOF
 teardown() {
   local f
   for f in "$RUN"/pids/*.pid; do [ -e "$f" ] && stop "$(basename "$f" .pid)"; done
+  # Builds without "start --foreground" (4.x) daemonize out of the process group stop() kills.
+  local pid
+  for pid in $(pgrep -f "^$RUN/[a-z]+/bin/vpn(server|client) "); do kill "$pid" 2>/dev/null; done
   for ns in $NS_C $NS_R $NS_S $NS_W; do ip netns list | grep -qw $ns && ip netns del $ns; done
   rm -f "$RUN/setup.done"
   return 0
 }
 
 # ------------------------------------------------------------ one mode
+detail() { cli AccountDetailSet $ACCT /MAXTCP:1 /INTERVAL:1 /TTL:0 /HALF:no /BRIDGE:no /MONITOR:no /NOTRACK:no "$@" 2>&1; }
+hub_udp_accel_off() { # hub_udp_accel_off 1|0: the hub's DisableUdpAcceleration option
+  vpncmd $NS_S 127.0.0.1:5555 /SERVER /PASSWORD:$ADMINPW /ADMINHUB:$HUB /CMD ExtOptionSet DisableUdpAcceleration /VALUE:$1 >/dev/null 2>&1
+  if [ "$1" = 1 ]; then touch "$RUN/hub-udp-off"; else rm -f "$RUN/hub-udp-off"; fi
+}
 connected() { cli AccountStatusGet $ACCT 2>/dev/null | grep -q "Session Established"; }
 
 session() { # session MODE: configure the account for MODE, connect, hold, disconnect
   cli AccountDisconnect $ACCT >/dev/null 2>&1
   cli AccountProxyNone $ACCT >/dev/null 2>&1
+  [ -f "$RUN/hub-udp-off" ] && hub_udp_accel_off 0
   VPN_NOTE=""
-  local port=443 udp=no host=$S_IP
+  local port=443 udp=no host=$S_IP qos=no
   case $1 in
     vpn-over-icmp | vpn-over-dns)
       # The router rejects TCP to the server (and for ICMP, drops UDP/53), so
@@ -276,12 +302,19 @@ session() { # session MODE: configure the account for MODE, connect, hold, disco
     direct-5555) port=5555 ;;
     direct-992) port=992 ;;
     udp-accel-off) udp=yes ;;
+    one-tcp) udp=yes qos=yes ;; # without QoS neither side asks for a second connection
+    one-tcp-proxy) udp=yes qos=yes
+      cli AccountProxyHttp $ACCT /SERVER:$R1_IP:3128 /USERNAME:none /PASSWORD:none >/dev/null 2>&1 ;;
     http-proxy) cli AccountProxyHttp $ACCT /SERVER:$R1_IP:3128 /USERNAME:none /PASSWORD:none >/dev/null 2>&1 ;;
     socks5) cli AccountProxySocks5 $ACCT /SERVER:$R1_IP:1080 /USERNAME:none /PASSWORD:none >/dev/null 2>&1 ;;
+    socks4) cli AccountProxySocks $ACCT /SERVER:$R1_IP:1080 /USERNAME:none >/dev/null 2>&1 ;; # the only SOCKS of 4.x clients
   esac
   cli AccountSet $ACCT /SERVER:$host:$port /HUB:$HUB >/dev/null 2>&1
-  cli AccountDetailSet $ACCT /MAXTCP:1 /INTERVAL:1 /TTL:0 /HALF:no /BRIDGE:no /MONITOR:no /NOTRACK:no \
-    /NOQOS:no /DISABLEUDP:$udp >/dev/null 2>&1
+  # 4.x vpncmd has no /DISABLEUDP: the hub then refuses UDP acceleration instead.
+  if ! detail /NOQOS:$qos /DISABLEUDP:$udp | grep -q "completed successfully"; then
+    detail /NOQOS:$qos >/dev/null
+    [ "$udp" = yes ] && hub_udp_accel_off 1
+  fi
   START=$(date +%s.%N)
   cli AccountConnect $ACCT >"$RUN/logs/connect-$1.log" 2>&1
   if ! wait_for 40 connected; then
@@ -291,6 +324,9 @@ session() { # session MODE: configure the account for MODE, connect, hold, disco
   fi
   SESSION_OK=yes
   vpn_traffic "$1"
+  # One connection alone shows SoftEther by its keep-alive rhythm (4-10 s per
+  # direction when idle): hold the session idle long enough for several.
+  case $1 in one-tcp | one-tcp-proxy) sleep 30 ;; esac
   cli AccountDisconnect $ACCT >/dev/null 2>&1
   nsx $NS_C ip -4 addr flush dev $VNIC 2>/dev/null
   stop sshfwd
@@ -437,8 +473,8 @@ endpoint() {
     proxy-unreachable) EP_IP=$R1_IP EP_PORT=3128 ;;
     direct-5555) EP_PORT=5555 ;;
     direct-992) EP_PORT=992 ;;
-    http-proxy) EP_IP=$R1_IP EP_PORT=3128 ;;
-    socks5) EP_IP=$R1_IP EP_PORT=1080 ;;
+    http-proxy | one-tcp-proxy) EP_IP=$R1_IP EP_PORT=3128 ;;
+    socks5 | socks4) EP_IP=$R1_IP EP_PORT=1080 ;;
     ssh-forward) EP_IP=$W_IP EP_PORT=22 ;;
     vpn-over-icmp) EP_PROTO=icmp EP_PORT=0 ;;
     vpn-over-dns) EP_PROTO=udp EP_PORT=53 ;;
@@ -454,13 +490,19 @@ first_packet() { # epoch of the session's first packet in the mode's tap capture
   timeout 20 tcpdump -r "$RUN/cap/$1.pcap" -tt -nn -c 1 "host $EP_CIP and $f" 2>/dev/null | awk '{print $1; exit}'
 }
 
+tcp_conns() { # the number of TCP connections the client opened to the session's endpoint (its SYNs)
+  [ "$EP_PROTO" = tcp ] || return 0
+  timeout 20 tcpdump -r "$RUN/cap/$1.pcap" -nn \
+    "src host $EP_CIP and dst host $EP_IP and tcp dst port $EP_PORT and tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn" 2>/dev/null | wc -l
+}
+
 # check MODE EXPECTED: read the mode's EVE file, print a table row, return 1 on a miss
 check() {
   endpoint "$1"
   python3 - "$RUN/eve/$1.json" "$2" "$START" "$1" "$SESSION_OK" "${VPN_NOTE:-}" \
-    "$EP_CIP" "$EP_IP" "$EP_PORT" "$EP_PROTO" "$(first_packet "$1")" <<'EOF'
+    "$EP_CIP" "$EP_IP" "$EP_PORT" "$EP_PROTO" "$(first_packet "$1")" "$(tcp_conns "$1")" <<'EOF'
 import datetime, json, sys
-path, expect, start, mode, ok, note, cip, eip, eport, eproto, first = sys.argv[1:12]
+path, expect, start, mode, ok, note, cip, eip, eport, eproto, first, conns = sys.argv[1:13]
 expect = expect == "yes"
 t0 = float(first) if first else float(start)
 alerts = []
@@ -499,6 +541,11 @@ elif ok != "yes":
     notes.append("session/traffic FAILED")
 if note:
     notes.append(note)
+if expect and conns.strip():
+    notes.append("%s TCP connection(s)" % conns.strip())
+if mode.startswith("one-tcp") and conns.strip() != "1":  # the mode exists to test a session on one connection
+    ok = "no"
+    notes.append("expected exactly one TCP connection")
 if other:
     notes.append("%d SoftEther alert(s) on other endpoints" % other)
 if not first and expect:
@@ -627,7 +674,7 @@ run() {
   for m in $modes; do for _ in $(seq 1 "$rep"); do all="$all $m"; done; done
   for m in $all; do
     local want=no
-    case " $POSITIVE " in *" $m "*) want=yes ;; esac
+    case " $POSITIVE $EXTRA_POSITIVE " in *" $m "*) want=yes ;; esac
     log "mode $m (expect SoftEther: $want)"
     if ! run_mode "$m" $want; then
       case " ${LAB_REQUIRE:-$DEFAULT_REQUIRE} " in *" $m "*) fail=1 ;; esac
