@@ -154,3 +154,35 @@ func Build(names []string) ([]Detector, error) {
 	}
 	return ds, nil
 }
+
+// FreeList keeps released inspectors for reuse. Unlike sync.Pool it is not
+// emptied by the garbage collector, so a steady rate of new flows allocates
+// nothing; it holds at most as many values as were ever live at once. Safe
+// for concurrent use (workers share detectors).
+type FreeList[T any] struct {
+	mu   sync.Mutex
+	free []*T
+}
+
+// Get returns a zeroed value, reused when one was released.
+func (l *FreeList[T]) Get() *T {
+	l.mu.Lock()
+	if n := len(l.free); n > 0 {
+		v := l.free[n-1]
+		l.free[n-1] = nil
+		l.free = l.free[:n-1]
+		l.mu.Unlock()
+		var zero T
+		*v = zero
+		return v
+	}
+	l.mu.Unlock()
+	return new(T)
+}
+
+// Put releases v for reuse; the caller must not use it afterwards.
+func (l *FreeList[T]) Put(v *T) {
+	l.mu.Lock()
+	l.free = append(l.free, v)
+	l.mu.Unlock()
+}

@@ -1,22 +1,91 @@
 #!/usr/bin/env bash
-# Compares the full pipeline with the decode-only floor (pcapgo read +
-# DecodingLayerParser) on the bundled bulk capture, on one core. Each run
-# measures both back to back, so the ratio of a run is what counts on a
-# shared, noisy machine; the median ratio of RUNS runs is printed last.
+# Throughput of the whole pipeline against a decode-only floor (pcapgo read
+# + DecodingLayerParser) and against nDPI's ndpiReader, in the same run.
+#
+# 1. Bulk: the bundled one-flow SoftEther capture (Go benchmarks, one core).
+# 2. Mix: the many-flow capture of scripts/build-mix.sh (nDPI's test
+#    captures and the SoftEther corpus, address-rewritten copies, all at
+#    once): floor and pipeline (Go benchmarks, one core), then the sewatch
+#    binary with one and two workers, then ndpiReader, on the same file.
+#
+# Each run measures everything back to back and the medians of RUNS runs
+# are printed. Throughput is packets per CPU-second (user + system), which
+# a busy shared machine disturbs far less than wall time; the 1 -> 2 worker
+# scaling can only be wall time (packets per second), so it needs an idle
+# machine to mean anything. Needs ndpiReader (Debian libndpi-bin) for the
+# nDPI figure and /usr/bin/time (Debian time).
+#
+#   RUNS=5 MIX=/tmp/sewatch-mix.pcap scripts/bench-ratio.sh [bulk|mix|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-5}
+what=${1:-all}
+MIX=${MIX:-/tmp/sewatch-mix.pcap}
 go test -c -o /tmp/sewatch-engine.test ./internal/engine >/dev/null
-cd internal/engine # the benchmarks read ../../testdata
-ratios=()
-for i in $(seq 1 "$runs"); do
-  out=$(/tmp/sewatch-engine.test -test.cpu 1 -test.run '^$' -test.bench 'Pipeline$|DecodeFloor$' -test.benchtime 30x -test.benchmem 2>&1)
-  p=$(echo "$out" | awk '/^BenchmarkPipeline/ { for (i = 1; i <= NF; i++) if ($(i+1) == "pkts/s") print $i }')
-  f=$(echo "$out" | awk '/^BenchmarkDecodeFloor/ { for (i = 1; i <= NF; i++) if ($(i+1) == "pkts/s") print $i }')
-  mbs=$(echo "$out" | awk '/^BenchmarkPipeline/ { for (i = 1; i <= NF; i++) if ($(i+1) == "MB/s") print $i }')
-  allocs=$(echo "$out" | awk '/^BenchmarkPipeline/ { for (i = 1; i <= NF; i++) if ($(i+1) == "allocs/op") print $i }')
-  r=$(awk -v p="$p" -v f="$f" 'BEGIN { printf "%.2f", p / f }')
-  ratios+=("$r")
-  echo "run $i: pipeline ${p} pkts/s (${mbs} MB/s, ${allocs} allocs per 12452 packets), floor ${f} pkts/s, ratio ${r}"
-done
-printf '%s\n' "${ratios[@]}" | sort -n | awk '{ a[NR] = $1 } END { print "median ratio (pipeline / decode floor, one core): " a[int((NR + 1) / 2)] }'
+go build -o /tmp/sewatch-bench ./cmd/sewatch
+T=/tmp/sewatch-engine.test
+
+metric() { # metric NAME UNIT <benchmark output>
+  awk -v n="$1" -v u="$2" '$1 ~ "^"n"(-[0-9]+)?$" { for (i = 1; i <= NF; i++) if ($(i+1) == u) print $i }'
+}
+median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+cputime() { # cputime OUTFILE cmd...: runs cmd, prints "wall cpu" seconds
+  local out=$1
+  shift
+  /usr/bin/time -f '%e %U %S' -o /tmp/sewatch-bench.time "$@" >"$out" 2>/dev/null
+  awk '{ printf "%s %.3f\n", $1, $2 + $3 }' /tmp/sewatch-bench.time
+}
+
+if [ "$what" = bulk ] || [ "$what" = all ]; then
+  echo "== bulk: testdata/pcap/se-bulk.pcap (one SoftEther flow, 12452 packets), one core"
+  rb=()
+  for i in $(seq 1 "$runs"); do
+    out=$(cd internal/engine && $T -test.cpu 1 -test.run '^$' -test.bench 'Pipeline$|DecodeFloor$' -test.benchtime 30x -test.benchmem 2>&1)
+    p=$(echo "$out" | metric BenchmarkPipeline pkts/cpu-s)
+    f=$(echo "$out" | metric BenchmarkDecodeFloor pkts/cpu-s)
+    allocs=$(echo "$out" | metric BenchmarkPipeline allocs/op)
+    rb+=("$(ratio "$p" "$f")")
+    echo "run $i: pipeline ${p} pkts/cpu-s (${allocs} allocs per run of 12452 packets), floor ${f} pkts/cpu-s, ratio ${rb[-1]}"
+  done
+  echo "bulk median ratio (pipeline / decode floor, one core): $(printf '%s\n' "${rb[@]}" | median)"
+fi
+
+if [ "$what" = mix ] || [ "$what" = all ]; then
+  [ -f "$MIX" ] || scripts/build-mix.sh "$MIX"
+  pkts=$(capinfos -T -r -c "$MIX" | awk -F'\t' '{ print $2 }')
+  echo "== mix: $MIX ($pkts packets, $(du -m "$MIX" | cut -f1) MB)"
+  cat "$MIX" >/dev/null # page cache: every reader below starts warm
+  rf=() rn=() rs=() rw=() p1=() p2=() pn=()
+  for i in $(seq 1 "$runs"); do
+    out=$(cd internal/engine && SEWATCH_BENCH_PCAP=$MIX $T -test.cpu 1 -test.run '^$' -test.bench 'Pipeline$|DecodeFloor$' -test.benchtime 1x 2>&1)
+    p=$(echo "$out" | metric BenchmarkPipeline pkts/cpu-s)
+    f=$(echo "$out" | metric BenchmarkDecodeFloor pkts/cpu-s)
+    read -r w1 c1 < <(cputime /tmp/sewatch-bench.eve1 /tmp/sewatch-bench -r "$MIX" --workers 1)
+    read -r w2 c2 < <(cputime /tmp/sewatch-bench.eve2 /tmp/sewatch-bench -r "$MIX" --workers 2)
+    # The same events in the same order (the stats line carries the wall clock).
+    cmp -s <(grep -v '"event_type":"stats"' /tmp/sewatch-bench.eve1) <(grep -v '"event_type":"stats"' /tmp/sewatch-bench.eve2) ||
+      { echo "events differ between 1 and 2 workers" >&2; exit 1; }
+    nd="-" ndw="-"
+    if command -v ndpiReader >/dev/null; then
+      read -r ndw nd < <(cputime /dev/null ndpiReader -q -i "$MIX")
+      rn+=("$(ratio "$nd" "$c1")")
+      pn+=("$(ratio "$pkts" "$nd")")
+    fi
+    rf+=("$(ratio "$p" "$f")")
+    rs+=("$(ratio "$w1" "$w2")")
+    p1+=("$(ratio "$pkts" "$c1")")
+    p2+=("$(ratio "$pkts" "$w2")")
+    rw+=("$(ratio "$pkts" "$w1")")
+    echo "run $i: floor $f pkts/cpu-s, pipeline $p pkts/cpu-s (ratio ${rf[-1]});" \
+      "sewatch -r: 1 worker ${c1} cpu-s ${w1} s wall, 2 workers ${w2} s wall ($(grep -c '"event_type":"alert"' /tmp/sewatch-bench.eve1) alerts, identical);" \
+      "ndpiReader ${nd} cpu-s ${ndw} s wall"
+  done
+  echo "mix median ratio (pipeline / decode floor, one core, pkts/cpu-s): $(printf '%s\n' "${rf[@]}" | median)"
+  echo "mix median sewatch -r one worker: $(printf '%s\n' "${p1[@]}" | median) pkts/cpu-s"
+  if [ ${#rn[@]} -gt 0 ]; then
+    echo "mix median ndpiReader: $(printf '%s\n' "${pn[@]}" | median) pkts/cpu-s"
+    echo "mix median ratio (sewatch / ndpiReader, CPU time): $(printf '%s\n' "${rn[@]}" | median)"
+  fi
+  echo "mix median wall: 1 worker $(printf '%s\n' "${rw[@]}" | median) pkts/s, 2 workers $(printf '%s\n' "${p2[@]}" | median) pkts/s, scaling $(printf '%s\n' "${rs[@]}" | median) (load average $(cut -d' ' -f1 /proc/loadavg))"
+fi

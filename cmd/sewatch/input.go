@@ -41,10 +41,8 @@ func runFile(ctx context.Context, eng *engine.Engine, path string, cfg config.Co
 			done <- nil
 			return
 		}
-		w := eng.NewWorker(decode.LinkType(s.LinkType()))
-		err = w.Run(ctx, s, nil)
-		w.Finish()
-		done <- err
+		// Several workers: flows hashed to cores, alerts in the same order as one.
+		done <- eng.RunParallel(ctx, s, decode.LinkType(s.LinkType()), cfg.Capture.Workers)
 	}()
 	var err error
 	select {

@@ -98,10 +98,19 @@ func (d *Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Ins
 	if p.Proto != decode.ProtoTCP {
 		return nil
 	}
-	in := &Inspector{d: d}
+	in := pool.Get()
+	in.d = d
 	in.c.Collect = true
 	return in
 }
+
+// Inspectors come from a free list and go back when the flow ends, so a
+// new flow allocates nothing for them once the list is warm.
+var pool detector.FreeList[Inspector]
+
+// Release returns the inspector to the free list; the engine calls it
+// once, when the flow ends or Inspect returned false.
+func (in *Inspector) Release() { pool.Put(in) }
 
 // Connect-phase progress on one connection.
 const (

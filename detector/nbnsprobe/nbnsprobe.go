@@ -29,7 +29,7 @@ func (Detector) Name() string { return Name }
 // NewInspector follows UDP flows to the NetBIOS name service.
 func (Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspector {
 	if p.Proto == decode.ProtoUDP && (p.DstPort == 137 || p.SrcPort == 137) {
-		return &inspector{}
+		return newInspector()
 	}
 	return nil
 }
@@ -67,3 +67,16 @@ func IsNBSTAT(b []byte) bool {
 	}
 	return q[34] == 0 && q[35] == 0x21 && q[36] == 0 && q[37] == 1
 }
+
+// Inspectors come from a pool and go back when the flow ends (Release), so
+// a new flow allocates nothing once the pool is warm.
+var pool detector.FreeList[inspector]
+
+func newInspector() *inspector {
+	in := pool.Get()
+	return in
+}
+
+// Release returns the inspector to the pool; the engine calls it once, when
+// the flow ends or Inspect returned false.
+func (in *inspector) Release() { pool.Put(in) }

@@ -35,7 +35,7 @@ func (Detector) Name() string { return Name }
 func (Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspector {
 	switch p.Proto {
 	case decode.ProtoUDP, decode.ProtoTCP, protoESP, protoAH, protoGRE:
-		return &inspector{}
+		return newInspector()
 	}
 	return nil
 }
@@ -203,3 +203,16 @@ func ikeHeader(b []byte) string {
 	}
 	return ""
 }
+
+// Inspectors come from a pool and go back when the flow ends (Release), so
+// a new flow allocates nothing once the pool is warm.
+var pool detector.FreeList[inspector]
+
+func newInspector() *inspector {
+	in := pool.Get()
+	return in
+}
+
+// Release returns the inspector to the pool; the engine calls it once, when
+// the flow ends or Inspect returned false.
+func (in *inspector) Release() { pool.Put(in) }

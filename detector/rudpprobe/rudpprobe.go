@@ -53,10 +53,12 @@ func (Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspec
 	switch p.Proto {
 	case decode.ProtoUDP:
 		if p.SrcPort == 53 || p.DstPort == 53 {
-			return &dnsInspector{}
+			in := dnsPool.Get()
+			return in
 		}
 	case decode.ProtoICMP:
-		return &icmpInspector{}
+		in := icmpPool.Get()
+		return in
 	}
 	return nil
 }
@@ -302,3 +304,16 @@ func hexLabel(b []byte) bool {
 }
 
 func be16(b []byte) uint16 { return binary.BigEndian.Uint16(b) }
+
+// Inspectors come from pools and go back when the flow ends (Release), so
+// a new flow allocates nothing once the pools are warm.
+var (
+	dnsPool  detector.FreeList[dnsInspector]
+	icmpPool detector.FreeList[icmpInspector]
+)
+
+// Release returns the inspector to its pool (called once by the engine).
+func (in *dnsInspector) Release() { dnsPool.Put(in) }
+
+// Release returns the inspector to its pool (called once by the engine).
+func (in *icmpInspector) Release() { icmpPool.Put(in) }

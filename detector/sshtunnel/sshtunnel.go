@@ -73,7 +73,7 @@ func (Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspec
 	if p.Proto != decode.ProtoTCP {
 		return nil
 	}
-	return &Inspector{}
+	return newInspector()
 }
 
 const (
@@ -447,3 +447,16 @@ func (in *Inspector) evidence(p *decode.Packet, f *detector.Flow, kind detector.
 		Time: p.Time, PcapCnt: p.Index,
 	}
 }
+
+// Inspectors come from a pool and go back when the flow ends (Release), so
+// a new flow allocates nothing once the pool is warm.
+var pool detector.FreeList[Inspector]
+
+func newInspector() *Inspector {
+	in := pool.Get()
+	return in
+}
+
+// Release returns the inspector to the pool; the engine calls it once, when
+// the flow ends or Inspect returned false.
+func (in *Inspector) Release() { pool.Put(in) }

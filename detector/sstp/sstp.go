@@ -43,7 +43,7 @@ func (Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspec
 	if p.Proto != decode.ProtoTCP {
 		return nil
 	}
-	return &Inspector{}
+	return newInspector()
 }
 
 const (
@@ -225,3 +225,16 @@ func sealFor(req, ack int32) (seal, bool) {
 	}
 	return seal{}, false
 }
+
+// Inspectors come from a pool and go back when the flow ends (Release), so
+// a new flow allocates nothing once the pool is warm.
+var pool detector.FreeList[Inspector]
+
+func newInspector() *Inspector {
+	in := pool.Get()
+	return in
+}
+
+// Release returns the inspector to the pool; the engine calls it once, when
+// the flow ends or Inspect returned false.
+func (in *Inspector) Release() { pool.Put(in) }

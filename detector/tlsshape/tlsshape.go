@@ -44,10 +44,18 @@ func (Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspec
 	if p.Proto != decode.ProtoTCP {
 		return nil
 	}
-	in := &Inspector{}
+	in := pool.Get()
 	in.c.Collect, in.s.Collect = true, true
 	return in
 }
+
+// Inspectors come from a pool and go back when the flow ends (Release), so
+// a new flow allocates nothing for them once the pool is warm.
+var pool detector.FreeList[Inspector]
+
+// Release returns the inspector to the pool; the engine calls it once, when
+// the flow ends or Inspect returned false.
+func (in *Inspector) Release() { pool.Put(in) }
 
 // Connect-phase record sizes, shared with the other detectors that look for
 // SoftEther's connect phase.
@@ -84,6 +92,13 @@ type Inspector struct {
 	nc, ns    int
 	level     int // 0 none, 1 partial, 2 full, 3 additional
 	info      *detector.TLSInfo
+	// The hellos are kept parsed and turned into fingerprints (strings)
+	// only when evidence first needs them: most TLS flows never report, and
+	// building JA3/JA4 for each would allocate on every new flow.
+	ch        tlshello.ClientHello
+	sh        tlshello.ServerHello
+	haveCH    bool
+	haveSH    bool
 	probeSeen bool
 	shapeDone bool
 	done      bool
@@ -398,7 +413,7 @@ func (in *Inspector) mode() detector.Mode {
 func (in *Inspector) evidence(p *decode.Packet, f *detector.Flow, kind detector.Kind, detail string) detector.Evidence {
 	return detector.Evidence{
 		Kind: kind, Detail: detail, Mode: in.mode(),
-		Client: f.Client.Addr(), Server: f.Server.Addr(), Flow: *f, TLS: in.info,
+		Client: f.Client.Addr(), Server: f.Server.Addr(), Flow: *f, TLS: in.tlsInfo(),
 		Time: p.Time, PcapCnt: p.Index,
 	}
 }
@@ -427,11 +442,38 @@ func (in *Inspector) tryClientHello(p *decode.Packet, f *detector.Flow, s detect
 	}
 }
 
-func (in *Inspector) onClientHello(ch *tlshello.ClientHello, p *decode.Packet, f *detector.Flow, s detector.Sink) {
-	info := &detector.TLSInfo{SNI: ch.SNI, ALPN: ch.ALPN}
-	info.JA3, info.JA3Hash = tlshello.JA3(ch)
-	info.JA4 = tlshello.JA4(ch)
+// tlsInfo returns the flow's TLS info, building it from the hellos seen so
+// far on first use (nil before any hello). Once built it is shared with the
+// evidence and kept up to date as later handshake messages arrive.
+func (in *Inspector) tlsInfo() *detector.TLSInfo {
+	if in.info != nil || !(in.haveCH || in.haveSH) {
+		return in.info
+	}
+	info := &detector.TLSInfo{}
+	if in.haveCH {
+		info.SNI, info.ALPN = in.ch.SNI, in.ch.ALPN
+		info.JA3, info.JA3Hash = tlshello.JA3(&in.ch)
+		info.JA4 = tlshello.JA4(&in.ch)
+	}
+	if in.haveSH {
+		in.setServerHello(info)
+	}
 	in.info = info
+	return info
+}
+
+func (in *Inspector) setServerHello(info *detector.TLSInfo) {
+	info.Version = tlshello.VersionString(max(in.sh.SelectedVersion, in.sh.LegacyVersion))
+	info.JA3S, info.JA3SHash = tlshello.JA3S(&in.sh)
+}
+
+func (in *Inspector) onClientHello(ch *tlshello.ClientHello, p *decode.Packet, f *detector.Flow, s detector.Sink) {
+	if in.info != nil {
+		// A ServerHello came first and its info was already reported:
+		// a new info, as when the hello used to be turned into one at once.
+		in.info = nil
+	}
+	in.ch, in.haveCH, in.haveSH = *ch, true, false
 	const extALPN, extTicket = 16, 35
 	if !ch.HasExtension(extALPN) && !ch.HasExtension(extTicket) && len(ch.Ciphers) >= 20 {
 		s.Report(in.evidence(p, f, detector.KindTLSHello,
@@ -439,7 +481,7 @@ func (in *Inspector) onClientHello(ch *tlshello.ClientHello, p *decode.Packet, f
 	}
 	if strings.HasSuffix(strings.ToLower(ch.SNI), "/tcp") {
 		s.Report(in.evidence(p, f, detector.KindTLSSNIHint, fmt.Sprintf("SNI %q carries SoftEther's /tcp hint", ch.SNI)))
-	} else if _, err := netip.ParseAddr(ch.SNI); err == nil {
+	} else if addrChars(ch.SNI) && validAddr(ch.SNI) {
 		s.Report(in.evidence(p, f, detector.KindTLSSNIAddr, fmt.Sprintf("SNI is the IP literal %s", ch.SNI)))
 	}
 }
@@ -463,11 +505,10 @@ func (in *Inspector) tryServerHello(p *decode.Packet, f *detector.Flow, sink det
 				return false
 			}
 			in.tls13 = sh.SelectedVersion == 0x0304
-			if in.info == nil {
-				in.info = &detector.TLSInfo{}
+			in.sh, in.haveSH = sh, true
+			if in.info != nil {
+				in.setServerHello(in.info)
 			}
-			in.info.Version = tlshello.VersionString(max(sh.SelectedVersion, sh.LegacyVersion))
-			in.info.JA3S, in.info.JA3SHash = tlshello.JA3S(&sh)
 			if in.tls13 {
 				in.certDone = true // the certificate is encrypted
 				return false
@@ -478,7 +519,7 @@ func (in *Inspector) tryServerHello(p *decode.Packet, f *detector.Flow, sink det
 			}
 			in.certDone = true
 			cert, err := tlshello.ParseCertificate(body, false)
-			if err == nil && in.info != nil {
+			if err == nil && in.tlsInfo() != nil {
 				in.info.Subject, in.info.Issuer = cert.Subject, cert.Issuer
 				in.info.Serial, in.info.Fingerprint = cert.Serial, cert.FingerprintSHA1
 				in.info.NotBefore = cert.NotBefore.UTC().Format("2006-01-02T15:04:05")
@@ -517,4 +558,21 @@ func softetherDefaultCert(c *tlshello.Cert) string {
 	}
 	return fmt.Sprintf("SoftEther default server certificate (self-signed, serial 0, 9 EKUs, notAfter %s, subject %q)",
 		end.Format("2006-01-02"), c.Subject)
+}
+
+// addrChars: only characters an address literal has (ParseAddr allocates
+// its error, and almost every SNI is a name).
+func addrChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func validAddr(s string) bool {
+	_, err := netip.ParseAddr(s)
+	return err == nil
 }

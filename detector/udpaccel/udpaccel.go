@@ -39,7 +39,7 @@ func (Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspec
 		p.SrcPort == 67 || p.DstPort == 67, p.SrcPort == 5353 || p.DstPort == 5353:
 		return nil
 	}
-	return &Inspector{}
+	return newInspector()
 }
 
 const (
@@ -194,3 +194,16 @@ func knownProtocol(b []byte) bool {
 	}
 	return false
 }
+
+// Inspectors come from a pool and go back when the flow ends (Release), so
+// a new flow allocates nothing once the pool is warm.
+var pool detector.FreeList[Inspector]
+
+func newInspector() *Inspector {
+	in := pool.Get()
+	return in
+}
+
+// Release returns the inspector to the pool; the engine calls it once, when
+// the flow ends or Inspect returned false.
+func (in *Inspector) Release() { pool.Put(in) }

@@ -40,7 +40,7 @@ func (Detector) Name() string { return Name }
 // NewInspector looks at the first payloads of UDP and TCP flows.
 func (Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspector {
 	if p.Proto == decode.ProtoUDP || p.Proto == decode.ProtoTCP {
-		return &inspector{}
+		return newInspector()
 	}
 	return nil
 }
@@ -72,9 +72,10 @@ func (in *inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 			Client: client, Server: server, Flow: *f, Time: p.Time, PcapCnt: p.Index})
 	}
 	if p.Proto == decode.ProtoUDP {
-		if name, ok := dnsQueryName(b); ok {
-			if vendorName(name) {
-				report(detector.SIDVendorDNS, fmt.Sprintf("DNS query for %s", name))
+		var buf [256 + 64]byte
+		if name, ok := dnsQueryName(buf[:0], b); ok {
+			if vendorNameBytes(name) {
+				report(detector.SIDVendorDNS, "DNS query for "+string(name))
 			}
 			return false
 		}
@@ -119,28 +120,56 @@ func vendorName(name string) bool {
 	return false
 }
 
-// dnsQueryName returns the first question of a standard DNS query.
-func dnsQueryName(b []byte) (string, bool) {
+// dnsQueryName appends the first question of a standard DNS query to dst
+// (a caller's buffer: every DNS flow passes here, so no string is made).
+func dnsQueryName(dst, b []byte) ([]byte, bool) {
 	if len(b) < 17 || b[2]&0x80 != 0 || b[2]&0x78 != 0 || b[4] != 0 || b[5] == 0 {
-		return "", false
+		return nil, false
 	}
-	var sb strings.Builder
+	n := len(dst)
 	i := 12
 	for i < len(b) {
 		l := int(b[i])
 		if l == 0 {
-			return sb.String(), sb.Len() > 0
+			return dst, len(dst) > n
 		}
-		if l > 63 || i+1+l > len(b) || sb.Len() > 255 {
-			return "", false
+		if l > 63 || i+1+l > len(b) || len(dst)-n > 255 {
+			return nil, false
 		}
-		if sb.Len() > 0 {
-			sb.WriteByte('.')
+		if len(dst) > n {
+			dst = append(dst, '.')
 		}
-		sb.Write(b[i+1 : i+1+l])
+		dst = append(dst, b[i+1:i+1+l]...)
 		i += 1 + l
 	}
-	return "", false
+	return nil, false
+}
+
+// vendorNameBytes is vendorName on a name in a byte buffer, without copying it.
+func vendorNameBytes(name []byte) bool {
+	if len(name) > 0 && name[len(name)-1] == '.' {
+		name = name[:len(name)-1]
+	}
+	for _, s := range vendorSuffixes { // each begins with '.'
+		if len(name) >= len(s) && foldEqual(name[len(name)-len(s):], s) || len(name) == len(s)-1 && foldEqual(name, s[1:]) {
+			return true
+		}
+	}
+	return false
+}
+
+// foldEqual compares ASCII case-insensitively; suffix s is lower case.
+func foldEqual(b []byte, s string) bool {
+	for i := range b {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // isNATTPack recognises SoftEther's PACK serialisation carrying the NAT
@@ -182,3 +211,16 @@ func clientHelloSNI(b []byte) string {
 	})
 	return sni
 }
+
+// Inspectors come from a pool and go back when the flow ends (Release), so
+// a new flow allocates nothing once the pool is warm.
+var pool detector.FreeList[inspector]
+
+func newInspector() *inspector {
+	in := pool.Get()
+	return in
+}
+
+// Release returns the inspector to the pool; the engine calls it once, when
+// the flow ends or Inspect returned false.
+func (in *inspector) Release() { pool.Put(in) }

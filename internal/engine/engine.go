@@ -120,6 +120,24 @@ type flowState struct {
 	ins      []detector.Inspector
 	alive    uint32 // bit i: inspector i still wants packets
 	reported bool   // an inspector reported evidence on this flow
+	lastIdx  uint64 // number of the flow's latest packet
+	// insBuf backs ins for the usual number of detectors: a new flow needs
+	// no slice of its own.
+	insBuf [8]detector.Inspector
+	// tls follows the TLS info this flow's evidence points at (parallel
+	// file reading only, see parallel.go).
+	tls *tlsTrack
+}
+
+// Releaser is implemented by inspectors that keep pooled state: Release is
+// called once when the flow ends (or the inspector asked for no more
+// packets) and the inspector is not used again.
+type Releaser interface{ Release() }
+
+func release(in detector.Inspector) {
+	if r, ok := in.(Releaser); ok {
+		r.Release()
+	}
 }
 
 // Worker processes packets from one source. Not safe for concurrent use;
@@ -132,6 +150,13 @@ type Worker struct {
 	pkt      decode.Packet
 	n        uint64
 	lastTime time.Time
+	// sink receives the inspectors' evidence: the engine itself, or the
+	// ordered merge of the parallel file reader.
+	sink detector.Sink
+	cur  *flowState // the flow of the packet being inspected
+	// expiring is set while the table expires or flushes flows (not while
+	// it evicts one to make room).
+	expiring bool
 	// Per-packet counters are plain fields, published to the engine's
 	// atomics every ExpireEvery packets and at the end.
 	c localCounters
@@ -185,8 +210,12 @@ func (w *Worker) publish() {
 
 // NewWorker makes a worker for frames of the given link type.
 func (e *Engine) NewWorker(link decode.LinkType) *Worker {
-	w := &Worker{e: e, link: link, dec: decode.NewDecoder(link), inspecting: -1}
-	w.table = flow.NewTable[flowState](e.cfg.MaxFlows, e.cfg.Timeouts, w.flowEnded)
+	return e.newWorker(link, e.cfg.MaxFlows)
+}
+
+func (e *Engine) newWorker(link decode.LinkType, maxFlows int) *Worker {
+	w := &Worker{e: e, link: link, dec: decode.NewDecoder(link), inspecting: -1, sink: e}
+	w.table = flow.NewTable[flowState](maxFlows, e.cfg.Timeouts, w.flowEnded)
 	return w
 }
 
@@ -235,16 +264,29 @@ func (w *Worker) Run(ctx context.Context, src Source, isTimeout func(error) bool
 // Process runs one frame through the pipeline. idx is its 1-based number.
 // A panic in the decoder or a detector drops this packet only (see recovered).
 func (w *Worker) Process(data []byte, ts time.Time, idx uint64) {
-	defer w.recovered(idx)
-	e := w.e
-	p := &w.pkt
-	p.Time, p.Index = ts, idx
+	// The packet is counted before a publication falls on it.
 	w.c.packets++
 	w.c.bytes += uint64(len(data))
-	if idx%uint64(e.cfg.ExpireEvery) == 0 {
+	if idx%uint64(w.e.cfg.ExpireEvery) == 0 {
 		w.publish()
 		w.expire(ts)
 	}
+	w.inspect(data, ts, idx)
+}
+
+// process is Process without the periodic expiry.
+func (w *Worker) process(data []byte, ts time.Time, idx uint64) {
+	w.c.packets++
+	w.c.bytes += uint64(len(data))
+	w.inspect(data, ts, idx)
+}
+
+// inspect decodes the packet and runs it through the flow table and the
+// flow's inspectors.
+func (w *Worker) inspect(data []byte, ts time.Time, idx uint64) {
+	defer w.recovered(idx)
+	p := &w.pkt
+	p.Time, p.Index = ts, idx
 	if err := w.dec.Decode(data, p); err != nil {
 		// ARP, LLDP and the like are not damage: counted apart, and
 		// reported by kind at the end.
@@ -267,6 +309,8 @@ func (w *Worker) Process(data []byte, ts time.Time, idx uint64) {
 	ent, created, toServer := w.table.Lookup(p, k, srcIsA)
 	w.ent = ent
 	st := &ent.V
+	w.cur = st
+	st.lastIdx = idx
 	if created {
 		w.newFlow(ent, p)
 	} else if !st.view.SYNSeen && ent.SYNSeen {
@@ -285,7 +329,11 @@ func (w *Worker) Process(data []byte, ts time.Time, idx uint64) {
 		if !in.Inspect(p, toServer, &st.view, w) {
 			st.alive &^= 1 << i
 			st.ins[i] = nil
+			release(in)
 		}
+	}
+	if st.tls != nil {
+		w.trackTLS(st)
 	}
 	w.inspecting, w.ent = -1, nil
 }
@@ -361,6 +409,9 @@ func (w *Worker) newFlow(ent *flow.Entry[flowState], p *decode.Packet) {
 	st := &ent.V
 	st.view = detector.Flow{ID: ent.ID, Proto: p.Proto, Client: addrPort(ent.Client), Server: addrPort(ent.Server),
 		Start: ent.Start, SYNSeen: ent.SYNSeen, VLAN: p.VLAN, NVLAN: p.NVLAN}
+	if st.ins == nil {
+		st.ins = st.insBuf[:0]
+	}
 	st.ins = st.ins[:0]
 	st.alive = 0
 	st.reported = false
@@ -373,14 +424,35 @@ func (w *Worker) newFlow(ent *flow.Entry[flowState], p *decode.Packet) {
 }
 
 func (w *Worker) expire(now time.Time) {
-	w.table.Expire(now, w.flowEnded)
+	w.expireTable(now)
 	w.e.verdict.Expire(now)
 }
 
-// flowEnded tells the verdict stage that a flow that gave evidence ended,
-// with its final counters, so sessions live exactly as long as their flows.
+func (w *Worker) expireTable(now time.Time) {
+	w.expiring = true
+	w.table.Expire(now, w.flowEnded)
+	w.expiring = false
+}
+
+// flowEnded runs when a flow leaves the table: its inspectors are released
+// (the entry and its inspector slice are reused for a later flow) and, if
+// it gave evidence, the verdict stage hears that it ended, with its final
+// counters, so sessions live exactly as long as their flows.
 func (w *Worker) flowEnded(ent *flow.Entry[flowState], r flow.EndReason) {
 	st := &ent.V
+	for i, in := range st.ins {
+		if st.alive&(1<<i) != 0 {
+			release(in)
+		}
+		st.ins[i] = nil
+	}
+	st.ins, st.alive = st.ins[:0], 0
+	if st.tls != nil {
+		w.dropTLS(st)
+	}
+	if w.cur == st {
+		w.cur = nil
+	}
 	if !st.reported {
 		return
 	}
@@ -388,13 +460,35 @@ func (w *Worker) flowEnded(ent *flow.Entry[flowState], r flow.EndReason) {
 	v := st.view
 	v.PktsToServer, v.PktsToClient = ent.PktsToServer, ent.PktsToClient
 	v.BytesToServer, v.BytesToClient = ent.BytesToServer, ent.BytesToClient
+	if s, ok := w.sink.(*evidenceSink); ok {
+		s.evs = append(s.evs, idxEvidence{idx: s.idx, op: opFlowEnd, batch: w.expiring, cls: flowClass(ent), last: st.lastIdx,
+			ev: detector.Evidence{Flow: v, Time: ent.Last, Detail: r.String()}})
+		return
+	}
 	w.e.verdict.FlowEnded(v, ent.Last, r.String())
+}
+
+// flowClass is the flow table's timeout class of a flow: expiry and flush
+// walk the classes in this order, least recently used first.
+func flowClass(ent *flow.Entry[flowState]) uint8 {
+	switch ent.Key.Proto {
+	case decode.ProtoTCP:
+		if ent.Closed {
+			return 1
+		}
+		return 0
+	case decode.ProtoUDP:
+		return 2
+	}
+	return 3
 }
 
 // Finish publishes the worker's counters and flushes its flow table (end
 // of capture); sessions none of whose flows is left end with it.
 func (w *Worker) Finish() {
+	w.expiring = true
 	w.table.Flush(w.flowEnded)
+	w.expiring = false
 	w.publish()
 	w.e.verdict.Flush()
 }
@@ -423,7 +517,8 @@ func (w *Worker) Report(ev detector.Evidence) {
 		}
 		ev.Pkt = detector.PacketInfo{Known: true, Src: src, ICMPType: w.pkt.ICMPType, ICMPCode: w.pkt.ICMPCode}
 	}
-	w.e.Report(ev)
+	// To the engine, or to the ordered merge of parallel reading.
+	w.sink.Report(ev)
 }
 
 // Report implements detector.Sink: evidence goes to the shared verdict

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,7 +26,6 @@ import (
 	"github.com/sewatch/sewatch/detector"
 	_ "github.com/sewatch/sewatch/detector/all"
 	"github.com/sewatch/sewatch/internal/decode"
-	"github.com/sewatch/sewatch/internal/testpkt"
 	"github.com/sewatch/sewatch/internal/verdict"
 	"github.com/sewatch/sewatch/outputs"
 )
@@ -277,90 +276,130 @@ func TestTimeToAlert(t *testing.T) {
 	}
 }
 
-// established builds a worker holding one established TLS flow and returns
-// a function that feeds it one more in-order application-data segment.
-func established(t testing.TB) func() {
+// established runs the first half of the bulk SoftEther capture through a
+// worker, so its flows are established with their inspectors still
+// following them, and returns a function that feeds the next packet.
+func established(t testing.TB) (func(), *Worker) {
+	fr := loadCapture(t, "se-bulk.pcap")
 	e := newEngine(t, &collector{})
 	w := e.NewWorker(decode.LinkEthernet)
-	ts := time.Unix(1800000000, 0)
-	spec := testpkt.Spec{Src: "10.9.0.2", Dst: "10.9.0.1", Proto: "tcp", SrcPort: 50000, DstPort: 8443, ACK: true}
-	syn := spec
-	syn.SYN, syn.ACK = true, false
-	w.Process(testpkt.Ethernet(syn), ts, 1)
-	// A mid-size record per segment: header + body in one segment.
-	rec := make([]byte, 5+600)
-	rec[0], rec[1], rec[2] = 23, 3, 3
-	binary.BigEndian.PutUint16(rec[3:], 600)
-	spec.Seq = 1
-	spec.Payload = rec
-	frame := testpkt.Ethernet(spec)
-	seqOff := 14 + 20 + 4
-	seq := uint32(1)
-	n := uint64(2)
-	return func() {
-		binary.BigEndian.PutUint32(frame[seqOff:], seq)
-		seq += uint32(len(rec))
-		ts = ts.Add(time.Millisecond)
-		w.Process(frame, ts, n)
-		n++
+	i := 0
+	feed := func() {
+		w.Process(fr[i].data, fr[i].ts, uint64(i+1))
+		i++
 	}
+	for i < len(fr)/2 {
+		feed()
+	}
+	return feed, w
+}
+
+// liveInspectors counts the inspectors still following the worker's flows.
+func liveInspectors(w *Worker) int {
+	n := 0
+	w.table.Range(func(st *flowState) {
+		for i := range st.ins {
+			if st.alive&(1<<i) != 0 {
+				n++
+			}
+		}
+	})
+	return n
 }
 
 // TestEstablishedFlowAllocs: decode, flow lookup and every inspector on an
 // established flow allocate nothing per packet.
 func TestEstablishedFlowAllocs(t *testing.T) {
-	feed := established(t)
+	feed, w := established(t)
 	for i := 0; i < 50; i++ {
 		feed()
 	}
+	// The TCP inspectors (TLS shape, SSH tunnel, SSTP, other VPNs) must
+	// still be following the flow, or the test would measure nothing.
+	before := liveInspectors(w)
 	if n := testing.AllocsPerRun(2000, feed); n != 0 {
 		t.Errorf("%v allocations per packet on an established flow, want 0", n)
 	}
+	if after := liveInspectors(w); before < 3 || after < 3 {
+		t.Errorf("live inspectors %d before and %d after measuring, want at least 3 throughout", before, after)
+	}
 }
 
-// benchFile holds a capture in memory; both benchmarks read it with
-// pcapgo on every iteration so the read cost is in both figures.
-func benchFile(b *testing.B) (data []byte, pkts int) {
+// benchReader opens the benchmark capture for one iteration: the bundled
+// bulk capture held in memory, or the file named by SEWATCH_BENCH_PCAP read
+// from disk (scripts/bench-ratio.sh passes the many-flow mix this way).
+func benchReader(b *testing.B) (open func() *pcapgo.Reader, size int64) {
+	if path := os.Getenv("SEWATCH_BENCH_PCAP"); path != "" {
+		st, err := os.Stat(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var f *os.File
+		b.Cleanup(func() {
+			if f != nil {
+				f.Close()
+			}
+		})
+		return func() *pcapgo.Reader {
+			if f != nil {
+				f.Close()
+			}
+			var err error
+			if f, err = os.Open(path); err != nil {
+				b.Fatal(err)
+			}
+			r, err := pcapgo.NewReader(bufio.NewReaderSize(f, 1<<20))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return r
+		}, st.Size()
+	}
 	data, err := os.ReadFile(filepath.Join(pcapDir, "se-bulk.pcap"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	r, err := pcapgo.NewReader(bytes.NewReader(data))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for {
-		if _, _, err := r.ZeroCopyReadPacketData(); err != nil {
-			break
-		}
-		pkts++
-	}
-	return data, pkts
-}
-
-// BenchmarkPipeline runs the whole pipeline (pcapgo read, decode, flow
-// table, all detectors, verdict, EVE encoding) over the bulk capture.
-func BenchmarkPipeline(b *testing.B) {
-	data, pkts := benchFile(b)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(data)))
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		r, _ := pcapgo.NewReader(bytes.NewReader(data))
-		e := newEngine(b, &collector{})
-		w := e.NewWorker(decode.LinkType(r.LinkType()))
-		if err := w.Run(context.Background(), fileSource{r}, nil); err != nil {
+	return func() *pcapgo.Reader {
+		r, err := pcapgo.NewReader(bytes.NewReader(data))
+		if err != nil {
 			b.Fatal(err)
 		}
+		return r
+	}, int64(len(data))
+}
+
+// BenchmarkPipeline runs the whole pipeline (pcap read, decode, flow
+// table, all detectors, verdict, EVE encoding) over the benchmark capture.
+func BenchmarkPipeline(b *testing.B) { benchPipeline(b, 1) }
+
+// BenchmarkPipelineWorkers2 is the same with two workers (flows hashed to
+// two cores, evidence merged in packet order).
+func BenchmarkPipelineWorkers2(b *testing.B) { benchPipeline(b, 2) }
+
+func benchPipeline(b *testing.B, workers int) {
+	open, size := benchReader(b)
+	b.ReportAllocs()
+	b.SetBytes(size)
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	var pkts uint64
+	for i := 0; i < b.N; i++ {
+		r := open()
+		e := newEngine(b, &collector{})
+		if err := e.RunParallel(context.Background(), fileSource{r}, decode.LinkType(r.LinkType()), workers); err != nil {
+			b.Fatal(err)
+		}
+		pkts += e.C.Packets.Load()
 	}
-	b.ReportMetric(float64(pkts*b.N)/b.Elapsed().Seconds(), "pkts/s")
-	b.ReportMetric(float64(pkts), "pkts/op")
+	b.ReportMetric(float64(pkts)/b.Elapsed().Seconds(), "pkts/s")
+	b.ReportMetric(float64(pkts)/(cpuTime()-cpu0).Seconds(), "pkts/cpu-s")
+	b.ReportMetric(float64(pkts)/float64(b.N), "pkts/op")
 }
 
 // BenchmarkDecodeFloor is the floor the pipeline is compared with: pcapgo
 // read and gopacket's DecodingLayerParser, nothing else.
 func BenchmarkDecodeFloor(b *testing.B) {
-	data, pkts := benchFile(b)
+	open, size := benchReader(b)
 	var (
 		eth layers.Ethernet
 		ip4 layers.IPv4
@@ -373,19 +412,33 @@ func BenchmarkDecodeFloor(b *testing.B) {
 	p.IgnoreUnsupported = true
 	dl := make([]gopacket.LayerType, 0, 8)
 	b.ReportAllocs()
-	b.SetBytes(int64(len(data)))
+	b.SetBytes(size)
 	b.ResetTimer()
+	cpu0 := cpuTime()
+	pkts := 0
 	for i := 0; i < b.N; i++ {
-		r, _ := pcapgo.NewReader(bytes.NewReader(data))
+		r := open()
 		for {
 			d, _, err := r.ZeroCopyReadPacketData()
 			if err != nil {
 				break
 			}
+			pkts++
 			_ = p.DecodeLayers(d, &dl)
 		}
 	}
-	b.ReportMetric(float64(pkts*b.N)/b.Elapsed().Seconds(), "pkts/s")
+	b.ReportMetric(float64(pkts)/b.Elapsed().Seconds(), "pkts/s")
+	b.ReportMetric(float64(pkts)/(cpuTime()-cpu0).Seconds(), "pkts/cpu-s")
+}
+
+// cpuTime is the process's CPU time (user + system). On a shared machine
+// packets per CPU-second compare one-core runs where wall time cannot.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 type fakeKernel struct{}

@@ -23,7 +23,7 @@ type frame struct {
 	data []byte
 }
 
-func loadCapture(t *testing.T, name string) []frame {
+func loadCapture(t testing.TB, name string) []frame {
 	t.Helper()
 	f, err := os.Open(filepath.Join(pcapDir, name))
 	if err != nil {

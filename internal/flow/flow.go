@@ -151,6 +151,7 @@ type Table[V any] struct {
 	to    [numClasses]time.Duration
 	lists [numClasses]list[V]
 	free  *Entry[V]
+	slab  []Entry[V] // entries not yet handed out
 	stats Stats
 	// last caches the most recent lookup: consecutive packets mostly
 	// belong to the same flow.
@@ -169,6 +170,13 @@ func NewTable[V any](max int, to Timeouts, onEnd func(*Entry[V], EndReason)) *Ta
 	t := &Table[V]{m: make(map[Key]*Entry[V], min(max, 64)), max: max, onEvict: onEnd}
 	t.to[classTCP], t.to[classTCPClosed], t.to[classUDP], t.to[classOther] = to.TCP, to.TCPClosed, to.UDP, to.Other
 	return t
+}
+
+// Range calls fn with the value of every flow in the table.
+func (t *Table[V]) Range(fn func(*V)) {
+	for _, e := range t.m {
+		fn(&e.V)
+	}
 }
 
 // Stats returns the table's counters.
@@ -346,8 +354,9 @@ func (t *Table[V]) remove(e *Entry[V], emit func(*Entry[V], EndReason), r EndRea
 	if t.last == e {
 		t.last = nil
 	}
-	var zero V
-	*e = Entry[V]{V: zero}
+	// V is kept: the owner's end callback has reset what must not outlive
+	// the flow, and reusing V's buffers keeps new flows from allocating.
+	*e = Entry[V]{V: e.V}
 	e.next = t.free
 	t.free = e
 }
@@ -358,7 +367,15 @@ func (t *Table[V]) alloc() *Entry[V] {
 		e.next = nil
 		return e
 	}
-	return new(Entry[V])
+	// New entries come in slabs: one allocation per slab instead of one
+	// per flow while the table grows. Entries are never freed to the
+	// heap one by one; they return to the free list.
+	if len(t.slab) == 0 {
+		t.slab = make([]Entry[V], min(max(t.max/64, 16), 1024))
+	}
+	e := &t.slab[0]
+	t.slab = t.slab[1:]
+	return e
 }
 
 func (l *list[V]) pushFront(e *Entry[V]) {

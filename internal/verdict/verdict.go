@@ -473,6 +473,9 @@ func (v *Verdict) Expire(now time.Time) {
 		}
 	}
 	v.mu.Unlock()
+	// Map order is random: sessions ending together are reported in a
+	// fixed order, so a capture always gives the same events in the same order.
+	sort.Slice(o.ends, func(i, j int) bool { return o.ends[i].Anchor.ID < o.ends[j].Anchor.ID })
 	v.flush(&o)
 }
 

@@ -1,0 +1,149 @@
+package engine
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+
+	"github.com/sewatch/sewatch/detector"
+	"github.com/sewatch/sewatch/internal/decode"
+	"github.com/sewatch/sewatch/internal/flow"
+	"github.com/sewatch/sewatch/internal/verdict"
+)
+
+// replaySource replays frames as a capture file would.
+type replaySource struct {
+	fr []frame
+	i  int
+}
+
+func (s *replaySource) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
+	if s.i >= len(s.fr) {
+		return nil, gopacket.CaptureInfo{}, io.EOF
+	}
+	f := s.fr[s.i]
+	s.i++
+	return f.data, gopacket.CaptureInfo{Timestamp: f.ts, CaptureLength: len(f.data), Length: len(f.data)}, nil
+}
+
+// allCaptures interleaves every bundled capture, each shifted to one start:
+// many flows of many kinds open at once, SoftEther sessions among them.
+func allCaptures(t testing.TB) []frame {
+	names, err := filepath.Glob(filepath.Join(pcapDir, "*.pcap"))
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no captures in %s: %v", pcapDir, err)
+	}
+	var all []frame
+	for _, n := range names {
+		if strings.HasSuffix(n, "se-bulk.pcap") {
+			continue // one bulk flow: adds time, not flows
+		}
+		fr := loadCapture(t, filepath.Base(n))
+		if len(fr) == 0 {
+			continue
+		}
+		if all == nil {
+			all = fr
+			continue
+		}
+		all = mix(all, fr)
+	}
+	return all
+}
+
+// runWorkers runs the frames through an engine with n workers (0: the
+// inline Worker.Process path) and returns the EVE lines in output order.
+// Expiry runs every 97 packets with short timeouts, so flow and session
+// expiry interleave with evidence at many points.
+func runWorkers(t *testing.T, fr []frame, n int) []string {
+	dets, err := detector.Build(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &collector{}
+	e := New(Config{Detectors: dets, Verdict: verdict.DefaultConfig(), ExpireEvery: 97,
+		Timeouts: flow.Timeouts{TCP: 20 * time.Second, TCPClosed: 2 * time.Second, UDP: 10 * time.Second, Other: 5 * time.Second}},
+		c, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if n == 0 {
+		w := e.NewWorker(decode.LinkEthernet)
+		for i, f := range fr {
+			w.Process(f.data, f.ts, uint64(i+1))
+		}
+		w.Finish()
+	} else if err := e.RunParallel(context.Background(), &replaySource{fr: fr}, decode.LinkEthernet, n); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.C.Packets.Load(); got != uint64(len(fr)) {
+		t.Errorf("%d workers counted %d packets, want %d", n, got, len(fr))
+	}
+	var out []string
+	for _, r := range c.recs {
+		out = append(out, string(r.JSON))
+	}
+	return out
+}
+
+// TestWorkersDeterministic: the same capture gives the same alerts in the
+// same order with one inline worker and with 1-4 parallel workers.
+func TestWorkersDeterministic(t *testing.T) {
+	fr := allCaptures(t)
+	want := runWorkers(t, fr, 0)
+	if len(want) < 5 {
+		t.Fatalf("only %d alerts on the mixed captures: the comparison would say little", len(want))
+	}
+	sids := map[string]bool{}
+	for _, l := range want {
+		if i := strings.Index(l, `"signature_id"`); i >= 0 {
+			sids[l[i:][:22]] = true
+		}
+	}
+	if len(sids) < 3 {
+		t.Errorf("alerts of only %d signatures", len(sids))
+	}
+	for _, n := range []int{1, 2, 3, 4} {
+		got := runWorkers(t, fr, n)
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%d workers: %d alerts differ from one worker's %d", n, len(got), len(want))
+			for i := 0; i < len(got) && i < len(want); i++ {
+				if got[i] != want[i] {
+					t.Errorf("first difference at %d:\n got %s\nwant %s", i, got[i], want[i])
+					break
+				}
+			}
+		}
+	}
+}
+
+// TestDispatchSymmetric: both directions of every flow in the captures
+// go to the same worker, and flows spread over workers.
+func TestDispatchSymmetric(t *testing.T) {
+	fr := allCaptures(t)
+	dec, dec2 := decode.NewDecoder(decode.LinkEthernet), decode.NewDecoder(decode.LinkEthernet)
+	var p decode.Packet
+	seen := map[flow.Key]uint32{}
+	buckets := map[uint32]int{}
+	for _, f := range fr {
+		if dec.Decode(f.data, &p) != nil || (p.Fragment && !p.FirstFragment) {
+			continue
+		}
+		k, _ := flow.KeyOf(&p)
+		var q decode.Packet
+		h := dispatch(dec2, &q, f.data)
+		if old, ok := seen[k]; ok && old != h {
+			t.Fatalf("flow %v hashed to %x and %x", k, old, h)
+		}
+		if _, ok := seen[k]; !ok {
+			buckets[h%4]++
+		}
+		seen[k] = h
+	}
+	if len(buckets) < 2 {
+		t.Errorf("%d flows all hashed to one of 4 workers", len(seen))
+	}
+}
