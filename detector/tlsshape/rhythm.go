@@ -40,7 +40,7 @@ const (
 	// 10 s (plus jitter).
 	liveSpan   = 30 * time.Second
 	liveGap    = 10500 * time.Millisecond
-	liveRecs   = 6
+	liveRecs   = 5
 	kaMinGap   = 3900 * time.Millisecond
 	kaMaxGap   = 10500 * time.Millisecond
 	kaNeed     = 3

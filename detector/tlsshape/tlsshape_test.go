@@ -244,3 +244,59 @@ func TestOneConnectionNeverAlerts(t *testing.T) {
 		})
 	}
 }
+
+// TestLiveness: after a primary connect phase, both sides sending at least
+// every 10.5 s for 30 s is the keep-alive's promise (liveness); a longer
+// silence, a shorter span or no primary connect phase is not.
+func TestLiveness(t *testing.T) {
+	type rec struct {
+		dir  byte
+		size int
+	}
+	primary := []rec{{'c', 2374}, {'s', 586}, {'c', 2924}, {'s', 2112}}
+	tests := []struct {
+		name    string
+		connect []rec
+		gap     time.Duration // between one side's records
+		span    time.Duration
+		want    bool
+	}{
+		{"primary, records every 10.5 s for 31.5 s", primary, 10500 * time.Millisecond, 31500 * time.Millisecond, true},
+		{"primary, records every 5 s for 30 s", primary, 5 * time.Second, 30 * time.Second, true},
+		{"primary, one side silent 10.6 s", primary, 10600 * time.Millisecond, 42400 * time.Millisecond, false},
+		{"primary, records every 5 s for 25 s", primary, 5 * time.Second, 25 * time.Second, false},
+		{"no connect phase, records every 5 s for 60 s", []rec{{'c', 517}, {'s', 1400}, {'c', 90}, {'s', 16401}}, 5 * time.Second, time.Minute, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := &Inspector{cliFin: true, shDone: true, certDone: true, srvTLS: true}
+			s := &sink{}
+			f := &detector.Flow{Proto: decode.ProtoTCP}
+			t0 := time.Unix(1000, 0)
+			p := &decode.Packet{Time: t0}
+			feed := func(r rec) {
+				if r.dir == 'c' {
+					in.clientRecord(tlsstream.Record{Type: tlsstream.TypeApplicationData, Length: r.size}, p, f, s)
+				} else {
+					in.serverRecord(tlsstream.Record{Type: tlsstream.TypeApplicationData, Length: r.size}, p, f, s)
+				}
+			}
+			for _, r := range tc.connect {
+				feed(r)
+			}
+			for at := tc.gap; at <= tc.span; at += tc.gap {
+				p.Time = t0.Add(at)
+				feed(rec{'s', 151})
+				feed(rec{'c', 67}) // answered at once: liveness counts any record
+
+			}
+			got := false
+			for _, e := range s.ev {
+				got = got || e.Kind == detector.KindTLSLiveness
+			}
+			if got != tc.want {
+				t.Errorf("liveness %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

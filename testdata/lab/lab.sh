@@ -43,12 +43,9 @@ NS_C=${P}cli NS_R=${P}rtr NS_S=${P}srv NS_W=${P}web
 C_IP=198.18.201.2 R1_IP=198.18.201.1 R2_IP=198.18.202.1 S_IP=198.18.202.2 R3_IP=198.18.203.1 W_IP=198.18.203.2
 ADMINPW=SwLabAdmin-7 HUB=SWLAB USERPW=SwLabUser-7 ACCT=sw
 WEB_IP=198.18.50.1 VHOST=198.18.100.1 VNIC=vpn_se0 # behind SecureNAT, reached only through the VPN
-POSITIVE="direct-443 direct-5555 direct-992 udp-accel-off one-tcp http-proxy socks5 socks4 admin cascade vpn-over-icmp vpn-over-dns ssh-forward ssl-bump login-refused proxy-unreachable"
+POSITIVE="direct-443 direct-5555 direct-992 udp-accel-off one-tcp one-tcp-proxy http-proxy socks5 socks4 admin cascade vpn-over-icmp vpn-over-dns ssh-forward ssl-bump login-refused proxy-unreachable"
 NEGATIVE="https-browse https-long ssh-interactive ssh-transfer ssh-forward-https ssh-forward-cookies curl-via-proxy openvpn wireguard https-retry bump-error-page poller-15s"
-# Positives run only when named: a session on one proxied TCP connection has no
-# second flow at all, only its connect sequence and keep-alive rhythm.
-EXTRA_POSITIVE="one-tcp-proxy"
-DEFAULT_REQUIRE="$POSITIVE $NEGATIVE $EXTRA_POSITIVE"
+DEFAULT_REQUIRE="$POSITIVE $NEGATIVE"
 
 # ssh from the client host: the lab's key, no host-key prompts
 SSH_OPTS=(-i "$RUN/ssh_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null)
@@ -674,7 +671,7 @@ run() {
   for m in $modes; do for _ in $(seq 1 "$rep"); do all="$all $m"; done; done
   for m in $all; do
     local want=no
-    case " $POSITIVE $EXTRA_POSITIVE " in *" $m "*) want=yes ;; esac
+    case " $POSITIVE " in *" $m "*) want=yes ;; esac
     log "mode $m (expect SoftEther: $want)"
     if ! run_mode "$m" $want; then
       case " ${LAB_REQUIRE:-$DEFAULT_REQUIRE} " in *" $m "*) fail=1 ;; esac
