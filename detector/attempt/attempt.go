@@ -333,8 +333,7 @@ func (in *Inspector) clientHello() {
 		if err != nil {
 			return false
 		}
-		const extALPN, extTicket = 16, 35
-		in.profile = !ch.HasExtension(extALPN) && !ch.HasExtension(extTicket) && len(ch.Ciphers) >= 20
+		in.profile = ch.OpenSSLNoALPN()
 		in.info = &detector.TLSInfo{SNI: ch.SNI, ALPN: ch.ALPN}
 		in.info.JA3, in.info.JA3Hash = tlshello.JA3(&ch)
 		in.info.JA4 = tlshello.JA4(&ch)

@@ -474,8 +474,7 @@ func (in *Inspector) onClientHello(ch *tlshello.ClientHello, p *decode.Packet, f
 		in.info = nil
 	}
 	in.ch, in.haveCH, in.haveSH = *ch, true, false
-	const extALPN, extTicket = 16, 35
-	if !ch.HasExtension(extALPN) && !ch.HasExtension(extTicket) && len(ch.Ciphers) >= 20 {
+	if ch.OpenSSLNoALPN() {
 		s.Report(in.evidence(p, f, detector.KindTLSHello,
 			fmt.Sprintf("ClientHello without ALPN and session_ticket, %d suites (OpenSSL as SoftEther configures it)", len(ch.Ciphers))))
 	}

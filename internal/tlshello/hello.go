@@ -18,6 +18,14 @@ type ClientHello struct {
 }
 
 // HasExtension reports whether the hello carried extension t.
+// OpenSSLNoALPN: no ALPN, no session_ticket and at least 20 cipher
+// suites, the ClientHello OpenSSL sends as SoftEther's client configures
+// it (many OpenSSL-based tools send it too: corroboration only).
+func (c *ClientHello) OpenSSLNoALPN() bool {
+	const extALPN, extTicket = 16, 35
+	return !c.HasExtension(extALPN) && !c.HasExtension(extTicket) && len(c.Ciphers) >= 20
+}
+
 func (c *ClientHello) HasExtension(t uint16) bool {
 	for _, e := range c.Extensions {
 		if e == t {
