@@ -62,7 +62,9 @@ const (
 	// sustained unit, and only within BurstWindow of that flow's start.
 	ClassSideFlow
 	// ClassSelfProving: many packets each way, each carrying SoftEther's
-	// own framing (R-UDP over ICMP/DNS): a unit that counts as two.
+	// own framing (R-UDP over ICMP/DNS): a unit that counts as two, unless
+	// the session also has a TCP connection (then it is the connect race
+	// beside it, one unit).
 	ClassSelfProving
 	// ClassOwnSignature: evidence that asks for a signature of its own
 	// (other VPNs, vendor services); not part of session scoring.

@@ -58,8 +58,9 @@ func strongest(evs []Evidence) []Evidence {
 func Score(evs []Evidence) Scored {
 	byFlow := map[int64]*flowEv{}
 	var order []*flowEv
-	primaryOK := false
+	primaryOK, hasTCP := false, false
 	for _, e := range evs {
+		hasTCP = hasTCP || e.Flow.Proto == 6
 		spec := SpecOf(e.Kind)
 		fe := byFlow[e.Flow.ID]
 		if fe == nil {
@@ -176,10 +177,18 @@ func Score(evs []Evidence) Scored {
 			add(Unit{Class: ClassSustainedLong, Flow: fe.id, Main: e})
 		}
 		if e, ok := take(fe.self); ok {
-			// Many packets each way, each carrying SoftEther's framing:
-			// independent observations within the one flow.
-			add(Unit{Class: ClassSelfProving, Flow: fe.id, Main: e, Count: 2})
-			sc.Units[len(sc.Units)-1].Score = weight(e) // not capped: it stands alone
+			if hasTCP {
+				// Beside a TCP connection of the same pair it is the
+				// connect race the client runs over ICMP/DNS while TCP
+				// connects: one unit, so the TCP connection's reading
+				// decides the session (and its signature).
+				add(Unit{Class: ClassSelfProving, Flow: fe.id, Main: e})
+			} else {
+				// The session's own transport: many packets each way, each
+				// carrying SoftEther's framing, independent observations.
+				add(Unit{Class: ClassSelfProving, Flow: fe.id, Main: e, Count: 2})
+				sc.Units[len(sc.Units)-1].Score = weight(e) // not capped: it stands alone
+			}
 		}
 	}
 	if len(sc.Units) > 0 {

@@ -356,3 +356,32 @@ func TestRelayInside(t *testing.T) {
 		t.Errorf("alerts by signature %v", count)
 	}
 }
+
+// TestRUDPRaceBesideTCP: the R-UDP exchange a client runs over ICMP beside
+// its TCP connect is one unit of the TCP session, not a session of its own
+// that would take the session's one alert; alone it is the session.
+func TestRUDPRaceBesideTCP(t *testing.T) {
+	race := ev(detector.KindRUDPOverICMP, 1, 9, 50*ms)
+	race.Mode = detector.ModeOverICMP
+	tests := []struct {
+		name    string
+		in      []detector.Evidence
+		wantSID int
+	}{
+		{"race beside a TCP connection still in its handshake", cat([]detector.Evidence{ev(detector.KindTLSHello, 6, 1, 0), race},
+			connection(detector.KindTLSPrimary, 1, 100*ms)), detector.SIDDirect},
+		{"R-UDP over ICMP alone", []detector.Evidence{race}, detector.SIDOverICMP},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []Alert
+			v := New(DefaultConfig(), func(a Alert) { got = append(got, a) })
+			for _, e := range tc.in {
+				v.Report(e)
+			}
+			if len(got) != 1 || got[0].Signature.ID != tc.wantSID {
+				t.Fatalf("alerts %+v, want one %d", got, tc.wantSID)
+			}
+		})
+	}
+}

@@ -323,7 +323,9 @@ session() { # session MODE: configure the account for MODE, connect, hold, disco
   vpn_traffic "$1"
   # One connection alone shows SoftEther by its keep-alive rhythm (4-10 s per
   # direction when idle): hold the session idle long enough for several.
-  case $1 in one-tcp | one-tcp-proxy) sleep 30 ;; esac
+  # one TCP connection: idle long enough for its keep-alive rhythm (30 s of
+  # liveness after the connect phase, with margin)
+  case $1 in one-tcp) sleep 30 ;; one-tcp-proxy) sleep 45 ;; esac
   cli AccountDisconnect $ACCT >/dev/null 2>&1
   nsx $NS_C ip -4 addr flush dev $VNIC 2>/dev/null
   stop sshfwd
