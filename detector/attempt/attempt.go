@@ -94,7 +94,7 @@ func New() *Detector { return &Detector{tracks: map[trackKey]*track{}} }
 func (*Detector) Name() string { return Name }
 
 // NewInspector follows TCP flows only.
-func (d *Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspector {
+func (d *Detector) NewInspector(p *decode.Packet, toServer bool, f *detector.Flow) detector.Inspector {
 	if p.Proto != decode.ProtoTCP {
 		return nil
 	}

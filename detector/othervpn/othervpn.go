@@ -32,7 +32,7 @@ type Detector struct{}
 func (Detector) Name() string { return Name }
 
 // NewInspector follows UDP, TCP, ESP, AH and GRE flows.
-func (Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspector {
+func (Detector) NewInspector(p *decode.Packet, toServer bool, f *detector.Flow) detector.Inspector {
 	switch p.Proto {
 	case decode.ProtoUDP, decode.ProtoTCP, protoESP, protoAH, protoGRE:
 		return newInspector()

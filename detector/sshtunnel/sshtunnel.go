@@ -69,7 +69,7 @@ func (Detector) Name() string { return Name }
 // NewInspector follows TCP flows; the inspector gives up on a flow that
 // neither opens with SSH identification strings nor, joined mid-session,
 // has SSH-sized writes.
-func (Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspector {
+func (Detector) NewInspector(p *decode.Packet, toServer bool, f *detector.Flow) detector.Inspector {
 	if p.Proto != decode.ProtoTCP {
 		return nil
 	}

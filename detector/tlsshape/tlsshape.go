@@ -40,7 +40,7 @@ type Detector struct{}
 func (Detector) Name() string { return Name }
 
 // NewInspector follows TCP flows only.
-func (Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspector {
+func (Detector) NewInspector(p *decode.Packet, toServer bool, f *detector.Flow) detector.Inspector {
 	if p.Proto != decode.ProtoTCP {
 		return nil
 	}

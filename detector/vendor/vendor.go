@@ -38,7 +38,7 @@ type Detector struct{}
 func (Detector) Name() string { return Name }
 
 // NewInspector looks at the first payloads of UDP and TCP flows.
-func (Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspector {
+func (Detector) NewInspector(p *decode.Packet, toServer bool, f *detector.Flow) detector.Inspector {
 	if p.Proto == decode.ProtoUDP || p.Proto == decode.ProtoTCP {
 		return newInspector()
 	}
