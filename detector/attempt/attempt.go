@@ -93,9 +93,13 @@ func New() *Detector { return &Detector{tracks: map[trackKey]*track{}} }
 // Name implements detector.Detector.
 func (*Detector) Name() string { return Name }
 
-// NewInspector follows TCP flows only.
+// NewInspector follows TCP flows whose client opens them as SoftEther's
+// client does: TLS, or an HTTP CONNECT or SOCKS handshake before it.
 func (d *Detector) NewInspector(p *decode.Packet, toServer bool, f *detector.Flow) detector.Inspector {
 	if p.Proto != decode.ProtoTCP {
+		return nil
+	}
+	if pl := p.Payload; len(pl) > 0 && (!toServer || firstPrefix(pl) == "" && !tlsstream.LooksLikeTLS(pl)) {
 		return nil
 	}
 	in := pool.Get()
@@ -223,10 +227,10 @@ func (in *Inspector) payload(p *decode.Packet, toServer bool, f *detector.Flow, 
 			return
 		}
 		in.first = true
+		in.prefix = firstPrefix(pl)
 		switch {
 		case tlsstream.LooksLikeTLS(pl):
-		case bytes.HasPrefix(pl, []byte("CONNECT ")):
-			in.prefix = "http-proxy"
+		case in.prefix == "http-proxy":
 			switch kind, _ := tlsshape.ConnectFingerprint(pl); kind {
 			case detector.KindHTTPConnectUA:
 				in.connectFP = 0.6
@@ -236,10 +240,7 @@ func (in *Inspector) payload(p *decode.Packet, toServer bool, f *detector.Flow, 
 			if sp := bytes.IndexByte(pl[8:], ' '); sp > 0 && sp < 260 {
 				in.target = string(pl[8 : 8+sp])
 			}
-		case len(pl) >= 3 && pl[0] == 5 && int(pl[1])+2 == len(pl):
-			in.prefix = "socks5"
-		case len(pl) >= 9 && pl[0] == 4 && pl[1] == 1:
-			in.prefix = "socks4"
+		case in.prefix != "":
 		default:
 			in.done = true
 			return
@@ -276,6 +277,20 @@ func (in *Inspector) payload(p *decode.Packet, toServer bool, f *detector.Flow, 
 		in.s.Start(p.Seq, true)
 	}
 	in.s.Feed(p.Seq, pl, func(r tlsstream.Record) bool { return in.record(r, false, p.Time) })
+}
+
+// firstPrefix names the proxy handshake a client's first payload opens
+// ("" when it is none).
+func firstPrefix(pl []byte) string {
+	switch {
+	case bytes.HasPrefix(pl, []byte("CONNECT ")):
+		return "http-proxy"
+	case len(pl) >= 3 && pl[0] == 5 && int(pl[1])+2 == len(pl):
+		return "socks5"
+	case len(pl) >= 9 && pl[0] == 4 && pl[1] == 1:
+		return "socks4"
+	}
+	return ""
 }
 
 // proxyStatus reads the status code of an HTTP answer, 0 if there is none.

@@ -39,9 +39,10 @@ type Detector struct{}
 // Name implements detector.Detector.
 func (Detector) Name() string { return Name }
 
-// NewInspector follows TCP flows only.
+// NewInspector follows TCP flows whose client may open them with TLS (or
+// a proxy handshake before it): not a connection whose server spoke first.
 func (Detector) NewInspector(p *decode.Packet, toServer bool, f *detector.Flow) detector.Inspector {
-	if p.Proto != decode.ProtoTCP {
+	if p.Proto != decode.ProtoTCP || (len(p.Payload) > 0 && !toServer && f.SYNSeen) {
 		return nil
 	}
 	in := pool.Get()

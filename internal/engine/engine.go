@@ -123,7 +123,7 @@ type flowState struct {
 	// started: the detectors were offered the flow (at its first packet
 	// with payload).
 	started bool
-	lastIdx  uint64 // number of the flow's latest packet
+	lastIdx uint64 // number of the flow's latest packet
 	// insBuf backs ins for the usual number of detectors: a new flow needs
 	// no slice of its own.
 	insBuf [8]detector.Inspector
