@@ -139,17 +139,20 @@ type Inspector struct {
 	cliApp    bool
 	chDone    bool
 	profile   bool
-	info      *detector.TLSInfo
-	fl        tlsstream.Flights
-	stage     int
-	at        int // index of the watermark flight
-	wm        int
-	answer    int // size of the answer to the login / additional_connect
-	stageAt   time.Time
-	segs      int
-	up        bool // reported a welcome to the detector
-	live      bool // a session's primary connection, past cutAfter
-	done      bool
+	// The hello is kept parsed; its fingerprints are built only for an
+	// attempt that is reported.
+	ch      tlshello.ClientHello
+	haveCH  bool
+	fl      tlsstream.Flights
+	stage   int
+	at      int // index of the watermark flight
+	wm      int
+	answer  int // size of the answer to the login / additional_connect
+	stageAt time.Time
+	segs    int
+	up      bool // reported a welcome to the detector
+	live    bool // a session's primary connection, past cutAfter
+	done    bool
 }
 
 // Inspect implements detector.Inspector.
@@ -349,14 +352,23 @@ func (in *Inspector) clientHello() {
 			return false
 		}
 		in.profile = ch.OpenSSLNoALPN()
-		in.info = &detector.TLSInfo{SNI: ch.SNI, ALPN: ch.ALPN}
-		in.info.JA3, in.info.JA3Hash = tlshello.JA3(&ch)
-		in.info.JA4 = tlshello.JA4(&ch)
+		in.ch, in.haveCH = ch, true
 		return false
 	})
 	if in.chDone {
 		in.c.Collect, in.c.HS = false, nil
 	}
+}
+
+// tlsInfo turns the kept hello into the alert's TLS info (nil without one).
+func (in *Inspector) tlsInfo() *detector.TLSInfo {
+	if !in.haveCH {
+		return nil
+	}
+	info := &detector.TLSInfo{SNI: in.ch.SNI, ALPN: in.ch.ALPN}
+	info.JA3, info.JA3Hash = tlshello.JA3(&in.ch)
+	info.JA4 = tlshello.JA4(&in.ch)
+	return info
 }
 
 // evaluate walks the flights through SoftEther's connect phase. With
@@ -533,7 +545,7 @@ func (in *Inspector) count(p *decode.Packet, f *detector.Flow, s detector.Sink, 
 	s.Report(detector.Evidence{
 		Kind: Kind, Detail: detail, Weight: 0.8, Mode: mode,
 		Signature: detector.SIDAttempts, Client: f.Client.Addr(), Server: f.Server.Addr(),
-		Flow: *f, TLS: in.info, Time: p.Time, PcapCnt: p.Index,
+		Flow: *f, TLS: in.tlsInfo(), Time: p.Time, PcapCnt: p.Index,
 	})
 }
 
