@@ -412,8 +412,33 @@ func (in *Inspector) evaluate(final bool) {
 	}
 }
 
-// softether says what makes this connection SoftEther's, "" if nothing does.
+// isSoftEther says whether anything makes this connection SoftEther's.
+func (in *Inspector) isSoftEther() bool {
+	if in.stage < stageHello {
+		return in.connectFP >= 0.6
+	}
+	switch {
+	case in.stage == stageWelcome || in.stage == stageAddition:
+		// Four messages in SoftEther's order: enough without SoftEther's
+		// ClientHello, which the proxy's own leg to the server lacks.
+	case in.stage == stageLogin && in.profile:
+		// Three messages (the login refused or unanswered) and
+		// SoftEther's ClientHello.
+	case in.connectFP > 0:
+		// The watermark and hello behind SoftEther's CONNECT. Alone, two
+		// messages of these sizes are what an API poller sends.
+	default:
+		return false
+	}
+	return true
+}
+
+// softether says what makes this connection SoftEther's, "" if nothing
+// does. Built only for a connection that is (most end without).
 func (in *Inspector) softether() string {
+	if !in.isSoftEther() {
+		return ""
+	}
 	var why []string
 	if in.connectFP >= 0.6 {
 		why = append(why, "SoftEther's CONNECT request (HTTP/1.0, sorted headers, Firefox/29 WOW64 User-Agent)")
@@ -424,19 +449,6 @@ func (in *Inspector) softether() string {
 	sizes := fmt.Sprintf("watermark flight %d B answered by hello %d B", in.wm, in.fl.At(in.at+1).Bytes)
 	if in.stage >= stageLogin {
 		sizes += ", then " + in.phase()
-	}
-	switch {
-	case in.stage == stageWelcome || in.stage == stageAddition:
-		// Four messages in SoftEther's order: enough without SoftEther's
-		// ClientHello, which the proxy's own leg to the server lacks.
-	case in.stage == stageLogin && in.profile:
-		// Three messages (the login refused or unanswered) and
-		// SoftEther's ClientHello.
-	case in.connectFP > 0 || len(why) > 0:
-		// The watermark and hello behind SoftEther's CONNECT. Alone, two
-		// messages of these sizes are what an API poller sends.
-	default:
-		return ""
 	}
 	why = append(why, sizes)
 	if in.profile {
@@ -472,6 +484,9 @@ func (in *Inspector) end(p *decode.Packet, toServer bool, f *detector.Flow, s de
 		in.up = true
 	}
 	defer in.d.down(in.key(f), f.ID)
+	if !in.isSoftEther() {
+		return // the reasons below are worded only for SoftEther's connections
+	}
 	who := "server"
 	if in.prefix != "" {
 		who = "proxy"
