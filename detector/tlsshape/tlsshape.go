@@ -46,6 +46,7 @@ func (Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspec
 	}
 	in := pool.Get()
 	in.c.Collect, in.s.Collect = true, true
+	in.c.Mem, in.s.Mem = f.Mem, f.Mem
 	return in
 }
 
@@ -55,7 +56,11 @@ var pool detector.FreeList[Inspector]
 
 // Release returns the inspector to the pool; the engine calls it once, when
 // the flow ends or Inspect returned false.
-func (in *Inspector) Release() { pool.Put(in) }
+func (in *Inspector) Release() {
+	in.c.Free()
+	in.s.Free()
+	pool.Put(in)
+}
 
 // Connect-phase record sizes, shared with the other detectors that look for
 // SoftEther's connect phase.
@@ -170,7 +175,8 @@ func (in *Inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 // the keep-alive rhythm is still followed.
 func (in *Inspector) release() {
 	in.shapeDone = true
-	in.c.HS, in.s.HS = nil, nil
+	in.c.Free()
+	in.s.Free()
 	in.c.Collect, in.s.Collect = false, false
 }
 
@@ -422,6 +428,7 @@ func (in *Inspector) tryClientHello(p *decode.Packet, f *detector.Flow, s detect
 	if in.c.HandshakeBroken() {
 		in.chDone = true
 		in.c.Collect = false
+		in.c.Free()
 		return
 	}
 	tlshello.Messages(in.c.HS, func(typ uint8, body []byte) bool {
@@ -438,7 +445,7 @@ func (in *Inspector) tryClientHello(p *decode.Packet, f *detector.Flow, s detect
 	})
 	if in.chDone {
 		in.c.Collect = false
-		in.c.HS = nil
+		in.c.Free()
 	}
 }
 
@@ -489,6 +496,7 @@ func (in *Inspector) tryServerHello(p *decode.Packet, f *detector.Flow, sink det
 	if in.s.HandshakeBroken() {
 		in.shDone, in.certDone = true, true
 		in.s.Collect = false
+		in.s.Free()
 		return
 	}
 	tlshello.Messages(in.s.HS, func(typ uint8, body []byte) bool {
@@ -535,7 +543,7 @@ func (in *Inspector) tryServerHello(p *decode.Packet, f *detector.Flow, sink det
 	})
 	if in.shDone && in.certDone {
 		in.s.Collect = false
-		in.s.HS = nil
+		in.s.Free()
 	}
 }
 

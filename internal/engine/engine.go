@@ -25,6 +25,7 @@ import (
 	"github.com/sewatch/sewatch/detector"
 	"github.com/sewatch/sewatch/internal/decode"
 	"github.com/sewatch/sewatch/internal/flow"
+	"github.com/sewatch/sewatch/internal/membudget"
 	"github.com/sewatch/sewatch/internal/verdict"
 	"github.com/sewatch/sewatch/outputs"
 )
@@ -53,6 +54,9 @@ type Config struct {
 	ExpireEvery int
 	// Clock is the wall clock used only when a live link is idle.
 	Clock func() time.Time
+	// FlowBuffers bounds the bytes all flows' inspector buffers hold
+	// (membudget.DefaultBytes if 0).
+	FlowBuffers int64
 }
 
 // Counters are the engine's packet counters, summed over workers. Workers
@@ -89,6 +93,8 @@ type Engine struct {
 	capStats atomic.Pointer[StatsSource]
 	drops    atomic.Pointer[func() uint64]
 	dec      decodeTotals
+	// mem is the budget every worker's flows reserve buffer bytes from.
+	mem *membudget.Budget
 }
 
 // New makes an engine that sends EVE records to out.
@@ -105,11 +111,14 @@ func New(cfg Config, out Sender, log *slog.Logger) *Engine {
 	if cfg.Timeouts == (flow.Timeouts{}) {
 		cfg.Timeouts = flow.DefaultTimeouts()
 	}
-	e := &Engine{cfg: cfg, out: out, log: log, started: time.Now()}
+	e := &Engine{cfg: cfg, out: out, log: log, started: time.Now(), mem: membudget.New(cfg.FlowBuffers, log)}
 	e.verdict = verdict.New(cfg.Verdict, e.emitAlert)
 	e.verdict.OnSessionEnd(e.emitSessionEnd)
 	return e
 }
+
+// Budget is the engine's budget for per-flow buffers (stats, tests).
+func (e *Engine) Budget() *membudget.Budget { return e.mem }
 
 // Verdict exposes the shared verdict stage (tests, stats).
 func (e *Engine) Verdict() *verdict.Verdict { return e.verdict }
@@ -127,6 +136,9 @@ type flowState struct {
 	// tls follows the TLS info this flow's evidence points at (parallel
 	// file reading only, see parallel.go).
 	tls *tlsTrack
+	// mem is the flow's account in the engine's buffer budget; Kept once
+	// the flow reported, so its buffers are the last refused.
+	mem membudget.Account
 }
 
 // Releaser is implemented by inspectors that keep pooled state: Release is
@@ -169,6 +181,9 @@ type Worker struct {
 	// toServer: direction of the packet being inspected (for Report).
 	toServer bool
 	view     *detector.Flow
+	// holders are this worker's flow buffers holding budget bytes, the
+	// least recently grown first (shed first when the budget is full).
+	holders membudget.Holders
 }
 
 type localCounters struct {
@@ -408,7 +423,8 @@ func (w *Worker) newFlow(ent *flow.Entry[flowState], p *decode.Packet) {
 	}
 	st := &ent.V
 	st.view = detector.Flow{ID: ent.ID, Proto: p.Proto, Client: addrPort(ent.Client), Server: addrPort(ent.Server),
-		Start: ent.Start, SYNSeen: ent.SYNSeen, VLAN: p.VLAN, NVLAN: p.NVLAN}
+		Start: ent.Start, SYNSeen: ent.SYNSeen, VLAN: p.VLAN, NVLAN: p.NVLAN, Mem: &st.mem}
+	st.mem = membudget.Account{B: w.e.mem, L: &w.holders}
 	if st.ins == nil {
 		st.ins = st.insBuf[:0]
 	}
@@ -509,6 +525,8 @@ func (e *Engine) FlowStats() flow.Stats {
 func (w *Worker) Report(ev detector.Evidence) {
 	if w.ent != nil {
 		w.ent.V.reported = true
+		w.ent.V.mem.Kept = true
+		w.ent.Keep = true
 	}
 	if ev.PcapCnt == w.pkt.Index && w.view != nil && ev.Flow.ID == w.view.ID {
 		src := w.view.Server.Addr()

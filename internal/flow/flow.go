@@ -107,6 +107,9 @@ type Entry[V any] struct {
 	BytesToClient  uint64
 	SYNSeen        bool // the client's SYN was seen: direction is certain
 	Closed         bool // FIN or RST seen
+	// Keep marks a flow its owner wants evicted last (it gave evidence):
+	// a full table evicts the least recently used flow without it first.
+	Keep bool
 	// clientIsA caches the orientation for fast direction lookups.
 	clientIsA bool
 
@@ -332,12 +335,29 @@ func (t *Table[V]) Flush(emit func(*Entry[V], EndReason)) {
 	}
 }
 
+// evictScan bounds how many kept flows eviction steps over at the cold end
+// of each class before it settles for the least recently used one anyway.
+const evictScan = 64
+
 func (t *Table[V]) evictOne() {
-	var victim *Entry[V]
+	var victim, kept *Entry[V]
 	for c := range t.lists {
-		if e := t.lists[c].tail; e != nil && (victim == nil || e.Last.Before(victim.Last)) {
-			victim = e
+		n := 0
+		for e := t.lists[c].tail; e != nil && n < evictScan; e, n = e.prev, n+1 {
+			if e.Keep {
+				if kept == nil || e.Last.Before(kept.Last) {
+					kept = e
+				}
+				continue
+			}
+			if victim == nil || e.Last.Before(victim.Last) {
+				victim = e
+			}
+			break
 		}
+	}
+	if victim == nil {
+		victim = kept
 	}
 	if victim != nil {
 		t.remove(victim, t.onEvict, EndEvicted)
