@@ -28,11 +28,14 @@ type Flow struct {
 	SYNSeen        bool
 	VLAN           [3]uint16
 	NVLAN          uint8
-	PktsToServer   uint64
-	PktsToClient   uint64
-	BytesToServer  uint64
-	BytesToClient  uint64
-	// Mem is the flow's account in the engine's budget for per-flow
+	// Reported: an inspector reported evidence on this flow (its buffers
+	// are the last shed when the buffer budget is full).
+	Reported      bool
+	PktsToServer  uint64
+	PktsToClient  uint64
+	BytesToServer uint64
+	BytesToClient uint64
+	// Mem is the worker's account in the engine's budget for per-flow
 	// buffers (nil: unbounded): inspectors reserve from it before growing
 	// a buffer and shed the buffer when refused.
 	Mem *membudget.Account

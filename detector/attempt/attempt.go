@@ -101,7 +101,7 @@ func (d *Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Ins
 	in := pool.Get()
 	in.d = d
 	in.c.Collect = true
-	in.c.Mem = f.Mem
+	in.c.SetBudget(f.Mem, &f.Reported)
 	return in
 }
 

@@ -46,7 +46,8 @@ func (Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspec
 	}
 	in := pool.Get()
 	in.c.Collect, in.s.Collect = true, true
-	in.c.Mem, in.s.Mem = f.Mem, f.Mem
+	in.c.SetBudget(f.Mem, &f.Reported)
+	in.s.SetBudget(f.Mem, &f.Reported)
 	return in
 }
 

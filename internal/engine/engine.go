@@ -130,15 +130,9 @@ type flowState struct {
 	alive    uint32 // bit i: inspector i still wants packets
 	reported bool   // an inspector reported evidence on this flow
 	lastIdx  uint64 // number of the flow's latest packet
-	// insBuf backs ins for the usual number of detectors: a new flow needs
-	// no slice of its own.
-	insBuf [8]detector.Inspector
 	// tls follows the TLS info this flow's evidence points at (parallel
 	// file reading only, see parallel.go).
 	tls *tlsTrack
-	// mem is the flow's account in the engine's buffer budget; Kept once
-	// the flow reported, so its buffers are the last refused.
-	mem membudget.Account
 }
 
 // Releaser is implemented by inspectors that keep pooled state: Release is
@@ -181,8 +175,10 @@ type Worker struct {
 	// toServer: direction of the packet being inspected (for Report).
 	toServer bool
 	view     *detector.Flow
-	// holders are this worker's flow buffers holding budget bytes, the
-	// least recently grown first (shed first when the budget is full).
+	// mem is the worker's account in the engine's buffer budget; holders
+	// its flows' buffers holding bytes, the least recently grown first
+	// (shed first when the budget is full).
+	mem     membudget.Account
 	holders membudget.Holders
 }
 
@@ -230,6 +226,7 @@ func (e *Engine) NewWorker(link decode.LinkType) *Worker {
 
 func (e *Engine) newWorker(link decode.LinkType, maxFlows int) *Worker {
 	w := &Worker{e: e, link: link, dec: decode.NewDecoder(link), inspecting: -1, sink: e}
+	w.mem = membudget.Account{B: e.mem, L: &w.holders}
 	w.table = flow.NewTable[flowState](maxFlows, e.cfg.Timeouts, w.flowEnded)
 	return w
 }
@@ -329,8 +326,8 @@ func (w *Worker) inspect(data []byte, ts time.Time, idx uint64) {
 	if created {
 		w.newFlow(ent, p)
 	} else if !st.view.SYNSeen && ent.SYNSeen {
-		st.view.Client = addrPort(ent.Client)
-		st.view.Server = addrPort(ent.Server)
+		st.view.Client = addrPort(ent.Client())
+		st.view.Server = addrPort(ent.Server())
 		st.view.SYNSeen = true
 	}
 	st.view.PktsToServer, st.view.PktsToClient = ent.PktsToServer, ent.PktsToClient
@@ -422,15 +419,17 @@ func (w *Worker) newFlow(ent *flow.Entry[flowState], p *decode.Packet) {
 		c.FlowsICMPv6.Add(1)
 	}
 	st := &ent.V
-	st.view = detector.Flow{ID: ent.ID, Proto: p.Proto, Client: addrPort(ent.Client), Server: addrPort(ent.Server),
-		Start: ent.Start, SYNSeen: ent.SYNSeen, VLAN: p.VLAN, NVLAN: p.NVLAN, Mem: &st.mem}
-	st.mem = membudget.Account{B: w.e.mem, L: &w.holders}
-	if st.ins == nil {
-		st.ins = st.insBuf[:0]
-	}
+	st.view = detector.Flow{ID: ent.ID, Proto: p.Proto, Client: addrPort(ent.Client()), Server: addrPort(ent.Server()),
+		Start: ent.Start(), SYNSeen: ent.SYNSeen, VLAN: p.VLAN, NVLAN: p.NVLAN, Mem: &w.mem}
 	st.ins = st.ins[:0]
 	st.alive = 0
 	st.reported = false
+	if n := len(w.e.cfg.Detectors); cap(st.ins) < n {
+		// Room for every detector at once, kept with the entry when it is
+		// reused for later flows: the array is allocated once per entry
+		// that ever carries inspectors, and an idle flow carries none.
+		st.ins = make([]detector.Inspector, 0, n)
+	}
 	for _, d := range w.e.cfg.Detectors {
 		if in := d.NewInspector(p, &st.view); in != nil && len(st.ins) < 32 {
 			st.alive |= 1 << len(st.ins)
@@ -478,10 +477,10 @@ func (w *Worker) flowEnded(ent *flow.Entry[flowState], r flow.EndReason) {
 	v.BytesToServer, v.BytesToClient = ent.BytesToServer, ent.BytesToClient
 	if s, ok := w.sink.(*evidenceSink); ok {
 		s.evs = append(s.evs, idxEvidence{idx: s.idx, op: opFlowEnd, batch: w.expiring, cls: flowClass(ent), last: st.lastIdx,
-			ev: detector.Evidence{Flow: v, Time: ent.Last, Detail: r.String()}})
+			ev: detector.Evidence{Flow: v, Time: ent.Last(), Detail: r.String()}})
 		return
 	}
-	w.e.verdict.FlowEnded(v, ent.Last, r.String())
+	w.e.verdict.FlowEnded(v, ent.Last(), r.String())
 }
 
 // flowClass is the flow table's timeout class of a flow: expiry and flush
@@ -525,7 +524,7 @@ func (e *Engine) FlowStats() flow.Stats {
 func (w *Worker) Report(ev detector.Evidence) {
 	if w.ent != nil {
 		w.ent.V.reported = true
-		w.ent.V.mem.Kept = true
+		w.ent.V.view.Reported = true
 		w.ent.Keep = true
 	}
 	if ev.PcapCnt == w.pkt.Index && w.view != nil && ev.Flow.ID == w.view.ID {

@@ -33,7 +33,7 @@ func TestDirection(t *testing.T) {
 			if !created {
 				t.Fatal("not created")
 			}
-			if got := netip.AddrPortFrom(e.Client.Addr, e.Client.Port).String(); got != tc.wantClient {
+			if got := netip.AddrPortFrom(e.Client().Addr, e.Client().Port).String(); got != tc.wantClient {
 				t.Errorf("client %s, want %s", got, tc.wantClient)
 			}
 		})
@@ -53,8 +53,8 @@ func TestSYNCorrectsDirection(t *testing.T) {
 		t.Fatal("key not canonical")
 	}
 	_, created, toServer := tb.Lookup(p2, k2, a2)
-	if created || !toServer || e.Client.Port != 40000 {
-		t.Errorf("created=%v toServer=%v client=%v", created, toServer, e.Client)
+	if created || !toServer || e.Client().Port != 40000 {
+		t.Errorf("created=%v toServer=%v client=%v", created, toServer, e.Client())
 	}
 	if e.PktsToServer != 1 || e.PktsToClient != 1 {
 		t.Errorf("counters %d/%d", e.PktsToServer, e.PktsToClient)
@@ -134,7 +134,7 @@ func TestEvictKeepsFlowsWithEvidence(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var gone []uint16
-			tb := NewTable[int](len(tc.keep), DefaultTimeouts(), func(e *Entry[int], _ EndReason) { gone = append(gone, e.Client.Port-1000) })
+			tb := NewTable[int](len(tc.keep), DefaultTimeouts(), func(e *Entry[int], _ EndReason) { gone = append(gone, e.Client().Port-1000) })
 			for i, k := range tc.keep {
 				p := pkt("10.0.0.1", uint16(1000+i), "10.0.0.2", 443, decode.FlagSYN, t0.Add(time.Duration(i)*time.Second))
 				key, a := KeyOf(p)

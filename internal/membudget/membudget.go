@@ -126,13 +126,11 @@ func (b *Budget) Shed() (all, kept, forOthers uint64) {
 	return b.shed.Load() + b.shedOther.Load(), b.shedKept.Load(), b.shedOther.Load()
 }
 
-// Account is one flow's link to its engine's budget: the engine sets Kept
-// once the flow gave evidence, buffer owners read it when they reserve. L
-// is the worker's list of buffers holding bytes (nil: none kept).
+// Account is one worker's link to its engine's budget: L is the worker's
+// list of buffers holding bytes (nil: none is ever shed for another).
 type Account struct {
-	B    *Budget
-	L    *Holders
-	Kept bool
+	B *Budget
+	L *Holders
 }
 
 // Shedder is a buffer's owner: ShedBuffer drops the buffer (its Holder is
@@ -153,34 +151,46 @@ const maxVictims = 64
 type Holder struct {
 	prev, next *Holder
 	acct       *Account
+	kept       *bool // the flow gave evidence: its buffers are shed last
 	owner      Shedder
 	n          int
-	linked     bool
 }
+
+// Bind ties the holder to its worker's account (nil: no budget), to the
+// flow's evidence flag (may be nil) and to the owner that sheds the buffer.
+// Anything held is freed first.
+func (h *Holder) Bind(a *Account, kept *bool, owner Shedder) {
+	h.Free()
+	h.acct, h.kept, h.owner = a, kept, owner
+}
+
+func (h *Holder) isKept() bool { return h.kept != nil && *h.kept }
 
 // Held returns the bytes the holder has reserved.
 func (h *Holder) Held() int { return h.n }
 
-// Grow reserves n more bytes for owner's buffer on account a (nil: no
-// budget, always granted). false: refused even after shedding older
-// buffers; the owner must drop its buffer (Free).
-func (h *Holder) Grow(a *Account, owner Shedder, n int) bool {
-	if a == nil || a.B == nil {
+func (h *Holder) linked() bool {
+	return h.prev != nil || (h.acct.L != nil && h.acct.L.head == h)
+}
+
+// Grow reserves n more bytes for the buffer (no account: always granted).
+// false: refused even after shedding older buffers; the owner must drop
+// its buffer (Free).
+func (h *Holder) Grow(n int) bool {
+	a := h.acct
+	if a == nil || a.B == nil || n <= 0 {
 		return true
 	}
-	if n <= 0 {
-		return true
-	}
-	if !a.B.Reserve(n, a.Kept) {
-		if a.L == nil || !a.L.shed(h, n) || !a.B.Reserve(n, a.Kept) {
-			a.B.refused(a.Kept)
+	kept := h.isKept()
+	if !a.B.Reserve(n, kept) {
+		if a.L == nil || !a.L.shed(h, n) || !a.B.Reserve(n, kept) {
+			a.B.refused(kept)
 			return false
 		}
 	}
 	h.n += n
-	h.acct, h.owner = a, owner
 	if a.L != nil {
-		if h.linked {
+		if h.linked() {
 			a.L.unlink(h)
 		}
 		a.L.push(h)
@@ -188,17 +198,17 @@ func (h *Holder) Grow(a *Account, owner Shedder, n int) bool {
 	return true
 }
 
-// Free releases everything the holder reserved.
+// Free releases everything the holder reserved; it stays bound.
 func (h *Holder) Free() {
-	if h.acct == nil {
+	a := h.acct
+	if a == nil || h.n == 0 {
 		return
 	}
-	a := h.acct
 	a.B.Release(h.n)
-	if h.linked && a.L != nil {
+	h.n = 0
+	if a.L != nil && h.linked() {
 		a.L.unlink(h)
 	}
-	*h = Holder{}
 }
 
 // shed drops the least recently grown buffers of flows without evidence
@@ -207,20 +217,17 @@ func (l *Holders) shed(except *Holder, n int) bool {
 	freed, looked := 0, 0
 	for v := l.head; v != nil && freed < n && looked < maxVictims; looked++ {
 		next := v.next
-		if v.acct.Kept && v != except {
+		if v.isKept() && v != except {
 			// Evidence holders stay; moved behind the others so later
 			// walks do not step over them again.
 			l.unlink(v)
 			l.push(v)
 		} else if v != except {
 			freed += v.n
-			b := v.acct.B
 			v.owner.ShedBuffer()
-			if v.acct != nil { // the owner did not free it: do it here
-				v.Free()
-			}
-			b.shedOther.Add(1)
-			b.logOnce()
+			v.Free() // in case the owner did not
+			v.acct.B.shedOther.Add(1)
+			v.acct.B.logOnce()
 		}
 		v = next
 	}
@@ -228,7 +235,7 @@ func (l *Holders) shed(except *Holder, n int) bool {
 }
 
 func (l *Holders) push(h *Holder) {
-	h.prev, h.next, h.linked = l.tail, nil, true
+	h.prev, h.next = l.tail, nil
 	if l.tail != nil {
 		l.tail.next = h
 	} else {
@@ -248,5 +255,5 @@ func (l *Holders) unlink(h *Holder) {
 	} else {
 		l.tail = h.prev
 	}
-	h.prev, h.next, h.linked = nil, nil, false
+	h.prev, h.next = nil, nil
 }

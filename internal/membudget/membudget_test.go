@@ -34,7 +34,7 @@ func TestReserveRelease(t *testing.T) {
 		t.Error("a nil budget must accept everything")
 	}
 	var h Holder
-	if !h.Grow(nil, nil, 1<<30) {
+	if !h.Grow(1 << 30) {
 		t.Error("no account must mean no limit")
 	}
 }
@@ -52,13 +52,19 @@ func (b *buf) ShedBuffer() { b.h.Free(); b.shed = true }
 func TestHolderSheds(t *testing.T) {
 	b := New(64<<10, nil) // 56 KiB for flows without evidence
 	var l Holders
-	plain := &Account{B: b, L: &l}
-	kept := &Account{B: b, L: &l, Kept: true}
+	a := &Account{B: b, L: &l}
+	no, yes := false, true
+	plain, kept := &no, &yes
 	bufs := make([]*buf, 5)
 	for i := range bufs {
 		bufs[i] = &buf{}
 	}
-	grow := func(i int, a *Account, n int) bool { return bufs[i].h.Grow(a, bufs[i], n) }
+	grow := func(i int, k *bool, n int) bool {
+		if bufs[i].h.acct != a {
+			bufs[i].h.Bind(a, k, bufs[i])
+		}
+		return bufs[i].h.Grow(n)
+	}
 	if !grow(0, kept, 16<<10) || !grow(1, plain, 16<<10) || !grow(2, plain, 16<<10) {
 		t.Fatal("room refused under the budget")
 	}
@@ -99,9 +105,9 @@ func TestConcurrentNeverOver(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a := &Account{B: b, Kept: g == 0}
+			kept := g == 0
 			for i := 0; i < 20000; i++ {
-				if b.Reserve(16<<10, a.Kept) {
+				if b.Reserve(16<<10, kept) {
 					if u := b.Used(); u > b.Limit() {
 						t.Errorf("used %d > limit %d", u, b.Limit())
 						return
@@ -122,9 +128,10 @@ func BenchmarkReserveRelease(b *testing.B) {
 	var l Holders
 	a := &Account{B: bud, L: &l}
 	x := &buf{}
+	x.h.Bind(a, nil, x)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		x.h.Grow(a, x, 512)
+		x.h.Grow(512)
 		x.h.Free()
 	}
 }

@@ -28,7 +28,8 @@ func TestCollectBudget(t *testing.T) {
 			if !b.Reserve(tc.fill, true) {
 				t.Fatal("fill refused")
 			}
-			d := Dir{Collect: true, Mem: &membudget.Account{B: b, Kept: tc.kept}}
+			d := Dir{Collect: true}
+			d.SetBudget(&membudget.Account{B: b}, &tc.kept)
 			d.Start(1, true)
 			// The hello arrives in 1,400-byte segments.
 			for off := 0; off < len(hello); off += 1400 {

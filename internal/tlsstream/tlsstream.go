@@ -48,10 +48,9 @@ type Dir struct {
 	Collect bool
 	HS      []byte
 	hsBroke bool
-	// Mem is the flow's account in the engine's buffer budget (nil: no
-	// budget); h is what HS's capacity holds reserved there.
-	Mem *membudget.Account
-	h   membudget.Holder
+	// h is what HS's capacity holds reserved in the flow's account of the
+	// engine's buffer budget (see SetBudget).
+	h membudget.Holder
 	// Shed: the budget refused HS room, so the handshake was dropped.
 	Shed bool
 	// Counters.
@@ -63,8 +62,13 @@ type Dir struct {
 // Start begins record parsing at stream position seq (the first byte of a
 // TLS record). synced=false means the position is a guess (mid-stream).
 func (d *Dir) Start(seq uint32, synced bool) {
-	*d = Dir{Collect: d.Collect, HS: d.HS[:0], Mem: d.Mem, h: d.h, started: true, synced: synced, next: seq}
+	*d = Dir{Collect: d.Collect, HS: d.HS[:0], h: d.h, started: true, synced: synced, next: seq}
 }
+
+// SetBudget makes HS's growth reserve from the worker's account a (nil: no
+// budget); *kept (may be nil) says the flow gave evidence, so its buffer is
+// shed last. Call it once per flow, before Start.
+func (d *Dir) SetBudget(a *membudget.Account, kept *bool) { d.h.Bind(a, kept, d) }
 
 // Free drops the handshake buffer and returns its bytes to the budget. The
 // owner calls it when it no longer needs HS and before the Dir is reused
@@ -186,7 +190,7 @@ func (d *Dir) collect(b []byte) {
 	need := len(d.HS) + len(b)
 	if need > cap(d.HS) {
 		n := min(max(need, 2*cap(d.HS), 512), MaxHandshake)
-		if !d.h.Grow(d.Mem, d, n-d.h.Held()) {
+		if !d.h.Grow(n - d.h.Held()) {
 			d.ShedBuffer()
 			return
 		}
