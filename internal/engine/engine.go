@@ -129,7 +129,10 @@ type flowState struct {
 	ins      []detector.Inspector
 	alive    uint32 // bit i: inspector i still wants packets
 	reported bool   // an inspector reported evidence on this flow
-	lastIdx  uint64 // number of the flow's latest packet
+	// started: the detectors were offered the flow (at its first packet
+	// with payload).
+	started bool
+	lastIdx uint64 // number of the flow's latest packet
 	// tls follows the TLS info this flow's evidence points at (parallel
 	// file reading only, see parallel.go).
 	tls *tlsTrack
@@ -333,6 +336,9 @@ func (w *Worker) inspect(data []byte, ts time.Time, idx uint64) {
 	st.view.PktsToServer, st.view.PktsToClient = ent.PktsToServer, ent.PktsToClient
 	st.view.BytesToServer, st.view.BytesToClient = ent.BytesToServer, ent.BytesToClient
 	w.toServer, w.view = toServer, &st.view
+	if !st.started && (len(p.Payload) > 0 || (p.Proto != decode.ProtoTCP && p.Proto != decode.ProtoUDP)) {
+		w.startInspectors(st, p, toServer)
+	}
 	for i, in := range st.ins {
 		if st.alive&(1<<i) == 0 {
 			continue
@@ -424,6 +430,14 @@ func (w *Worker) newFlow(ent *flow.Entry[flowState], p *decode.Packet) {
 	st.ins = st.ins[:0]
 	st.alive = 0
 	st.reported = false
+	st.started = false
+}
+
+// startInspectors offers the flow to every detector, at its first packet
+// that carries payload: before that there is nothing to inspect, and most
+// detectors decide from that payload whether the flow can matter to them.
+func (w *Worker) startInspectors(st *flowState, p *decode.Packet, toServer bool) {
+	st.started = true
 	if n := len(w.e.cfg.Detectors); cap(st.ins) < n {
 		// Room for every detector at once, kept with the entry when it is
 		// reused for later flows: the array is allocated once per entry
@@ -431,7 +445,7 @@ func (w *Worker) newFlow(ent *flow.Entry[flowState], p *decode.Packet) {
 		st.ins = make([]detector.Inspector, 0, n)
 	}
 	for _, d := range w.e.cfg.Detectors {
-		if in := d.NewInspector(p, &st.view); in != nil && len(st.ins) < 32 {
+		if in := d.NewInspector(p, toServer, &st.view); in != nil && len(st.ins) < 32 {
 			st.alive |= 1 << len(st.ins)
 			st.ins = append(st.ins, in)
 		}
