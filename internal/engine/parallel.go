@@ -15,7 +15,6 @@ import (
 
 	"github.com/sewatch/sewatch/detector"
 	"github.com/sewatch/sewatch/internal/decode"
-	"github.com/sewatch/sewatch/internal/flow"
 )
 
 // Offline capture on several cores. One goroutine reads the file into
@@ -473,14 +472,20 @@ func (e *Engine) apply(x *idxEvidence, mirror map[*detector.TLSInfo]*detector.TL
 // directions. All flows between two hosts go to one worker, because
 // detectors may keep state across the flows of a host pair (connect
 // attempts): one worker updates it in packet order.
+//
+// The hash adds a hash of each address, so it is the same whichever
+// direction the packet goes without ordering the pair (the flow key's
+// canonical A and B are the same two addresses).
 func dispatchKey(p *decode.Packet) uint32 {
-	k, _ := flow.KeyOf(p)
-	le := binary.LittleEndian
-	h := le.Uint64(k.A[:8])*0x9e3779b97f4a7c15 ^ le.Uint64(k.A[8:])
-	h = (h^h>>29)*0xbf58476d1ce4e5b9 ^ le.Uint64(k.B[:8])
-	h = (h^h>>31)*0x94d049bb133111eb ^ le.Uint64(k.B[8:])
-	h = (h ^ h>>29) * 0xbf58476d1ce4e5b9
+	h := addrHash(p.Src.As16()) + addrHash(p.Dst.As16())
+	h = (h ^ h>>31) * 0x94d049bb133111eb
 	return uint32(h>>32 ^ h)
+}
+
+func addrHash(a [16]byte) uint64 {
+	h := binary.LittleEndian.Uint64(a[:8])*0x9e3779b97f4a7c15 ^ binary.LittleEndian.Uint64(a[8:])
+	h = (h ^ h>>29) * 0xbf58476d1ce4e5b9
+	return h ^ h>>32
 }
 
 // dispatch is the reader's choice for a raw frame: frames that do not
