@@ -477,15 +477,21 @@ func (e *Engine) apply(x *idxEvidence, mirror map[*detector.TLSInfo]*detector.TL
 // direction the packet goes without ordering the pair (the flow key's
 // canonical A and B are the same two addresses).
 func dispatchKey(p *decode.Packet) uint32 {
-	h := addrHash(p.Src.As16()) + addrHash(p.Dst.As16())
-	h = (h ^ h>>31) * 0x94d049bb133111eb
-	return uint32(h>>32 ^ h)
+	return uint32(mix64(addrHash(p.Src.As16()) + addrHash(p.Dst.As16())))
 }
 
 func addrHash(a [16]byte) uint64 {
-	h := binary.LittleEndian.Uint64(a[:8])*0x9e3779b97f4a7c15 ^ binary.LittleEndian.Uint64(a[8:])
-	h = (h ^ h>>29) * 0xbf58476d1ce4e5b9
-	return h ^ h>>32
+	return mix64(binary.LittleEndian.Uint64(a[:8]) ^ mix64(binary.LittleEndian.Uint64(a[8:])))
+}
+
+// mix64 is a 64-bit finaliser in which every input bit moves every output
+// bit (the low bits pick the worker).
+func mix64(x uint64) uint64 {
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	return x ^ x>>33
 }
 
 // dispatch is the reader's choice for a raw frame: frames that do not
