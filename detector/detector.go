@@ -95,9 +95,14 @@ type Sink interface {
 // Detector creates per-flow inspectors. Safe for concurrent use.
 type Detector interface {
 	Name() string
-	// NewInspector is called for the first packet of every flow; it returns
-	// nil when the detector has no interest in the flow.
-	NewInspector(p *decode.Packet, f *Flow) Inspector
+	// NewInspector is called once per flow, for its first packet that
+	// carries payload (TCP and UDP; the first packet for other protocols),
+	// with that packet's direction: a flow that never carries data (a scan,
+	// a refused or idle connection) costs no detector state. It returns nil
+	// when the detector has no interest in the flow, which it should decide
+	// from that first payload where it can, so that a flow's state is only
+	// what the detectors it can matter to keep.
+	NewInspector(p *decode.Packet, toServer bool, f *Flow) Inspector
 }
 
 // Inspector follows one flow. Inspect is given every packet of the flow

@@ -120,7 +120,10 @@ type flowState struct {
 	ins      []detector.Inspector
 	alive    uint32 // bit i: inspector i still wants packets
 	reported bool   // an inspector reported evidence on this flow
-	lastIdx  uint64 // number of the flow's latest packet
+	// started: the detectors were offered the flow (at its first packet
+	// with payload).
+	started bool
+	lastIdx uint64 // number of the flow's latest packet
 	// insBuf backs ins for the usual number of detectors: a new flow needs
 	// no slice of its own.
 	insBuf [8]detector.Inspector
@@ -329,6 +332,9 @@ func (w *Worker) inspectDecoded(p *decode.Packet, err error) {
 	st.view.PktsToServer, st.view.PktsToClient = ent.PktsToServer, ent.PktsToClient
 	st.view.BytesToServer, st.view.BytesToClient = ent.BytesToServer, ent.BytesToClient
 	w.toServer, w.view = toServer, &st.view
+	if !st.started && (len(p.Payload) > 0 || (p.Proto != decode.ProtoTCP && p.Proto != decode.ProtoUDP)) {
+		w.startInspectors(st, p, toServer)
+	}
 	for i, in := range st.ins {
 		if st.alive&(1<<i) == 0 {
 			continue
@@ -423,8 +429,16 @@ func (w *Worker) newFlow(ent *flow.Entry[flowState], p *decode.Packet) {
 	st.ins = st.ins[:0]
 	st.alive = 0
 	st.reported = false
+	st.started = false
+}
+
+// startInspectors offers the flow to every detector, at its first packet
+// that carries payload: before that there is nothing to inspect, and most
+// detectors decide from that payload whether the flow can matter to them.
+func (w *Worker) startInspectors(st *flowState, p *decode.Packet, toServer bool) {
+	st.started = true
 	for _, d := range w.e.cfg.Detectors {
-		if in := d.NewInspector(p, &st.view); in != nil && len(st.ins) < 32 {
+		if in := d.NewInspector(p, toServer, &st.view); in != nil && len(st.ins) < 32 {
 			st.alive |= 1 << len(st.ins)
 			st.ins = append(st.ins, in)
 		}
