@@ -293,9 +293,10 @@ func (w *Worker) inspect(data []byte, ts time.Time, idx uint64) {
 	w.inspectDecoded(p, w.dec.Decode(data, p))
 }
 
-// inspectDecoded runs a packet decoded into w.pkt (err: the decoder's
-// verdict) through the flow table and the flow's inspectors. The parallel
-// file reader decodes in its reading goroutine and calls this directly.
+// inspectDecoded runs a decoded packet (err: the decoder's verdict) through
+// the flow table and the flow's inspectors. p is w.pkt, or a packet the
+// parallel file reader decoded (its number and ICMP type and code are then
+// copied to w.pkt, which Report reads).
 func (w *Worker) inspectDecoded(p *decode.Packet, err error) {
 	idx := p.Index
 	if err != nil {

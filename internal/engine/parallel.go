@@ -384,8 +384,10 @@ func (w *Worker) processDecoded(p *decode.Packet, m pktMeta) {
 		return // counted and logged by the reader
 	}
 	defer w.recovered(p.Index)
-	w.pkt = *p
-	w.inspectDecoded(&w.pkt, decodeErrs[m.st])
+	// The packet is inspected where the reader decoded it (no copy of it
+	// crosses to this core); Report takes these from w.pkt.
+	w.pkt.Index, w.pkt.ICMPType, w.pkt.ICMPCode = p.Index, p.ICMPType, p.ICMPCode
+	w.inspectDecoded(p, decodeErrs[m.st])
 }
 
 // mergeChunk hands a chunk's evidence to the verdict in packet order,
