@@ -28,13 +28,15 @@ import (
 // file gives the same alerts in the same order whatever the worker count.
 
 const (
-	chunkPackets = 2048
-	// chunkBytes is the frame bytes a chunk holds (bigger frames get a
-	// chunk of their own). Buffers are allocated once at full size: grown
-	// by append, eight of them left ~130 MB of garbage per run behind them
-	// and a page fault for every fresh page.
-	chunkBytes = 1 << 20
-	chunkDepth = 8 // chunks in flight: the reader runs ahead of the workers
+	chunkPackets = 1024
+	// chunkBytes is the frame bytes a chunk holds (a frame that does not
+	// fit opens the next chunk; a bigger one gets a chunk of its own).
+	// Buffers are allocated once at full size (grown by append they left
+	// ~130 MB of garbage per run on the mix capture) and kept small: every
+	// fresh page costs a fault, and the chunks in flight should stay in the
+	// caches between the reader and the workers.
+	chunkBytes = 512 << 10
+	chunkDepth = 6 // chunks in flight: the reader runs ahead of the workers
 )
 
 // Decoding outcome of a chunk's packet (pktMeta.st).
