@@ -238,3 +238,29 @@ func TestParallelChunkAllocs(t *testing.T) {
 		t.Errorf("counters: %d packets, %d flows expired", e.C.Packets.Load(), e.C.FlowsExpired.Load())
 	}
 }
+
+// TestWorkersBigFrames: frames that do not fit in the rest of a chunk open
+// the next one, and a frame bigger than a whole chunk gets a chunk of its
+// own; alerts and packet counts stay those of one worker.
+func TestWorkersBigFrames(t *testing.T) {
+	fr := allCaptures(t)
+	for i := range fr {
+		// Trailing bytes after the IP packet (as Ethernet padding) change
+		// nothing the detectors see.
+		pad := 0
+		switch {
+		case i == len(fr)/2:
+			pad = 2 * chunkBytes
+		case i%97 == 0:
+			pad = chunkBytes/2 - 100
+		}
+		if pad > 0 {
+			fr[i].data = append(append([]byte(nil), fr[i].data...), make([]byte, pad)...)
+		}
+	}
+	want := runWorkers(t, fr, 0)
+	got := runWorkers(t, fr, 2)
+	if len(want) < 5 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("2 workers gave %d alerts, one worker %d (want equal and at least 5)", len(got), len(want))
+	}
+}
