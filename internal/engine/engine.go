@@ -302,7 +302,16 @@ func (w *Worker) inspect(data []byte, ts time.Time, idx uint64) {
 	defer w.recovered(idx)
 	p := &w.pkt
 	p.Time, p.Index = ts, idx
-	if err := w.dec.Decode(data, p); err != nil {
+	w.inspectDecoded(p, w.dec.Decode(data, p))
+}
+
+// inspectDecoded runs a decoded packet (err: the decoder's verdict) through
+// the flow table and the flow's inspectors. p is w.pkt, or a packet the
+// parallel file reader decoded (its number and ICMP type and code are then
+// copied to w.pkt, which Report reads).
+func (w *Worker) inspectDecoded(p *decode.Packet, err error) {
+	idx := p.Index
+	if err != nil {
 		// ARP, LLDP and the like are not damage: counted apart, and
 		// reported by kind at the end.
 		if err == decode.ErrNotIP {
@@ -313,8 +322,8 @@ func (w *Worker) inspect(data []byte, ts time.Time, idx uint64) {
 		return
 	}
 	w.count(p)
-	if ts.After(w.lastTime) {
-		w.lastTime = ts
+	if p.Time.After(w.lastTime) {
+		w.lastTime = p.Time
 	}
 	if p.Fragment && !p.FirstFragment {
 		w.c.fragments++
