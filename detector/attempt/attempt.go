@@ -145,11 +145,11 @@ type Inspector struct {
 	profile   bool
 	// The hello is kept parsed; its fingerprints are built only for an
 	// attempt that is reported.
-	ch      tlshello.ClientHello
-	haveCH  bool
+	ch     tlshello.ClientHello
+	haveCH bool
 	// chBody is the ClientHello kept unparsed (it aliases c.HS): a scan
 	// gives the profile, the parse waits for an attempt that is reported.
-	chBody []byte
+	chBody  []byte
 	fl      tlsstream.Flights
 	stage   int
 	at      int // index of the watermark flight

@@ -110,16 +110,16 @@ type Inspector struct {
 	// handshake buffer) until the TLS info is built or the connect phase is
 	// over: a certificate is parsed only for a flow that reports evidence,
 	// or when it has the shape of SoftEther's default certificate.
-	certBody  []byte
+	certBody []byte
 	// chBody and shBody are the hellos, kept unparsed the same way: a
 	// zero-allocation scan decides whether the ClientHello gives evidence
 	// now; the full parse (lists, strings, fingerprints) waits for a flow
 	// that reports.
 	chBody, shBody []byte
-	probeSeen bool
-	shapeDone bool
-	done      bool
-	rhythm    rhythm
+	probeSeen      bool
+	shapeDone      bool
+	done           bool
+	rhythm         rhythm
 }
 
 // Inspect implements detector.Inspector.
