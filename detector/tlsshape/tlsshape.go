@@ -39,10 +39,11 @@ type Detector struct{}
 // Name implements detector.Detector.
 func (Detector) Name() string { return Name }
 
-// NewInspector follows TCP flows whose client may open them with TLS (or
-// a proxy handshake before it): not a connection whose server spoke first.
+// NewInspector follows TCP flows. A first payload from the server does
+// not rule TLS out: junk in a SYN-ACK (padding a broken tap counts into
+// the IP length) comes before the client's ClientHello.
 func (Detector) NewInspector(p *decode.Packet, toServer bool, f *detector.Flow) detector.Inspector {
-	if p.Proto != decode.ProtoTCP || (len(p.Payload) > 0 && !toServer && f.SYNSeen) {
+	if p.Proto != decode.ProtoTCP {
 		return nil
 	}
 	in := pool.Get()
