@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"net/netip"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -482,16 +483,26 @@ func (e *Engine) apply(x *idxEvidence, mirror map[*detector.TLSInfo]*detector.TL
 // direction the packet goes without ordering the pair (the flow key's
 // canonical A and B are the same two addresses).
 func dispatchKey(p *decode.Packet) uint32 {
-	x := (addrHash(p.Src.As16()) + addrHash(p.Dst.As16())) * 0xbf58476d1ce4e5b9
+	x := (addrHash(p.Src) + addrHash(p.Dst)) * 0xbf58476d1ce4e5b9
 	return uint32(x >> 32) // the high half depends on every input bit
 }
 
-// addrHash folds an address (an IPv4 one sits in the high half of the
-// second word), multiplies and shifts: short, since it runs for every
-// packet, and not additive, so pairs with equal sums (.1 and .4, .2 and
-// .3) do not all meet.
-func addrHash(a [16]byte) uint64 {
-	x := (binary.LittleEndian.Uint64(a[:8]) ^ bits.RotateLeft64(binary.LittleEndian.Uint64(a[8:]), 32)) * 0x9e3779b97f4a7c15
+// addrHash folds an address into a word, multiplies and shifts: short,
+// since it runs for every packet, and not additive, so pairs with equal
+// sums (.1 and .4, .2 and .3) do not all meet. IPv4 addresses take As4:
+// As16's two halves come back through one 16-byte copy the processor
+// cannot forward from the two 8-byte stores that wrote them.
+func addrHash(a netip.Addr) uint64 {
+	var x uint64
+	if a.Is4() {
+		// The same word as its IPv4-mapped form below.
+		b := a.As4()
+		x = uint64(binary.LittleEndian.Uint32(b[:])) | 0xffff<<48
+	} else {
+		b := a.As16()
+		x = binary.LittleEndian.Uint64(b[:8]) ^ bits.RotateLeft64(binary.LittleEndian.Uint64(b[8:]), 32)
+	}
+	x *= 0x9e3779b97f4a7c15
 	return x ^ x>>31
 }
 
