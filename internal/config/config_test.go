@@ -17,19 +17,22 @@ func TestConfigs(t *testing.T) {
 		t.Fatal("no testdata configs")
 	}
 	wantErr := map[string]string{
-		"unknown-key.bad.yaml":      "field colour not found",
-		"workers.bad.yaml":          "capture.workers must be 1-64",
-		"threshold.bad.yaml":        "verdict.threshold",
-		"output-type.bad.yaml":      "unknown output type",
-		"file-no-path.bad.yaml":     "file output needs a path",
-		"output-option.bad.yaml":    "field compress not found",
-		"session-gap.bad.yaml":      "session-gap must be at least 20s",
-		"log-level.bad.yaml":        "log-level",
-		"timeout-negative.bad.yaml": "flow.udp-timeout must be positive",
-		"allow-action.bad.yaml":     "action must be suppress or downgrade",
-		"home-net.bad.yaml":         "10.0.0.0/33",
-		"two-documents.bad.yaml":    "line 2: a second YAML document",
-		"log-format.bad.yaml":       "log-format must be text or json",
+		"unknown-key.bad.yaml":        "field colour not found",
+		"workers.bad.yaml":            "capture.workers must be 1-64",
+		"threshold.bad.yaml":          "verdict.threshold",
+		"output-type.bad.yaml":        "unknown output type",
+		"file-no-path.bad.yaml":       "file output needs a path",
+		"output-option.bad.yaml":      "field compress not found",
+		"session-gap.bad.yaml":        "session-gap must be at least 20s",
+		"log-level.bad.yaml":          "log-level",
+		"timeout-negative.bad.yaml":   "flow.udp-timeout must be positive",
+		"allow-action.bad.yaml":       "action must be suppress or downgrade",
+		"home-net.bad.yaml":           "10.0.0.0/33",
+		"two-documents.bad.yaml":      "line 2: a second YAML document",
+		"log-format.bad.yaml":         "log-format must be text or json",
+		"ring-block-size.bad.yaml":    "capture.ring-block-size 3000000 must be a power of two",
+		"ring-block-snaplen.bad.yaml": "capture.ring-block-size 65536 cannot hold one frame of capture.snaplen 262144: at least 524288",
+		"ring-blocks.bad.yaml":        "capture.ring-blocks 1: at least 2",
 	}
 	for _, f := range files {
 		name := filepath.Base(f)
