@@ -12,7 +12,8 @@
 # (scripts/build-mix.sh), else testdata/pcap/se-bulk.pcap; rates 50000
 # 100000 200000 300000 top. Environment: WORKERS (1), PACKETS, SEWATCH (a
 # built binary; built from this tree otherwise), SEWATCH_ARGS (extra
-# options, e.g. "-ring-blocks 128"), PREFIX (names of the namespaces and
+# options, e.g. "-ring-blocks 128"), TCPDUMP_ARGS (e.g. "-B 65536" for a
+# 64 MiB buffer like sewatch's ring; tcpdump's default is 2 MiB), PREFIX (names of the namespaces and
 # links, default lr<pid>).
 #
 # The counts are exact: the replayed copy drops IPv4 fragments (the fanout
@@ -122,7 +123,8 @@ EOF
 }
 
 run_tcpdump() { # run_tcpdump RATE: "sent pps read drops cpu"
-  ip netns exec "$RX" tcpdump -i "$B" -w /dev/null 2>"$TMP/tcpdump.err" &
+  # shellcheck disable=SC2086
+  ip netns exec "$RX" tcpdump -i "$B" -w /dev/null ${TCPDUMP_ARGS:-} 2>"$TMP/tcpdump.err" &
   READER=$!
   wait_for "$TMP/tcpdump.err" "listening on"
   local sr; sr=$(replay "$1")
