@@ -34,6 +34,13 @@ func settings(o options) (config.Config, error) {
 	if o.ringBlockSize != 0 {
 		cfg.Capture.RingBlockSize = o.ringBlockSize
 	}
+	if o.flowBuffers != "" {
+		n, err := config.ParseByteSize(o.flowBuffers)
+		if err != nil {
+			return cfg, usage(fmt.Errorf("--flow-buffer-budget: %w", err))
+		}
+		cfg.Memory.FlowBuffers = n
+	}
 	outs, err := outputSpecs(o, cfg)
 	if err != nil {
 		return cfg, usage(err)

@@ -93,14 +93,19 @@ func New() *Detector { return &Detector{tracks: map[trackKey]*track{}} }
 // Name implements detector.Detector.
 func (*Detector) Name() string { return Name }
 
-// NewInspector follows TCP flows only.
-func (d *Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspector {
+// NewInspector follows TCP flows whose client opens them as SoftEther's
+// client does: TLS, or an HTTP CONNECT or SOCKS handshake before it.
+func (d *Detector) NewInspector(p *decode.Packet, toServer bool, f *detector.Flow) detector.Inspector {
 	if p.Proto != decode.ProtoTCP {
+		return nil
+	}
+	if pl := p.Payload; len(pl) > 0 && (!toServer || firstPrefix(pl) == "" && !tlsstream.LooksLikeTLS(pl)) {
 		return nil
 	}
 	in := pool.Get()
 	in.d = d
 	in.c.Collect = true
+	in.c.SetBudget(f.Mem, &f.Reported)
 	return in
 }
 
@@ -110,7 +115,10 @@ var pool detector.FreeList[Inspector]
 
 // Release returns the inspector to the free list; the engine calls it
 // once, when the flow ends or Inspect returned false.
-func (in *Inspector) Release() { pool.Put(in) }
+func (in *Inspector) Release() {
+	in.c.Free()
+	pool.Put(in)
+}
 
 // Connect-phase progress on one connection.
 const (
@@ -135,17 +143,20 @@ type Inspector struct {
 	cliApp    bool
 	chDone    bool
 	profile   bool
-	info      *detector.TLSInfo
-	fl        tlsstream.Flights
-	stage     int
-	at        int // index of the watermark flight
-	wm        int
-	answer    int // size of the answer to the login / additional_connect
-	stageAt   time.Time
-	segs      int
-	up        bool // reported a welcome to the detector
-	live      bool // a session's primary connection, past cutAfter
-	done      bool
+	// The hello is kept parsed; its fingerprints are built only for an
+	// attempt that is reported.
+	ch      tlshello.ClientHello
+	haveCH  bool
+	fl      tlsstream.Flights
+	stage   int
+	at      int // index of the watermark flight
+	wm      int
+	answer  int // size of the answer to the login / additional_connect
+	stageAt time.Time
+	segs    int
+	up      bool // reported a welcome to the detector
+	live    bool // a session's primary connection, past cutAfter
+	done    bool
 }
 
 // Inspect implements detector.Inspector.
@@ -223,10 +234,10 @@ func (in *Inspector) payload(p *decode.Packet, toServer bool, f *detector.Flow, 
 			return
 		}
 		in.first = true
+		in.prefix = firstPrefix(pl)
 		switch {
 		case tlsstream.LooksLikeTLS(pl):
-		case bytes.HasPrefix(pl, []byte("CONNECT ")):
-			in.prefix = "http-proxy"
+		case in.prefix == "http-proxy":
 			switch kind, _ := tlsshape.ConnectFingerprint(pl); kind {
 			case detector.KindHTTPConnectUA:
 				in.connectFP = 0.6
@@ -236,10 +247,7 @@ func (in *Inspector) payload(p *decode.Packet, toServer bool, f *detector.Flow, 
 			if sp := bytes.IndexByte(pl[8:], ' '); sp > 0 && sp < 260 {
 				in.target = string(pl[8 : 8+sp])
 			}
-		case len(pl) >= 3 && pl[0] == 5 && int(pl[1])+2 == len(pl):
-			in.prefix = "socks5"
-		case len(pl) >= 9 && pl[0] == 4 && pl[1] == 1:
-			in.prefix = "socks4"
+		case in.prefix != "":
 		default:
 			in.done = true
 			return
@@ -276,6 +284,20 @@ func (in *Inspector) payload(p *decode.Packet, toServer bool, f *detector.Flow, 
 		in.s.Start(p.Seq, true)
 	}
 	in.s.Feed(p.Seq, pl, func(r tlsstream.Record) bool { return in.record(r, false, p.Time) })
+}
+
+// firstPrefix names the proxy handshake a client's first payload opens
+// ("" when it is none).
+func firstPrefix(pl []byte) string {
+	switch {
+	case bytes.HasPrefix(pl, []byte("CONNECT ")):
+		return "http-proxy"
+	case len(pl) >= 3 && pl[0] == 5 && int(pl[1])+2 == len(pl):
+		return "socks5"
+	case len(pl) >= 9 && pl[0] == 4 && pl[1] == 1:
+		return "socks4"
+	}
+	return ""
 }
 
 // proxyStatus reads the status code of an HTTP answer, 0 if there is none.
@@ -322,6 +344,7 @@ func (in *Inspector) record(r tlsstream.Record, toServer bool, t time.Time) bool
 func (in *Inspector) clientHello() {
 	if in.c.HandshakeBroken() {
 		in.chDone, in.c.Collect = true, false
+		in.c.Free()
 		return
 	}
 	tlshello.Messages(in.c.HS, func(typ uint8, body []byte) bool {
@@ -334,14 +357,24 @@ func (in *Inspector) clientHello() {
 			return false
 		}
 		in.profile = ch.OpenSSLNoALPN()
-		in.info = &detector.TLSInfo{SNI: ch.SNI, ALPN: ch.ALPN}
-		in.info.JA3, in.info.JA3Hash = tlshello.JA3(&ch)
-		in.info.JA4 = tlshello.JA4(&ch)
+		in.ch, in.haveCH = ch, true
 		return false
 	})
 	if in.chDone {
-		in.c.Collect, in.c.HS = false, nil
+		in.c.Collect = false
+		in.c.Free()
 	}
+}
+
+// tlsInfo turns the kept hello into the alert's TLS info (nil without one).
+func (in *Inspector) tlsInfo() *detector.TLSInfo {
+	if !in.haveCH {
+		return nil
+	}
+	info := &detector.TLSInfo{SNI: in.ch.SNI, ALPN: in.ch.ALPN}
+	info.JA3, info.JA3Hash = tlshello.JA3(&in.ch)
+	info.JA4 = tlshello.JA4(&in.ch)
+	return info
 }
 
 // evaluate walks the flights through SoftEther's connect phase. With
@@ -385,8 +418,33 @@ func (in *Inspector) evaluate(final bool) {
 	}
 }
 
-// softether says what makes this connection SoftEther's, "" if nothing does.
+// isSoftEther says whether anything makes this connection SoftEther's.
+func (in *Inspector) isSoftEther() bool {
+	if in.stage < stageHello {
+		return in.connectFP >= 0.6
+	}
+	switch {
+	case in.stage == stageWelcome || in.stage == stageAddition:
+		// Four messages in SoftEther's order: enough without SoftEther's
+		// ClientHello, which the proxy's own leg to the server lacks.
+	case in.stage == stageLogin && in.profile:
+		// Three messages (the login refused or unanswered) and
+		// SoftEther's ClientHello.
+	case in.connectFP > 0:
+		// The watermark and hello behind SoftEther's CONNECT. Alone, two
+		// messages of these sizes are what an API poller sends.
+	default:
+		return false
+	}
+	return true
+}
+
+// softether says what makes this connection SoftEther's, "" if nothing
+// does. Built only for a connection that is (most end without).
 func (in *Inspector) softether() string {
+	if !in.isSoftEther() {
+		return ""
+	}
 	var why []string
 	if in.connectFP >= 0.6 {
 		why = append(why, "SoftEther's CONNECT request (HTTP/1.0, sorted headers, Firefox/29 WOW64 User-Agent)")
@@ -397,19 +455,6 @@ func (in *Inspector) softether() string {
 	sizes := fmt.Sprintf("watermark flight %d B answered by hello %d B", in.wm, in.fl.At(in.at+1).Bytes)
 	if in.stage >= stageLogin {
 		sizes += ", then " + in.phase()
-	}
-	switch {
-	case in.stage == stageWelcome || in.stage == stageAddition:
-		// Four messages in SoftEther's order: enough without SoftEther's
-		// ClientHello, which the proxy's own leg to the server lacks.
-	case in.stage == stageLogin && in.profile:
-		// Three messages (the login refused or unanswered) and
-		// SoftEther's ClientHello.
-	case in.connectFP > 0 || len(why) > 0:
-		// The watermark and hello behind SoftEther's CONNECT. Alone, two
-		// messages of these sizes are what an API poller sends.
-	default:
-		return ""
 	}
 	why = append(why, sizes)
 	if in.profile {
@@ -445,6 +490,9 @@ func (in *Inspector) end(p *decode.Packet, toServer bool, f *detector.Flow, s de
 		in.up = true
 	}
 	defer in.d.down(in.key(f), f.ID)
+	if !in.isSoftEther() {
+		return // the reasons below are worded only for SoftEther's connections
+	}
 	who := "server"
 	if in.prefix != "" {
 		who = "proxy"
@@ -518,7 +566,7 @@ func (in *Inspector) count(p *decode.Packet, f *detector.Flow, s detector.Sink, 
 	s.Report(detector.Evidence{
 		Kind: Kind, Detail: detail, Weight: 0.8, Mode: mode,
 		Signature: detector.SIDAttempts, Client: f.Client.Addr(), Server: f.Server.Addr(),
-		Flow: *f, TLS: in.info, Time: p.Time, PcapCnt: p.Index,
+		Flow: *f, TLS: in.tlsInfo(), Time: p.Time, PcapCnt: p.Index,
 	})
 }
 

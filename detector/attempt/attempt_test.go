@@ -60,7 +60,7 @@ func (c conn) play(d *Detector, s *sink, port uint16, start time.Time) {
 	srv := netip.MustParseAddrPort("198.18.201.1:3128")
 	f := &detector.Flow{ID: int64(port), Proto: decode.ProtoTCP, Client: cli, Server: srv, Start: start, SYNSeen: true}
 	syn := &decode.Packet{Proto: decode.ProtoTCP, Time: start, TCPFlags: decode.FlagSYN}
-	in := d.NewInspector(syn, f)
+	in := d.NewInspector(syn, true, f)
 	var seq [2]uint32
 	seq[0], seq[1] = 1000, 5000
 	for _, st := range c.steps {
@@ -257,7 +257,7 @@ func TestCaptures(t *testing.T) {
 func TestInspectAllocs(t *testing.T) {
 	d := New()
 	f := &detector.Flow{Proto: decode.ProtoTCP, Client: netip.MustParseAddrPort("10.0.0.1:40000"), Server: netip.MustParseAddrPort("10.0.0.2:443")}
-	in := d.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, f).(*Inspector)
+	in := d.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, true, f).(*Inspector)
 	s := &sink{}
 	seHello := helloRecord(t, "se-direct-443.client-hello.hex")
 	at := time.Unix(1, 0)
@@ -285,7 +285,7 @@ func FuzzInspect(f *testing.F) {
 		sk := &sink{}
 		at := time.Unix(1, 0)
 		for k := 0; k < 3; k++ {
-			in := d.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, fl)
+			in := d.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, true, fl)
 			for i := 0; i < 4; i++ {
 				in.Inspect(&decode.Packet{Proto: decode.ProtoTCP, Seq: seq + uint32(i*len(c)), Payload: c, Time: at}, true, fl, sk)
 				in.Inspect(&decode.Packet{Proto: decode.ProtoTCP, Seq: seq*3 + uint32(i*len(s)), Payload: s, Time: at, TCPFlags: flags * uint8(i/3)}, false, fl, sk)

@@ -65,7 +65,7 @@ func replay(t *testing.T, path string) (*sink, map[tuple]*replayFlow) {
 		if fl == nil {
 			fl = &replayFlow{f: detector.Flow{ID: int64(len(flows) + 1), Proto: p.Proto, Client: src, Server: dst,
 				Start: p.Time, SYNSeen: p.TCPFlags&decode.FlagSYN != 0}}
-			fl.in = d.NewInspector(&p, &fl.f)
+			fl.in = d.NewInspector(&p, true, &fl.f)
 			flows[tuple{src, dst}] = fl
 		}
 		if fl.in == nil || fl.done {

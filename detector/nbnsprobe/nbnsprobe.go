@@ -27,7 +27,7 @@ type Detector struct{}
 func (Detector) Name() string { return Name }
 
 // NewInspector follows UDP flows to the NetBIOS name service.
-func (Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspector {
+func (Detector) NewInspector(p *decode.Packet, toServer bool, f *detector.Flow) detector.Inspector {
 	if p.Proto == decode.ProtoUDP && (p.DstPort == 137 || p.SrcPort == 137) {
 		return newInspector()
 	}

@@ -138,8 +138,8 @@ type tap struct {
 	seen map[flowKey]string
 }
 
-func (d tap) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspector {
-	in := d.Detector.NewInspector(p, f)
+func (d tap) NewInspector(p *decode.Packet, toServer bool, f *detector.Flow) detector.Inspector {
+	in := d.Detector.NewInspector(p, true, f)
 	if in == nil {
 		return nil
 	}

@@ -31,14 +31,28 @@ type Detector struct{}
 // Name implements detector.Detector.
 func (Detector) Name() string { return Name }
 
-// NewInspector follows UDP, TCP, ESP, AH and GRE flows.
-func (Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspector {
+// NewInspector follows UDP, TCP, ESP, AH and GRE flows. A TCP connection
+// seen from its start is OpenVPN or PPTP only if the client speaks first
+// with a small length-prefixed message (OpenVPN's hard reset, PPTP's
+// 156-byte start request): a first payload whose first two bytes read as a
+// length above maxFirstFrame is TLS (0x1603...), text (an HTTP method, an
+// SSH banner) or anything else.
+func (Detector) NewInspector(p *decode.Packet, toServer bool, f *detector.Flow) detector.Inspector {
 	switch p.Proto {
-	case decode.ProtoUDP, decode.ProtoTCP, protoESP, protoAH, protoGRE:
+	case decode.ProtoTCP:
+		if pl := p.Payload; f.SYNSeen && len(pl) >= 2 && (!toServer || int(binary.BigEndian.Uint16(pl)) > maxFirstFrame) {
+			return nil
+		}
+		return newInspector()
+	case decode.ProtoUDP, protoESP, protoAH, protoGRE:
 		return newInspector()
 	}
 	return nil
 }
+
+// maxFirstFrame bounds the first length-prefixed message of an OpenVPN or
+// PPTP connection (a hard reset is tens of bytes; PPTP's request 156).
+const maxFirstFrame = 2048
 
 // IP protocol numbers.
 const (

@@ -28,7 +28,7 @@ func s2c(b []byte) pkt { return pkt{false, b} }
 func feed(proto uint8, port uint16, pkts ...pkt) []int {
 	f := &detector.Flow{Proto: proto, Client: netip.MustParseAddrPort("10.0.0.1:40000"), Server: netip.AddrPortFrom(netip.MustParseAddr("10.0.0.2"), port)}
 	p := &decode.Packet{Proto: proto}
-	in := Detector{}.NewInspector(p, f)
+	in := Detector{}.NewInspector(p, true, f)
 	s := &sink{}
 	seq := [2]uint32{1000, 90000}
 	for _, k := range pkts {
@@ -308,7 +308,7 @@ func TestInspectAllocs(t *testing.T) {
 				pkts[i] = tc.pkt(i)
 			}
 			s := &sink{}
-			in := Detector{}.NewInspector(p, f).(*inspector)
+			in := Detector{}.NewInspector(p, true, f).(*inspector)
 			i := 0
 			n := testing.AllocsPerRun(200, func() {
 				in.n = 0 // stay within the packet budget

@@ -49,7 +49,7 @@ type Detector struct{}
 func (Detector) Name() string { return Name }
 
 // NewInspector follows UDP flows to or from port 53 and ICMP flows.
-func (Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspector {
+func (Detector) NewInspector(p *decode.Packet, toServer bool, f *detector.Flow) detector.Inspector {
 	switch p.Proto {
 	case decode.ProtoUDP:
 		if p.SrcPort == 53 || p.DstPort == 53 {

@@ -63,7 +63,7 @@ func TestICMPSession(t *testing.T) {
 	f := &detector.Flow{Proto: decode.ProtoICMP, Client: netip.AddrPortFrom(c, 0), Server: netip.AddrPortFrom(srv, 0)}
 	s := &sink{}
 	p := &decode.Packet{Proto: decode.ProtoICMP, Time: time.Unix(1, 0)}
-	in := Detector{}.NewInspector(p, f)
+	in := Detector{}.NewInspector(p, true, f)
 	// An echo request and the kernel's mirrored reply are not a session.
 	req := icmpFrame([]byte("probe payload one"))
 	for i := 0; i < 10; i++ {
@@ -101,7 +101,7 @@ func FuzzInspect(f *testing.F) {
 		p := &decode.Packet{Proto: []uint8{decode.ProtoUDP, decode.ProtoICMP}[proto%2], DstPort: port, SrcPort: 53, ICMPType: proto % 17,
 			Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2"), Payload: payload}
 		fl := &detector.Flow{Proto: p.Proto}
-		if in := (Detector{}).NewInspector(p, fl); in != nil {
+		if in := (Detector{}).NewInspector(p, true, fl); in != nil {
 			for i := 0; i < 3; i++ {
 				in.Inspect(p, i%2 == 0, fl, &sink{})
 			}
@@ -120,7 +120,7 @@ func TestOneWaySession(t *testing.T) {
 		f := &detector.Flow{Proto: proto, Client: netip.AddrPortFrom(c, 5353), Server: netip.AddrPortFrom(srv, 53)}
 		s := &sink{}
 		first, _ := pkt(0)
-		in := Detector{}.NewInspector(&first, f)
+		in := Detector{}.NewInspector(&first, true, f)
 		for i := 0; i < 60; i++ {
 			p, toServer := pkt(i)
 			p.Time = t0.Add(time.Duration(i) * 200 * time.Millisecond)

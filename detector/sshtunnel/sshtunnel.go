@@ -69,9 +69,12 @@ func (Detector) Name() string { return Name }
 // NewInspector follows TCP flows; the inspector gives up on a flow that
 // neither opens with SSH identification strings nor, joined mid-session,
 // has SSH-sized writes.
-func (Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspector {
+func (Detector) NewInspector(p *decode.Packet, toServer bool, f *detector.Flow) detector.Inspector {
 	if p.Proto != decode.ProtoTCP {
 		return nil
+	}
+	if pl := p.Payload; len(pl) > 0 && !sshIdent(pl) && (f.SYNSeen || tlsOrText(pl)) {
+		return nil // the first payload is what Inspect would give up on
 	}
 	return newInspector()
 }
@@ -162,6 +165,11 @@ type Inspector struct {
 	dataDone  bool
 }
 
+// sshIdent: an SSH-2 identification string.
+func sshIdent(pl []byte) bool {
+	return bytes.HasPrefix(pl, []byte("SSH-2.0-")) || bytes.HasPrefix(pl, []byte("SSH-1.99-"))
+}
+
 // Inspect implements detector.Inspector.
 func (in *Inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, s detector.Sink) bool {
 	if in.finished {
@@ -178,7 +186,7 @@ func (in *Inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 	if !in.checked[d] {
 		in.checked[d] = true
 		switch {
-		case bytes.HasPrefix(pl, []byte("SSH-2.0-")) || bytes.HasPrefix(pl, []byte("SSH-1.99-")):
+		case sshIdent(pl):
 			in.next[d] = p.Seq + uint32(len(pl))
 			return true
 		case !f.SYNSeen && (in.mid || !in.checked[1-d]) && !tlsOrText(pl):

@@ -39,7 +39,7 @@ type feeder struct {
 
 func newFeeder() *feeder {
 	fd := &feeder{f: &detector.Flow{Proto: decode.ProtoTCP}, s: &sink{}, at: time.Unix(1000, 0), mss: 1448, seq: [2]uint32{100, 9000}}
-	fd.in = Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, fd.f)
+	fd.in = Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, true, fd.f)
 	fd.seg(1, []byte("SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u7\r\n"), true)
 	fd.seg(0, []byte("SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u7\r\n"), true)
 	return fd
@@ -148,12 +148,12 @@ func TestSSHLeg(t *testing.T) {
 
 // TestNotSSH: the first payload decides; TLS or HTTP flows are dropped.
 func TestNotSSH(t *testing.T) {
-	in := Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, &detector.Flow{})
+	in := Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, true, &detector.Flow{})
 	p := &decode.Packet{Proto: decode.ProtoTCP, Payload: []byte{22, 3, 1, 0, 200}, TCPFlags: pshFlag}
 	if in.Inspect(p, true, &detector.Flow{}, &sink{}) {
 		t.Error("inspector kept a TLS flow")
 	}
-	if (Detector{}).NewInspector(&decode.Packet{Proto: decode.ProtoUDP}, &detector.Flow{}) != nil {
+	if (Detector{}).NewInspector(&decode.Packet{Proto: decode.ProtoUDP}, true, &detector.Flow{}) != nil {
 		t.Error("inspector for UDP")
 	}
 }
@@ -215,7 +215,7 @@ func FuzzInspect(f *testing.F) {
 	f.Add([]byte("SSH-2.0-x\r\n"), []byte("SSH-2.0-y\r\n"), uint16(348), uint16(1540), uint8(8))
 	f.Add([]byte("SSH-1.99-x\r\n"), []byte("SSH-2.0-y\r\n"), uint16(3000), uint16(900), uint8(0))
 	f.Fuzz(func(t *testing.T, c, s []byte, cn, sn uint16, flags uint8) {
-		in := Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, &detector.Flow{})
+		in := Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, true, &detector.Flow{})
 		fl := &detector.Flow{Proto: decode.ProtoTCP}
 		sk := &sink{}
 		at := time.Unix(1, 0)
@@ -242,7 +242,7 @@ func FuzzInspect(f *testing.F) {
 func TestMidSession(t *testing.T) {
 	run := func(steps []any) (*feeder, float32) {
 		fd := &feeder{f: &detector.Flow{Proto: decode.ProtoTCP}, s: &sink{}, at: time.Unix(1000, 0), mss: 1448, seq: [2]uint32{100, 9000}}
-		fd.in = Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, fd.f)
+		fd.in = Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, true, fd.f)
 		fd.play(steps...)
 		sum, _ := fd.s.score()
 		return fd, sum
@@ -260,13 +260,13 @@ func TestMidSession(t *testing.T) {
 	}
 	// A TLS record or text at the start is not the middle of SSH.
 	for _, pl := range [][]byte{{23, 3, 3, 0, 40}, []byte("GET / HTTP/1.1\r\nHost: x\r\n")} {
-		in := Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, &detector.Flow{})
+		in := Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, true, &detector.Flow{})
 		if in.Inspect(&decode.Packet{Proto: decode.ProtoTCP, Payload: pl, TCPFlags: pshFlag}, true, &detector.Flow{}, &sink{}) {
 			t.Errorf("kept following %q", pl)
 		}
 	}
 	// With a SYN seen, no identification string means not SSH.
-	in := Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, &detector.Flow{SYNSeen: true})
+	in := Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, true, &detector.Flow{SYNSeen: true})
 	if in.Inspect(&decode.Packet{Proto: decode.ProtoTCP, Payload: make([]byte, 36), TCPFlags: pshFlag}, true, &detector.Flow{SYNSeen: true}, &sink{}) {
 		t.Error("followed a fresh connection without identification strings")
 	}

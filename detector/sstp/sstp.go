@@ -39,8 +39,11 @@ type Detector struct{}
 func (Detector) Name() string { return Name }
 
 // NewInspector follows TCP flows whose first client payload is TLS.
-func (Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspector {
+func (Detector) NewInspector(p *decode.Packet, toServer bool, f *detector.Flow) detector.Inspector {
 	if p.Proto != decode.ProtoTCP {
+		return nil
+	}
+	if pl := p.Payload; len(pl) > 0 && (toServer && !tlsstream.LooksLikeTLS(pl) || !toServer && f.SYNSeen) {
 		return nil
 	}
 	return newInspector()

@@ -25,7 +25,7 @@ type conn struct {
 
 func newConn() *conn {
 	c := &conn{f: &detector.Flow{Proto: decode.ProtoTCP}, s: &sink{}, seq: [2]uint32{1000, 5000}}
-	c.in = Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, c.f)
+	c.in = Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, true, c.f)
 	c.send(0, 22, 512) // ClientHello
 	c.send(1, 22, 122) // ServerHello
 	return c
@@ -85,7 +85,7 @@ func TestSSTP(t *testing.T) {
 }
 
 func TestNotTLS(t *testing.T) {
-	in := Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, &detector.Flow{})
+	in := Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, true, &detector.Flow{})
 	if in.Inspect(&decode.Packet{Proto: decode.ProtoTCP, Payload: []byte("SSH-2.0-x\r\n")}, true, &detector.Flow{}, &sink{}) {
 		t.Error("kept following a non-TLS flow")
 	}
@@ -94,7 +94,7 @@ func TestNotTLS(t *testing.T) {
 func FuzzInspect(f *testing.F) {
 	f.Add([]byte{22, 3, 1, 0, 4, 1, 0, 0, 0}, []byte{23, 3, 3, 0, 31}, []byte{23, 3, 3, 0, 65}, uint32(9))
 	f.Fuzz(func(t *testing.T, hello, c, s []byte, seq uint32) {
-		in := Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, &detector.Flow{})
+		in := Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, true, &detector.Flow{})
 		fl := &detector.Flow{Proto: decode.ProtoTCP}
 		sk := &sink{}
 		cs, ss := seq, seq*7

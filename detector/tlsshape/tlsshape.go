@@ -39,13 +39,16 @@ type Detector struct{}
 // Name implements detector.Detector.
 func (Detector) Name() string { return Name }
 
-// NewInspector follows TCP flows only.
-func (Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspector {
-	if p.Proto != decode.ProtoTCP {
+// NewInspector follows TCP flows whose client may open them with TLS (or
+// a proxy handshake before it): not a connection whose server spoke first.
+func (Detector) NewInspector(p *decode.Packet, toServer bool, f *detector.Flow) detector.Inspector {
+	if p.Proto != decode.ProtoTCP || (len(p.Payload) > 0 && !toServer && f.SYNSeen) {
 		return nil
 	}
 	in := pool.Get()
 	in.c.Collect, in.s.Collect = true, true
+	in.c.SetBudget(f.Mem, &f.Reported)
+	in.s.SetBudget(f.Mem, &f.Reported)
 	return in
 }
 
@@ -55,7 +58,11 @@ var pool detector.FreeList[Inspector]
 
 // Release returns the inspector to the pool; the engine calls it once, when
 // the flow ends or Inspect returned false.
-func (in *Inspector) Release() { pool.Put(in) }
+func (in *Inspector) Release() {
+	in.c.Free()
+	in.s.Free()
+	pool.Put(in)
+}
 
 // Connect-phase record sizes, shared with the other detectors that look for
 // SoftEther's connect phase.
@@ -95,10 +102,15 @@ type Inspector struct {
 	// The hellos are kept parsed and turned into fingerprints (strings)
 	// only when evidence first needs them: most TLS flows never report, and
 	// building JA3/JA4 for each would allocate on every new flow.
-	ch        tlshello.ClientHello
-	sh        tlshello.ServerHello
-	haveCH    bool
-	haveSH    bool
+	ch     tlshello.ClientHello
+	sh     tlshello.ServerHello
+	haveCH bool
+	haveSH bool
+	// certBody is the server's Certificate message, kept (it aliases the
+	// handshake buffer) until the TLS info is built or the connect phase is
+	// over: a certificate is parsed only for a flow that reports evidence,
+	// or when it has the shape of SoftEther's default certificate.
+	certBody  []byte
 	probeSeen bool
 	shapeDone bool
 	done      bool
@@ -109,6 +121,9 @@ type Inspector struct {
 func (in *Inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, s detector.Sink) bool {
 	if in.done {
 		return false
+	}
+	if in.certBody != nil && in.s.Shed {
+		in.certBody = nil // its buffer went to another flow (budget)
 	}
 	pl := p.Payload
 	if len(pl) == 0 {
@@ -170,7 +185,9 @@ func (in *Inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 // the keep-alive rhythm is still followed.
 func (in *Inspector) release() {
 	in.shapeDone = true
-	in.c.HS, in.s.HS = nil, nil
+	in.c.Free()
+	in.s.Free()
+	in.certBody = nil
 	in.c.Collect, in.s.Collect = false, false
 }
 
@@ -422,6 +439,7 @@ func (in *Inspector) tryClientHello(p *decode.Packet, f *detector.Flow, s detect
 	if in.c.HandshakeBroken() {
 		in.chDone = true
 		in.c.Collect = false
+		in.c.Free()
 		return
 	}
 	tlshello.Messages(in.c.HS, func(typ uint8, body []byte) bool {
@@ -438,7 +456,7 @@ func (in *Inspector) tryClientHello(p *decode.Packet, f *detector.Flow, s detect
 	})
 	if in.chDone {
 		in.c.Collect = false
-		in.c.HS = nil
+		in.c.Free()
 	}
 }
 
@@ -459,7 +477,25 @@ func (in *Inspector) tlsInfo() *detector.TLSInfo {
 		in.setServerHello(info)
 	}
 	in.info = info
+	if in.certBody != nil {
+		// A buffer the budget shed is no longer accounted: its certificate
+		// is given up rather than read from memory the budget gave away.
+		if !in.s.Shed {
+			if cert, err := tlshello.ParseCertificate(in.certBody, false); err == nil {
+				setCert(info, &cert)
+			}
+		}
+		in.certBody = nil
+		in.s.Free()
+	}
 	return info
+}
+
+func setCert(info *detector.TLSInfo, cert *tlshello.Cert) {
+	info.Subject, info.Issuer = cert.Subject, cert.Issuer
+	info.Serial, info.Fingerprint = cert.Serial, cert.FingerprintSHA1
+	info.NotBefore = cert.NotBefore.UTC().Format("2006-01-02T15:04:05")
+	info.NotAfter = cert.NotAfter.UTC().Format("2006-01-02T15:04:05")
 }
 
 func (in *Inspector) setServerHello(info *detector.TLSInfo) {
@@ -489,6 +525,7 @@ func (in *Inspector) tryServerHello(p *decode.Packet, f *detector.Flow, sink det
 	if in.s.HandshakeBroken() {
 		in.shDone, in.certDone = true, true
 		in.s.Collect = false
+		in.s.Free()
 		return
 	}
 	tlshello.Messages(in.s.HS, func(typ uint8, body []byte) bool {
@@ -517,12 +554,17 @@ func (in *Inspector) tryServerHello(p *decode.Packet, f *detector.Flow, sink det
 				return false
 			}
 			in.certDone = true
+			zero, self, ok := tlshello.PeekCertificate(body, false)
+			if !ok {
+				return false
+			}
+			if in.info == nil && !(zero && self) {
+				in.certBody = body // parsed if the flow reports evidence
+				return false
+			}
 			cert, err := tlshello.ParseCertificate(body, false)
 			if err == nil && in.tlsInfo() != nil {
-				in.info.Subject, in.info.Issuer = cert.Subject, cert.Issuer
-				in.info.Serial, in.info.Fingerprint = cert.Serial, cert.FingerprintSHA1
-				in.info.NotBefore = cert.NotBefore.UTC().Format("2006-01-02T15:04:05")
-				in.info.NotAfter = cert.NotAfter.UTC().Format("2006-01-02T15:04:05")
+				setCert(in.info, &cert)
 				// The certificate names a SoftEther server, not a session: any
 				// client (a scanner, a browser) sees it. Corroboration only.
 				if why := softetherDefaultCert(&cert); why != "" {
@@ -535,7 +577,9 @@ func (in *Inspector) tryServerHello(p *decode.Packet, f *detector.Flow, sink det
 	})
 	if in.shDone && in.certDone {
 		in.s.Collect = false
-		in.s.HS = nil
+		if in.certBody == nil {
+			in.s.Free()
+		}
 	}
 }
 

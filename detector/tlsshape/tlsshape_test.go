@@ -189,7 +189,7 @@ func FuzzInspect(f *testing.F) {
 	f.Add(ch, []byte{22, 3, 3, 0, 4, 2, 0, 0, 0}, uint32(1))
 	f.Add([]byte("CONNECT a:443 HTTP/1.0\r\n\r\n"), []byte("HTTP/1.0 200 OK\r\n\r\n"), uint32(7))
 	f.Fuzz(func(t *testing.T, c, s []byte, seq uint32) {
-		in := Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, &detector.Flow{})
+		in := Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, true, &detector.Flow{})
 		fl := &detector.Flow{Proto: decode.ProtoTCP}
 		sk := &sink{}
 		at := time.Unix(1, 0)

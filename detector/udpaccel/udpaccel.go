@@ -30,7 +30,7 @@ type Detector struct{}
 func (Detector) Name() string { return Name }
 
 // NewInspector follows UDP flows that are not DNS, NetBIOS or DHCP.
-func (Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspector {
+func (Detector) NewInspector(p *decode.Packet, toServer bool, f *detector.Flow) detector.Inspector {
 	if p.Proto != decode.ProtoUDP {
 		return nil
 	}

@@ -20,7 +20,7 @@ func flow(n int, gap time.Duration, serverPort uint16, mk func(r *rand.Rand, i i
 	c, s := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
 	f := &detector.Flow{Proto: decode.ProtoUDP, Client: netip.AddrPortFrom(c, 51000), Server: netip.AddrPortFrom(s, serverPort)}
 	p := &decode.Packet{Proto: decode.ProtoUDP, SrcPort: 51000, DstPort: serverPort}
-	in := Detector{}.NewInspector(p, f)
+	in := Detector{}.NewInspector(p, true, f)
 	sk := &sink{}
 	t0 := time.Unix(100, 0)
 	for i := 0; i < n && in != nil; i++ {

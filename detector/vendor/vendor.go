@@ -38,14 +38,31 @@ type Detector struct{}
 func (Detector) Name() string { return Name }
 
 // NewInspector looks at the first payloads of UDP and TCP flows.
-func (Detector) NewInspector(p *decode.Packet, f *detector.Flow) detector.Inspector {
-	if p.Proto == decode.ProtoUDP || p.Proto == decode.ProtoTCP {
+func (Detector) NewInspector(p *decode.Packet, toServer bool, f *detector.Flow) detector.Inspector {
+	switch p.Proto {
+	case decode.ProtoUDP:
+		return newInspector()
+	case decode.ProtoTCP:
+		// Only the client's first payload is looked at.
+		if pl := p.Payload; len(pl) > 0 && (toServer && !vendorTCP(pl) || !toServer && f.SYNSeen) {
+			return nil
+		}
 		return newInspector()
 	}
 	return nil
 }
 
 type inspector struct{ n int }
+
+// ddnsRequest: the client's request to the vendor's dynamic DNS service.
+func ddnsRequest(b []byte) bool {
+	return bytes.HasPrefix(b, []byte("GET /ddns/getmyip.ashx?v=")) || bytes.HasPrefix(b, []byte("POST /ddns/ddns.aspx?v="))
+}
+
+// vendorTCP: a client's first payload the TCP checks below can match.
+func vendorTCP(b []byte) bool {
+	return ddnsRequest(b) || bytes.HasPrefix(b, []byte("ACTL")) || tlsstream.LooksLikeTLS(b)
+}
 
 // vendorSuffixes are the vendor's domains; a query for one of them means a
 // SoftEther component (or its VPN Gate plug-in) runs on the host.
@@ -97,7 +114,7 @@ func (in *inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 		return true
 	}
 	switch {
-	case bytes.HasPrefix(b, []byte("GET /ddns/getmyip.ashx?v=")) || bytes.HasPrefix(b, []byte("POST /ddns/ddns.aspx?v=")):
+	case ddnsRequest(b):
 		line, _, _ := bytes.Cut(b, []byte("\r\n"))
 		report(detector.SIDVendorDDNS, fmt.Sprintf("DDNS request %q", line))
 	case bytes.HasPrefix(b, []byte("ACTL")):

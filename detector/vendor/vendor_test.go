@@ -45,7 +45,15 @@ func TestVendor(t *testing.T) {
 			f := &detector.Flow{Proto: tc.proto, Client: netip.MustParseAddrPort("10.0.0.1:40000"), Server: netip.MustParseAddrPort("10.0.0.2:53")}
 			p := &decode.Packet{Proto: tc.proto, Payload: tc.b}
 			s := &sink{}
-			Detector{}.NewInspector(p, f).Inspect(p, true, f, s)
+			in := Detector{}.NewInspector(p, true, f)
+			if in == nil {
+				// Declined at the first payload: nothing can match.
+				if tc.want != 0 {
+					t.Fatalf("no inspector for a flow that should give %d", tc.want)
+				}
+				return
+			}
+			in.Inspect(p, true, f, s)
 			if (tc.want == 0 && len(s.sids) != 0) || (tc.want != 0 && (len(s.sids) != 1 || s.sids[0] != tc.want)) {
 				t.Errorf("signatures %v, want %d", s.sids, tc.want)
 			}
@@ -62,6 +70,8 @@ func FuzzInspect(f *testing.F) {
 		}
 		fl := &detector.Flow{Proto: proto}
 		p := &decode.Packet{Proto: proto, Payload: b}
-		Detector{}.NewInspector(p, fl).Inspect(p, true, fl, &sink{})
+		if in := (Detector{}).NewInspector(p, true, fl); in != nil {
+			in.Inspect(p, true, fl, &sink{})
+		}
 	})
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sewatch/sewatch/internal/capture"
 	"github.com/sewatch/sewatch/internal/flow"
+	"github.com/sewatch/sewatch/internal/membudget"
 	"github.com/sewatch/sewatch/internal/verdict"
 	"github.com/sewatch/sewatch/outputs"
 )
@@ -36,6 +37,7 @@ type Config struct {
 	Stats         Stats    `yaml:"stats"`
 	Capture       Capture  `yaml:"capture"`
 	Flow          Flow     `yaml:"flow"`
+	Memory        Memory   `yaml:"memory"`
 	Verdict       Verdict  `yaml:"verdict"`
 	Detectors     []string `yaml:"detectors"`
 	// HomeNets are the protected networks (Suricata's HOME_NET): an
@@ -86,6 +88,14 @@ type Flow struct {
 	Other     time.Duration `yaml:"other-timeout"`
 }
 
+// Memory bounds what flows hold beyond their flow-table entry.
+type Memory struct {
+	// FlowBuffers is the budget shared by all flows' inspector buffers
+	// (partial handshakes): past it a flow's buffer is dropped and
+	// counted; flows with SoftEther evidence keep the last eighth.
+	FlowBuffers ByteSize `yaml:"flow-buffers"`
+}
+
 // Verdict configures the session verdict stage.
 type Verdict struct {
 	Threshold  float32       `yaml:"threshold"`
@@ -116,6 +126,7 @@ func Default() Config {
 		Capture: Capture{Workers: 1, Snaplen: 262144, RingBlockSize: capture.DefaultRingBlockSize,
 			RingBlocks: capture.DefaultRingBlocks, RingRetire: capture.DefaultRingRetire},
 		Flow:     Flow{MaxFlows: 262144, TCP: t.TCP, TCPClosed: t.TCPClosed, UDP: t.UDP, Other: t.Other},
+		Memory:   Memory{FlowBuffers: membudget.DefaultBytes},
 		Verdict:  Verdict{Threshold: v.Threshold, SessionGap: v.SessionGap},
 		Delivery: Delivery{QueueSize: p.QueueSize, BatchSize: p.BatchSize, FlushDeadline: 10 * time.Second},
 	}
@@ -167,6 +178,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Flow.MaxFlows < 1024 {
 		errs = append(errs, fmt.Errorf("flow.max-flows must be at least 1024, got %d", c.Flow.MaxFlows))
+	}
+	if c.Memory.FlowBuffers < membudget.MinBytes {
+		errs = append(errs, fmt.Errorf("memory.flow-buffers must be at least %v, got %v", ByteSize(membudget.MinBytes), c.Memory.FlowBuffers))
 	}
 	for name, d := range map[string]time.Duration{"tcp-timeout": c.Flow.TCP, "tcp-closed-timeout": c.Flow.TCPClosed,
 		"udp-timeout": c.Flow.UDP, "other-timeout": c.Flow.Other} {

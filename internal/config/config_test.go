@@ -33,6 +33,8 @@ func TestConfigs(t *testing.T) {
 		"ring-block-size.bad.yaml":    "capture.ring-block-size 3000000 must be a power of two",
 		"ring-block-snaplen.bad.yaml": "capture.ring-block-size 65536 cannot hold one frame of capture.snaplen 262144: at least 524288",
 		"ring-blocks.bad.yaml":        "capture.ring-blocks 1: at least 2",
+		"flow-buffers-small.bad.yaml": "memory.flow-buffers must be at least 1MiB, got 64KiB",
+		"flow-buffers-unit.bad.yaml":  "line 2: \"12 parsecs\" is not a size",
 	}
 	for _, f := range files {
 		name := filepath.Base(f)
@@ -67,5 +69,36 @@ func TestEmptyFileIsDefaults(t *testing.T) {
 	}
 	if c.Flow.TCP != 10*time.Minute || c.Verdict.SessionGap != 2*time.Minute || c.Location() != time.UTC {
 		t.Errorf("defaults: %+v", c)
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want ByteSize
+		err  bool
+	}{
+		{"262144", 262144, false},
+		{"256MiB", 256 << 20, false},
+		{"1GiB", 1 << 30, false},
+		{"512 KiB", 512 << 10, false},
+		{"300MB", 300e6, false},
+		{"10B", 10, false},
+		{"-1", 0, true},
+		{"MiB", 0, true},
+		{"1.5GiB", 0, true},
+		{"99999999999999GiB", 0, true},
+	} {
+		got, err := ParseByteSize(c.in)
+		if (err != nil) != c.err || got != c.want {
+			t.Errorf("ParseByteSize(%q) = %v, %v; want %v, error %v", c.in, got, err, c.want, c.err)
+		}
+	}
+	if s := ByteSize(256 << 20).String(); s != "256MiB" {
+		t.Errorf("String = %q", s)
+	}
+	c, err := Parse([]byte("memory:\n  flow-buffers: 64MiB\n"))
+	if err != nil || c.Memory.FlowBuffers != 64<<20 {
+		t.Errorf("flow-buffers: %v, %v", c.Memory.FlowBuffers, err)
 	}
 }

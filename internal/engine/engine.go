@@ -25,6 +25,7 @@ import (
 	"github.com/sewatch/sewatch/detector"
 	"github.com/sewatch/sewatch/internal/decode"
 	"github.com/sewatch/sewatch/internal/flow"
+	"github.com/sewatch/sewatch/internal/membudget"
 	"github.com/sewatch/sewatch/internal/verdict"
 	"github.com/sewatch/sewatch/outputs"
 )
@@ -53,6 +54,9 @@ type Config struct {
 	ExpireEvery int
 	// Clock is the wall clock used only when a live link is idle.
 	Clock func() time.Time
+	// FlowBuffers bounds the bytes all flows' inspector buffers hold
+	// (membudget.DefaultBytes if 0).
+	FlowBuffers int64
 }
 
 // Counters are the engine's packet counters, summed over workers. Workers
@@ -89,6 +93,8 @@ type Engine struct {
 	capStats atomic.Pointer[StatsSource]
 	drops    atomic.Pointer[func() uint64]
 	dec      decodeTotals
+	// mem is the budget every worker's flows reserve buffer bytes from.
+	mem *membudget.Budget
 }
 
 // New makes an engine that sends EVE records to out.
@@ -105,11 +111,14 @@ func New(cfg Config, out Sender, log *slog.Logger) *Engine {
 	if cfg.Timeouts == (flow.Timeouts{}) {
 		cfg.Timeouts = flow.DefaultTimeouts()
 	}
-	e := &Engine{cfg: cfg, out: out, log: log, started: time.Now()}
+	e := &Engine{cfg: cfg, out: out, log: log, started: time.Now(), mem: membudget.New(cfg.FlowBuffers, log)}
 	e.verdict = verdict.New(cfg.Verdict, e.emitAlert)
 	e.verdict.OnSessionEnd(e.emitSessionEnd)
 	return e
 }
+
+// Budget is the engine's budget for per-flow buffers (stats, tests).
+func (e *Engine) Budget() *membudget.Budget { return e.mem }
 
 // Verdict exposes the shared verdict stage (tests, stats).
 func (e *Engine) Verdict() *verdict.Verdict { return e.verdict }
@@ -120,10 +129,10 @@ type flowState struct {
 	ins      []detector.Inspector
 	alive    uint32 // bit i: inspector i still wants packets
 	reported bool   // an inspector reported evidence on this flow
-	lastIdx  uint64 // number of the flow's latest packet
-	// insBuf backs ins for the usual number of detectors: a new flow needs
-	// no slice of its own.
-	insBuf [8]detector.Inspector
+	// started: the detectors were offered the flow (at its first packet
+	// with payload).
+	started bool
+	lastIdx uint64 // number of the flow's latest packet
 	// tls follows the TLS info this flow's evidence points at (parallel
 	// file reading only, see parallel.go).
 	tls *tlsTrack
@@ -169,6 +178,11 @@ type Worker struct {
 	// toServer: direction of the packet being inspected (for Report).
 	toServer bool
 	view     *detector.Flow
+	// mem is the worker's account in the engine's buffer budget; holders
+	// its flows' buffers holding bytes, the least recently grown first
+	// (shed first when the budget is full).
+	mem     membudget.Account
+	holders membudget.Holders
 }
 
 type localCounters struct {
@@ -215,6 +229,7 @@ func (e *Engine) NewWorker(link decode.LinkType) *Worker {
 
 func (e *Engine) newWorker(link decode.LinkType, maxFlows int) *Worker {
 	w := &Worker{e: e, link: link, dec: decode.NewDecoder(link), inspecting: -1, sink: e}
+	w.mem = membudget.Account{B: e.mem, L: &w.holders}
 	w.table = flow.NewTable[flowState](maxFlows, e.cfg.Timeouts, w.flowEnded)
 	return w
 }
@@ -287,7 +302,16 @@ func (w *Worker) inspect(data []byte, ts time.Time, idx uint64) {
 	defer w.recovered(idx)
 	p := &w.pkt
 	p.Time, p.Index = ts, idx
-	if err := w.dec.Decode(data, p); err != nil {
+	w.inspectDecoded(p, w.dec.Decode(data, p))
+}
+
+// inspectDecoded runs a decoded packet (err: the decoder's verdict) through
+// the flow table and the flow's inspectors. p is w.pkt, or a packet the
+// parallel file reader decoded (its number and ICMP type and code are then
+// copied to w.pkt, which Report reads).
+func (w *Worker) inspectDecoded(p *decode.Packet, err error) {
+	idx := p.Index
+	if err != nil {
 		// ARP, LLDP and the like are not damage: counted apart, and
 		// reported by kind at the end.
 		if err == decode.ErrNotIP {
@@ -298,8 +322,8 @@ func (w *Worker) inspect(data []byte, ts time.Time, idx uint64) {
 		return
 	}
 	w.count(p)
-	if ts.After(w.lastTime) {
-		w.lastTime = ts
+	if p.Time.After(w.lastTime) {
+		w.lastTime = p.Time
 	}
 	if p.Fragment && !p.FirstFragment {
 		w.c.fragments++
@@ -314,13 +338,16 @@ func (w *Worker) inspect(data []byte, ts time.Time, idx uint64) {
 	if created {
 		w.newFlow(ent, p)
 	} else if !st.view.SYNSeen && ent.SYNSeen {
-		st.view.Client = addrPort(ent.Client)
-		st.view.Server = addrPort(ent.Server)
+		st.view.Client = addrPort(ent.Client())
+		st.view.Server = addrPort(ent.Server())
 		st.view.SYNSeen = true
 	}
 	st.view.PktsToServer, st.view.PktsToClient = ent.PktsToServer, ent.PktsToClient
 	st.view.BytesToServer, st.view.BytesToClient = ent.BytesToServer, ent.BytesToClient
 	w.toServer, w.view = toServer, &st.view
+	if !st.started && (len(p.Payload) > 0 || (p.Proto != decode.ProtoTCP && p.Proto != decode.ProtoUDP)) {
+		w.startInspectors(st, p, toServer)
+	}
 	for i, in := range st.ins {
 		if st.alive&(1<<i) == 0 {
 			continue
@@ -407,16 +434,27 @@ func (w *Worker) newFlow(ent *flow.Entry[flowState], p *decode.Packet) {
 		c.FlowsICMPv6.Add(1)
 	}
 	st := &ent.V
-	st.view = detector.Flow{ID: ent.ID, Proto: p.Proto, Client: addrPort(ent.Client), Server: addrPort(ent.Server),
-		Start: ent.Start, SYNSeen: ent.SYNSeen, VLAN: p.VLAN, NVLAN: p.NVLAN}
-	if st.ins == nil {
-		st.ins = st.insBuf[:0]
-	}
+	st.view = detector.Flow{ID: ent.ID, Proto: p.Proto, Client: addrPort(ent.Client()), Server: addrPort(ent.Server()),
+		Start: ent.Start(), SYNSeen: ent.SYNSeen, VLAN: p.VLAN, NVLAN: p.NVLAN, Mem: &w.mem}
 	st.ins = st.ins[:0]
 	st.alive = 0
 	st.reported = false
+	st.started = false
+}
+
+// startInspectors offers the flow to every detector, at its first packet
+// that carries payload: before that there is nothing to inspect, and most
+// detectors decide from that payload whether the flow can matter to them.
+func (w *Worker) startInspectors(st *flowState, p *decode.Packet, toServer bool) {
+	st.started = true
+	if n := len(w.e.cfg.Detectors); cap(st.ins) < n {
+		// Room for every detector at once, kept with the entry when it is
+		// reused for later flows: the array is allocated once per entry
+		// that ever carries inspectors, and an idle flow carries none.
+		st.ins = make([]detector.Inspector, 0, n)
+	}
 	for _, d := range w.e.cfg.Detectors {
-		if in := d.NewInspector(p, &st.view); in != nil && len(st.ins) < 32 {
+		if in := d.NewInspector(p, toServer, &st.view); in != nil && len(st.ins) < 32 {
 			st.alive |= 1 << len(st.ins)
 			st.ins = append(st.ins, in)
 		}
@@ -462,10 +500,10 @@ func (w *Worker) flowEnded(ent *flow.Entry[flowState], r flow.EndReason) {
 	v.BytesToServer, v.BytesToClient = ent.BytesToServer, ent.BytesToClient
 	if s, ok := w.sink.(*evidenceSink); ok {
 		s.evs = append(s.evs, idxEvidence{idx: s.idx, op: opFlowEnd, batch: w.expiring, cls: flowClass(ent), last: st.lastIdx,
-			ev: detector.Evidence{Flow: v, Time: ent.Last, Detail: r.String()}})
+			ev: detector.Evidence{Flow: v, Time: ent.Last(), Detail: r.String()}})
 		return
 	}
-	w.e.verdict.FlowEnded(v, ent.Last, r.String())
+	w.e.verdict.FlowEnded(v, ent.Last(), r.String())
 }
 
 // flowClass is the flow table's timeout class of a flow: expiry and flush
@@ -509,6 +547,8 @@ func (e *Engine) FlowStats() flow.Stats {
 func (w *Worker) Report(ev detector.Evidence) {
 	if w.ent != nil {
 		w.ent.V.reported = true
+		w.ent.V.view.Reported = true
+		w.ent.Keep = true
 	}
 	if ev.PcapCnt == w.pkt.Index && w.view != nil && ev.Flow.ID == w.view.ID {
 		src := w.view.Server.Addr()

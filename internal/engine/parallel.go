@@ -3,15 +3,18 @@ package engine
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
+	"runtime/debug"
 	"slices"
 	"sync"
-	"time"
+
+	"github.com/google/gopacket"
 
 	"github.com/sewatch/sewatch/detector"
 	"github.com/sewatch/sewatch/internal/decode"
-	"github.com/sewatch/sewatch/internal/flow"
 )
 
 // Offline capture on several cores. One goroutine reads the file into
@@ -25,17 +28,30 @@ import (
 // file gives the same alerts in the same order whatever the worker count.
 
 const (
-	chunkPackets = 2048
-	chunkBytes   = 4 << 20
-	chunkDepth   = 8 // chunks in flight: the reader runs ahead of the workers
+	chunkPackets = 1024
+	// chunkBytes is the frame bytes a chunk holds (a frame that does not
+	// fit opens the next chunk; a bigger one gets a chunk of its own).
+	// Buffers are allocated once at full size (grown by append they left
+	// ~130 MB of garbage per run on the mix capture) and kept small: every
+	// fresh page costs a fault, and the chunks in flight should stay in the
+	// caches between the reader and the workers.
+	chunkBytes = 512 << 10
+	chunkDepth = 6 // chunks in flight: the reader runs ahead of the workers
 )
 
-// pktRef locates one packet of a chunk.
-type pktRef struct {
-	ts     time.Time
-	idx    uint64
-	off, n uint32
-	w      uint32
+// Decoding outcome of a chunk's packet (pktMeta.st).
+const (
+	stOK uint8 = iota
+	stNotIP
+	stInvalid
+	stPanic // the decoder panicked: counted and dropped
+)
+
+// pktMeta is what the reader learnt of one packet of a chunk.
+type pktMeta struct {
+	n  uint32 // frame length
+	w  uint8  // worker
+	st uint8  // decoding outcome
 }
 
 // idxEvidence is evidence tagged with the number of the packet that raised
@@ -103,11 +119,26 @@ func (w *Worker) dropTLS(st *flowState) {
 	st.tls = nil
 }
 
+// chunk is a run of consecutive packets, read and decoded by the reader:
+// packet i is number first+i, decoded into pkts[i] (payloads point into
+// buf), and mine[w] lists the packets of worker w in file order.
 type chunk struct {
-	buf  []byte
-	pkts []pktRef
-	ev   [][]idxEvidence // per worker, in packet order
-	wg   sync.WaitGroup
+	first uint64
+	buf   []byte
+	pkts  []decode.Packet
+	meta  []pktMeta
+	mine  [][]uint32
+	ev    [][]idxEvidence // per worker, in packet order
+	wg    sync.WaitGroup
+}
+
+func newChunk(n int) *chunk {
+	c := &chunk{buf: make([]byte, 0, chunkBytes), pkts: make([]decode.Packet, chunkPackets),
+		meta: make([]pktMeta, 0, chunkPackets), mine: make([][]uint32, n), ev: make([][]idxEvidence, n)}
+	for i := range c.mine {
+		c.mine[i] = make([]uint32, 0, chunkPackets)
+	}
+	return c
 }
 
 // evidenceSink collects a worker's evidence for the ordered merge.
@@ -137,6 +168,11 @@ func (s *evidenceSink) Report(ev detector.Evidence) {
 // RunParallel reads src (frames of the given link type) with n workers and
 // returns like Worker.Run: nil at EOF or cancellation, else the read error
 // after everything before it was processed. n < 2 runs one inline worker.
+//
+// The reader decodes every packet once, to pick its worker by the decoded
+// flow key, and the worker takes the decoded packet as it is: a packet is
+// decoded once whatever the worker count. The reader's decoder therefore
+// holds the per-layer counters, collected once per chunk.
 func (e *Engine) RunParallel(ctx context.Context, src Source, link decode.LinkType, n int) error {
 	if n < 2 {
 		w := e.NewWorker(link)
@@ -144,6 +180,7 @@ func (e *Engine) RunParallel(ctx context.Context, src Source, link decode.LinkTy
 		w.Finish()
 		return err
 	}
+	n = min(n, 64)
 	ws := make([]*Worker, n)
 	sinks := make([]*evidenceSink, n)
 	maxFlows := e.cfg.MaxFlows
@@ -158,7 +195,7 @@ func (e *Engine) RunParallel(ctx context.Context, src Source, link decode.LinkTy
 	}
 	free := make(chan *chunk, chunkDepth)
 	for i := 0; i < chunkDepth; i++ {
-		free <- &chunk{ev: make([][]idxEvidence, n)}
+		free <- newChunk(n)
 	}
 	work := make([]chan *chunk, n)
 	merge := make(chan *chunk, chunkDepth)
@@ -171,7 +208,7 @@ func (e *Engine) RunParallel(ctx context.Context, src Source, link decode.LinkTy
 			w, s := ws[id], sinks[id]
 			for c := range work[id] {
 				s.evs = c.ev[id][:0]
-				w.runChunk(c, uint32(id), s)
+				w.runChunk(c, id, s)
 				c.ev[id] = s.evs
 				c.wg.Done()
 			}
@@ -190,17 +227,31 @@ func (e *Engine) RunParallel(ctx context.Context, src Source, link decode.LinkTy
 		}
 	}()
 
-	// Flows are hashed on the decoded flow key's addresses, the key the
-	// tables use: tunnels and encapsulations put one flow's directions under
-	// different outer headers, so only the inner key keeps them together.
 	dec := decode.NewDecoder(link)
-	var p decode.Packet
-	var idx uint64
-	var runErr error
+	// A source whose packets differ in link type (pcapng interfaces, a
+	// directory of captures) says which one each packet has.
+	lt, _ := src.(interface{ PacketLinkType() uint32 })
+	var (
+		idx     uint64
+		runErr  error
+		carry   []byte // a frame that did not fit in the last chunk
+		carryCI gopacket.CaptureInfo
+		carried bool
+		carryLT uint32
+	)
 	for done := false; !done; {
 		c := <-free
-		c.buf, c.pkts = c.buf[:0], c.pkts[:0]
-		for len(c.pkts) < chunkPackets && len(c.buf) < chunkBytes {
+		c.first = idx + 1
+		c.buf, c.meta = c.buf[:0], c.meta[:0]
+		for i := range c.mine {
+			c.mine[i] = c.mine[i][:0]
+		}
+		if carried {
+			idx++
+			e.readOne(c, dec, carryLT, carry, carryCI, idx)
+			carried = false
+		}
+		for len(c.meta) < chunkPackets {
 			data, ci, err := src.ReadPacket()
 			if err != nil {
 				if !errors.Is(err, io.EOF) {
@@ -209,15 +260,23 @@ func (e *Engine) RunParallel(ctx context.Context, src Source, link decode.LinkTy
 				done = true
 				break
 			}
+			l := uint32(link)
+			if lt != nil {
+				l = lt.PacketLinkType()
+			}
+			if len(c.buf)+len(data) > cap(c.buf) && len(c.meta) > 0 {
+				// No room: the frame opens the next chunk. The source's
+				// buffer is only borrowed until the next read: keep a copy.
+				carry, carryCI, carryLT, carried = append(carry[:0], data...), ci, l, true
+				break
+			}
 			idx++
-			off := len(c.buf)
-			c.buf = append(c.buf, data...)
-			c.pkts = append(c.pkts, pktRef{ts: ci.Timestamp, idx: idx, off: uint32(off), n: uint32(len(data)),
-				w: dispatch(dec, &p, data) % uint32(n)})
+			e.readOne(c, dec, l, data, ci, idx)
 		}
 		if !done && ctx.Err() != nil {
 			done = true
 		}
+		e.dec.collect(dec)
 		c.wg.Add(n)
 		for i := range work {
 			work[i] <- c
@@ -249,23 +308,88 @@ func (e *Engine) RunParallel(ctx context.Context, src Source, link decode.LinkTy
 	return runErr
 }
 
-// runChunk processes the chunk's packets that hash to worker id. Every
-// worker runs its flow-table expiry at the same packet numbers, as one
-// worker would.
-func (w *Worker) runChunk(c *chunk, id uint32, s *evidenceSink) {
-	every := uint64(w.e.cfg.ExpireEvery)
-	for i := range c.pkts {
-		r := &c.pkts[i]
-		s.idx = r.idx
-		if r.idx%every == 0 {
-			w.publish()
-			w.expireTable(r.ts)
-		}
-		if r.w != id {
-			continue
-		}
-		w.process(c.buf[r.off:r.off+r.n], r.ts, r.idx)
+// readOne appends a frame to the chunk: its bytes, its decoding and the
+// worker it goes to.
+func (e *Engine) readOne(c *chunk, dec *decode.Decoder, link uint32, data []byte, ci gopacket.CaptureInfo, idx uint64) {
+	if l := decode.LinkType(link); l != dec.LinkType() {
+		dec.SetLink(l)
 	}
+	off := len(c.buf)
+	c.buf = append(c.buf, data...)
+	i := len(c.meta)
+	p := &c.pkts[i]
+	st := e.decodeGuarded(dec, c.buf[off:len(c.buf):len(c.buf)], p, idx)
+	p.Time, p.Index = ci.Timestamp, idx
+	w := uint8(0)
+	if st == stOK {
+		w = uint8(dispatchKey(p) % uint32(len(c.mine)))
+	}
+	c.meta = append(c.meta, pktMeta{n: uint32(len(data)), w: w, st: st})
+	c.mine[w] = append(c.mine[w], uint32(i))
+}
+
+// decodeGuarded decodes one frame in the reader; a panic in the decoder
+// drops the frame only, as in a worker (Worker.recovered).
+func (e *Engine) decodeGuarded(dec *decode.Decoder, data []byte, p *decode.Packet, idx uint64) (st uint8) {
+	defer func() {
+		if r := recover(); r != nil {
+			st = stPanic
+			e.C.Panics.Add(1)
+			if _, seen := e.panicLogged.LoadOrStore("decoder", true); !seen {
+				e.log.Error("recovered a panic; the packet is dropped and the sensor goes on (logged once per stage)",
+					"stage", "decoder", "pcap_cnt", idx, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			}
+		}
+	}()
+	switch err := dec.Decode(data, p); err {
+	case nil:
+		return stOK
+	case decode.ErrNotIP:
+		return stNotIP
+	}
+	return stInvalid
+}
+
+// runChunk processes the chunk's packets of worker id. Every worker runs
+// its flow-table expiry at the same packet numbers, as one worker would:
+// before the packet of that number (evidence of the run carries it).
+func (w *Worker) runChunk(c *chunk, id int, s *evidenceSink) {
+	every := uint64(w.e.cfg.ExpireEvery)
+	next := (c.first + every - 1) / every * every // first expiry point >= first
+	for _, i := range c.mine[id] {
+		idx := c.first + uint64(i)
+		for ; next <= idx; next += every {
+			w.expireAt(c, next, s)
+		}
+		s.idx = idx
+		w.processDecoded(&c.pkts[i], c.meta[i])
+	}
+	for end := c.first + uint64(len(c.meta)); next < end; next += every {
+		w.expireAt(c, next, s)
+	}
+}
+
+func (w *Worker) expireAt(c *chunk, idx uint64, s *evidenceSink) {
+	s.idx = idx
+	w.publish()
+	w.expireTable(c.pkts[idx-c.first].Time)
+}
+
+// decodeErrs gives the worker back the decoder's verdict on a packet.
+var decodeErrs = [...]error{stOK: nil, stNotIP: decode.ErrNotIP, stInvalid: decode.ErrMalformed}
+
+// processDecoded is process for a packet the reader decoded.
+func (w *Worker) processDecoded(p *decode.Packet, m pktMeta) {
+	w.c.packets++
+	w.c.bytes += uint64(m.n)
+	if m.st == stPanic {
+		return // counted and logged by the reader
+	}
+	defer w.recovered(p.Index)
+	// The packet is inspected where the reader decoded it (no copy of it
+	// crosses to this core); Report takes these from w.pkt.
+	w.pkt.Index, w.pkt.ICMPType, w.pkt.ICMPCode = p.Index, p.ICMPType, p.ICMPCode
+	w.inspectDecoded(p, decodeErrs[m.st])
 }
 
 // mergeChunk hands a chunk's evidence to the verdict in packet order,
@@ -273,27 +397,27 @@ func (w *Worker) runChunk(c *chunk, id uint32, s *evidenceSink) {
 func (e *Engine) mergeChunk(c *chunk, pos []int, mirror map[*detector.TLSInfo]*detector.TLSInfo, ends *[]*idxEvidence) {
 	every := uint64(e.cfg.ExpireEvery)
 	clear(pos)
-	for i := range c.pkts {
-		r := &c.pkts[i]
-		if r.idx%every == 0 {
+	for i := range c.meta {
+		idx, wk := c.first+uint64(i), c.meta[i].w
+		if idx%every == 0 {
 			// Every worker expired its table here: the flows it ended, in
 			// the order one table would have ended them, then the verdict.
 			*ends = (*ends)[:0]
 			for w := range c.ev {
-				for pos[w] < len(c.ev[w]) && c.ev[w][pos[w]].idx == r.idx && c.ev[w][pos[w]].batch {
+				for pos[w] < len(c.ev[w]) && c.ev[w][pos[w]].idx == idx && c.ev[w][pos[w]].batch {
 					*ends = append(*ends, &c.ev[w][pos[w]])
 					pos[w]++
 				}
 			}
 			e.endFlows(*ends, mirror)
-			e.verdict.Expire(r.ts)
+			e.verdict.Expire(c.pkts[i].Time)
 		}
-		evs := c.ev[r.w]
+		evs := c.ev[wk]
 		// Records at earlier numbers are TLS-info drops of flows that ended
 		// at an expiry run while the worker had no packet of its own.
-		for pos[r.w] < len(evs) && evs[pos[r.w]].idx <= r.idx {
-			e.apply(&evs[pos[r.w]], mirror)
-			pos[r.w]++
+		for pos[wk] < len(evs) && evs[pos[wk]].idx <= idx {
+			e.apply(&evs[pos[wk]], mirror)
+			pos[wk]++
 		}
 	}
 	for i := range c.ev {
@@ -345,21 +469,40 @@ func (e *Engine) apply(x *idxEvidence, mirror map[*detector.TLSInfo]*detector.TL
 	}
 }
 
-// dispatch picks a worker for a frame: a hash of the canonical address
-// pair of its flow key, the same for both directions. All flows between two
-// hosts go to one worker, because detectors may keep state across the flows
-// of a host pair (connect attempts): one worker updates it in packet order.
-// Frames that do not decode go to worker 0 (they are only counted).
+// dispatchKey picks a worker for a decoded packet: a hash of the canonical
+// address pair of its flow key (the key the tables use: tunnels and
+// encapsulations put one flow's directions under different outer headers,
+// so only the inner key keeps them together), the same for both
+// directions. All flows between two hosts go to one worker, because
+// detectors may keep state across the flows of a host pair (connect
+// attempts): one worker updates it in packet order.
+//
+// The hash adds a hash of each address, so it is the same whichever
+// direction the packet goes without ordering the pair (the flow key's
+// canonical A and B are the same two addresses).
+func dispatchKey(p *decode.Packet) uint32 {
+	return uint32(mix64(addrHash(p.Src.As16()) + addrHash(p.Dst.As16())))
+}
+
+func addrHash(a [16]byte) uint64 {
+	return mix64(binary.LittleEndian.Uint64(a[:8]) ^ mix64(binary.LittleEndian.Uint64(a[8:])))
+}
+
+// mix64 is a 64-bit finaliser in which every input bit moves every output
+// bit (the low bits pick the worker).
+func mix64(x uint64) uint64 {
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	return x ^ x>>33
+}
+
+// dispatch is the reader's choice for a raw frame: frames that do not
+// decode go to worker 0 (they are only counted).
 func dispatch(dec *decode.Decoder, p *decode.Packet, data []byte) uint32 {
 	if dec.Decode(data, p) != nil {
 		return 0
 	}
-	k, _ := flow.KeyOf(p)
-	h := uint64(14695981039346656037)
-	for _, b := range [2][16]byte{k.A, k.B} {
-		for _, c := range b {
-			h = (h ^ uint64(c)) * 1099511628211
-		}
-	}
-	return uint32(h ^ h>>32)
+	return dispatchKey(p)
 }

@@ -147,3 +147,120 @@ func TestDispatchSymmetric(t *testing.T) {
 		t.Errorf("%d flows all hashed to one of 4 workers", len(seen))
 	}
 }
+
+// TestParallelChunkAllocs: the parallel path's per-packet stages (the
+// reader's copy, decode and dispatch into a reused chunk, both workers'
+// processing of their packets with expiry runs inside the chunk, and the
+// ordered merge) allocate nothing once the chunk and the inspector free
+// lists are warm. Many short flows (every DNS query is one) are replayed
+// again and again, tables emptied between replays, so flows are created
+// and expired all the time.
+func TestParallelChunkAllocs(t *testing.T) {
+	fr := mix(loadCapture(t, "neg-dns-normal.pcap"), loadCapture(t, "neg-ssh-interactive.pcap"))
+	// Copies of the DNS capture between other host pairs (both addresses'
+	// last byte changed alike, so the directions still pair up) spread the
+	// flows over both workers.
+	for k := byte(1); k < 4; k++ {
+		var cp []frame
+		for _, f := range loadCapture(t, "neg-dns-normal.pcap") {
+			d := append([]byte(nil), f.data...)
+			if len(d) >= 34 && d[12] == 0x08 && d[13] == 0x00 {
+				d[14+15] ^= k
+				d[14+19] ^= k
+			}
+			cp = append(cp, frame{ts: f.ts, data: d})
+		}
+		fr = mix(fr, cp)
+	}
+	dets, err := detector.Build(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := New(Config{Detectors: dets, Verdict: verdict.DefaultConfig(), ExpireEvery: 97,
+		Timeouts: flow.Timeouts{TCP: 20 * time.Second, TCPClosed: 2 * time.Second, UDP: time.Second, Other: time.Second}},
+		&collector{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	const n = 2
+	ws, sinks := make([]*Worker, n), make([]*evidenceSink, n)
+	for i := range ws {
+		ws[i] = e.newWorker(decode.LinkEthernet, 0)
+		sinks[i] = &evidenceSink{w: ws[i]}
+		ws[i].sink = sinks[i]
+	}
+	c := newChunk(n)
+	dec := decode.NewDecoder(decode.LinkEthernet)
+	pos := make([]int, n)
+	mirror := map[*detector.TLSInfo]*detector.TLSInfo{}
+	var ends []*idxEvidence
+	var idx uint64
+	var flushed []idxEvidence
+	run := func(c *chunk) {
+		for id, w := range ws {
+			s := sinks[id]
+			s.evs = c.ev[id][:0]
+			w.runChunk(c, id, s)
+			c.ev[id] = s.evs
+		}
+		e.mergeChunk(c, pos, mirror, &ends)
+	}
+	replay := func() {
+		for i := 0; i < len(fr); {
+			c.first, c.buf, c.meta = idx+1, c.buf[:0], c.meta[:0]
+			for j := range c.mine {
+				c.mine[j] = c.mine[j][:0]
+			}
+			for ; i < len(fr) && len(c.meta) < chunkPackets; i++ {
+				idx++
+				e.readOne(c, dec, uint32(decode.LinkEthernet), fr[i].data, gopacket.CaptureInfo{Timestamp: fr[i].ts}, idx)
+			}
+			e.dec.collect(dec)
+			run(c)
+		}
+		for id, w := range ws {
+			sinks[id].evs = flushed[:0]
+			w.table.Flush(w.flowEnded)
+			flushed = sinks[id].evs
+			clear(flushed)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		replay()
+	}
+	created := ws[0].table.Stats().Created + ws[1].table.Stats().Created
+	if got := testing.AllocsPerRun(5, replay); got != 0 {
+		t.Errorf("%v allocations per replay of %d packets, want 0", got, len(fr))
+	}
+	flows := ws[0].table.Stats().Created + ws[1].table.Stats().Created - created
+	if flows < 6*90 || ws[0].table.Stats().Created == 0 || ws[1].table.Stats().Created == 0 {
+		t.Errorf("%d flows in 6 replays (worker 0: %d, worker 1: %d), want at least 90 per replay and some on each worker",
+			flows, ws[0].table.Stats().Created, ws[1].table.Stats().Created)
+	}
+	if e.C.Packets.Load() == 0 || e.C.FlowsExpired.Load() == 0 {
+		t.Errorf("counters: %d packets, %d flows expired", e.C.Packets.Load(), e.C.FlowsExpired.Load())
+	}
+}
+
+// TestWorkersBigFrames: frames that do not fit in the rest of a chunk open
+// the next one, and a frame bigger than a whole chunk gets a chunk of its
+// own; alerts and packet counts stay those of one worker.
+func TestWorkersBigFrames(t *testing.T) {
+	fr := allCaptures(t)
+	for i := range fr {
+		// Trailing bytes after the IP packet (as Ethernet padding) change
+		// nothing the detectors see.
+		pad := 0
+		switch {
+		case i == len(fr)/2:
+			pad = 2 * chunkBytes
+		case i%97 == 0:
+			pad = chunkBytes/2 - 100
+		}
+		if pad > 0 {
+			fr[i].data = append(append([]byte(nil), fr[i].data...), make([]byte, pad)...)
+		}
+	}
+	want := runWorkers(t, fr, 0)
+	got := runWorkers(t, fr, 2)
+	if len(want) < 5 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("2 workers gave %d alerts, one worker %d (want equal and at least 5)", len(got), len(want))
+	}
+}

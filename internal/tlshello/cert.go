@@ -91,6 +91,53 @@ func ParseCertificate(body []byte, tls13 bool) (Cert, error) {
 	return c, nil
 }
 
+// PeekCertificate reads, without allocating, what decides whether the
+// first certificate of a Certificate message body needs a full parse: its
+// serial is zero and its issuer and subject are the same DER (the shape of
+// a generated default certificate). ok is false when the message framing or
+// the certificate's outer structure does not read.
+func PeekCertificate(body []byte, tls13 bool) (serialZero, selfSigned, ok bool) {
+	r := reader{b: body}
+	if tls13 {
+		r.vec8()
+	}
+	list := reader{b: r.vec24()}
+	der := list.vec24()
+	if r.bad || list.bad || len(der) == 0 {
+		return false, false, false
+	}
+	cert, _, ok := derNext(der)
+	if !ok || cert.tag != tagSequence {
+		return false, false, false
+	}
+	tbs, _, ok := derNext(cert.content)
+	if !ok || tbs.tag != tagSequence {
+		return false, false, false
+	}
+	e, rest, ok := derNext(tbs.content)
+	if ok && e.class == classContext && e.tag == 0 {
+		e, rest, ok = derNext(rest)
+	}
+	if !ok || e.tag != tagInteger || len(e.content) == 0 {
+		return false, false, false
+	}
+	serialZero = len(e.content) == 1 && e.content[0] == 0
+	var issuer, subject derElem
+	if _, rest, ok = derNext(rest); !ok { // signature algorithm
+		return serialZero, false, false
+	}
+	if issuer, rest, ok = derNext(rest); !ok {
+		return serialZero, false, false
+	}
+	if _, rest, ok = derNext(rest); !ok { // validity
+		return serialZero, false, false
+	}
+	if subject, _, ok = derNext(rest); !ok {
+		return serialZero, false, false
+	}
+	return serialZero, bytes.Equal(issuer.full, subject.full), true
+}
+
 // readTBS fills the fields it can from the DER without crypto/x509: the
 // raw serial bytes, the names as Suricata prints them, validity and the
 // extensions' presence.

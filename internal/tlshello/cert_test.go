@@ -56,6 +56,13 @@ func TestCertificate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			zero, self, ok := PeekCertificate(body, false)
+			if !ok || zero != (tc.serial == "00") || self != tc.selfSigned {
+				t.Errorf("peek: serial zero %v self-signed %v ok %v", zero, self, ok)
+			}
+			if n := testing.AllocsPerRun(10, func() { PeekCertificate(body, false) }); n != 0 {
+				t.Errorf("peek allocates %v times", n)
+			}
 			check := func(c Cert) {
 				t.Helper()
 				if c.Subject != tc.subject || c.Issuer != tc.issuer {

@@ -92,6 +92,11 @@ func FuzzParseCertificate(f *testing.F) {
 			if err == nil && (c.ChainLen == 0 || len(c.DER) == 0) {
 				t.Fatal("success without a certificate")
 			}
+			// The peek decides whether a flow's certificate is parsed at
+			// once: it must agree with the parse wherever the parse works.
+			if zero, self, ok := PeekCertificate(b, tls13); err == nil && (!ok || zero != (c.Serial == "00") || self != c.SelfSigned) {
+				t.Fatalf("peek serial zero %v self-signed %v ok %v; parse serial %s self-signed %v", zero, self, ok, c.Serial, c.SelfSigned)
+			}
 		}
 	})
 }
