@@ -16,21 +16,29 @@ import (
 	"time"
 
 	"github.com/sewatch/sewatch/internal/decode"
+	"github.com/sewatch/sewatch/internal/membudget"
 )
 
 // Flow is the engine's read-only view of the flow being inspected.
 type Flow struct {
 	ID             int64
-	Proto          uint8
 	Client, Server netip.AddrPort
 	Start          time.Time
+	Proto          uint8
 	SYNSeen        bool
 	VLAN           [3]uint16
 	NVLAN          uint8
-	PktsToServer   uint64
-	PktsToClient   uint64
-	BytesToServer  uint64
-	BytesToClient  uint64
+	// Reported: an inspector reported evidence on this flow (its buffers
+	// are the last shed when the buffer budget is full).
+	Reported      bool
+	PktsToServer  uint64
+	PktsToClient  uint64
+	BytesToServer uint64
+	BytesToClient uint64
+	// Mem is the worker's account in the engine's budget for per-flow
+	// buffers (nil: unbounded): inspectors reserve from it before growing
+	// a buffer and shed the buffer when refused.
+	Mem *membudget.Account
 }
 
 // TLSInfo is what a detector learned of a flow's TLS handshake; the verdict

@@ -25,11 +25,12 @@ func newEngine(cfg config.Config, iface string, dets []detector.Detector, out en
 	vcfg.VPNGate = gate
 	f := cfg.Flow
 	return engine.New(engine.Config{
-		Detectors: dets,
-		Verdict:   vcfg,
-		MaxFlows:  f.MaxFlows,
-		Timeouts:  flow.Timeouts{TCP: f.TCP, TCPClosed: f.TCPClosed, UDP: f.UDP, Other: f.Other},
-		Iface:     iface, Sensor: cfg.SensorName, Location: cfg.Location(), CommunityIDSeed: cfg.CommunityIDSeed,
+		Detectors:   dets,
+		Verdict:     vcfg,
+		MaxFlows:    f.MaxFlows,
+		FlowBuffers: int64(cfg.Memory.FlowBuffers),
+		Timeouts:    flow.Timeouts{TCP: f.TCP, TCPClosed: f.TCPClosed, UDP: f.UDP, Other: f.Other},
+		Iface:       iface, Sensor: cfg.SensorName, Location: cfg.Location(), CommunityIDSeed: cfg.CommunityIDSeed,
 	}, out, log), nil
 }
 

@@ -53,8 +53,9 @@ func execute(o options, cfg config.Config, dets []detector.Detector, log *slog.L
 	}
 	eng.LogUndecoded()
 	c := &eng.C
+	shed, _, _ := eng.Budget().Shed()
 	log.Info("done", "packets", c.Packets.Load(), "invalid", c.Invalid.Load(), "not_ip", c.NonIP.Load(), "flows_evicted", c.FlowsEvicted.Load(),
-		"panics", c.Panics.Load(), "alerts", eng.Verdict().Alerts())
+		"panics", c.Panics.Load(), "alerts", eng.Verdict().Alerts(), "buffers_shed", shed, "buffer_peak_bytes", eng.Budget().Peak())
 	if s := sig.caught(); s != 0 && !o.live() && err == nil {
 		log.Warn("stopped early by a signal: the capture was not read to its end; events found so far were delivered",
 			"signal", s.String(), "packets", c.Packets.Load())

@@ -105,6 +105,7 @@ func (d *Detector) NewInspector(p *decode.Packet, toServer bool, f *detector.Flo
 	in := pool.Get()
 	in.d = d
 	in.c.Collect = true
+	in.c.SetBudget(f.Mem, &f.Reported)
 	return in
 }
 
@@ -114,7 +115,10 @@ var pool detector.FreeList[Inspector]
 
 // Release returns the inspector to the free list; the engine calls it
 // once, when the flow ends or Inspect returned false.
-func (in *Inspector) Release() { pool.Put(in) }
+func (in *Inspector) Release() {
+	in.c.Free()
+	pool.Put(in)
+}
 
 // Connect-phase progress on one connection.
 const (
@@ -340,6 +344,7 @@ func (in *Inspector) record(r tlsstream.Record, toServer bool, t time.Time) bool
 func (in *Inspector) clientHello() {
 	if in.c.HandshakeBroken() {
 		in.chDone, in.c.Collect = true, false
+		in.c.Free()
 		return
 	}
 	tlshello.Messages(in.c.HS, func(typ uint8, body []byte) bool {
@@ -356,7 +361,8 @@ func (in *Inspector) clientHello() {
 		return false
 	})
 	if in.chDone {
-		in.c.Collect, in.c.HS = false, nil
+		in.c.Collect = false
+		in.c.Free()
 	}
 }
 

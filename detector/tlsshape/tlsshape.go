@@ -47,6 +47,8 @@ func (Detector) NewInspector(p *decode.Packet, toServer bool, f *detector.Flow) 
 	}
 	in := pool.Get()
 	in.c.Collect, in.s.Collect = true, true
+	in.c.SetBudget(f.Mem, &f.Reported)
+	in.s.SetBudget(f.Mem, &f.Reported)
 	return in
 }
 
@@ -56,7 +58,11 @@ var pool detector.FreeList[Inspector]
 
 // Release returns the inspector to the pool; the engine calls it once, when
 // the flow ends or Inspect returned false.
-func (in *Inspector) Release() { pool.Put(in) }
+func (in *Inspector) Release() {
+	in.c.Free()
+	in.s.Free()
+	pool.Put(in)
+}
 
 // Connect-phase record sizes, shared with the other detectors that look for
 // SoftEther's connect phase.
@@ -115,6 +121,9 @@ type Inspector struct {
 func (in *Inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, s detector.Sink) bool {
 	if in.done {
 		return false
+	}
+	if in.certBody != nil && in.s.Shed {
+		in.certBody = nil // its buffer went to another flow (budget)
 	}
 	pl := p.Payload
 	if len(pl) == 0 {
@@ -176,7 +185,9 @@ func (in *Inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 // the keep-alive rhythm is still followed.
 func (in *Inspector) release() {
 	in.shapeDone = true
-	in.c.HS, in.s.HS, in.certBody = nil, nil, nil
+	in.c.Free()
+	in.s.Free()
+	in.certBody = nil
 	in.c.Collect, in.s.Collect = false, false
 }
 
@@ -428,6 +439,7 @@ func (in *Inspector) tryClientHello(p *decode.Packet, f *detector.Flow, s detect
 	if in.c.HandshakeBroken() {
 		in.chDone = true
 		in.c.Collect = false
+		in.c.Free()
 		return
 	}
 	tlshello.Messages(in.c.HS, func(typ uint8, body []byte) bool {
@@ -444,7 +456,7 @@ func (in *Inspector) tryClientHello(p *decode.Packet, f *detector.Flow, s detect
 	})
 	if in.chDone {
 		in.c.Collect = false
-		in.c.HS = nil
+		in.c.Free()
 	}
 }
 
@@ -466,11 +478,15 @@ func (in *Inspector) tlsInfo() *detector.TLSInfo {
 	}
 	in.info = info
 	if in.certBody != nil {
-		if cert, err := tlshello.ParseCertificate(in.certBody, false); err == nil {
-			setCert(info, &cert)
+		// A buffer the budget shed is no longer accounted: its certificate
+		// is given up rather than read from memory the budget gave away.
+		if !in.s.Shed {
+			if cert, err := tlshello.ParseCertificate(in.certBody, false); err == nil {
+				setCert(info, &cert)
+			}
 		}
 		in.certBody = nil
-		in.s.HS = nil
+		in.s.Free()
 	}
 	return info
 }
@@ -509,6 +525,7 @@ func (in *Inspector) tryServerHello(p *decode.Packet, f *detector.Flow, sink det
 	if in.s.HandshakeBroken() {
 		in.shDone, in.certDone = true, true
 		in.s.Collect = false
+		in.s.Free()
 		return
 	}
 	tlshello.Messages(in.s.HS, func(typ uint8, body []byte) bool {
@@ -561,7 +578,7 @@ func (in *Inspector) tryServerHello(p *decode.Packet, f *detector.Flow, sink det
 	if in.shDone && in.certDone {
 		in.s.Collect = false
 		if in.certBody == nil {
-			in.s.HS = nil
+			in.s.Free()
 		}
 	}
 }

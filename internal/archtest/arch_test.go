@@ -52,8 +52,8 @@ func TestImports(t *testing.T) {
 			bad := ""
 			switch {
 			case strings.HasPrefix(rel, "detector") && strings.HasPrefix(dep, "internal/") &&
-				dep != "internal/decode" && dep != "internal/tlshello" && dep != "internal/tlsstream":
-				bad = "detectors may import only internal/decode, internal/tlshello and internal/tlsstream"
+				dep != "internal/decode" && dep != "internal/tlshello" && dep != "internal/tlsstream" && dep != "internal/membudget":
+				bad = "detectors may import only internal/decode, internal/tlshello, internal/tlsstream and internal/membudget"
 			case strings.HasPrefix(rel, "outputs") && strings.HasPrefix(dep, "internal/"):
 				bad = "outputs import no internal package"
 			case rel == "internal/eve" && strings.HasPrefix(dep, "internal/"):

@@ -13,7 +13,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/sewatch/sewatch/internal/capture"
 	"github.com/sewatch/sewatch/internal/flow"
+	"github.com/sewatch/sewatch/internal/membudget"
 	"github.com/sewatch/sewatch/internal/verdict"
 	"github.com/sewatch/sewatch/outputs"
 )
@@ -35,6 +37,7 @@ type Config struct {
 	Stats         Stats    `yaml:"stats"`
 	Capture       Capture  `yaml:"capture"`
 	Flow          Flow     `yaml:"flow"`
+	Memory        Memory   `yaml:"memory"`
 	Verdict       Verdict  `yaml:"verdict"`
 	Detectors     []string `yaml:"detectors"`
 	// HomeNets are the protected networks (Suricata's HOME_NET): an
@@ -63,6 +66,17 @@ type Capture struct {
 	Workers int    `yaml:"workers"`
 	Promisc *bool  `yaml:"promisc"`
 	Snaplen int    `yaml:"snaplen"`
+	// Live mode's TPACKET_V3 receive ring, per socket: RingBlocks blocks
+	// of RingBlockSize bytes; a block not yet full goes to sewatch after
+	// RingRetire.
+	RingBlockSize int           `yaml:"ring-block-size"`
+	RingBlocks    int           `yaml:"ring-blocks"`
+	RingRetire    time.Duration `yaml:"ring-retire"`
+}
+
+// Ring is the live ring geometry of the configuration.
+func (c Capture) Ring() capture.RingOptions {
+	return capture.RingOptions{BlockSize: c.RingBlockSize, Blocks: c.RingBlocks, Retire: c.RingRetire}
 }
 
 // Flow configures the flow table.
@@ -72,6 +86,14 @@ type Flow struct {
 	TCPClosed time.Duration `yaml:"tcp-closed-timeout"`
 	UDP       time.Duration `yaml:"udp-timeout"`
 	Other     time.Duration `yaml:"other-timeout"`
+}
+
+// Memory bounds what flows hold beyond their flow-table entry.
+type Memory struct {
+	// FlowBuffers is the budget shared by all flows' inspector buffers
+	// (partial handshakes): past it a flow's buffer is dropped and
+	// counted; flows with SoftEther evidence keep the last eighth.
+	FlowBuffers ByteSize `yaml:"flow-buffers"`
 }
 
 // Verdict configures the session verdict stage.
@@ -101,10 +123,12 @@ func Default() Config {
 		LogLevel:  "info",
 		LogFormat: "text",
 		Stats:     Stats{Interval: time.Minute},
-		Capture:   Capture{Workers: 1, Snaplen: 262144},
-		Flow:      Flow{MaxFlows: 262144, TCP: t.TCP, TCPClosed: t.TCPClosed, UDP: t.UDP, Other: t.Other},
-		Verdict:   Verdict{Threshold: v.Threshold, SessionGap: v.SessionGap},
-		Delivery:  Delivery{QueueSize: p.QueueSize, BatchSize: p.BatchSize, FlushDeadline: 10 * time.Second},
+		Capture: Capture{Workers: 1, Snaplen: 262144, RingBlockSize: capture.DefaultRingBlockSize,
+			RingBlocks: capture.DefaultRingBlocks, RingRetire: capture.DefaultRingRetire},
+		Flow:     Flow{MaxFlows: 262144, TCP: t.TCP, TCPClosed: t.TCPClosed, UDP: t.UDP, Other: t.Other},
+		Memory:   Memory{FlowBuffers: membudget.DefaultBytes},
+		Verdict:  Verdict{Threshold: v.Threshold, SessionGap: v.SessionGap},
+		Delivery: Delivery{QueueSize: p.QueueSize, BatchSize: p.BatchSize, FlushDeadline: 10 * time.Second},
 	}
 }
 
@@ -149,9 +173,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Capture.Snaplen < 0 {
 		errs = append(errs, errors.New("capture.snaplen must not be negative"))
+	} else if err := capture.CheckRing(c.Capture.Ring(), c.Capture.Snaplen); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Flow.MaxFlows < 1024 {
 		errs = append(errs, fmt.Errorf("flow.max-flows must be at least 1024, got %d", c.Flow.MaxFlows))
+	}
+	if c.Memory.FlowBuffers < membudget.MinBytes {
+		errs = append(errs, fmt.Errorf("memory.flow-buffers must be at least %v, got %v", ByteSize(membudget.MinBytes), c.Memory.FlowBuffers))
 	}
 	for name, d := range map[string]time.Duration{"tcp-timeout": c.Flow.TCP, "tcp-closed-timeout": c.Flow.TCPClosed,
 		"udp-timeout": c.Flow.UDP, "other-timeout": c.Flow.Other} {

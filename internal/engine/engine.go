@@ -25,6 +25,7 @@ import (
 	"github.com/sewatch/sewatch/detector"
 	"github.com/sewatch/sewatch/internal/decode"
 	"github.com/sewatch/sewatch/internal/flow"
+	"github.com/sewatch/sewatch/internal/membudget"
 	"github.com/sewatch/sewatch/internal/verdict"
 	"github.com/sewatch/sewatch/outputs"
 )
@@ -53,6 +54,9 @@ type Config struct {
 	ExpireEvery int
 	// Clock is the wall clock used only when a live link is idle.
 	Clock func() time.Time
+	// FlowBuffers bounds the bytes all flows' inspector buffers hold
+	// (membudget.DefaultBytes if 0).
+	FlowBuffers int64
 }
 
 // Counters are the engine's packet counters, summed over workers. Workers
@@ -89,6 +93,8 @@ type Engine struct {
 	capStats atomic.Pointer[StatsSource]
 	drops    atomic.Pointer[func() uint64]
 	dec      decodeTotals
+	// mem is the budget every worker's flows reserve buffer bytes from.
+	mem *membudget.Budget
 }
 
 // New makes an engine that sends EVE records to out.
@@ -105,11 +111,14 @@ func New(cfg Config, out Sender, log *slog.Logger) *Engine {
 	if cfg.Timeouts == (flow.Timeouts{}) {
 		cfg.Timeouts = flow.DefaultTimeouts()
 	}
-	e := &Engine{cfg: cfg, out: out, log: log, started: time.Now()}
+	e := &Engine{cfg: cfg, out: out, log: log, started: time.Now(), mem: membudget.New(cfg.FlowBuffers, log)}
 	e.verdict = verdict.New(cfg.Verdict, e.emitAlert)
 	e.verdict.OnSessionEnd(e.emitSessionEnd)
 	return e
 }
+
+// Budget is the engine's budget for per-flow buffers (stats, tests).
+func (e *Engine) Budget() *membudget.Budget { return e.mem }
 
 // Verdict exposes the shared verdict stage (tests, stats).
 func (e *Engine) Verdict() *verdict.Verdict { return e.verdict }
@@ -124,9 +133,6 @@ type flowState struct {
 	// with payload).
 	started bool
 	lastIdx uint64 // number of the flow's latest packet
-	// insBuf backs ins for the usual number of detectors: a new flow needs
-	// no slice of its own.
-	insBuf [8]detector.Inspector
 	// tls follows the TLS info this flow's evidence points at (parallel
 	// file reading only, see parallel.go).
 	tls *tlsTrack
@@ -172,6 +178,11 @@ type Worker struct {
 	// toServer: direction of the packet being inspected (for Report).
 	toServer bool
 	view     *detector.Flow
+	// mem is the worker's account in the engine's buffer budget; holders
+	// its flows' buffers holding bytes, the least recently grown first
+	// (shed first when the budget is full).
+	mem     membudget.Account
+	holders membudget.Holders
 }
 
 type localCounters struct {
@@ -218,6 +229,7 @@ func (e *Engine) NewWorker(link decode.LinkType) *Worker {
 
 func (e *Engine) newWorker(link decode.LinkType, maxFlows int) *Worker {
 	w := &Worker{e: e, link: link, dec: decode.NewDecoder(link), inspecting: -1, sink: e}
+	w.mem = membudget.Account{B: e.mem, L: &w.holders}
 	w.table = flow.NewTable[flowState](maxFlows, e.cfg.Timeouts, w.flowEnded)
 	return w
 }
@@ -326,8 +338,8 @@ func (w *Worker) inspectDecoded(p *decode.Packet, err error) {
 	if created {
 		w.newFlow(ent, p)
 	} else if !st.view.SYNSeen && ent.SYNSeen {
-		st.view.Client = addrPort(ent.Client)
-		st.view.Server = addrPort(ent.Server)
+		st.view.Client = addrPort(ent.Client())
+		st.view.Server = addrPort(ent.Server())
 		st.view.SYNSeen = true
 	}
 	st.view.PktsToServer, st.view.PktsToClient = ent.PktsToServer, ent.PktsToClient
@@ -422,11 +434,8 @@ func (w *Worker) newFlow(ent *flow.Entry[flowState], p *decode.Packet) {
 		c.FlowsICMPv6.Add(1)
 	}
 	st := &ent.V
-	st.view = detector.Flow{ID: ent.ID, Proto: p.Proto, Client: addrPort(ent.Client), Server: addrPort(ent.Server),
-		Start: ent.Start, SYNSeen: ent.SYNSeen, VLAN: p.VLAN, NVLAN: p.NVLAN}
-	if st.ins == nil {
-		st.ins = st.insBuf[:0]
-	}
+	st.view = detector.Flow{ID: ent.ID, Proto: p.Proto, Client: addrPort(ent.Client()), Server: addrPort(ent.Server()),
+		Start: ent.Start(), SYNSeen: ent.SYNSeen, VLAN: p.VLAN, NVLAN: p.NVLAN, Mem: &w.mem}
 	st.ins = st.ins[:0]
 	st.alive = 0
 	st.reported = false
@@ -438,6 +447,12 @@ func (w *Worker) newFlow(ent *flow.Entry[flowState], p *decode.Packet) {
 // detectors decide from that payload whether the flow can matter to them.
 func (w *Worker) startInspectors(st *flowState, p *decode.Packet, toServer bool) {
 	st.started = true
+	if n := len(w.e.cfg.Detectors); cap(st.ins) < n {
+		// Room for every detector at once, kept with the entry when it is
+		// reused for later flows: the array is allocated once per entry
+		// that ever carries inspectors, and an idle flow carries none.
+		st.ins = make([]detector.Inspector, 0, n)
+	}
 	for _, d := range w.e.cfg.Detectors {
 		if in := d.NewInspector(p, toServer, &st.view); in != nil && len(st.ins) < 32 {
 			st.alive |= 1 << len(st.ins)
@@ -485,10 +500,10 @@ func (w *Worker) flowEnded(ent *flow.Entry[flowState], r flow.EndReason) {
 	v.BytesToServer, v.BytesToClient = ent.BytesToServer, ent.BytesToClient
 	if s, ok := w.sink.(*evidenceSink); ok {
 		s.evs = append(s.evs, idxEvidence{idx: s.idx, op: opFlowEnd, batch: w.expiring, cls: flowClass(ent), last: st.lastIdx,
-			ev: detector.Evidence{Flow: v, Time: ent.Last, Detail: r.String()}})
+			ev: detector.Evidence{Flow: v, Time: ent.Last(), Detail: r.String()}})
 		return
 	}
-	w.e.verdict.FlowEnded(v, ent.Last, r.String())
+	w.e.verdict.FlowEnded(v, ent.Last(), r.String())
 }
 
 // flowClass is the flow table's timeout class of a flow: expiry and flush
@@ -532,6 +547,8 @@ func (e *Engine) FlowStats() flow.Stats {
 func (w *Worker) Report(ev detector.Evidence) {
 	if w.ent != nil {
 		w.ent.V.reported = true
+		w.ent.V.view.Reported = true
+		w.ent.Keep = true
 	}
 	if ev.PcapCnt == w.pkt.Index && w.view != nil && ev.Flow.ID == w.view.ID {
 		src := w.view.Server.Addr()

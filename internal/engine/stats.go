@@ -45,6 +45,8 @@ func (e *Engine) SendStats() {
 	}
 	st.Flow = eve.FlowStats{Total: c.FlowsTotal.Load(), Active: uint64(max(c.ActiveFlows.Load(), 0)), TCP: c.FlowsTCP.Load(),
 		UDP: c.FlowsUDP.Load(), ICMPv4: c.FlowsICMP.Load(), ICMPv6: c.FlowsICMPv6.Load(), GetUsed: c.FlowsEvicted.Load()}
+	shed, _, _ := e.mem.Shed()
+	st.TCP = eve.TCPStats{SegmentMemcapDrop: shed, ReassemblyMemuse: uint64(max(e.mem.Used(), 0))}
 	st.Detect.Alert = e.verdict.Alerts()
 	st.Detect.AlertsSuppressed = e.verdict.Suppressed()
 	if f := e.drops.Load(); f != nil {
@@ -61,7 +63,7 @@ func (e *Engine) SendStats() {
 	}
 	e.out.Send(outputs.Record{Type: "stats", Time: now, JSON: js})
 	e.log.Info("stats", "packets", st.Decoder.Pkts, "invalid", st.Decoder.Invalid, "flows", st.Flow.Total,
-		"active_flows", st.Flow.Active, "flows_evicted", st.Flow.GetUsed, "panics", c.Panics.Load(), "alerts", st.Detect.Alert, "output_drops", st.Detect.AlertQueueOverflow)
+		"active_flows", st.Flow.Active, "flows_evicted", st.Flow.GetUsed, "panics", c.Panics.Load(), "buffers_shed", shed, "alerts", st.Detect.Alert, "output_drops", st.Detect.AlertQueueOverflow)
 }
 
 // SetOutputDrops registers a function returning the outputs' total drops.

@@ -212,7 +212,16 @@ type Stats struct {
 	Capture *CaptureStats `json:"capture,omitempty"`
 	Decoder DecoderStats  `json:"decoder"`
 	Flow    FlowStats     `json:"flow"`
+	TCP     TCPStats      `json:"tcp"`
 	Detect  DetectStats   `json:"detect"`
+}
+
+// TCPStats maps the budget for per-flow buffers onto Suricata's stream
+// memcap counters: a handshake buffer refused room and dropped counts as
+// segment_memcap_drop, the bytes reserved now as reassembly_memuse.
+type TCPStats struct {
+	SegmentMemcapDrop uint64 `json:"segment_memcap_drop"`
+	ReassemblyMemuse  uint64 `json:"reassembly_memuse"`
 }
 
 // CaptureStats maps kernel counters.

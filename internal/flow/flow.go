@@ -96,24 +96,47 @@ func (r EndReason) String() string {
 }
 
 // Entry is one flow. Fields are owned by the worker that owns the table.
+// It is kept small (an idle flow costs its entry and its index slot):
+// endpoints are derived from the key, times are Unix nanoseconds.
 type Entry[V any] struct {
-	Key            Key
-	Client, Server Endpoint
-	ID             int64 // EVE flow_id: < 2^51, stable for the flow
-	Start, Last    time.Time
-	PktsToServer   uint64
-	PktsToClient   uint64
-	BytesToServer  uint64
-	BytesToClient  uint64
-	SYNSeen        bool // the client's SYN was seen: direction is certain
-	Closed         bool // FIN or RST seen
+	Key           Key
+	ID            int64 // EVE flow_id: < 2^51, stable for the flow
+	start, last   int64
+	PktsToServer  uint64
+	PktsToClient  uint64
+	BytesToServer uint64
+	BytesToClient uint64
+	SYNSeen       bool // the client's SYN was seen: direction is certain
+	Closed        bool // FIN or RST seen
+	// Keep marks a flow its owner wants evicted last (it gave evidence):
+	// a full table evicts the least recently used flow without it first.
+	Keep bool
 	// clientIsA caches the orientation for fast direction lookups.
 	clientIsA bool
+	class     uint8
+
+	prev, next *Entry[V]
 
 	V V
+}
 
-	class      uint8
-	prev, next *Entry[V]
+// Start is the time of the flow's first packet.
+func (e *Entry[V]) Start() time.Time { return time.Unix(0, e.start) }
+
+// Last is the time of the flow's latest packet.
+func (e *Entry[V]) Last() time.Time { return time.Unix(0, e.last) }
+
+// Client is the endpoint that opened the flow (as far as can be told).
+func (e *Entry[V]) Client() Endpoint { return e.endpoint(e.clientIsA) }
+
+// Server is the endpoint the client talks to.
+func (e *Entry[V]) Server() Endpoint { return e.endpoint(!e.clientIsA) }
+
+func (e *Entry[V]) endpoint(a bool) Endpoint {
+	if a {
+		return Endpoint{netip.AddrFrom16(e.Key.A).Unmap(), e.Key.APort}
+	}
+	return Endpoint{netip.AddrFrom16(e.Key.B).Unmap(), e.Key.BPort}
 }
 
 // ToServer reports whether a packet whose source is endpoint A (srcIsA from
@@ -146,7 +169,7 @@ type Stats struct {
 
 // Table is a bounded flow table.
 type Table[V any] struct {
-	m     map[Key]*Entry[V]
+	ix    index[V]
 	max   int
 	to    [numClasses]time.Duration
 	lists [numClasses]list[V]
@@ -167,22 +190,24 @@ func NewTable[V any](max int, to Timeouts, onEnd func(*Entry[V], EndReason)) *Ta
 	if max <= 0 {
 		max = 65536
 	}
-	t := &Table[V]{m: make(map[Key]*Entry[V], min(max, 64)), max: max, onEvict: onEnd}
+	t := &Table[V]{ix: newIndex[V](), max: max, onEvict: onEnd}
 	t.to[classTCP], t.to[classTCPClosed], t.to[classUDP], t.to[classOther] = to.TCP, to.TCPClosed, to.UDP, to.Other
 	return t
 }
 
 // Range calls fn with the value of every flow in the table.
 func (t *Table[V]) Range(fn func(*V)) {
-	for _, e := range t.m {
-		fn(&e.V)
+	for _, e := range t.ix.slots {
+		if e != nil {
+			fn(&e.V)
+		}
 	}
 }
 
 // Stats returns the table's counters.
 func (t *Table[V]) Stats() Stats {
 	s := t.stats
-	s.Active = len(t.m)
+	s.Active = t.ix.n
 	return s
 }
 
@@ -192,15 +217,17 @@ func (t *Table[V]) Stats() Stats {
 func (t *Table[V]) Lookup(p *decode.Packet, k Key, srcIsA bool) (e *Entry[V], created, toServer bool) {
 	e, ok := t.last, t.last != nil && t.last.Key == k
 	if !ok {
-		e, ok = t.m[k]
+		e = t.ix.find(k)
+		ok = e != nil
 	}
 	if !ok {
-		if len(t.m) >= t.max {
+		if t.ix.n >= t.max {
 			t.evictOne()
 		}
 		e = t.alloc()
 		e.Key = k
-		e.Start, e.Last = p.Time, p.Time
+		e.start = p.Time.UnixNano()
+		e.last = e.start
 		e.clientIsA = srcIsA
 		// A SYN-ACK or a reply from a service port seen first means the
 		// capture missed the opening packet: the receiver is the client.
@@ -210,10 +237,9 @@ func (t *Table[V]) Lookup(p *decode.Packet, k Key, srcIsA bool) (e *Entry[V], cr
 		if p.Proto == decode.ProtoTCP && p.TCPFlags&(decode.FlagSYN|decode.FlagACK) == decode.FlagSYN {
 			e.SYNSeen = true
 		}
-		e.setEndpoints()
 		e.ID = flowID(p.Time, k)
 		e.class = classOf(p.Proto, false)
-		t.m[k] = e
+		t.ix.insert(e)
 		t.lists[e.class].pushFront(e)
 		t.stats.Created++
 		created = true
@@ -223,12 +249,11 @@ func (t *Table[V]) Lookup(p *decode.Packet, k Key, srcIsA bool) (e *Entry[V], cr
 			e.SYNSeen = true
 			if e.clientIsA != srcIsA {
 				e.clientIsA = srcIsA
-				e.setEndpoints()
 				e.PktsToServer, e.PktsToClient = e.PktsToClient, e.PktsToServer
 				e.BytesToServer, e.BytesToClient = e.BytesToClient, e.BytesToServer
 			}
 		}
-		e.Last = p.Time
+		e.last = p.Time.UnixNano()
 		closing := p.Proto == decode.ProtoTCP && p.TCPFlags&(decode.FlagFIN|decode.FlagRST) != 0 && !e.Closed
 		if closing || t.lists[e.class].head != e {
 			t.lists[e.class].remove(e)
@@ -274,16 +299,6 @@ func guessReversed(p *decode.Packet) bool {
 // servicePort: ports below the usual ephemeral ranges are likely the server's.
 func servicePort(port uint16) bool { return port != 0 && port < 10000 }
 
-func (e *Entry[V]) setEndpoints() {
-	a := Endpoint{netip.AddrFrom16(e.Key.A).Unmap(), e.Key.APort}
-	b := Endpoint{netip.AddrFrom16(e.Key.B).Unmap(), e.Key.BPort}
-	if e.clientIsA {
-		e.Client, e.Server = a, b
-	} else {
-		e.Client, e.Server = b, a
-	}
-}
-
 func classOf(proto uint8, closed bool) uint8 {
 	switch proto {
 	case decode.ProtoTCP:
@@ -313,9 +328,10 @@ func flowID(start time.Time, k Key) int64 {
 // Expire removes every flow idle for longer than its class timeout at now,
 // calling emit before each removal.
 func (t *Table[V]) Expire(now time.Time, emit func(*Entry[V], EndReason)) {
+	n := now.UnixNano()
 	for c := range t.lists {
 		l := &t.lists[c]
-		for e := l.tail; e != nil && now.Sub(e.Last) > t.to[c]; e = l.tail {
+		for e := l.tail; e != nil && n-e.last > int64(t.to[c]); e = l.tail {
 			t.remove(e, emit, EndTimeout)
 			t.stats.Expired++
 		}
@@ -332,12 +348,29 @@ func (t *Table[V]) Flush(emit func(*Entry[V], EndReason)) {
 	}
 }
 
+// evictScan bounds how many kept flows eviction steps over at the cold end
+// of each class before it settles for the least recently used one anyway.
+const evictScan = 64
+
 func (t *Table[V]) evictOne() {
-	var victim *Entry[V]
+	var victim, kept *Entry[V]
 	for c := range t.lists {
-		if e := t.lists[c].tail; e != nil && (victim == nil || e.Last.Before(victim.Last)) {
-			victim = e
+		n := 0
+		for e := t.lists[c].tail; e != nil && n < evictScan; e, n = e.prev, n+1 {
+			if e.Keep {
+				if kept == nil || e.last < kept.last {
+					kept = e
+				}
+				continue
+			}
+			if victim == nil || e.last < victim.last {
+				victim = e
+			}
+			break
 		}
+	}
+	if victim == nil {
+		victim = kept
 	}
 	if victim != nil {
 		t.remove(victim, t.onEvict, EndEvicted)
@@ -350,7 +383,7 @@ func (t *Table[V]) remove(e *Entry[V], emit func(*Entry[V], EndReason), r EndRea
 		emit(e, r)
 	}
 	t.lists[e.class].remove(e)
-	delete(t.m, e.Key)
+	t.ix.remove(e)
 	if t.last == e {
 		t.last = nil
 	}

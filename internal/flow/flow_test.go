@@ -33,7 +33,7 @@ func TestDirection(t *testing.T) {
 			if !created {
 				t.Fatal("not created")
 			}
-			if got := netip.AddrPortFrom(e.Client.Addr, e.Client.Port).String(); got != tc.wantClient {
+			if got := netip.AddrPortFrom(e.Client().Addr, e.Client().Port).String(); got != tc.wantClient {
 				t.Errorf("client %s, want %s", got, tc.wantClient)
 			}
 		})
@@ -53,8 +53,8 @@ func TestSYNCorrectsDirection(t *testing.T) {
 		t.Fatal("key not canonical")
 	}
 	_, created, toServer := tb.Lookup(p2, k2, a2)
-	if created || !toServer || e.Client.Port != 40000 {
-		t.Errorf("created=%v toServer=%v client=%v", created, toServer, e.Client)
+	if created || !toServer || e.Client().Port != 40000 {
+		t.Errorf("created=%v toServer=%v client=%v", created, toServer, e.Client())
 	}
 	if e.PktsToServer != 1 || e.PktsToClient != 1 {
 		t.Errorf("counters %d/%d", e.PktsToServer, e.PktsToClient)
@@ -113,5 +113,40 @@ func BenchmarkLookup(b *testing.B) {
 		p.SrcPort = uint16(i & 1023)
 		k, a := KeyOf(p)
 		tb.Lookup(p, k, a)
+	}
+}
+
+// TestEvictKeepsFlowsWithEvidence: a full table evicts the least recently
+// used flow not marked Keep; a kept flow goes only when every flow the
+// eviction looks at is kept.
+func TestEvictKeepsFlowsWithEvidence(t *testing.T) {
+	t0 := time.Unix(1700000000, 0)
+	tests := []struct {
+		name     string
+		keep     []bool // flows 0..n-1, oldest first
+		wantGone int
+	}{
+		{"oldest not kept", []bool{false, false, false}, 0},
+		{"oldest kept", []bool{true, false, false}, 1},
+		{"two oldest kept", []bool{true, true, false}, 2},
+		{"all kept", []bool{true, true, true}, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var gone []uint16
+			tb := NewTable[int](len(tc.keep), DefaultTimeouts(), func(e *Entry[int], _ EndReason) { gone = append(gone, e.Client().Port-1000) })
+			for i, k := range tc.keep {
+				p := pkt("10.0.0.1", uint16(1000+i), "10.0.0.2", 443, decode.FlagSYN, t0.Add(time.Duration(i)*time.Second))
+				key, a := KeyOf(p)
+				e, _, _ := tb.Lookup(p, key, a)
+				e.Keep = k
+			}
+			p := pkt("10.0.0.1", 2000, "10.0.0.2", 443, decode.FlagSYN, t0.Add(time.Minute))
+			key, a := KeyOf(p)
+			tb.Lookup(p, key, a)
+			if len(gone) != 1 || int(gone[0]) != tc.wantGone {
+				t.Errorf("evicted %v, want [%d]", gone, tc.wantGone)
+			}
+		})
 	}
 }

@@ -2,10 +2,15 @@
 // without reassembling the stream: it only needs the 5-byte record headers,
 // whose positions follow from the previous record's length, so segments lost
 // or reordered inside a record body cost nothing. Handshake records of the
-// first flight are collected (bounded) for hello parsing.
+// first flight are collected (bounded) for hello parsing, within the
+// engine's budget for per-flow buffers.
 package tlsstream
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/sewatch/sewatch/internal/membudget"
+)
 
 // Content types.
 const (
@@ -43,6 +48,11 @@ type Dir struct {
 	Collect bool
 	HS      []byte
 	hsBroke bool
+	// h is what HS's capacity holds reserved in the flow's account of the
+	// engine's buffer budget (see SetBudget).
+	h membudget.Holder
+	// Shed: the budget refused HS room, so the handshake was dropped.
+	Shed bool
 	// Counters.
 	Records  int
 	Desyncs  int
@@ -52,7 +62,27 @@ type Dir struct {
 // Start begins record parsing at stream position seq (the first byte of a
 // TLS record). synced=false means the position is a guess (mid-stream).
 func (d *Dir) Start(seq uint32, synced bool) {
-	*d = Dir{Collect: d.Collect, HS: d.HS[:0], started: true, synced: synced, next: seq}
+	*d = Dir{Collect: d.Collect, HS: d.HS[:0], h: d.h, started: true, synced: synced, next: seq}
+}
+
+// SetBudget makes HS's growth reserve from the worker's account a (nil: no
+// budget); *kept (may be nil) says the flow gave evidence, so its buffer is
+// shed last. Call it once per flow, before Start.
+func (d *Dir) SetBudget(a *membudget.Account, kept *bool) { d.h.Bind(a, kept, d) }
+
+// Free drops the handshake buffer and returns its bytes to the budget. The
+// owner calls it when it no longer needs HS and before the Dir is reused
+// or forgotten (flow end).
+func (d *Dir) Free() {
+	d.h.Free()
+	d.HS = nil
+}
+
+// ShedBuffer implements membudget.Shedder: the budget took this buffer's
+// room for another flow, so the handshake being collected is given up.
+func (d *Dir) ShedBuffer() {
+	d.Free()
+	d.Shed, d.hsBroke = true, true
 }
 
 // Started reports whether Start was called.
@@ -154,7 +184,20 @@ func (d *Dir) collect(b []byte) {
 		return
 	}
 	// Grown as needed: most hellos fit one record, and a flood of flows
-	// that never finish a handshake must not pin kilobytes each.
+	// that never finish a handshake must not pin kilobytes each. Growth is
+	// reserved from the budget first; refused, the partial handshake is
+	// dropped (shed) rather than held.
+	need := len(d.HS) + len(b)
+	if need > cap(d.HS) {
+		n := min(max(need, 2*cap(d.HS), 512), MaxHandshake)
+		if !d.h.Grow(n - d.h.Held()) {
+			d.ShedBuffer()
+			return
+		}
+		hs := make([]byte, len(d.HS), n)
+		copy(hs, d.HS)
+		d.HS = hs
+	}
 	d.HS = append(d.HS, b...)
 }
 

@@ -1,0 +1,151 @@
+package engine
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/sewatch/sewatch/detector"
+	"github.com/sewatch/sewatch/internal/decode"
+	"github.com/sewatch/sewatch/internal/membudget"
+	"github.com/sewatch/sewatch/internal/testpkt"
+	"github.com/sewatch/sewatch/internal/verdict"
+)
+
+// halfHello returns the packets of one TCP connection that opens, then
+// sends a TLS handshake record announcing a 16,000-byte ClientHello and only
+// the first segs*1,400 bytes of it, and never finishes: what a flood meant
+// to pin the sensor's handshake buffers looks like.
+func halfHello(client string, port uint16, segs int) [][]byte {
+	cli := testpkt.Spec{Src: client, Dst: "10.77.0.1", Proto: "tcp", SrcPort: port, DstPort: 443}
+	srv := testpkt.Spec{Src: cli.Dst, Dst: cli.Src, Proto: "tcp", SrcPort: 443, DstPort: port}
+	syn, synack, ack := cli, srv, cli
+	syn.SYN, syn.Seq = true, 1000
+	synack.SYN, synack.ACK, synack.Seq = true, true, 5000
+	ack.ACK, ack.Seq = true, 1001
+	out := [][]byte{testpkt.Ethernet(syn), testpkt.Ethernet(synack), testpkt.Ethernet(ack)}
+	body := make([]byte, 16005)
+	body[0], body[1], body[2] = 22, 3, 1
+	binary.BigEndian.PutUint16(body[3:], 16000)
+	body[5] = 1 // ClientHello
+	binary.BigEndian.PutUint32(body[5:], 1<<24|15996)
+	body[5] = 1
+	for i := 0; i < segs; i++ {
+		d := cli
+		d.ACK, d.Seq = true, 1001+uint32(i*1400)
+		d.Payload = body[i*1400 : (i+1)*1400]
+		out = append(out, testpkt.Ethernet(d))
+	}
+	return out
+}
+
+// TestHalfHelloFlood floods half-finished ClientHellos through the engine
+// beside a SoftEther session: the bytes the inspectors' buffers hold never
+// pass the budget, refusals are counted (and reported in the stats event),
+// every reserved byte is returned when the flows end, and the session is
+// still detected.
+func TestHalfHelloFlood(t *testing.T) {
+	const budget = membudget.MinBytes
+	tests := []struct {
+		name     string
+		flows    int
+		before   bool // the whole flood arrives before the session
+		wantShed bool
+	}{
+		{"under the budget", 20, false, false},
+		{"flood past the budget during the session", 600, false, true},
+		{"budget full before the session", 600, true, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dets, err := detector.Build(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := &collector{}
+			e := New(Config{Detectors: dets, Verdict: verdict.DefaultConfig(), FlowBuffers: budget}, c,
+				slog.New(slog.NewTextHandler(io.Discard, nil)))
+			w := e.NewWorker(decode.LinkEthernet)
+			se := loadCapture(t, "se-direct-443.pcap")
+			var flood [][]byte
+			for f := 0; f < tc.flows; f++ {
+				flood = append(flood, halfHello(fmt.Sprintf("10.66.%d.%d", f/200, 1+f%200), uint16(20000+f), 8)...)
+			}
+			// The flood is spread over the session's first 200 packets,
+			// so it fills the budget while the session sets up.
+			per := len(flood)/200 + 1
+			var peak int64
+			n := uint64(0)
+			feed := func(data []byte, ts time.Time) {
+				n++
+				w.Process(data, ts, n)
+				if u := e.Budget().Used(); u > peak {
+					peak = u
+				}
+			}
+			if tc.before {
+				for _, fr := range flood {
+					feed(fr, se[0].ts)
+				}
+				flood = nil
+			}
+			for i, fr := range se {
+				feed(fr.data, fr.ts)
+				for j := 0; j < per && len(flood) > 0 && i < 200; j++ {
+					feed(flood[0], fr.ts)
+					flood = flood[1:]
+				}
+			}
+			if peak > budget || e.Budget().Peak() > budget {
+				t.Errorf("buffers held %d bytes (budget's peak %d), budget %d", peak, e.Budget().Peak(), budget)
+			}
+			shed, _, others := e.Budget().Shed()
+			if tc.before && others == 0 {
+				t.Error("no stale buffer was shed to make room for the session's handshake")
+			}
+			if (shed > 0) != tc.wantShed {
+				t.Errorf("%d buffers shed, want shedding %v", shed, tc.wantShed)
+			}
+			if tc.wantShed && peak < budget*7/8-16<<10 {
+				t.Errorf("peak %d: the flood never filled the budget, the test measures nothing", peak)
+			}
+			w.Finish()
+			if u := e.Budget().Used(); u != 0 {
+				t.Errorf("%d bytes still reserved after every flow ended", u)
+			}
+			e.SendStats()
+			var session bool
+			var st struct {
+				Stats struct {
+					TCP struct {
+						Drop uint64 `json:"segment_memcap_drop"`
+					} `json:"tcp"`
+				} `json:"stats"`
+			}
+			for _, r := range c.recs {
+				switch r.Type {
+				case "alert":
+					var a alertLine
+					json.Unmarshal(r.JSON, &a)
+					if isSessionSID(a.Alert.SignatureID) && matches(a, "tcp", "198.18.1.2:39086", "198.18.2.2:443") {
+						session = true
+					}
+				case "stats":
+					validate(t, compileSchema(t, "../../schemas/eve.schema.json"), r.JSON, "schemas/eve.schema.json")
+					json.Unmarshal(r.JSON, &st)
+				}
+			}
+			if !session {
+				t.Error("the SoftEther session was not detected")
+			}
+			if st.Stats.TCP.Drop != shed {
+				t.Errorf("stats event tcp.segment_memcap_drop %d, want %d", st.Stats.TCP.Drop, shed)
+			}
+			t.Logf("%d flood flows: peak %d of %d bytes, %d buffers shed", tc.flows, peak, budget, shed)
+		})
+	}
+}
