@@ -96,6 +96,7 @@ func runLive(ctx context.Context, eng *engine.Engine, iface string, cfg config.C
 	}
 	log.Info("capturing", "iface", iface, "workers", len(srcs), "ring_mib_per_worker", cfg.Capture.RingBlocks*cfg.Capture.RingBlockSize>>20)
 	eng.SetCaptureStats(kernelStats(srcs))
+	liveSources.Store(&srcs)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	if cfg.Stats.Interval > 0 {
