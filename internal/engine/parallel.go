@@ -20,9 +20,10 @@ import (
 )
 
 // Offline capture on several cores. One goroutine reads the file into
-// chunks and tags every packet with a worker chosen by a symmetric hash of
-// its addresses and ports, so both directions of a flow meet in one worker
-// and each worker sees its flows' packets in file order. Workers do
+// chunks, decodes every packet and tags it with a worker chosen by a
+// symmetric hash of its addresses, so both directions of a flow (and every
+// flow of a host pair) meet in one worker and each worker sees its flows'
+// packets in file order. Workers do
 // everything up to evidence; the evidence of a chunk is then handed to the
 // shared verdict stage in packet order, with the verdict's expiry at the
 // same packet numbers as one worker would run it. The verdict therefore
