@@ -39,7 +39,11 @@ const (
 	// fresh page costs a fault, and the chunks in flight should stay in the
 	// caches between the reader and the workers.
 	chunkBytes = 512 << 10
-	chunkDepth = 6 // chunks in flight: the reader runs ahead of the workers
+	// chunkDepth is the chunks in flight: a worker can run that far ahead
+	// of the other (one host pair's burst), and the reader ahead of both.
+	// On the mix capture, a model of two workers at one packet per tick
+	// idles 5.2 % over the even split with 6 chunks, 3.3 % with 16.
+	chunkDepth = 16
 )
 
 // Decoding outcome of a chunk's packet (pktMeta.st).
