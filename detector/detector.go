@@ -190,7 +190,22 @@ func (l *FreeList[T]) Get() *T {
 		return v
 	}
 	l.mu.Unlock()
-	return new(T)
+	v := new(T)
+	touch(v)
+	return v
+}
+
+// touch writes a fresh value's memory. The allocator hands out pages the
+// kernel has not mapped yet; an inspector's first access is usually a
+// read, which maps the shared zero page, and its first write then faults
+// again and must flush that mapping from every core running the process
+// (an inter-processor interrupt when several workers run). Writing first
+// takes one fault and no flush.
+//
+//go:noinline
+func touch[T any](v *T) {
+	var zero T
+	*v = zero
 }
 
 // Put releases v for reuse; the caller must not use it afterwards.

@@ -84,7 +84,7 @@ func runFile(ctx context.Context, eng *engine.Engine, path string, cfg config.Co
 func runLive(ctx context.Context, eng *engine.Engine, iface string, cfg config.Config, log *slog.Logger) error {
 	promisc := cfg.Capture.Promisc == nil || *cfg.Capture.Promisc
 	srcs, err := capture.OpenLive(iface, capture.LiveOptions{Workers: cfg.Capture.Workers, Promisc: promisc,
-		Snaplen: cfg.Capture.Snaplen, Filter: cfg.Capture.Filter, ReadTimeout: liveReadTimeout})
+		Snaplen: cfg.Capture.Snaplen, Filter: cfg.Capture.Filter, ReadTimeout: liveReadTimeout, Ring: cfg.Capture.Ring()})
 	if err != nil {
 		return err
 	}
@@ -94,8 +94,9 @@ func runLive(ctx context.Context, eng *engine.Engine, iface string, cfg config.C
 		}
 		return err
 	}
-	log.Info("capturing", "iface", iface, "workers", len(srcs))
+	log.Info("capturing", "iface", iface, "workers", len(srcs), "ring_mib_per_worker", cfg.Capture.RingBlocks*cfg.Capture.RingBlockSize>>20)
 	eng.SetCaptureStats(kernelStats(srcs))
+	liveSources.Store(&srcs)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	if cfg.Stats.Interval > 0 {
@@ -122,10 +123,25 @@ func runLive(ctx context.Context, eng *engine.Engine, iface string, cfg config.C
 	if cfg.Stats.Interval > 0 {
 		eng.SendStats() // final counters at shutdown
 	}
+	logCaptureEnd(log, srcs)
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	return nil
+}
+
+// logCaptureEnd logs the sockets' final counters, the ring's freezes
+// (the kernel found it full) among them, which EVE's stats have no name for.
+func logCaptureEnd(log *slog.Logger, srcs []capture.Source) {
+	var st capture.Stats
+	for _, s := range srcs {
+		x := s.Stats()
+		st.Packets += x.Packets
+		st.KernelDrops += x.KernelDrops
+		st.KernelFreezes += x.KernelFreezes
+		st.Errors += x.Errors
+	}
+	log.Info("capture ended", "packets", st.Packets, "kernel_drops", st.KernelDrops, "ring_freezes", st.KernelFreezes, "ring_errors", st.Errors)
 }
 
 // kernelStats sums the kernel counters of every socket of the fanout group.

@@ -7,18 +7,24 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/sewatch/sewatch/internal/capture"
 	"github.com/sewatch/sewatch/internal/engine"
 	"github.com/sewatch/sewatch/outputs"
 )
 
 // statsCollector exports the engine's and the outputs' counters at scrape
 // time; it reads the same atomics as the EVE stats event, so both agree.
+// liveSources are the capture sockets of a live run, for the counter EVE's
+// stats have no name for (ring freezes).
+var liveSources atomic.Pointer[[]capture.Source]
+
 type statsCollector struct {
 	eng    *engine.Engine
 	router *outputs.Router
@@ -55,6 +61,7 @@ var engineMetrics = []metric{
 var (
 	kernelPackets = prometheus.NewDesc("sewatch_kernel_packets_total", "Packets the kernel passed to the capture sockets (live).", nil, nil)
 	kernelDrops   = prometheus.NewDesc("sewatch_kernel_drops_total", "Packets the kernel dropped for lack of buffer (live).", nil, nil)
+	ringFreezes   = prometheus.NewDesc("sewatch_kernel_ring_freezes_total", "Times a live capture ring was full and the kernel froze its queue.", nil, nil)
 	outDelivered  = prometheus.NewDesc("sewatch_output_delivered_total", "Events an output accepted.", []string{"output"}, nil)
 	outDropped    = prometheus.NewDesc("sewatch_output_dropped_total", "Events an output lost.", []string{"output"}, nil)
 	outRetried    = prometheus.NewDesc("sewatch_output_retried_total", "Failed writes that were retried.", []string{"output"}, nil)
@@ -65,7 +72,7 @@ func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, m := range engineMetrics {
 		ch <- m.desc
 	}
-	for _, d := range []*prometheus.Desc{kernelPackets, kernelDrops, outDelivered, outDropped, outRetried, outQueued} {
+	for _, d := range []*prometheus.Desc{kernelPackets, kernelDrops, ringFreezes, outDelivered, outDropped, outRetried, outQueued} {
 		ch <- d
 	}
 }
@@ -77,6 +84,13 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	if p, d, _, ok := c.eng.KernelStats(); ok {
 		ch <- prometheus.MustNewConstMetric(kernelPackets, prometheus.CounterValue, float64(p))
 		ch <- prometheus.MustNewConstMetric(kernelDrops, prometheus.CounterValue, float64(d))
+	}
+	if p := liveSources.Load(); p != nil {
+		var n uint64
+		for _, s := range *p {
+			n += s.Stats().KernelFreezes
+		}
+		ch <- prometheus.MustNewConstMetric(ringFreezes, prometheus.CounterValue, float64(n))
 	}
 	for _, st := range c.router.Stats() {
 		ch <- prometheus.MustNewConstMetric(outDelivered, prometheus.CounterValue, float64(st.Delivered), st.Name)

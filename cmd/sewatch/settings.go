@@ -28,6 +28,12 @@ func settings(o options) (config.Config, error) {
 	if o.workersSet {
 		cfg.Capture.Workers = o.workers
 	}
+	if o.ringBlocks != 0 {
+		cfg.Capture.RingBlocks = o.ringBlocks
+	}
+	if o.ringBlockSize != 0 {
+		cfg.Capture.RingBlockSize = o.ringBlockSize
+	}
 	if o.flowBuffers != "" {
 		n, err := config.ParseByteSize(o.flowBuffers)
 		if err != nil {

@@ -30,6 +30,10 @@ type Source interface {
 // Stats are a source's counters.
 type Stats struct {
 	Packets, KernelDrops, IfDrops, FilterRejected uint64
+	// KernelFreezes counts the times a live ring was full and the kernel
+	// froze its queue (tp_freeze_q_cnt); Errors counts ring blocks cut
+	// short by a malformed packet header.
+	KernelFreezes, Errors uint64
 }
 
 // Errors.

@@ -5,6 +5,8 @@ package capture
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -19,40 +21,49 @@ func sh(t *testing.T, args ...string) {
 	}
 }
 
-// labLink makes a veth pair: swcap0 here, swcap1 in namespace sw-cap, with
+// The lab link's names carry the process id, so runs in parallel (other
+// checkouts on the same machine) never share or delete each other's link.
+var (
+	labNS   = fmt.Sprintf("sw-cap-%d", os.Getpid())
+	labHere = fmt.Sprintf("swc%da", os.Getpid())
+	labPeer = fmt.Sprintf("swc%db", os.Getpid())
+)
+
+// labLink makes a veth pair: labHere here, labPeer in namespace labNS, with
 // 198.51.100.1/.2. Traffic only ever flows between these two ends.
 func labLink(t *testing.T) {
-	exec.Command("ip", "netns", "del", "sw-cap").Run()
-	exec.Command("ip", "link", "del", "swcap0").Run()
-	sh(t, "ip", "netns", "add", "sw-cap")
+	exec.Command("ip", "netns", "del", labNS).Run()
+	exec.Command("ip", "link", "del", labHere).Run()
+	sh(t, "ip", "netns", "add", labNS)
 	t.Cleanup(func() {
-		exec.Command("ip", "link", "del", "swcap0").Run()
-		exec.Command("ip", "netns", "del", "sw-cap").Run()
+		exec.Command("ip", "link", "del", labHere).Run()
+		exec.Command("ip", "netns", "del", labNS).Run()
 	})
-	sh(t, "ip", "link", "add", "swcap0", "type", "veth", "peer", "name", "swcap1")
-	sh(t, "ip", "link", "set", "swcap1", "netns", "sw-cap")
-	sh(t, "ip", "addr", "add", "198.51.100.1/24", "dev", "swcap0")
-	sh(t, "ip", "link", "set", "swcap0", "up")
-	sh(t, "ip", "-n", "sw-cap", "addr", "add", "198.51.100.2/24", "dev", "swcap1")
-	sh(t, "ip", "-n", "sw-cap", "link", "set", "swcap1", "up")
+	sh(t, "ip", "link", "add", labHere, "type", "veth", "peer", "name", labPeer)
+	sh(t, "ip", "link", "set", labPeer, "netns", labNS)
+	sh(t, "ip", "addr", "add", "198.51.100.1/24", "dev", labHere)
+	sh(t, "ip", "link", "set", labHere, "up")
+	sh(t, "ip", "-n", labNS, "addr", "add", "198.51.100.2/24", "dev", labPeer)
+	sh(t, "ip", "-n", labNS, "link", "set", labPeer, "up")
 }
 
-// sendTagged writes n 802.1Q-tagged (VLAN 100) IPv4/ICMP frames on swcap1
-// from inside the namespace with a raw packet socket (this kernel may have
-// no VLAN devices, so the tag is built by hand).
+// sendTagged writes n 802.1Q-tagged (VLAN 100) IPv4/ICMP frames on the
+// peer from inside the namespace with a raw packet socket (this kernel may
+// have no VLAN devices, so the tag is built by hand). Arguments: interface,
+// count.
 const sendTagged = `
-import socket, struct
+import socket, struct, sys
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-s.bind(("swcap1", 0))
+s.bind((sys.argv[1], 0))
 ip = bytes.fromhex("4500001c0001000040010000c6336502c6336501") + bytes.fromhex("0800f7ff00000000")
 frame = b"\xff"*6 + b"\x02\x00\x00\x00\x00\x02" + struct.pack("!HH", 0x8100, 100) + b"\x08\x00" + ip
-for _ in range(5):
+for _ in range(int(sys.argv[2])):
     s.send(frame)
 `
 
 func TestLiveCapture(t *testing.T) {
 	labLink(t)
-	srcs, err := OpenLive("swcap0", LiveOptions{Workers: 2, Promisc: true, ReadTimeout: 200 * time.Millisecond, Filter: "icmp or vlan"})
+	srcs, err := OpenLive(labHere, LiveOptions{Workers: 2, Promisc: true, ReadTimeout: 200 * time.Millisecond, Filter: "icmp or vlan"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,8 +102,8 @@ func TestLiveCapture(t *testing.T) {
 		}(s)
 	}
 	time.Sleep(300 * time.Millisecond)
-	sh(t, "ip", "netns", "exec", "sw-cap", "ping", "-c", "5", "-i", "0.2", "-W", "1", "198.51.100.1")
-	sh(t, "ip", "netns", "exec", "sw-cap", "python3", "-c", sendTagged)
+	sh(t, "ip", "netns", "exec", labNS, "ping", "-c", "5", "-i", "0.2", "-W", "1", "198.51.100.1")
+	sh(t, "ip", "netns", "exec", labNS, "python3", "-c", sendTagged, labPeer, "5")
 	var total seen
 	for range srcs {
 		r := <-results

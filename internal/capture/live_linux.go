@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,27 +23,49 @@ type LiveOptions struct {
 	Filter      string
 	FanoutGroup uint16
 	ReadTimeout time.Duration
+	Ring        RingOptions
 }
 
-// live is one AF_PACKET socket of a fanout group.
+// live is one AF_PACKET socket of a fanout group with a memory-mapped
+// TPACKET_V3 receive ring: the kernel fills blocks of packets, the reader
+// walks a block it owns (TP_STATUS_USER) and hands it back
+// (TP_STATUS_KERNEL) once every packet in it has been read, so a packet
+// costs no system call and no copy.
 type live struct {
-	fd     int
-	buf    []byte
-	oob    []byte
-	closed atomic.Bool
-	// fdMu keeps the descriptor open while a recvmsg or getsockopt uses
-	// it: closing it under a pending call could let the number be reused
-	// by another open and the call read from the wrong file.
-	fdMu    sync.RWMutex
-	stats   Stats
-	packets atomic.Uint64
-	drops   atomic.Uint64
+	fd   int
+	wake int // eventfd: Close wakes a reader waiting in poll
+	ring []byte
+	// m holds the mapping for the cleanup that unmaps it should the
+	// source become unreachable with the last packet still handed out.
+	m         *mapping
+	blockSize int
+	blocks    int
+	snaplen   int
+	timeout   time.Duration
+
+	// mu is held by ReadPacket and by Close: the descriptors and the ring
+	// stay valid for the whole of a read.
+	mu      sync.Mutex
+	pfd     [2]unix.PollFd
+	cur     int  // block read now or waited for
+	inBlock bool // cur is owned by the reader
+	left    int  // packets of cur not yet handed out
+	off     int  // ring offset of the next packet of cur
+	held    bool // the last read handed out a packet the caller may still read
+	scratch []byte
+	closed  atomic.Bool
+	// fdMu keeps the socket open while Stats reads its counters.
+	fdMu sync.RWMutex
+
+	packets, drops, freezes, bad atomic.Uint64
 }
+
+type mapping struct{ b []byte }
 
 // OpenLive opens Workers AF_PACKET sockets bound to iface in one
 // PACKET_FANOUT hash group (a flow's packets always reach the same
-// socket), in promiscuous mode, with kernel timestamps and VLAN tags
-// restored from PACKET_AUXDATA.
+// socket), in promiscuous mode, each with its own TPACKET_V3 ring; kernel
+// timestamps and VLAN tags come from the ring's packet headers.
 func OpenLive(iface string, o LiveOptions) ([]Source, error) {
 	ifi, err := net.InterfaceByName(iface)
 	if err != nil {
@@ -60,6 +83,10 @@ func OpenLive(iface string, o LiveOptions) ([]Source, error) {
 	if o.FanoutGroup == 0 {
 		o.FanoutGroup = uint16(unix.Getpid()&0xffff) | 1
 	}
+	if err := CheckRing(o.Ring, o.Snaplen); err != nil {
+		return nil, err
+	}
+	o.Ring = o.Ring.withDefaults(o.Snaplen)
 	var prog []unix.SockFilter
 	if o.Filter != "" {
 		p, err := CompileFilter(o.Filter, 1)
@@ -91,19 +118,48 @@ func OpenLive(iface string, o LiveOptions) ([]Source, error) {
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 func openSocket(ifi *net.Interface, o LiveOptions, prog []unix.SockFilter) (*live, error) {
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_ALL)))
+	// Protocol 0: the socket receives nothing until it is bound to the
+	// interface below, so no other interface's packet enters the ring.
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socket: %w (needs CAP_NET_RAW)", err)
 	}
+	l := &live{fd: fd, wake: -1, snaplen: o.Snaplen, timeout: o.ReadTimeout,
+		blockSize: o.Ring.BlockSize, blocks: o.Ring.Blocks, scratch: make([]byte, o.Snaplen+4)}
 	fail := func(what string, err error) (*live, error) {
+		if l.ring != nil {
+			unix.Munmap(l.ring)
+		}
+		if l.wake >= 0 {
+			unix.Close(l.wake)
+		}
 		unix.Close(fd)
 		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
+		return fail("TPACKET_V3", err)
 	}
 	if len(prog) > 0 {
 		if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER,
 			&unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}); err != nil {
 			return fail("attach filter", err)
 		}
+	}
+	r := o.Ring
+	req := unix.TpacketReq3{Block_size: uint32(r.BlockSize), Block_nr: uint32(r.Blocks), Frame_size: uint32(r.FrameSize),
+		Frame_nr: uint32(r.BlockSize / r.FrameSize * r.Blocks), Retire_blk_tov: uint32(max(r.Retire/time.Millisecond, 1))}
+	size := r.BlockSize * r.Blocks
+	if err := unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
+		return fail(fmt.Sprintf("receive ring of %d blocks × %d KiB (%d MiB) refused by the kernel; lower capture.ring-blocks or capture.ring-block-size",
+			r.Blocks, r.BlockSize>>10, size>>20), err)
+	}
+	ring, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		return fail(fmt.Sprintf("mapping the %d MiB receive ring; lower capture.ring-blocks or capture.ring-block-size", size>>20), err)
+	}
+	l.ring = ring
+	if l.wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		return fail("eventfd", err)
 	}
 	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
 		return fail("bind", err)
@@ -114,112 +170,202 @@ func openSocket(ifi *net.Interface, o LiveOptions, prog []unix.SockFilter) (*liv
 			return fail("promiscuous mode", err)
 		}
 	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
-		return fail("auxdata", err)
-	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
-		return fail("timestamps", err)
-	}
-	tv := unix.NsecToTimeval(o.ReadTimeout.Nanoseconds())
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		return fail("read timeout", err)
-	}
-	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
 	fanout := int(o.FanoutGroup) | (unix.PACKET_FANOUT_HASH|unix.PACKET_FANOUT_FLAG_DEFRAG)<<16
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT, fanout); err != nil {
 		return fail("fanout", err)
 	}
-	return &live{fd: fd, buf: make([]byte, o.Snaplen+4), oob: make([]byte, 256)}, nil
+	l.pfd = [2]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLERR}, {Fd: int32(l.wake), Events: unix.POLLIN}}
+	l.m = &mapping{b: ring}
+	runtime.AddCleanup(l, func(m *mapping) {
+		if m.b != nil {
+			unix.Munmap(m.b)
+		}
+	}, l.m)
+	return l, nil
 }
 
-// ReadPacket implements Source. It returns ErrTimeout when no packet came
-// within the read timeout, so the engine can expire flows on an idle link.
+// Offsets in a block descriptor (tpacket_block_desc with tpacket_hdr_v1).
+const (
+	bdStatus   = 8
+	bdNumPkts  = 12
+	bdFirstPkt = 16
+)
+
+func (l *live) word(off int) *uint32 { return (*uint32)(unsafe.Pointer(&l.ring[off])) }
+
+// ReadPacket implements Source. The data lies in the ring (or, for a frame
+// whose VLAN tag is restored, in a per-socket buffer) and stays valid until
+// the next call, which is when a finished block goes back to the kernel.
+// It returns ErrTimeout when no packet came within the read timeout, so the
+// engine can expire flows on an idle link.
 func (l *live) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
-	var ci gopacket.CaptureInfo
-	for {
-		if l.closed.Load() {
-			return nil, ci, ErrClosed
-		}
-		// Leave 4 bytes in front for a VLAN tag the kernel stripped.
-		l.fdMu.RLock()
-		if l.closed.Load() {
-			l.fdMu.RUnlock()
-			return nil, ci, ErrClosed
-		}
-		n, oobn, flags, _, err := unix.Recvmsg(l.fd, l.buf[4:], l.oob, unix.MSG_TRUNC)
-		l.fdMu.RUnlock()
-		if err != nil {
-			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-				if l.closed.Load() {
-					return nil, ci, ErrClosed
-				}
-				return nil, ci, ErrTimeout
-			}
-			if l.closed.Load() {
-				return nil, ci, ErrClosed
-			}
-			return nil, ci, fmt.Errorf("recvmsg: %w", err)
-		}
-		_ = flags
-		wire := n
-		if n > len(l.buf)-4 {
-			n = len(l.buf) - 4
-		}
-		ci.Length = wire
-		ci.Timestamp = time.Now()
-		data := l.buf[4 : 4+n]
-		if msgs, err := unix.ParseSocketControlMessage(l.oob[:oobn]); err == nil {
-			for _, m := range msgs {
-				switch {
-				case m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SO_TIMESTAMPNS && len(m.Data) >= 16:
-					ts := (*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
-					ci.Timestamp = time.Unix(ts.Unix())
-				case m.Header.Level == unix.SOL_PACKET && m.Header.Type == unix.PACKET_AUXDATA && len(m.Data) >= int(unsafe.Sizeof(unix.TpacketAuxdata{})):
-					aux := (*unix.TpacketAuxdata)(unsafe.Pointer(&m.Data[0]))
-					if aux.Status&unix.TP_STATUS_VLAN_VALID != 0 && n >= 12 {
-						// Re-insert the 802.1Q tag the NIC or kernel stripped.
-						tpid := uint16(0x8100)
-						if aux.Status&unix.TP_STATUS_VLAN_TPID_VALID != 0 {
-							tpid = aux.Vlan_tpid
-						}
-						copy(l.buf[0:12], l.buf[4:16])
-						binary.BigEndian.PutUint16(l.buf[12:], tpid)
-						binary.BigEndian.PutUint16(l.buf[14:], aux.Vlan_tci)
-						data = l.buf[0 : 4+n]
-						ci.Length += 4
-					}
-				}
-			}
-		}
-		ci.CaptureLength = len(data)
-		l.packets.Add(1)
-		return data, ci, nil
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.held = false
+	if l.closed.Load() {
+		l.unmap()
+		return nil, gopacket.CaptureInfo{}, ErrClosed
 	}
+	var deadline time.Time
+	for {
+		if l.inBlock {
+			if l.left > 0 {
+				if data, ci, ok := l.next(); ok {
+					l.held = true
+					l.packets.Add(1)
+					return data, ci, nil
+				}
+				continue
+			}
+			// Every packet of the block was read and the caller is done
+			// with the last one: the block goes back to the kernel.
+			atomic.StoreUint32(l.word(l.cur*l.blockSize+bdStatus), unix.TP_STATUS_KERNEL)
+			l.inBlock = false
+			l.cur = (l.cur + 1) % l.blocks
+		}
+		base := l.cur * l.blockSize
+		if atomic.LoadUint32(l.word(base+bdStatus))&unix.TP_STATUS_USER != 0 {
+			l.inBlock = true
+			l.left = int(*l.word(base + bdNumPkts))
+			l.off = base + int(*l.word(base + bdFirstPkt))
+			continue
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(l.timeout)
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return nil, gopacket.CaptureInfo{}, ErrTimeout
+		}
+		l.pfd[0].Revents, l.pfd[1].Revents = 0, 0
+		_, err := unix.Poll(l.pfd[:], int((wait+time.Millisecond-1)/time.Millisecond))
+		if l.closed.Load() {
+			return nil, gopacket.CaptureInfo{}, ErrClosed
+		}
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return nil, gopacket.CaptureInfo{}, fmt.Errorf("poll: %w", err)
+		}
+		if l.pfd[0].Revents&(unix.POLLERR|unix.POLLNVAL) != 0 {
+			// The interface went down or away: the socket says why.
+			if e, err := unix.GetsockoptInt(l.fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && e != 0 {
+				return nil, gopacket.CaptureInfo{}, fmt.Errorf("capture socket: %w", unix.Errno(e))
+			}
+			if l.pfd[0].Revents&unix.POLLNVAL != 0 {
+				return nil, gopacket.CaptureInfo{}, errors.New("capture socket: invalid descriptor")
+			}
+		}
+	}
+}
+
+// next takes the next packet of the current block. A header that points
+// outside its block (which a correct kernel never writes) ends the block
+// rather than reading out of bounds; it is counted as an error.
+func (l *live) next() ([]byte, gopacket.CaptureInfo, bool) {
+	var ci gopacket.CaptureInfo
+	start := l.cur * l.blockSize
+	end := start + l.blockSize
+	off := l.off
+	if off < start+blockHdrLen || off+unix.SizeofTpacket3Hdr > end {
+		l.left = 0
+		l.bad.Add(1)
+		return nil, ci, false
+	}
+	h := (*unix.Tpacket3Hdr)(unsafe.Pointer(&l.ring[off]))
+	l.left--
+	if h.Next_offset == 0 {
+		l.left = 0
+	}
+	l.off = off + int(h.Next_offset)
+	mac, snap := off+int(h.Mac), int(h.Snaplen)
+	if int(h.Mac) < unix.SizeofTpacket3Hdr || mac+snap > end {
+		l.left = 0
+		l.bad.Add(1)
+		return nil, ci, false
+	}
+	data := l.ring[mac : mac+min(snap, l.snaplen) : mac+snap]
+	ci.Timestamp = time.Unix(int64(h.Sec), int64(h.Nsec))
+	ci.Length = int(h.Len)
+	if h.Status&unix.TP_STATUS_VLAN_VALID != 0 && len(data) >= 12 {
+		// Re-insert the 802.1Q tag the NIC or kernel stripped.
+		tpid := uint16(0x8100)
+		if h.Status&unix.TP_STATUS_VLAN_TPID_VALID != 0 {
+			tpid = h.Hv1.Vlan_tpid
+		}
+		s := l.scratch[:len(data)+4]
+		copy(s, data[:12])
+		binary.BigEndian.PutUint16(s[12:], tpid)
+		binary.BigEndian.PutUint16(s[14:], uint16(h.Hv1.Vlan_tci))
+		copy(s[16:], data[12:])
+		data = s
+		ci.Length += 4
+	}
+	ci.CaptureLength = len(data)
+	return data, ci, true
 }
 
 // LinkType implements Source: AF_PACKET raw sockets deliver Ethernet frames
 // (on Ethernet-like interfaces, including veth and VLAN devices).
 func (l *live) LinkType() uint32 { return 1 }
 
-// Stats implements Source, reading (and accumulating) the kernel's counters.
+// Stats implements Source. Packets counts the packets read; the kernel's
+// counters (reset by the kernel on every read) are accumulated here.
 func (l *live) Stats() Stats {
 	l.fdMu.RLock()
 	if !l.closed.Load() {
-		if st, err := unix.GetsockoptTpacketStats(l.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
-			l.drops.Add(uint64(st.Drops))
-		}
+		l.readKernelStats()
 	}
 	l.fdMu.RUnlock()
-	return Stats{Packets: l.packets.Load(), KernelDrops: l.drops.Load()}
+	return Stats{Packets: l.packets.Load(), KernelDrops: l.drops.Load(), KernelFreezes: l.freezes.Load(), Errors: l.bad.Load()}
 }
 
-// Close implements Source. It waits for a pending read to return (within
-// the read timeout) before closing the descriptor that read uses.
+// readKernelStats adds the kernel's counters since the last read (the
+// caller holds fdMu).
+func (l *live) readKernelStats() {
+	if st, err := unix.GetsockoptTpacketStatsV3(l.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
+		l.drops.Add(uint64(st.Drops))
+		l.freezes.Add(uint64(st.Freeze_q_cnt))
+	}
+}
+
+// Close implements Source. A read waiting for packets returns ErrClosed at
+// once (an eventfd wakes its poll); Close waits for it, reads the kernel's
+// last counters and closes the socket. The ring is unmapped now, unless the
+// last read handed out a packet the caller may still be reading: then an
+// empty anonymous mapping replaces the ring at the same address (the ring's
+// memory goes back to the kernel with the socket, and the caller's slice
+// stays readable), and the next read or the collector unmaps it.
 func (l *live) Close() error {
 	if l.closed.Swap(true) {
 		return nil
 	}
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	unix.Write(l.wake, one[:])
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.held {
+		// On failure the ring stays mapped rather than be pulled from
+		// under the caller; it goes with the next read or the collector.
+		unix.MmapPtr(-1, 0, unsafe.Pointer(&l.ring[0]), uintptr(len(l.ring)), unix.PROT_READ,
+			unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED)
+	} else {
+		l.unmap()
+	}
 	l.fdMu.Lock()
 	defer l.fdMu.Unlock()
+	l.readKernelStats()
+	unix.Close(l.wake)
 	return unix.Close(l.fd)
+}
+
+// unmap releases the ring's address range (the caller holds mu).
+func (l *live) unmap() {
+	if l.ring != nil {
+		unix.Munmap(l.ring)
+		l.ring = nil
+		l.m.b = nil
+	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/sewatch/sewatch/internal/capture"
 	"github.com/sewatch/sewatch/internal/flow"
 	"github.com/sewatch/sewatch/internal/membudget"
 	"github.com/sewatch/sewatch/internal/verdict"
@@ -65,6 +66,17 @@ type Capture struct {
 	Workers int    `yaml:"workers"`
 	Promisc *bool  `yaml:"promisc"`
 	Snaplen int    `yaml:"snaplen"`
+	// Live mode's TPACKET_V3 receive ring, per socket: RingBlocks blocks
+	// of RingBlockSize bytes; a block not yet full goes to sewatch after
+	// RingRetire.
+	RingBlockSize int           `yaml:"ring-block-size"`
+	RingBlocks    int           `yaml:"ring-blocks"`
+	RingRetire    time.Duration `yaml:"ring-retire"`
+}
+
+// Ring is the live ring geometry of the configuration.
+func (c Capture) Ring() capture.RingOptions {
+	return capture.RingOptions{BlockSize: c.RingBlockSize, Blocks: c.RingBlocks, Retire: c.RingRetire}
 }
 
 // Flow configures the flow table.
@@ -111,11 +123,12 @@ func Default() Config {
 		LogLevel:  "info",
 		LogFormat: "text",
 		Stats:     Stats{Interval: time.Minute},
-		Capture:   Capture{Workers: 1, Snaplen: 262144},
-		Flow:      Flow{MaxFlows: 262144, TCP: t.TCP, TCPClosed: t.TCPClosed, UDP: t.UDP, Other: t.Other},
-		Memory:    Memory{FlowBuffers: membudget.DefaultBytes},
-		Verdict:   Verdict{Threshold: v.Threshold, SessionGap: v.SessionGap},
-		Delivery:  Delivery{QueueSize: p.QueueSize, BatchSize: p.BatchSize, FlushDeadline: 10 * time.Second},
+		Capture: Capture{Workers: 1, Snaplen: 262144, RingBlockSize: capture.DefaultRingBlockSize,
+			RingBlocks: capture.DefaultRingBlocks, RingRetire: capture.DefaultRingRetire},
+		Flow:     Flow{MaxFlows: 262144, TCP: t.TCP, TCPClosed: t.TCPClosed, UDP: t.UDP, Other: t.Other},
+		Memory:   Memory{FlowBuffers: membudget.DefaultBytes},
+		Verdict:  Verdict{Threshold: v.Threshold, SessionGap: v.SessionGap},
+		Delivery: Delivery{QueueSize: p.QueueSize, BatchSize: p.BatchSize, FlushDeadline: 10 * time.Second},
 	}
 }
 
@@ -160,6 +173,8 @@ func (c *Config) Validate() error {
 	}
 	if c.Capture.Snaplen < 0 {
 		errs = append(errs, errors.New("capture.snaplen must not be negative"))
+	} else if err := capture.CheckRing(c.Capture.Ring(), c.Capture.Snaplen); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Flow.MaxFlows < 1024 {
 		errs = append(errs, fmt.Errorf("flow.max-flows must be at least 1024, got %d", c.Flow.MaxFlows))

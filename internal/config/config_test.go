@@ -30,6 +30,9 @@ func TestConfigs(t *testing.T) {
 		"home-net.bad.yaml":           "10.0.0.0/33",
 		"two-documents.bad.yaml":      "line 2: a second YAML document",
 		"log-format.bad.yaml":         "log-format must be text or json",
+		"ring-block-size.bad.yaml":    "capture.ring-block-size 3000000 must be a power of two",
+		"ring-block-snaplen.bad.yaml": "capture.ring-block-size 65536 cannot hold one frame of capture.snaplen 262144: at least 524288",
+		"ring-blocks.bad.yaml":        "capture.ring-blocks 1: at least 2",
 		"flow-buffers-small.bad.yaml": "memory.flow-buffers must be at least 1MiB, got 64KiB",
 		"flow-buffers-unit.bad.yaml":  "line 2: \"12 parsecs\" is not a size",
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -147,5 +148,47 @@ func TestHalfHelloFlood(t *testing.T) {
 			}
 			t.Logf("%d flood flows: peak %d of %d bytes, %d buffers shed", tc.flows, peak, budget, shed)
 		})
+	}
+}
+
+// TestFullTableKeepsReportedFlows: when a flood of new connections fills
+// the flow table, the flows that reported evidence stay while others are
+// evicted, so the session keeps its flows.
+func TestFullTableKeepsReportedFlows(t *testing.T) {
+	e := newEngine(t, &collector{})
+	w := e.newWorker(decode.LinkEthernet, 64)
+	se := loadCapture(t, "se-direct-443.pcap")
+	n := uint64(0)
+	// The session's connect phase first: its TCP flow reports evidence.
+	for _, fr := range se[:200] {
+		n++
+		w.Process(fr.data, fr.ts, n)
+	}
+	session := netip.MustParseAddrPort("198.18.1.2:39086")
+	present := func() (found, reported bool) {
+		w.table.Range(func(st *flowState) {
+			if st.view.Client == session {
+				found, reported = true, st.reported
+			}
+		})
+		return
+	}
+	if found, reported := present(); !found || !reported {
+		t.Fatalf("session flow in the table %v, reported %v: the test needs both", found, reported)
+	}
+	ts := se[199].ts
+	for f := 0; f < 1000; f++ {
+		for _, fr := range halfHello(fmt.Sprintf("10.66.%d.%d", f/200, 1+f%200), uint16(20000+f), 0) {
+			ts = ts.Add(time.Microsecond)
+			n++
+			w.Process(fr, ts, n)
+		}
+	}
+	w.publish()
+	if ev := e.C.FlowsEvicted.Load(); ev < 900 {
+		t.Fatalf("%d flows evicted: the flood did not fill the table", ev)
+	}
+	if found, _ := present(); !found {
+		t.Error("the session's flow was evicted by a flood of flows without evidence")
 	}
 }

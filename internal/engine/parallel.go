@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
+	"net/netip"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -18,9 +20,10 @@ import (
 )
 
 // Offline capture on several cores. One goroutine reads the file into
-// chunks and tags every packet with a worker chosen by a symmetric hash of
-// its addresses and ports, so both directions of a flow meet in one worker
-// and each worker sees its flows' packets in file order. Workers do
+// chunks, decodes every packet and tags it with a worker chosen by a
+// symmetric hash of its addresses, so both directions of a flow (and every
+// flow of a host pair) meet in one worker and each worker sees its flows'
+// packets in file order. Workers do
 // everything up to evidence; the evidence of a chunk is then handed to the
 // shared verdict stage in packet order, with the verdict's expiry at the
 // same packet numbers as one worker would run it. The verdict therefore
@@ -36,7 +39,11 @@ const (
 	// fresh page costs a fault, and the chunks in flight should stay in the
 	// caches between the reader and the workers.
 	chunkBytes = 512 << 10
-	chunkDepth = 6 // chunks in flight: the reader runs ahead of the workers
+	// chunkDepth is the chunks in flight: a worker can run that far ahead
+	// of the other (one host pair's burst), and the reader ahead of both.
+	// On the mix capture, a model of two workers at one packet per tick
+	// idles 5.2 % over the even split with 6 chunks, 3.3 % with 16.
+	chunkDepth = 16
 )
 
 // Decoding outcome of a chunk's packet (pktMeta.st).
@@ -481,21 +488,27 @@ func (e *Engine) apply(x *idxEvidence, mirror map[*detector.TLSInfo]*detector.TL
 // direction the packet goes without ordering the pair (the flow key's
 // canonical A and B are the same two addresses).
 func dispatchKey(p *decode.Packet) uint32 {
-	return uint32(mix64(addrHash(p.Src.As16()) + addrHash(p.Dst.As16())))
+	x := (addrHash(p.Src) + addrHash(p.Dst)) * 0xbf58476d1ce4e5b9
+	return uint32(x >> 32) // the high half depends on every input bit
 }
 
-func addrHash(a [16]byte) uint64 {
-	return mix64(binary.LittleEndian.Uint64(a[:8]) ^ mix64(binary.LittleEndian.Uint64(a[8:])))
-}
-
-// mix64 is a 64-bit finaliser in which every input bit moves every output
-// bit (the low bits pick the worker).
-func mix64(x uint64) uint64 {
-	x ^= x >> 33
-	x *= 0xff51afd7ed558ccd
-	x ^= x >> 33
-	x *= 0xc4ceb9fe1a85ec53
-	return x ^ x>>33
+// addrHash folds an address into a word, multiplies and shifts: short,
+// since it runs for every packet, and not additive, so pairs with equal
+// sums (.1 and .4, .2 and .3) do not all meet. IPv4 addresses take As4:
+// As16's two halves come back through one 16-byte copy the processor
+// cannot forward from the two 8-byte stores that wrote them.
+func addrHash(a netip.Addr) uint64 {
+	var x uint64
+	if a.Is4() {
+		// The same word as its IPv4-mapped form below.
+		b := a.As4()
+		x = uint64(binary.LittleEndian.Uint32(b[:])) | 0xffff<<48
+	} else {
+		b := a.As16()
+		x = binary.LittleEndian.Uint64(b[:8]) ^ bits.RotateLeft64(binary.LittleEndian.Uint64(b[8:]), 32)
+	}
+	x *= 0x9e3779b97f4a7c15
+	return x ^ x>>31
 }
 
 // dispatch is the reader's choice for a raw frame: frames that do not

@@ -264,3 +264,49 @@ func TestWorkersBigFrames(t *testing.T) {
 		t.Errorf("2 workers gave %d alerts, one worker %d (want equal and at least 5)", len(got), len(want))
 	}
 }
+
+// linkSource replays frames of several link types, saying which one each
+// has (as pcapng interfaces or a directory of captures do).
+type linkSource struct {
+	replaySource
+	links []uint32
+}
+
+func (s *linkSource) PacketLinkType() uint32 { return s.links[s.i-1] }
+
+// TestWorkersMixedLinkTypes: the reader decodes each frame by its own link
+// type, so Ethernet frames and raw IP frames in one input give the same
+// alerts with two workers as with one.
+func TestWorkersMixedLinkTypes(t *testing.T) {
+	fr := allCaptures(t)
+	links := make([]uint32, len(fr))
+	raw := 0
+	for i := range fr {
+		links[i] = uint32(decode.LinkEthernet)
+		d := fr[i].data
+		// Every other IP frame loses its Ethernet header.
+		if i%2 == 0 && len(d) > 14 && (d[12] == 0x08 && d[13] == 0x00 || d[12] == 0x86 && d[13] == 0xdd) {
+			fr[i].data, links[i] = d[14:], uint32(decode.LinkRaw)
+			raw++
+		}
+	}
+	run := func(n int) []string {
+		c := &collector{}
+		e := newEngine(t, c)
+		if err := e.RunParallel(context.Background(), &linkSource{replaySource{fr: fr}, links}, decode.LinkEthernet, n); err != nil {
+			t.Fatal(err)
+		}
+		if inv := e.C.Invalid.Load(); inv != 0 {
+			t.Errorf("%d workers: %d frames invalid", n, inv)
+		}
+		var out []string
+		for _, r := range c.recs {
+			out = append(out, string(r.JSON))
+		}
+		return out
+	}
+	want, got := run(1), run(2)
+	if raw < 1000 || len(want) < 5 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("%d raw frames; 2 workers gave %d alerts, one worker %d (want equal and at least 5)", raw, len(got), len(want))
+	}
+}

@@ -169,7 +169,7 @@ type Stats struct {
 
 // Table is a bounded flow table.
 type Table[V any] struct {
-	m     map[Key]*Entry[V]
+	ix    index[V]
 	max   int
 	to    [numClasses]time.Duration
 	lists [numClasses]list[V]
@@ -190,22 +190,24 @@ func NewTable[V any](max int, to Timeouts, onEnd func(*Entry[V], EndReason)) *Ta
 	if max <= 0 {
 		max = 65536
 	}
-	t := &Table[V]{m: make(map[Key]*Entry[V], min(max, 64)), max: max, onEvict: onEnd}
+	t := &Table[V]{ix: newIndex[V](), max: max, onEvict: onEnd}
 	t.to[classTCP], t.to[classTCPClosed], t.to[classUDP], t.to[classOther] = to.TCP, to.TCPClosed, to.UDP, to.Other
 	return t
 }
 
 // Range calls fn with the value of every flow in the table.
 func (t *Table[V]) Range(fn func(*V)) {
-	for _, e := range t.m {
-		fn(&e.V)
+	for _, e := range t.ix.slots {
+		if e != nil {
+			fn(&e.V)
+		}
 	}
 }
 
 // Stats returns the table's counters.
 func (t *Table[V]) Stats() Stats {
 	s := t.stats
-	s.Active = len(t.m)
+	s.Active = t.ix.n
 	return s
 }
 
@@ -215,10 +217,11 @@ func (t *Table[V]) Stats() Stats {
 func (t *Table[V]) Lookup(p *decode.Packet, k Key, srcIsA bool) (e *Entry[V], created, toServer bool) {
 	e, ok := t.last, t.last != nil && t.last.Key == k
 	if !ok {
-		e, ok = t.m[k]
+		e = t.ix.find(k)
+		ok = e != nil
 	}
 	if !ok {
-		if len(t.m) >= t.max {
+		if t.ix.n >= t.max {
 			t.evictOne()
 		}
 		e = t.alloc()
@@ -236,7 +239,7 @@ func (t *Table[V]) Lookup(p *decode.Packet, k Key, srcIsA bool) (e *Entry[V], cr
 		}
 		e.ID = flowID(p.Time, k)
 		e.class = classOf(p.Proto, false)
-		t.m[k] = e
+		t.ix.insert(e)
 		t.lists[e.class].pushFront(e)
 		t.stats.Created++
 		created = true
@@ -380,7 +383,7 @@ func (t *Table[V]) remove(e *Entry[V], emit func(*Entry[V], EndReason), r EndRea
 		emit(e, r)
 	}
 	t.lists[e.class].remove(e)
-	delete(t.m, e.Key)
+	t.ix.remove(e)
 	if t.last == e {
 		t.last = nil
 	}

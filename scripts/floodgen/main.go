@@ -25,10 +25,10 @@ import (
 
 func main() {
 	flows := flag.Int("flows", 100000, "half-finished handshakes")
-	segs := flag.Int("segs", 8, "1,400-byte segments of each handshake sent (at most 11)")
+	segs := flag.Int("segs", 8, "1,400-byte segments of each handshake sent (0-11; 0: idle connections, a handshake and nothing more)")
 	se := flag.String("softether", "testdata/pcap/se-direct-443.pcap", "capture spliced into the flood (empty: none)")
 	flag.Parse()
-	if err := run(os.Stdout, *flows, min(max(*segs, 1), 11), *se); err != nil {
+	if err := run(os.Stdout, *flows, min(max(*segs, 0), 11), *se); err != nil {
 		fmt.Fprintln(os.Stderr, "floodgen:", err)
 		os.Exit(1)
 	}
