@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"reflect"
 	"runtime/debug"
 	"strconv"
 	"sync"
@@ -136,6 +137,46 @@ type flowState struct {
 	// tls follows the TLS info this flow's evidence points at (parallel
 	// file reading only, see parallel.go).
 	tls *tlsTrack
+	// hold accounts the inspectors' own state in the engine's per-flow
+	// budget, beside their buffers: under a flood of connections that
+	// never finish, the detector state of the stalest flows without
+	// evidence is shed (ShedBuffer) so memory stays bounded.
+	hold membudget.Holder
+	// busy: the flow's packet is being inspected; a shed waits for its end.
+	busy, shed bool
+}
+
+// ShedBuffer implements membudget.Shedder: the budget took this flow's
+// inspector state for another flow, so the flow is no longer inspected.
+// While its own packet is being inspected the inspectors are released
+// right after it.
+func (st *flowState) ShedBuffer() {
+	st.shed = true
+	if !st.busy {
+		st.dropInspectors()
+	}
+}
+
+// dropInspectors releases every inspector the flow still has.
+func (st *flowState) dropInspectors() {
+	for i, in := range st.ins {
+		if st.alive&(1<<i) != 0 {
+			release(in)
+		}
+		st.ins[i] = nil
+	}
+	st.ins, st.alive = st.ins[:0], 0
+	st.hold.Free()
+}
+
+// footprint is the bytes an inspector's own state takes (what its
+// pointer points to; its buffers are accounted by their owners).
+func footprint(in detector.Inspector) int {
+	t := reflect.TypeOf(in)
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return int(t.Size())
 }
 
 // Releaser is implemented by inspectors that keep pooled state: Release is
@@ -345,6 +386,7 @@ func (w *Worker) inspectDecoded(p *decode.Packet, err error) {
 	st.view.PktsToServer, st.view.PktsToClient = ent.PktsToServer, ent.PktsToClient
 	st.view.BytesToServer, st.view.BytesToClient = ent.BytesToServer, ent.BytesToClient
 	w.toServer, w.view = toServer, &st.view
+	st.busy = true
 	if !st.started && (len(p.Payload) > 0 || (p.Proto != decode.ProtoTCP && p.Proto != decode.ProtoUDP)) {
 		w.startInspectors(st, p, toServer)
 	}
@@ -356,8 +398,13 @@ func (w *Worker) inspectDecoded(p *decode.Packet, err error) {
 		if !in.Inspect(p, toServer, &st.view, w) {
 			st.alive &^= 1 << i
 			st.ins[i] = nil
+			st.hold.Shrink(footprint(in))
 			release(in)
 		}
+	}
+	st.busy = false
+	if st.shed && st.alive != 0 {
+		st.dropInspectors() // shed while this packet was inspected
 	}
 	if st.tls != nil {
 		w.trackTLS(st)
@@ -382,6 +429,7 @@ func (w *Worker) recovered(idx uint64) {
 			st.alive &^= 1 << w.inspecting
 			st.ins[w.inspecting] = nil
 		}
+		st.busy = false
 	} else if w.ent != nil {
 		stage = "flow setup"
 	}
@@ -453,11 +501,22 @@ func (w *Worker) startInspectors(st *flowState, p *decode.Packet, toServer bool)
 		// that ever carries inspectors, and an idle flow carries none.
 		st.ins = make([]detector.Inspector, 0, n)
 	}
+	n := 0
 	for _, d := range w.e.cfg.Detectors {
 		if in := d.NewInspector(p, toServer, &st.view); in != nil && len(st.ins) < 32 {
 			st.alive |= 1 << len(st.ins)
 			st.ins = append(st.ins, in)
+			n += footprint(in)
 		}
+	}
+	if n == 0 {
+		return
+	}
+	st.hold.Bind(&w.mem, &st.view.Reported, st)
+	if !st.hold.Grow(n) {
+		// No room even after shedding staler flows: this flow goes
+		// uninspected (counted by the budget as a shed buffer).
+		st.dropInspectors()
 	}
 }
 
@@ -478,13 +537,8 @@ func (w *Worker) expireTable(now time.Time) {
 // counters, so sessions live exactly as long as their flows.
 func (w *Worker) flowEnded(ent *flow.Entry[flowState], r flow.EndReason) {
 	st := &ent.V
-	for i, in := range st.ins {
-		if st.alive&(1<<i) != 0 {
-			release(in)
-		}
-		st.ins[i] = nil
-	}
-	st.ins, st.alive = st.ins[:0], 0
+	st.dropInspectors()
+	st.shed, st.busy = false, false
 	if st.tls != nil {
 		w.dropTLS(st)
 	}

@@ -198,6 +198,19 @@ func (h *Holder) Grow(n int) bool {
 	return true
 }
 
+// Shrink releases n of the bytes the holder reserved (all if n is more).
+func (h *Holder) Shrink(n int) {
+	if h.acct == nil || n <= 0 || h.n == 0 {
+		return
+	}
+	if n >= h.n {
+		h.Free()
+		return
+	}
+	h.acct.B.Release(n)
+	h.n -= n
+}
+
 // Free releases everything the holder reserved; it stays bound.
 func (h *Holder) Free() {
 	a := h.acct
