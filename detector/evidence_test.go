@@ -1,9 +1,11 @@
 package detector
 
 import (
+	"math/rand/v2"
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestREADMEEvidenceTable keeps README.md's evidence table equal to Kinds.
@@ -53,4 +55,45 @@ func TestKindsRules(t *testing.T) {
 	if SpecOf("no.such.kind").Class != ClassOwnSignature {
 		t.Error("an unknown kind must not be scored")
 	}
+}
+
+// TestCanAlertIsNecessary: over random sessions (kinds from the weights
+// table, up to four flows, TCP or UDP), whenever CanAlert says no, Score
+// does not alert; and CanAlert says yes for some that do alert, so it is
+// not vacuous.
+func TestCanAlertIsNecessary(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	var kinds []Kind
+	for _, s := range Kinds {
+		if s.Class != ClassOwnSignature {
+			kinds = append(kinds, s.Kind)
+		}
+	}
+	t0 := time.Unix(1700000000, 0)
+	alerted, pruned := 0, 0
+	for i := 0; i < 20000; i++ {
+		var evs []Evidence
+		for j := r.IntN(6) + 1; j > 0; j-- {
+			id := int64(r.IntN(4) + 1)
+			proto := uint8(6)
+			if id == 4 {
+				proto = 17
+			}
+			evs = append(evs, Evidence{Kind: kinds[r.IntN(len(kinds))], Time: t0.Add(time.Duration(r.IntN(3000)) * time.Millisecond),
+				Flow: Flow{ID: id, Proto: proto, Start: t0.Add(time.Duration(id) * 100 * time.Millisecond)}})
+		}
+		sc := Score(evs)
+		if !CanAlert(evs) {
+			pruned++
+			if sc.OK {
+				t.Fatalf("CanAlert says no, Score alerts: %+v", evs)
+			}
+		} else if sc.Alerts() {
+			alerted++
+		}
+	}
+	if alerted == 0 || pruned == 0 {
+		t.Errorf("%d alerting and %d pruned random sessions: the test exercises nothing", alerted, pruned)
+	}
+	t.Logf("%d alerting, %d pruned of 20000", alerted, pruned)
 }

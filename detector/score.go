@@ -49,6 +49,20 @@ func strongest(evs []Evidence) []Evidence {
 	return evs
 }
 
+// CanAlert is a necessary condition of Score(evs).Alerts(), checked
+// without scoring: an alert rests on a strong unit, and only evidence of a
+// strong kind makes one. Most sessions never hold any (corroborators on
+// ordinary TLS), and scoring them on every new piece was a measurable part
+// of many-flow traffic.
+func CanAlert(evs []Evidence) bool {
+	for i := range evs {
+		if SpecOf(evs[i].Kind).Strong {
+			return true
+		}
+	}
+	return false
+}
+
 // Score reads a session's evidence as units. Each flow adds at most one
 // reading unit (its strongest qualified reading plus its corroborators,
 // capped at UnitCap), and at most one unit per other class; a kind that is

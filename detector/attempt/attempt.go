@@ -145,8 +145,11 @@ type Inspector struct {
 	profile   bool
 	// The hello is kept parsed; its fingerprints are built only for an
 	// attempt that is reported.
-	ch      tlshello.ClientHello
-	haveCH  bool
+	ch     tlshello.ClientHello
+	haveCH bool
+	// chBody is the ClientHello kept unparsed (it aliases c.HS): a scan
+	// gives the profile, the parse waits for an attempt that is reported.
+	chBody  []byte
 	fl      tlsstream.Flights
 	stage   int
 	at      int // index of the watermark flight
@@ -352,22 +355,33 @@ func (in *Inspector) clientHello() {
 			return true
 		}
 		in.chDone = true
-		ch, err := tlshello.ParseClientHello(body)
+		sc, err := tlshello.ScanClientHello(body)
 		if err != nil {
 			return false
 		}
-		in.profile = ch.OpenSSLNoALPN()
-		in.ch, in.haveCH = ch, true
+		in.profile = sc.OpenSSLNoALPN()
+		in.chBody = body
 		return false
 	})
 	if in.chDone {
 		in.c.Collect = false
-		in.c.Free()
+		if in.chBody == nil {
+			in.c.Free()
+		}
 	}
 }
 
 // tlsInfo turns the kept hello into the alert's TLS info (nil without one).
 func (in *Inspector) tlsInfo() *detector.TLSInfo {
+	if in.chBody != nil {
+		// Unless the budget shed the buffer for another flow.
+		if !in.c.Shed {
+			in.ch, _ = tlshello.ParseClientHello(in.chBody) // succeeds as the scan did
+			in.haveCH = true
+		}
+		in.chBody = nil
+		in.c.Free()
+	}
 	if !in.haveCH {
 		return nil
 	}

@@ -139,7 +139,7 @@ type tap struct {
 }
 
 func (d tap) NewInspector(p *decode.Packet, toServer bool, f *detector.Flow) detector.Inspector {
-	in := d.Detector.NewInspector(p, true, f)
+	in := d.Detector.NewInspector(p, toServer, f)
 	if in == nil {
 		return nil
 	}
@@ -349,6 +349,9 @@ func TestCaptures(t *testing.T) {
 		{"wireguard-cookie.pcap", map[string]string{"17 10.9.0.1:43462 10.9.0.2:51820": wg}},
 		{"openvpn-tlscrypt.pcap", map[string]string{"17 [::1]:56256 [::1]:1194": ovpn}},
 		{"openvpn-tcp-tlscrypt.pcap", map[string]string{"6 127.0.0.1:443 127.0.0.1:36138": ovpn}},
+		// The same connection after a rewrite that left 2 bytes of padding in
+		// the SYN-ACK's IP length: the server's "data" comes first.
+		{"openvpn-tcp-synack-junk.pcap", map[string]string{"6 223.15.40.1:443 223.15.40.1:36138": ovpn}},
 		{"openvpn-oneway.pcap", map[string]string{"17 192.168.75.18:60201 166.161.181.18:443": ovpn, "17 10.0.2.15:60201 69.197.143.179:443": ovpn}},
 		{"esp.pcap", map[string]string{"50 10.2.3.2:0 10.3.4.4:0": ip}},
 		{"pppoe-esp.pcap", map[string]string{"50 [2a01:e34:ef6f:4340:94be:5dac:c20a:d2a0]:0 [2001:1670:8:40a6:a08e:332b:aa69:18dc]:0": ip}},

@@ -32,15 +32,16 @@ type Detector struct{}
 func (Detector) Name() string { return Name }
 
 // NewInspector follows UDP, TCP, ESP, AH and GRE flows. A TCP connection
-// seen from its start is OpenVPN or PPTP only if the client speaks first
-// with a small length-prefixed message (OpenVPN's hard reset, PPTP's
-// 156-byte start request): a first payload whose first two bytes read as a
-// length above maxFirstFrame is TLS (0x1603...), text (an HTTP method, an
-// SSH banner) or anything else.
+// seen from its start is OpenVPN or PPTP only if the client opens it with
+// a small length-prefixed message (OpenVPN's hard reset, PPTP's 156-byte
+// start request): a client's first payload whose first two bytes read as
+// a length above maxFirstFrame is TLS (0x1603...), text (an HTTP method,
+// an SSH banner) or anything else. A first payload from the server decides
+// nothing (junk in a SYN-ACK comes before the client's hard reset).
 func (Detector) NewInspector(p *decode.Packet, toServer bool, f *detector.Flow) detector.Inspector {
 	switch p.Proto {
 	case decode.ProtoTCP:
-		if pl := p.Payload; f.SYNSeen && len(pl) >= 2 && (!toServer || int(binary.BigEndian.Uint16(pl)) > maxFirstFrame) {
+		if pl := p.Payload; f.SYNSeen && toServer && len(pl) >= 2 && int(binary.BigEndian.Uint16(pl)) > maxFirstFrame {
 			return nil
 		}
 		return newInspector()

@@ -43,7 +43,7 @@ func (Detector) NewInspector(p *decode.Packet, toServer bool, f *detector.Flow) 
 	if p.Proto != decode.ProtoTCP {
 		return nil
 	}
-	if pl := p.Payload; len(pl) > 0 && (toServer && !tlsstream.LooksLikeTLS(pl) || !toServer && f.SYNSeen) {
+	if pl := p.Payload; len(pl) > 0 && toServer && !tlsstream.LooksLikeTLS(pl) {
 		return nil
 	}
 	return newInspector()

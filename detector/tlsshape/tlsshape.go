@@ -39,10 +39,11 @@ type Detector struct{}
 // Name implements detector.Detector.
 func (Detector) Name() string { return Name }
 
-// NewInspector follows TCP flows whose client may open them with TLS (or
-// a proxy handshake before it): not a connection whose server spoke first.
+// NewInspector follows TCP flows. A first payload from the server does
+// not rule TLS out: junk in a SYN-ACK (padding a broken tap counts into
+// the IP length) comes before the client's ClientHello.
 func (Detector) NewInspector(p *decode.Packet, toServer bool, f *detector.Flow) detector.Inspector {
-	if p.Proto != decode.ProtoTCP || (len(p.Payload) > 0 && !toServer && f.SYNSeen) {
+	if p.Proto != decode.ProtoTCP {
 		return nil
 	}
 	in := pool.Get()
@@ -110,11 +111,16 @@ type Inspector struct {
 	// handshake buffer) until the TLS info is built or the connect phase is
 	// over: a certificate is parsed only for a flow that reports evidence,
 	// or when it has the shape of SoftEther's default certificate.
-	certBody  []byte
-	probeSeen bool
-	shapeDone bool
-	done      bool
-	rhythm    rhythm
+	certBody []byte
+	// chBody and shBody are the hellos, kept unparsed the same way: a
+	// zero-allocation scan decides whether the ClientHello gives evidence
+	// now; the full parse (lists, strings, fingerprints) waits for a flow
+	// that reports.
+	chBody, shBody []byte
+	probeSeen      bool
+	shapeDone      bool
+	done           bool
+	rhythm         rhythm
 }
 
 // Inspect implements detector.Inspector.
@@ -122,8 +128,11 @@ func (in *Inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 	if in.done {
 		return false
 	}
-	if in.certBody != nil && in.s.Shed {
-		in.certBody = nil // its buffer went to another flow (budget)
+	if in.s.Shed {
+		in.certBody, in.shBody = nil, nil // their buffer went to another flow (budget)
+	}
+	if in.c.Shed {
+		in.chBody = nil
 	}
 	pl := p.Payload
 	if len(pl) == 0 {
@@ -187,7 +196,7 @@ func (in *Inspector) release() {
 	in.shapeDone = true
 	in.c.Free()
 	in.s.Free()
-	in.certBody = nil
+	in.certBody, in.chBody, in.shBody = nil, nil, nil
 	in.c.Collect, in.s.Collect = false, false
 }
 
@@ -447,16 +456,24 @@ func (in *Inspector) tryClientHello(p *decode.Packet, f *detector.Flow, s detect
 			return true
 		}
 		in.chDone = true
-		ch, err := tlshello.ParseClientHello(body)
+		sc, err := tlshello.ScanClientHello(body)
 		if err != nil {
 			return false
 		}
-		in.onClientHello(&ch, p, f, s)
+		if !sc.OpenSSLNoALPN() && !sniMayReport(sc.SNI) {
+			in.chBody = body // parsed if the flow reports evidence
+			return false
+		}
+		if ch, err := tlshello.ParseClientHello(body); err == nil { // as the scan
+			in.onClientHello(&ch, p, f, s)
+		}
 		return false
 	})
 	if in.chDone {
 		in.c.Collect = false
-		in.c.Free()
+		if in.chBody == nil {
+			in.c.Free()
+		}
 	}
 }
 
@@ -464,8 +481,12 @@ func (in *Inspector) tryClientHello(p *decode.Packet, f *detector.Flow, s detect
 // far on first use (nil before any hello). Once built it is shared with the
 // evidence and kept up to date as later handshake messages arrive.
 func (in *Inspector) tlsInfo() *detector.TLSInfo {
-	if in.info != nil || !(in.haveCH || in.haveSH) {
+	if in.info != nil {
 		return in.info
+	}
+	in.parseKept()
+	if !(in.haveCH || in.haveSH) {
+		return nil
 	}
 	info := &detector.TLSInfo{}
 	if in.haveCH {
@@ -489,6 +510,39 @@ func (in *Inspector) tlsInfo() *detector.TLSInfo {
 		in.s.Free()
 	}
 	return info
+}
+
+// parseKept parses the hellos kept unparsed, unless the budget shed their
+// buffers, and lets the buffers go.
+func (in *Inspector) parseKept() {
+	if in.chBody != nil {
+		if !in.c.Shed {
+			if ch, err := tlshello.ParseClientHello(in.chBody); err == nil {
+				in.ch, in.haveCH = ch, true
+			}
+		}
+		in.chBody = nil
+		in.c.Free()
+	}
+	if in.shBody != nil {
+		if !in.s.Shed {
+			if sh, err := tlshello.ParseServerHello(in.shBody); err == nil {
+				in.sh, in.haveSH = sh, true
+			}
+		}
+		in.shBody = nil
+		if in.certBody == nil {
+			in.s.Free()
+		}
+	}
+}
+
+// sniMayReport: a server name onClientHello may report (the "/tcp" hint or
+// an address literal), judged on the raw bytes; the parse decides.
+func sniMayReport(sni []byte) bool {
+	n := len(sni)
+	hint := n >= 4 && sni[n-4] == '/' && sni[n-3]|0x20 == 't' && sni[n-2]|0x20 == 'c' && sni[n-1]|0x20 == 'p'
+	return hint || addrChars(sni)
 }
 
 func setCert(info *detector.TLSInfo, cert *tlshello.Cert) {
@@ -535,15 +589,18 @@ func (in *Inspector) tryServerHello(p *decode.Packet, f *detector.Flow, sink det
 				return true
 			}
 			in.shDone = true
-			sh, err := tlshello.ParseServerHello(body)
+			sh, err := tlshello.ScanServerHello(body)
 			if err != nil {
 				in.certDone = true
 				return false
 			}
 			in.tls13 = sh.SelectedVersion == 0x0304
-			in.sh, in.haveSH = sh, true
 			if in.info != nil {
+				in.sh, _ = tlshello.ParseServerHello(body) // succeeds as the scan did
+				in.haveSH = true
 				in.setServerHello(in.info)
+			} else {
+				in.shBody = body // parsed if the flow reports evidence
 			}
 			if in.tls13 {
 				in.certDone = true // the certificate is encrypted
@@ -577,7 +634,7 @@ func (in *Inspector) tryServerHello(p *decode.Packet, f *detector.Flow, sink det
 	})
 	if in.shDone && in.certDone {
 		in.s.Collect = false
-		if in.certBody == nil {
+		if in.certBody == nil && in.shBody == nil {
 			in.s.Free()
 		}
 	}
@@ -605,14 +662,14 @@ func softetherDefaultCert(c *tlshello.Cert) string {
 
 // addrChars: only characters an address literal has (ParseAddr allocates
 // its error, and almost every SNI is a name).
-func addrChars(s string) bool {
+func addrChars[T string | []byte](s T) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' || c == '.' || c == ':') {
 			return false
 		}
 	}
-	return s != ""
+	return len(s) > 0
 }
 
 func validAddr(s string) bool {

@@ -44,7 +44,7 @@ func (Detector) NewInspector(p *decode.Packet, toServer bool, f *detector.Flow) 
 		return newInspector()
 	case decode.ProtoTCP:
 		// Only the client's first payload is looked at.
-		if pl := p.Payload; len(pl) > 0 && (toServer && !vendorTCP(pl) || !toServer && f.SYNSeen) {
+		if pl := p.Payload; len(pl) > 0 && toServer && !vendorTCP(pl) {
 			return nil
 		}
 		return newInspector()

@@ -59,7 +59,9 @@ func TestInspectorsStartAtFirstPayload(t *testing.T) {
 		{"http connect", []testpkt.Spec{syn, synAck, ack, cliData("CONNECT a:443 HTTP/1.0\r\n\r\n")},
 			[]string{"attempt", "tlsshape"}},
 		{"server speaks first", []testpkt.Spec{syn, synAck, ack, srvData("220 mail ESMTP\r\n")},
-			nil},
+			// The server's first bytes rule nothing out: junk in a SYN-ACK
+			// comes before a client's TLS or OpenVPN opening.
+			[]string{"othervpn", "sstp", "tlsshape", "vendor"}},
 		{"ssh", []testpkt.Spec{syn, synAck, ack, cliData("SSH-2.0-OpenSSH_9.6\r\n")},
 			[]string{"sshtunnel", "tlsshape"}},
 		{"openvpn over tcp", []testpkt.Spec{syn, synAck, ack, cliData("\x00\x0e\x38" + string(make([]byte, 13)))},

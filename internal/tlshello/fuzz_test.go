@@ -43,6 +43,7 @@ func FuzzParseClientHello(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ch, err := ParseClientHello(b)
 		checkErr(t, err)
+		checkScan(t, b, &ch, err)
 		// Whatever was read fingerprints without trouble, and the
 		// fingerprints keep their shape.
 		if _, h := JA3(&ch); len(h) != 32 {
@@ -70,6 +71,10 @@ func FuzzParseServerHello(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		sh, err := ParseServerHello(b)
 		checkErr(t, err)
+		if sc, serr := ScanServerHello(b); (serr == nil) != (err == nil) || sc.SelectedVersion != sh.SelectedVersion ||
+			sc.LegacyVersion != sh.LegacyVersion || sc.Cipher != sh.Cipher || sc.HelloRetryRequest != sh.HelloRetryRequest {
+			t.Fatalf("scan %+v %v, parse %+v %v", sc, serr, sh, err)
+		}
 		if _, h := JA3S(&sh); len(h) != 32 {
 			t.Fatalf("JA3S hash %q", h)
 		}
@@ -135,4 +140,21 @@ func FuzzMessages(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkScan: the scan fails exactly when the parse does, and where the parse
+// succeeds the scan's facts are the parse's.
+func checkScan(t *testing.T, b []byte, ch *ClientHello, err error) {
+	t.Helper()
+	sc, serr := ScanClientHello(b)
+	if (serr == nil) != (err == nil) {
+		t.Fatalf("scan error %v, parse error %v", serr, err)
+	}
+	if err != nil {
+		return
+	}
+	if sc.Ciphers != len(ch.Ciphers) || sc.ALPN != ch.HasExtension(ExtALPN) || sc.Ticket != ch.HasExtension(ExtSessionTicket) ||
+		string(sc.SNI) != ch.SNI || sc.OpenSSLNoALPN() != ch.OpenSSLNoALPN() {
+		t.Fatalf("scan %+v, parse %d ciphers SNI %q extensions %v", sc, len(ch.Ciphers), ch.SNI, ch.Extensions)
+	}
 }

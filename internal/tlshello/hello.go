@@ -15,6 +15,33 @@ type ClientHello struct {
 	Groups            []uint16
 	PointFormats      []uint8
 	SigAlgs           []uint16
+
+	// Filled by a scan (ScanClientHello) instead of the lists above.
+	scan         bool
+	nCiphers     int
+	alpn, ticket bool
+	sniRaw       []byte
+}
+
+// HelloScan is what ScanClientHello reads of a ClientHello without
+// allocating: enough to decide whether the full parse is worth it.
+type HelloScan struct {
+	Ciphers      int    // cipher suites offered (GREASE included)
+	ALPN, Ticket bool   // application_layer_protocol_negotiation, session_ticket present
+	SNI          []byte // the first host_name (aliases the body); nil when absent
+}
+
+// OpenSSLNoALPN is ClientHello.OpenSSLNoALPN on the scanned facts.
+func (h *HelloScan) OpenSSLNoALPN() bool { return !h.ALPN && !h.Ticket && h.Ciphers >= 20 }
+
+// ScanClientHello reads a ClientHello body exactly as ParseClientHello
+// does (the same checks, the same error) but keeps no lists or strings,
+// so it allocates nothing; whenever ParseClientHello succeeds, the scan's
+// facts are the parse's.
+func ScanClientHello(body []byte) (HelloScan, error) {
+	c := ClientHello{scan: true}
+	err := c.parse(body)
+	return HelloScan{Ciphers: c.nCiphers, ALPN: c.alpn, Ticket: c.ticket, SNI: c.sniRaw}, err
 }
 
 // HasExtension reports whether the hello carried extension t.
@@ -56,6 +83,12 @@ func (c *ClientHello) MaxVersion() uint16 {
 // extension list, so Extensions is complete whenever the list itself is.
 func ParseClientHello(body []byte) (ClientHello, error) {
 	var c ClientHello
+	err := c.parse(body)
+	c.sniRaw = nil // the parse keeps a copy; the body is not pinned
+	return c, err
+}
+
+func (c *ClientHello) parse(body []byte) error {
 	r := reader{b: body}
 	c.LegacyVersion = r.u16()
 	r.bytes(32) // random
@@ -63,39 +96,43 @@ func ParseClientHello(body []byte) (ClientHello, error) {
 	cs := r.vec16()
 	comp := r.vec8()
 	if r.bad {
-		return c, truncated("client hello")
+		return truncated("client hello")
 	}
 	c.SessionIDLen = len(sid)
 	if len(sid) > 32 {
-		return c, malformed("client hello: session id longer than 32 bytes")
+		return malformed("client hello: session id longer than 32 bytes")
 	}
 	if len(cs) == 0 || len(cs)%2 != 0 {
-		return c, malformed("client hello: cipher suites length")
+		return malformed("client hello: cipher suites length")
 	}
 	if len(comp) == 0 {
-		return c, malformed("client hello: no compression methods")
+		return malformed("client hello: no compression methods")
 	}
 	var ext []byte
 	if len(r.b) > 0 {
 		ext = r.vec16()
 		if r.bad {
-			return c, truncated("client hello extensions")
+			return truncated("client hello extensions")
 		}
 	}
-	// One backing array for every uint16 list: the ciphers, the extension
-	// types (at most len(ext)/4) and the lists inside extensions (at most
-	// len(ext)/2 values in all).
-	a := alloc16{buf: make([]uint16, 0, len(cs)/2+len(ext)/4+len(ext)/2)}
-	c.Ciphers = a.take(len(cs) / 2)
-	for i := range c.Ciphers {
-		c.Ciphers[i] = uint16(cs[2*i])<<8 | uint16(cs[2*i+1])
+	c.nCiphers = len(cs) / 2
+	var a alloc16
+	if !c.scan {
+		// One backing array for every uint16 list: the ciphers, the
+		// extension types (at most len(ext)/4) and the lists inside
+		// extensions (at most len(ext)/2 values in all).
+		a.buf = make([]uint16, 0, len(cs)/2+len(ext)/4+len(ext)/2)
+		c.Ciphers = a.take(len(cs) / 2)
+		for i := range c.Ciphers {
+			c.Ciphers[i] = uint16(cs[2*i])<<8 | uint16(cs[2*i+1])
+		}
+		c.Extensions = a.take(len(ext) / 4)[:0]
 	}
-	c.Extensions = a.take(len(ext) / 4)[:0]
 	err := c.parseExtensions(ext, &a)
 	if err == nil && len(r.b) != 0 {
 		err = malformed("client hello: data after extensions")
 	}
-	return c, err
+	return err
 }
 
 func (c *ClientHello) parseExtensions(b []byte, a *alloc16) error {
@@ -108,7 +145,12 @@ func (c *ClientHello) parseExtensions(b []byte, a *alloc16) error {
 		if r.bad {
 			return malformed(fmt.Sprintf("client hello extension %d: overruns the extension list", t))
 		}
-		c.Extensions = append(c.Extensions, t)
+		if c.scan {
+			c.alpn = c.alpn || t == ExtALPN
+			c.ticket = c.ticket || t == ExtSessionTicket
+		} else {
+			c.Extensions = append(c.Extensions, t)
+		}
 		i := extIndex(t)
 		if i < 0 {
 			continue
@@ -156,8 +198,11 @@ func (c *ClientHello) readExt(t uint16, data []byte, a *alloc16) error {
 			typ := list.u8()
 			name := list.vec16()
 			ok = !list.bad
-			if ok && typ == 0 && c.SNI == "" && len(name) > 0 {
-				c.SNI = string(name)
+			if ok && typ == 0 && c.sniRaw == nil && len(name) > 0 {
+				c.sniRaw = name
+				if !c.scan {
+					c.SNI = string(name)
+				}
 			}
 		}
 	case ExtALPN:
@@ -168,7 +213,7 @@ func (c *ClientHello) readExt(t uint16, data []byte, a *alloc16) error {
 			l.vec8()
 			ok = ok && !l.bad
 		}
-		if !ok {
+		if !ok || c.scan {
 			break
 		}
 		// One string for the whole list; the names are substrings of it.
@@ -180,15 +225,17 @@ func (c *ClientHello) readExt(t uint16, data []byte, a *alloc16) error {
 			off += 1 + l
 		}
 	case ExtSupportedGroups:
-		c.Groups, ok = a.list(d.vec16())
+		c.Groups, ok = a.list(d.vec16(), c.scan)
 	case ExtSignatureAlgorithms:
-		c.SigAlgs, ok = a.list(d.vec16())
+		c.SigAlgs, ok = a.list(d.vec16(), c.scan)
 	case ExtSupportedVersions:
-		c.SupportedVersions, ok = a.list(d.vec8())
+		c.SupportedVersions, ok = a.list(d.vec8(), c.scan)
 	case ExtECPointFormats:
 		pf := d.vec8()
 		ok = len(pf) > 0
-		c.PointFormats = append([]uint8(nil), pf...)
+		if !c.scan {
+			c.PointFormats = append([]uint8(nil), pf...)
+		}
 	}
 	if !ok || !d.done() {
 		return malformed(fmt.Sprintf("client hello extension %d", t))
@@ -209,10 +256,14 @@ func (a *alloc16) take(n int) []uint16 {
 	return s
 }
 
-// list decodes a non-empty, even-length list of uint16.
-func (a *alloc16) list(b []byte) ([]uint16, bool) {
+// list decodes a non-empty, even-length list of uint16 (only checks it
+// when checkOnly is set).
+func (a *alloc16) list(b []byte, checkOnly bool) ([]uint16, bool) {
 	if len(b) == 0 || len(b)%2 != 0 {
 		return nil, false
+	}
+	if checkOnly {
+		return nil, true
 	}
 	s := a.take(len(b) / 2)
 	for i := range s {
@@ -250,6 +301,17 @@ var helloRetryRandom = [32]byte{
 // ParseServerHello parses a ServerHello message body (the bytes after the
 // 4-byte handshake header).
 func ParseServerHello(body []byte) (ServerHello, error) {
+	return parseServerHello(body, false)
+}
+
+// ScanServerHello reads a ServerHello body exactly as ParseServerHello
+// does (the same checks, the same error) and returns it without the
+// extension list and ALPN name, allocating nothing.
+func ScanServerHello(body []byte) (ServerHello, error) {
+	return parseServerHello(body, true)
+}
+
+func parseServerHello(body []byte, scan bool) (ServerHello, error) {
 	var s ServerHello
 	r := reader{b: body}
 	s.LegacyVersion = r.u16()
@@ -276,14 +338,18 @@ func ParseServerHello(body []byte) (ServerHello, error) {
 	if len(r.b) != 0 {
 		first = malformed("server hello: data after extensions")
 	}
-	s.Extensions = make([]uint16, 0, len(ext.b)/4)
+	if !scan {
+		s.Extensions = make([]uint16, 0, len(ext.b)/4)
+	}
 	for len(ext.b) > 0 {
 		t := ext.u16()
 		data := ext.vec16()
 		if ext.bad {
 			return s, malformed(fmt.Sprintf("server hello extension %d: overruns the extension list", t))
 		}
-		s.Extensions = append(s.Extensions, t)
+		if !scan {
+			s.Extensions = append(s.Extensions, t)
+		}
 		d := reader{b: data}
 		ok := true
 		switch t {
@@ -293,7 +359,9 @@ func ParseServerHello(body []byte) (ServerHello, error) {
 			list := reader{b: d.vec16()}
 			name := list.vec8()
 			ok = len(name) > 0 && list.done()
-			s.ALPN = string(name)
+			if !scan {
+				s.ALPN = string(name)
+			}
 		default:
 			continue
 		}

@@ -623,3 +623,26 @@ func BenchmarkJA4(b *testing.B) {
 		JA4(&ch)
 	}
 }
+
+// TestScanAllocatesNothing: the scans of every bundled hello agree with the
+// parses and allocate nothing (they run on every TLS connection).
+func TestScanAllocatesNothing(t *testing.T) {
+	for _, name := range seedFiles {
+		raw := loadHex(t, name)
+		Messages(raw, func(typ uint8, body []byte) bool {
+			switch typ {
+			case TypeClientHello:
+				ch, err := ParseClientHello(body)
+				checkScan(t, body, &ch, err)
+				if n := testing.AllocsPerRun(10, func() { ScanClientHello(body) }); n != 0 {
+					t.Errorf("%s: client hello scan allocates %v times", name, n)
+				}
+			case TypeServerHello:
+				if n := testing.AllocsPerRun(10, func() { ScanServerHello(body) }); n != 0 {
+					t.Errorf("%s: server hello scan allocates %v times", name, n)
+				}
+			}
+			return true
+		})
+	}
+}

@@ -266,6 +266,9 @@ func (v *Verdict) report(e detector.Evidence, o *outbox) {
 	if len(s.ev) > 64 {
 		s.ev = s.ev[len(s.ev)-64:]
 	}
+	if !detector.CanAlert(s.ev) {
+		return
+	}
 	sc := detector.Score(s.ev)
 	if !sc.OK || sc.Total < v.cfg.Threshold {
 		return
