@@ -26,17 +26,18 @@ func TestManyFlowAllocs(t *testing.T) {
 	}
 }
 
-// TestTLSFlowAllocs: a TLS flow still allocates while its handshake is
-// parsed (two detectors keep handshake buffers and parse the hellos'
-// lists and names), a bounded number per flow; its inspectors and packets
-// allocate nothing.
+// TestTLSFlowAllocs: a TLS flow still allocates its handshake buffers
+// (grown as the hello arrives) and, for hellos that give evidence (the
+// OpenSSL profile of the python captures), the parsed hello; the other
+// hellos are only scanned, and inspectors and packets allocate nothing. A
+// bounded number per flow (6.3 measured).
 func TestTLSFlowAllocs(t *testing.T) {
 	per, flows, evidence := manyFlowAllocs(t, []string{"neg-lab-curl-parallel.pcap", "neg-lab-python-tls-noalpn.pcap"})
 	if evidence != 0 {
 		t.Fatalf("%d evidence on negative captures", evidence)
 	}
-	if flows < 9 || per > 40*float64(flows) {
-		t.Errorf("%v allocations per replay of %d TLS flows, want at most 40 per flow", per, flows)
+	if flows < 9 || per > 10*float64(flows) {
+		t.Errorf("%v allocations per replay of %d TLS flows, want at most 10 per flow", per, flows)
 	}
 }
 

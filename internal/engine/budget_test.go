@@ -192,3 +192,77 @@ func TestFullTableKeepsReportedFlows(t *testing.T) {
 		t.Error("the session's flow was evicted by a flood of flows without evidence")
 	}
 }
+
+// TestInspectorStateFlood: connections that carry a little data and stop
+// hold no buffer, only their inspectors' state, which the budget accounts
+// too: a flood of them beside a SoftEther session never holds more than
+// the budget (the stalest flows without evidence lose their inspectors
+// first), every byte is returned at the end, and the session is detected.
+func TestInspectorStateFlood(t *testing.T) {
+	const budget = membudget.MinBytes
+	dets, err := detector.Build(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &collector{}
+	e := New(Config{Detectors: dets, Verdict: verdict.DefaultConfig(), FlowBuffers: budget}, c,
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	w := e.NewWorker(decode.LinkEthernet)
+	se := loadCapture(t, "se-direct-443.pcap")
+	var flood [][]byte
+	for f := 0; f < 4000; f++ {
+		fr := halfHello(fmt.Sprintf("10.67.%d.%d", f/200, 1+f%200), uint16(20000+f), 0)
+		get := testpkt.Spec{Src: fmt.Sprintf("10.67.%d.%d", f/200, 1+f%200), Dst: "10.77.0.1", Proto: "tcp",
+			SrcPort: uint16(20000 + f), DstPort: 443, ACK: true, Seq: 1001, Payload: []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")}
+		flood = append(flood, append(fr, testpkt.Ethernet(get))...)
+	}
+	per := len(flood)/200 + 1
+	var peak int64
+	n := uint64(0)
+	feed := func(data []byte, ts time.Time) {
+		n++
+		w.Process(data, ts, n)
+		if u := e.Budget().Used(); u > peak {
+			peak = u
+		}
+	}
+	for i, fr := range se {
+		feed(fr.data, fr.ts)
+		for j := 0; j < per && len(flood) > 0 && i < 200; j++ {
+			feed(flood[0], fr.ts)
+			flood = flood[1:]
+		}
+	}
+	inspected := 0
+	w.table.Range(func(st *flowState) {
+		if st.alive != 0 {
+			inspected++
+		}
+	})
+	if peak > budget {
+		t.Errorf("flows held %d bytes, budget %d", peak, budget)
+	}
+	shed, _, others := e.Budget().Shed()
+	if others == 0 {
+		t.Error("no flow's inspectors were shed for another flow")
+	}
+	if inspected >= 4000 {
+		t.Errorf("%d flows still inspected: nothing was shed", inspected)
+	}
+	w.Finish()
+	if u := e.Budget().Used(); u != 0 {
+		t.Errorf("%d bytes still reserved after every flow ended", u)
+	}
+	session := false
+	for _, r := range c.recs {
+		var a alertLine
+		if r.Type == "alert" && json.Unmarshal(r.JSON, &a) == nil && isSessionSID(a.Alert.SignatureID) &&
+			matches(a, "tcp", "198.18.1.2:39086", "198.18.2.2:443") {
+			session = true
+		}
+	}
+	if !session {
+		t.Error("the SoftEther session was not detected")
+	}
+	t.Logf("4000 flood flows: peak %d of %d bytes, %d shed (%d for other flows), %d flows still inspected at the end", peak, budget, shed, others, inspected)
+}
