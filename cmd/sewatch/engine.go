@@ -3,11 +3,14 @@ package main
 import (
 	"log/slog"
 	"net/netip"
+	"os"
+	"runtime/debug"
 
 	"github.com/sewatch/sewatch/detector"
 	"github.com/sewatch/sewatch/internal/config"
 	"github.com/sewatch/sewatch/internal/engine"
 	"github.com/sewatch/sewatch/internal/flow"
+	"github.com/sewatch/sewatch/internal/membudget"
 	"github.com/sewatch/sewatch/internal/verdict"
 	"github.com/sewatch/sewatch/internal/vpngate"
 	"github.com/sewatch/sewatch/outputs"
@@ -24,6 +27,7 @@ func newEngine(cfg config.Config, iface string, dets []detector.Detector, out en
 	}
 	vcfg.VPNGate = gate
 	f := cfg.Flow
+	setMemoryLimit(cfg, log)
 	return engine.New(engine.Config{
 		Detectors:   dets,
 		Verdict:     vcfg,
@@ -56,4 +60,33 @@ func outputDrops(r *outputs.Router) func() uint64 {
 		}
 		return n
 	}
+}
+
+// Memory the configuration does not bound by itself: the program, its
+// outputs' queues and the verdict's sessions (a generous allowance), and
+// each flow-table entry with its inspector slots (about 0.5 KiB measured,
+// counted double).
+const (
+	memoryBase    = 192 << 20
+	memoryPerFlow = 1 << 10
+)
+
+// setMemoryLimit gives the Go runtime a soft memory limit from what the
+// configuration bounds: the per-flow budget (buffers and detector state),
+// the flow table and the allowance above. Without it the collector lets
+// the heap grow to twice what is live before it runs, so a flood that
+// fills the budget and the table would double the sensor's footprint.
+// GOMEMLIMIT, when set, wins.
+func setMemoryLimit(cfg config.Config, log *slog.Logger) {
+	if v := os.Getenv("GOMEMLIMIT"); v != "" {
+		log.Info("memory limit from GOMEMLIMIT", "value", v)
+		return
+	}
+	budget := int64(cfg.Memory.FlowBuffers)
+	if budget <= 0 {
+		budget = membudget.DefaultBytes
+	}
+	limit := budget + int64(cfg.Flow.MaxFlows)*memoryPerFlow + memoryBase
+	debug.SetMemoryLimit(limit)
+	log.Debug("memory limit", "bytes", limit, "flow_buffers", budget, "max_flows", cfg.Flow.MaxFlows)
 }
