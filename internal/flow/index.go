@@ -4,30 +4,53 @@ import "hash/maphash"
 
 // index finds a flow's entry by key: open addressing with linear probing
 // over a power-of-two array of entry pointers, at most 3/4 full. It costs
-// 8 bytes a slot (11-21 bytes a flow) where a Go map of keys to pointers
+// 9 bytes a slot (12-24 bytes a flow) where a Go map of keys to pointers
 // costs some 75, and an idle flow is little more than its entry and its
 // slot. The hash is seeded per table, so keys chosen to collide in one
 // sensor do not collide in another.
 type index[V any] struct {
 	slots []*Entry[V]
-	mask  uint64
-	n     int
-	seed  maphash.Seed
+	// tags holds 8 bits of each slot's key hash (0: empty), so a probe
+	// reads a byte per slot and follows an entry pointer, a cache miss,
+	// only when the tag matches: new flows probe past several occupied
+	// slots before they find none.
+	tags []uint8
+	mask uint64
+	n    int
+	seed maphash.Seed
 }
 
 const minSlots = 64
 
 func newIndex[V any]() index[V] {
-	return index[V]{slots: make([]*Entry[V], minSlots), mask: minSlots - 1, seed: maphash.MakeSeed()}
+	return index[V]{slots: make([]*Entry[V], minSlots), tags: make([]uint8, minSlots), mask: minSlots - 1, seed: maphash.MakeSeed()}
 }
 
-func (x *index[V]) home(k *Key) uint64 { return maphash.Comparable(x.seed, *k) & x.mask }
+// hash returns k's home slot and its tag (never 0).
+func (x *index[V]) hash(k *Key) (uint64, uint8) {
+	h := maphash.Comparable(x.seed, *k)
+	t := uint8(h >> 56)
+	if t == 0 {
+		t = 1
+	}
+	return h & x.mask, t
+}
+
+func (x *index[V]) home(k *Key) uint64 {
+	i, _ := x.hash(k)
+	return i
+}
 
 func (x *index[V]) find(k Key) *Entry[V] {
-	for i := x.home(&k); ; i = (i + 1) & x.mask {
-		e := x.slots[i]
-		if e == nil || e.Key == k {
-			return e
+	i, t := x.hash(&k)
+	for ; ; i = (i + 1) & x.mask {
+		switch x.tags[i] {
+		case 0:
+			return nil
+		case t:
+			if e := x.slots[i]; e.Key == k {
+				return e
+			}
 		}
 	}
 }
@@ -37,12 +60,16 @@ func (x *index[V]) insert(e *Entry[V]) {
 	if (x.n+1)*4 > len(x.slots)*3 {
 		x.grow()
 	}
-	i := x.home(&e.Key)
-	for x.slots[i] != nil {
+	x.place(e)
+	x.n++
+}
+
+func (x *index[V]) place(e *Entry[V]) {
+	i, t := x.hash(&e.Key)
+	for x.tags[i] != 0 {
 		i = (i + 1) & x.mask
 	}
-	x.slots[i] = e
-	x.n++
+	x.slots[i], x.tags[i] = e, t
 }
 
 // remove deletes e (which is in the index) and shifts back the entries
@@ -53,31 +80,27 @@ func (x *index[V]) remove(e *Entry[V]) {
 	for x.slots[i] != e {
 		i = (i + 1) & x.mask
 	}
-	for j := (i + 1) & x.mask; x.slots[j] != nil; j = (j + 1) & x.mask {
+	for j := (i + 1) & x.mask; x.tags[j] != 0; j = (j + 1) & x.mask {
 		// The entry at j may move to the hole at i unless its home lies
 		// cyclically in (i, j].
 		h := x.home(&x.slots[j].Key)
 		if (j-h)&x.mask >= (j-i)&x.mask {
-			x.slots[i] = x.slots[j]
+			x.slots[i], x.tags[i] = x.slots[j], x.tags[j]
 			i = j
 		}
 	}
-	x.slots[i] = nil
+	x.slots[i], x.tags[i] = nil, 0
 	x.n--
 }
 
 func (x *index[V]) grow() {
 	old := x.slots
 	x.slots = make([]*Entry[V], 2*len(old))
+	x.tags = make([]uint8, 2*len(old))
 	x.mask = uint64(len(x.slots) - 1)
 	for _, e := range old {
-		if e == nil {
-			continue
+		if e != nil {
+			x.place(e)
 		}
-		i := x.home(&e.Key)
-		for x.slots[i] != nil {
-			i = (i + 1) & x.mask
-		}
-		x.slots[i] = e
 	}
 }
