@@ -54,7 +54,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.workers, "workers", 0, "workers: live AF_PACKET sockets in one fanout group, or cores reading a file (default from config, 1)")
 	fs.IntVar(&o.ringBlocks, "ring-blocks", 0, "live: receive ring blocks per worker (default from config, 64)")
 	fs.IntVar(&o.ringBlockSize, "ring-block-size", 0, "live: receive ring block `bytes`, a power of two (default from config, 1048576)")
-	fs.StringVar(&o.flowBuffers, "flow-buffer-budget", "", "bytes all flows' inspector buffers may hold, e.g. 256MiB (memory.flow-buffers)")
+	fs.StringVar(&o.flowBuffers, "flow-buffer-budget", "", "bytes all flows' handshake buffers and inspector state may hold, e.g. 256MiB (memory.flow-buffers)")
 	fs.StringVar(&o.logLevel, "log-level", "", "program log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "", "program log format on stderr: text or json")
 	fs.StringVar(&o.user, "user", "", "live mode: switch to this `user` once the capture sockets are open")
