@@ -44,6 +44,69 @@ func halfHello(client string, port uint16, segs int) [][]byte {
 	return out
 }
 
+// floodRig runs a flood of frames beside the direct-443 session through one
+// worker of an engine with the given budget, tracking the budget's peak.
+type floodRig struct {
+	e    *Engine
+	w    *Worker
+	c    *collector
+	peak int64
+	n    uint64
+}
+
+func newFloodRig(t *testing.T, budget int64) *floodRig {
+	dets, err := detector.Build(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &floodRig{c: &collector{}}
+	r.e = New(Config{Detectors: dets, Verdict: verdict.DefaultConfig(), FlowBuffers: budget}, r.c,
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r.w = r.e.NewWorker(decode.LinkEthernet)
+	return r
+}
+
+func (r *floodRig) feed(data []byte, ts time.Time) {
+	r.n++
+	r.w.Process(data, ts, r.n)
+	if u := r.e.Budget().Used(); u > r.peak {
+		r.peak = u
+	}
+}
+
+// run feeds the flood before the session (before) or spread over the
+// session's first 200 packets, so it fills the budget while the session
+// sets up.
+func (r *floodRig) run(t *testing.T, flood [][]byte, before bool) {
+	se := loadCapture(t, "se-direct-443.pcap")
+	if before {
+		for _, fr := range flood {
+			r.feed(fr, se[0].ts)
+		}
+		flood = nil
+	}
+	per := len(flood)/200 + 1
+	for i, fr := range se {
+		r.feed(fr.data, fr.ts)
+		for j := 0; j < per && len(flood) > 0 && i < 200; j++ {
+			r.feed(flood[0], fr.ts)
+			flood = flood[1:]
+		}
+	}
+}
+
+// sessionAlerted: the direct-443 session's alert was raised.
+func (r *floodRig) sessionAlerted() bool {
+	for _, rec := range r.c.recs {
+		var a alertLine
+		if rec.Type == "alert" && json.Unmarshal(rec.JSON, &a) == nil && isSessionSID(a.Alert.SignatureID) &&
+			matches(a, "tcp", "198.18.1.2:39086", "198.18.2.2:443") {
+			return true
+		}
+	}
+	return false
+}
+
 // TestHalfHelloFlood floods half-finished ClientHellos through the engine
 // beside a SoftEther session: the bytes the inspectors' buffers hold never
 // pass the budget, refusals are counted (and reported in the stats event),
@@ -63,44 +126,13 @@ func TestHalfHelloFlood(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			dets, err := detector.Build(nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c := &collector{}
-			e := New(Config{Detectors: dets, Verdict: verdict.DefaultConfig(), FlowBuffers: budget}, c,
-				slog.New(slog.NewTextHandler(io.Discard, nil)))
-			w := e.NewWorker(decode.LinkEthernet)
-			se := loadCapture(t, "se-direct-443.pcap")
+			r := newFloodRig(t, budget)
 			var flood [][]byte
 			for f := 0; f < tc.flows; f++ {
 				flood = append(flood, halfHello(fmt.Sprintf("10.66.%d.%d", f/200, 1+f%200), uint16(20000+f), 8)...)
 			}
-			// The flood is spread over the session's first 200 packets,
-			// so it fills the budget while the session sets up.
-			per := len(flood)/200 + 1
-			var peak int64
-			n := uint64(0)
-			feed := func(data []byte, ts time.Time) {
-				n++
-				w.Process(data, ts, n)
-				if u := e.Budget().Used(); u > peak {
-					peak = u
-				}
-			}
-			if tc.before {
-				for _, fr := range flood {
-					feed(fr, se[0].ts)
-				}
-				flood = nil
-			}
-			for i, fr := range se {
-				feed(fr.data, fr.ts)
-				for j := 0; j < per && len(flood) > 0 && i < 200; j++ {
-					feed(flood[0], fr.ts)
-					flood = flood[1:]
-				}
-			}
+			r.run(t, flood, tc.before)
+			e, w, c, peak := r.e, r.w, r.c, r.peak
 			if peak > budget || e.Budget().Peak() > budget {
 				t.Errorf("buffers held %d bytes (budget's peak %d), budget %d", peak, e.Budget().Peak(), budget)
 			}
@@ -119,7 +151,6 @@ func TestHalfHelloFlood(t *testing.T) {
 				t.Errorf("%d bytes still reserved after every flow ended", u)
 			}
 			e.SendStats()
-			var session bool
 			var st struct {
 				Stats struct {
 					TCP struct {
@@ -127,20 +158,13 @@ func TestHalfHelloFlood(t *testing.T) {
 					} `json:"tcp"`
 				} `json:"stats"`
 			}
-			for _, r := range c.recs {
-				switch r.Type {
-				case "alert":
-					var a alertLine
-					json.Unmarshal(r.JSON, &a)
-					if isSessionSID(a.Alert.SignatureID) && matches(a, "tcp", "198.18.1.2:39086", "198.18.2.2:443") {
-						session = true
-					}
-				case "stats":
-					validate(t, compileSchema(t, "../../schemas/eve.schema.json"), r.JSON, "schemas/eve.schema.json")
-					json.Unmarshal(r.JSON, &st)
+			for _, rec := range c.recs {
+				if rec.Type == "stats" {
+					validate(t, compileSchema(t, "../../schemas/eve.schema.json"), rec.JSON, "schemas/eve.schema.json")
+					json.Unmarshal(rec.JSON, &st)
 				}
 			}
-			if !session {
+			if !r.sessionAlerted() {
 				t.Error("the SoftEther session was not detected")
 			}
 			if st.Stats.TCP.Drop != shed {
@@ -200,69 +224,37 @@ func TestFullTableKeepsReportedFlows(t *testing.T) {
 // first), every byte is returned at the end, and the session is detected.
 func TestInspectorStateFlood(t *testing.T) {
 	const budget = membudget.MinBytes
-	dets, err := detector.Build(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &collector{}
-	e := New(Config{Detectors: dets, Verdict: verdict.DefaultConfig(), FlowBuffers: budget}, c,
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
-	w := e.NewWorker(decode.LinkEthernet)
-	se := loadCapture(t, "se-direct-443.pcap")
+	r := newFloodRig(t, budget)
 	var flood [][]byte
 	for f := 0; f < 4000; f++ {
-		fr := halfHello(fmt.Sprintf("10.67.%d.%d", f/200, 1+f%200), uint16(20000+f), 0)
-		get := testpkt.Spec{Src: fmt.Sprintf("10.67.%d.%d", f/200, 1+f%200), Dst: "10.77.0.1", Proto: "tcp",
-			SrcPort: uint16(20000 + f), DstPort: 443, ACK: true, Seq: 1001, Payload: []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")}
-		flood = append(flood, append(fr, testpkt.Ethernet(get))...)
+		client := fmt.Sprintf("10.67.%d.%d", f/200, 1+f%200)
+		get := testpkt.Spec{Src: client, Dst: "10.77.0.1", Proto: "tcp", SrcPort: uint16(20000 + f), DstPort: 443,
+			ACK: true, Seq: 1001, Payload: []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")}
+		flood = append(flood, append(halfHello(client, uint16(20000+f), 0), testpkt.Ethernet(get))...)
 	}
-	per := len(flood)/200 + 1
-	var peak int64
-	n := uint64(0)
-	feed := func(data []byte, ts time.Time) {
-		n++
-		w.Process(data, ts, n)
-		if u := e.Budget().Used(); u > peak {
-			peak = u
-		}
-	}
-	for i, fr := range se {
-		feed(fr.data, fr.ts)
-		for j := 0; j < per && len(flood) > 0 && i < 200; j++ {
-			feed(flood[0], fr.ts)
-			flood = flood[1:]
-		}
-	}
+	r.run(t, flood, false)
 	inspected := 0
-	w.table.Range(func(st *flowState) {
+	r.w.table.Range(func(st *flowState) {
 		if st.alive != 0 {
 			inspected++
 		}
 	})
-	if peak > budget {
-		t.Errorf("flows held %d bytes, budget %d", peak, budget)
+	if r.peak > budget {
+		t.Errorf("flows held %d bytes, budget %d", r.peak, budget)
 	}
-	shed, _, others := e.Budget().Shed()
+	shed, _, others := r.e.Budget().Shed()
 	if others == 0 {
 		t.Error("no flow's inspectors were shed for another flow")
 	}
 	if inspected >= 4000 {
 		t.Errorf("%d flows still inspected: nothing was shed", inspected)
 	}
-	w.Finish()
-	if u := e.Budget().Used(); u != 0 {
+	r.w.Finish()
+	if u := r.e.Budget().Used(); u != 0 {
 		t.Errorf("%d bytes still reserved after every flow ended", u)
 	}
-	session := false
-	for _, r := range c.recs {
-		var a alertLine
-		if r.Type == "alert" && json.Unmarshal(r.JSON, &a) == nil && isSessionSID(a.Alert.SignatureID) &&
-			matches(a, "tcp", "198.18.1.2:39086", "198.18.2.2:443") {
-			session = true
-		}
-	}
-	if !session {
+	if !r.sessionAlerted() {
 		t.Error("the SoftEther session was not detected")
 	}
-	t.Logf("4000 flood flows: peak %d of %d bytes, %d shed (%d for other flows), %d flows still inspected at the end", peak, budget, shed, others, inspected)
+	t.Logf("4000 flood flows: peak %d of %d bytes, %d shed (%d for other flows), %d flows still inspected at the end", r.peak, budget, shed, others, inspected)
 }
