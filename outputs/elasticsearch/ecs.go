@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sewatch/sewatch/detector"
 	"github.com/sewatch/sewatch/outputs"
@@ -147,6 +148,12 @@ type m = map[string]any
 // is still picked up.
 func ECSDocument(r outputs.Record, dataset, namespace string, ingested time.Time) ([]byte, error) {
 	js := bytes.TrimSpace(r.JSON)
+	if !utf8.Valid(js) {
+		// JSON text is UTF-8; a line that is not (a corrupt spool segment)
+		// could only be indexed with its bytes replaced, so event.original
+		// would not be what was written.
+		return nil, fmt.Errorf("ECS document: the EVE line is not valid UTF-8")
+	}
 	var e eveLine
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.UseNumber()
