@@ -143,10 +143,9 @@ type Inspector struct {
 	cliApp    bool
 	chDone    bool
 	profile   bool
-	// The hello is kept parsed; its fingerprints are built only for an
-	// attempt that is reported.
-	ch     tlshello.ClientHello
-	haveCH bool
+	// The parsed hello (nil until parsed): its fingerprints are built
+	// only for an attempt that is reported.
+	ch *tlshello.ClientHello
 	// chBody is the ClientHello kept unparsed (it aliases c.HS): a scan
 	// gives the profile, the parse waits for an attempt that is reported.
 	chBody  []byte
@@ -376,18 +375,18 @@ func (in *Inspector) tlsInfo() *detector.TLSInfo {
 	if in.chBody != nil {
 		// Unless the budget shed the buffer for another flow.
 		if !in.c.Shed {
-			in.ch, _ = tlshello.ParseClientHello(in.chBody) // succeeds as the scan did
-			in.haveCH = true
+			ch, _ := tlshello.ParseClientHello(in.chBody) // succeeds as the scan did
+			in.ch = &ch
 		}
 		in.chBody = nil
 		in.c.Free()
 	}
-	if !in.haveCH {
+	if in.ch == nil {
 		return nil
 	}
 	info := &detector.TLSInfo{SNI: in.ch.SNI, ALPN: in.ch.ALPN}
-	info.JA3, info.JA3Hash = tlshello.JA3(&in.ch)
-	info.JA4 = tlshello.JA4(&in.ch)
+	info.JA3, info.JA3Hash = tlshello.JA3(in.ch)
+	info.JA4 = tlshello.JA4(in.ch)
 	return info
 }
 

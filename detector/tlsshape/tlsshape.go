@@ -100,13 +100,11 @@ type Inspector struct {
 	nc, ns    int
 	level     int // 0 none, 1 partial, 2 full, 3 additional
 	info      *detector.TLSInfo
-	// The hellos are kept parsed and turned into fingerprints (strings)
-	// only when evidence first needs them: most TLS flows never report, and
-	// building JA3/JA4 for each would allocate on every new flow.
-	ch     tlshello.ClientHello
-	sh     tlshello.ServerHello
-	haveCH bool
-	haveSH bool
+	// The parsed hellos (nil until parsed), turned into fingerprints
+	// (strings) only when evidence first needs them: most TLS flows never
+	// report. Pointers: the inspector of every TLS flow stays small.
+	ch *tlshello.ClientHello
+	sh *tlshello.ServerHello
 	// certBody is the server's Certificate message, kept (it aliases the
 	// handshake buffer) until the TLS info is built or the connect phase is
 	// over: a certificate is parsed only for a flow that reports evidence,
@@ -485,16 +483,16 @@ func (in *Inspector) tlsInfo() *detector.TLSInfo {
 		return in.info
 	}
 	in.parseKept()
-	if !(in.haveCH || in.haveSH) {
+	if in.ch == nil && in.sh == nil {
 		return nil
 	}
 	info := &detector.TLSInfo{}
-	if in.haveCH {
+	if in.ch != nil {
 		info.SNI, info.ALPN = in.ch.SNI, in.ch.ALPN
-		info.JA3, info.JA3Hash = tlshello.JA3(&in.ch)
-		info.JA4 = tlshello.JA4(&in.ch)
+		info.JA3, info.JA3Hash = tlshello.JA3(in.ch)
+		info.JA4 = tlshello.JA4(in.ch)
 	}
-	if in.haveSH {
+	if in.sh != nil {
 		in.setServerHello(info)
 	}
 	in.info = info
@@ -518,7 +516,7 @@ func (in *Inspector) parseKept() {
 	if in.chBody != nil {
 		if !in.c.Shed {
 			if ch, err := tlshello.ParseClientHello(in.chBody); err == nil {
-				in.ch, in.haveCH = ch, true
+				in.ch = &ch
 			}
 		}
 		in.chBody = nil
@@ -527,7 +525,7 @@ func (in *Inspector) parseKept() {
 	if in.shBody != nil {
 		if !in.s.Shed {
 			if sh, err := tlshello.ParseServerHello(in.shBody); err == nil {
-				in.sh, in.haveSH = sh, true
+				in.sh = &sh
 			}
 		}
 		in.shBody = nil
@@ -554,7 +552,7 @@ func setCert(info *detector.TLSInfo, cert *tlshello.Cert) {
 
 func (in *Inspector) setServerHello(info *detector.TLSInfo) {
 	info.Version = tlshello.VersionString(max(in.sh.SelectedVersion, in.sh.LegacyVersion))
-	info.JA3S, info.JA3SHash = tlshello.JA3S(&in.sh)
+	info.JA3S, info.JA3SHash = tlshello.JA3S(in.sh)
 }
 
 func (in *Inspector) onClientHello(ch *tlshello.ClientHello, p *decode.Packet, f *detector.Flow, s detector.Sink) {
@@ -563,7 +561,7 @@ func (in *Inspector) onClientHello(ch *tlshello.ClientHello, p *decode.Packet, f
 		// a new info, as when the hello used to be turned into one at once.
 		in.info = nil
 	}
-	in.ch, in.haveCH, in.haveSH = *ch, true, false
+	in.ch, in.sh = ch, nil
 	if ch.OpenSSLNoALPN() {
 		s.Report(in.evidence(p, f, detector.KindTLSHello,
 			fmt.Sprintf("ClientHello without ALPN and session_ticket, %d suites (OpenSSL as SoftEther configures it)", len(ch.Ciphers))))
@@ -596,8 +594,8 @@ func (in *Inspector) tryServerHello(p *decode.Packet, f *detector.Flow, sink det
 			}
 			in.tls13 = sh.SelectedVersion == 0x0304
 			if in.info != nil {
-				in.sh, _ = tlshello.ParseServerHello(body) // succeeds as the scan did
-				in.haveSH = true
+				sh, _ := tlshello.ParseServerHello(body) // succeeds as the scan did
+				in.sh = &sh
 				in.setServerHello(in.info)
 			} else {
 				in.shBody = body // parsed if the flow reports evidence
