@@ -183,7 +183,18 @@ func (h *Holder) Grow(n int) bool {
 	}
 	kept := h.isKept()
 	if !a.B.Reserve(n, kept) {
-		if a.L == nil || !a.L.shed(h, n) || !a.B.Reserve(n, kept) {
+		// Shed stale buffers one at a time until the reservation fits:
+		// shedding one may free others (a flow's inspector state takes its
+		// inspectors' buffers with it), so the budget, not a running sum,
+		// says when there is room.
+		ok := false
+		for i := 0; i < maxVictims && a.L != nil && a.L.shedOne(h); i++ {
+			if a.B.Reserve(n, kept) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
 			a.B.refused(kept)
 			return false
 		}
@@ -224,27 +235,28 @@ func (h *Holder) Free() {
 	}
 }
 
-// shed drops the least recently grown buffers of flows without evidence
-// (never except's) until at least n bytes are freed; false if it could not.
-func (l *Holders) shed(except *Holder, n int) bool {
-	freed, looked := 0, 0
-	for v := l.head; v != nil && freed < n && looked < maxVictims; looked++ {
+// shedOne drops the least recently grown buffer of a flow without
+// evidence (never except's); false if none was found among the first
+// maxVictims. Evidence holders it passes are moved behind the others so
+// later walks do not step over them again.
+func (l *Holders) shedOne(except *Holder) bool {
+	for looked, v := 0, l.head; v != nil && looked < maxVictims; looked++ {
 		next := v.next
-		if v.isKept() && v != except {
-			// Evidence holders stay; moved behind the others so later
-			// walks do not step over them again.
+		switch {
+		case v == except:
+		case v.isKept():
 			l.unlink(v)
 			l.push(v)
-		} else if v != except {
-			freed += v.n
+		default:
 			v.owner.ShedBuffer()
 			v.Free() // in case the owner did not
 			v.acct.B.shedOther.Add(1)
 			v.acct.B.logOnce()
+			return true
 		}
 		v = next
 	}
-	return freed >= n
+	return false
 }
 
 func (l *Holders) push(h *Holder) {

@@ -96,6 +96,50 @@ func TestHolderSheds(t *testing.T) {
 	}
 }
 
+// group is an owner whose shedding frees other holders too, as a flow's
+// inspector state takes its inspectors' buffers with it.
+type group struct {
+	buf
+	members []*buf
+}
+
+func (g *group) ShedBuffer() {
+	g.buf.ShedBuffer()
+	for _, m := range g.members {
+		m.ShedBuffer()
+	}
+}
+
+// TestShedFreesSiblings: when shedding one holder frees the holders next to
+// it in the list, the walk does not lose its place: the room they freed
+// counts, and the request that needs all of it is granted.
+func TestShedFreesSiblings(t *testing.T) {
+	b := New(64<<10, nil) // 56 KiB for flows without evidence
+	var l Holders
+	a := &Account{B: b, L: &l}
+	no := false
+	g := &group{}
+	m1, m2, req := &buf{}, &buf{}, &buf{}
+	g.members = []*buf{m1, m2}
+	for _, x := range []struct {
+		h *Holder
+		o Shedder
+		n int
+	}{{&g.h, g, 8 << 10}, {&m1.h, m1, 20 << 10}, {&m2.h, m2, 20 << 10}} {
+		x.h.Bind(a, &no, x.o)
+		if !x.h.Grow(x.n) {
+			t.Fatal("room refused under the budget")
+		}
+	}
+	req.h.Bind(a, &no, req)
+	if !req.h.Grow(40 << 10) {
+		t.Fatalf("refused although shedding the group frees 48 KiB (used %d)", b.Used())
+	}
+	if !g.shed || !m1.shed || !m2.shed || b.Used() != 40<<10 {
+		t.Errorf("shed %v %v %v, used %d", g.shed, m1.shed, m2.shed, b.Used())
+	}
+}
+
 // TestConcurrentNeverOver: workers reserving and releasing at once never
 // push the total past the budget.
 func TestConcurrentNeverOver(t *testing.T) {

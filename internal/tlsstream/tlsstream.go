@@ -32,30 +32,32 @@ type Record struct {
 	Length int
 }
 
-// Dir tracks one direction. The zero value waits for Start.
+// Dir tracks one direction. The zero value waits for Start. Fields are
+// ordered and sized so that a Dir is 120 bytes: every TLS connection has
+// six of them (two in each of three inspectors).
 type Dir struct {
-	started bool
-	synced  bool
-	lost    bool // desynchronised: waiting for a segment that starts with a header
-	next    uint32
-	// Inside a record: bytes of body still to come.
-	remain int
-	// Partial header bytes when a header straddles segments.
-	hdr  [5]byte
-	nhdr int
-	cur  uint8
 	// Handshake bytes (record bodies of type 22) while Collect is set.
-	Collect bool
-	HS      []byte
-	hsBroke bool
+	HS []byte
 	// h is what HS's capacity holds reserved in the flow's account of the
 	// engine's buffer budget (see SetBudget).
 	h membudget.Holder
-	// Shed: the budget refused HS room, so the handshake was dropped.
-	Shed bool
+	// Inside a record: bytes of body still to come.
+	remain int
+	next   uint32
 	// Counters.
-	Records  int
-	Desyncs  int
+	Records int32
+	Desyncs int32
+	// Partial header bytes when a header straddles segments.
+	hdr     [5]byte
+	nhdr    uint8
+	cur     uint8
+	started bool
+	synced  bool
+	lost    bool // desynchronised: waiting for a segment that starts with a header
+	Collect bool
+	hsBroke bool
+	// Shed: the budget refused HS room, so the handshake was dropped.
+	Shed     bool
 	Overflow bool
 }
 
@@ -151,7 +153,7 @@ func (d *Dir) Feed(seq uint32, b []byte, fn func(Record) bool) {
 		}
 		// Reading a header.
 		n := copy(d.hdr[d.nhdr:], b)
-		d.nhdr += n
+		d.nhdr += uint8(n)
 		b = b[n:]
 		if d.nhdr < 5 {
 			return
