@@ -17,6 +17,7 @@ import (
 
 	"github.com/sewatch/sewatch/internal/decode"
 	"github.com/sewatch/sewatch/internal/membudget"
+	"github.com/sewatch/sewatch/internal/tlshello"
 )
 
 // Flow is the engine's read-only view of the flow being inspected.
@@ -52,6 +53,13 @@ type TLSInfo struct {
 	Subject, Issuer     string
 	Serial, Fingerprint string
 	NotBefore, NotAfter string
+}
+
+// SetClientHello fills the client side of the info from a parsed hello.
+func (i *TLSInfo) SetClientHello(ch *tlshello.ClientHello) {
+	i.SNI, i.ALPN = ch.SNI, ch.ALPN
+	i.JA3, i.JA3Hash = tlshello.JA3(ch)
+	i.JA4 = tlshello.JA4(ch)
 }
 
 // Evidence is one observation. Kind is a constant with a row in Kinds

@@ -349,24 +349,18 @@ func (in *Inspector) clientHello() {
 		in.c.Free()
 		return
 	}
-	tlshello.Messages(in.c.HS, func(typ uint8, body []byte) bool {
-		if typ != tlshello.TypeClientHello {
-			return true
-		}
-		in.chDone = true
-		sc, err := tlshello.ScanClientHello(body)
-		if err != nil {
-			return false
-		}
+	body := tlshello.Message(in.c.HS, tlshello.TypeClientHello)
+	if body == nil {
+		return
+	}
+	in.chDone = true
+	if sc, err := tlshello.ScanClientHello(body); err == nil {
 		in.profile = sc.OpenSSLNoALPN()
 		in.chBody = body
-		return false
-	})
-	if in.chDone {
-		in.c.Collect = false
-		if in.chBody == nil {
-			in.c.Free()
-		}
+	}
+	in.c.Collect = false
+	if in.chBody == nil {
+		in.c.Free()
 	}
 }
 
@@ -384,9 +378,8 @@ func (in *Inspector) tlsInfo() *detector.TLSInfo {
 	if in.ch == nil {
 		return nil
 	}
-	info := &detector.TLSInfo{SNI: in.ch.SNI, ALPN: in.ch.ALPN}
-	info.JA3, info.JA3Hash = tlshello.JA3(in.ch)
-	info.JA4 = tlshello.JA4(in.ch)
+	info := &detector.TLSInfo{}
+	info.SetClientHello(in.ch)
 	return info
 }
 

@@ -449,29 +449,21 @@ func (in *Inspector) tryClientHello(p *decode.Packet, f *detector.Flow, s detect
 		in.c.Free()
 		return
 	}
-	tlshello.Messages(in.c.HS, func(typ uint8, body []byte) bool {
-		if typ != tlshello.TypeClientHello {
-			return true
-		}
-		in.chDone = true
-		sc, err := tlshello.ScanClientHello(body)
-		if err != nil {
-			return false
-		}
+	body := tlshello.Message(in.c.HS, tlshello.TypeClientHello)
+	if body == nil {
+		return
+	}
+	in.chDone = true
+	if sc, err := tlshello.ScanClientHello(body); err == nil {
 		if !sc.OpenSSLNoALPN() && !sniMayReport(sc.SNI) {
 			in.chBody = body // parsed if the flow reports evidence
-			return false
-		}
-		if ch, err := tlshello.ParseClientHello(body); err == nil { // as the scan
+		} else if ch, err := tlshello.ParseClientHello(body); err == nil { // as the scan
 			in.onClientHello(&ch, p, f, s)
 		}
-		return false
-	})
-	if in.chDone {
-		in.c.Collect = false
-		if in.chBody == nil {
-			in.c.Free()
-		}
+	}
+	in.c.Collect = false
+	if in.chBody == nil {
+		in.c.Free()
 	}
 }
 
@@ -488,9 +480,7 @@ func (in *Inspector) tlsInfo() *detector.TLSInfo {
 	}
 	info := &detector.TLSInfo{}
 	if in.ch != nil {
-		info.SNI, info.ALPN = in.ch.SNI, in.ch.ALPN
-		info.JA3, info.JA3Hash = tlshello.JA3(in.ch)
-		info.JA4 = tlshello.JA4(in.ch)
+		info.SetClientHello(in.ch)
 	}
 	if in.sh != nil {
 		in.setServerHello(info)

@@ -55,7 +55,7 @@ type Config struct {
 	ExpireEvery int
 	// Clock is the wall clock used only when a live link is idle.
 	Clock func() time.Time
-	// FlowBuffers bounds the bytes all flows' inspector buffers hold
+	// FlowBuffers bounds the bytes all flows' handshake buffers and inspector state hold
 	// (membudget.DefaultBytes if 0).
 	FlowBuffers int64
 }

@@ -95,6 +95,20 @@ func Messages(b []byte, fn func(typ uint8, body []byte) bool) int {
 	return off
 }
 
+// Message returns the body of the first complete handshake message of
+// type typ in hs, or nil while there is none.
+func Message(hs []byte, typ uint8) []byte {
+	var body []byte
+	Messages(hs, func(t uint8, b []byte) bool {
+		if t == typ {
+			body = b
+			return false
+		}
+		return true
+	})
+	return body
+}
+
 // IsGREASE reports whether v is one of the 16 GREASE values of RFC 8701
 // (0x0a0a, 0x1a1a, ... 0xfafa).
 func IsGREASE(v uint16) bool { return v&0x0f0f == 0x0a0a && v>>8 == v&0xff }

@@ -30,14 +30,7 @@ func loadHex(t testing.TB, name string) []byte {
 // message returns the body of the first message of type typ in hs.
 func message(t testing.TB, hs []byte, typ uint8) []byte {
 	t.Helper()
-	var body []byte
-	Messages(hs, func(ty uint8, b []byte) bool {
-		if ty == typ {
-			body = b
-			return false
-		}
-		return true
-	})
+	body := Message(hs, typ)
 	if body == nil {
 		t.Fatalf("no handshake message of type %d", typ)
 	}
