@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/sewatch/sewatch/internal/hugeheap"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -77,16 +78,29 @@ const (
 // the heap grow to twice what is live before it runs, so a flood that
 // fills the budget and the table would double the sensor's footprint.
 // GOMEMLIMIT, when set, wins.
+//
+// It also marks the heap for huge pages (memory.huge-pages), once, sized
+// from the same limit.
 func setMemoryLimit(cfg config.Config, log *slog.Logger) {
-	if v := os.Getenv("GOMEMLIMIT"); v != "" {
-		log.Info("memory limit from GOMEMLIMIT", "value", v)
-		return
-	}
 	budget := int64(cfg.Memory.FlowBuffers)
 	if budget <= 0 {
 		budget = membudget.DefaultBytes
 	}
 	limit := budget + int64(cfg.Flow.MaxFlows)*memoryPerFlow + memoryBase
+	env := os.Getenv("GOMEMLIMIT")
+	if env != "" {
+		limit = debug.SetMemoryLimit(-1)
+	}
+	if cfg.Memory.HugePages == nil || *cfg.Memory.HugePages {
+		// Half the limit: what a busy sensor's heap reaches; beyond it the
+		// heap grows on ordinary pages.
+		n, err := hugeheap.Reserve(int(min(limit/2, 1<<30)))
+		log.Debug("heap huge pages", "mode", hugeheap.Mode(), "bytes", n, "err", err)
+	}
+	if env != "" {
+		log.Info("memory limit from GOMEMLIMIT", "value", env)
+		return
+	}
 	debug.SetMemoryLimit(limit)
 	log.Debug("memory limit", "bytes", limit, "flow_buffers", budget, "max_flows", cfg.Flow.MaxFlows)
 }

@@ -94,6 +94,10 @@ type Memory struct {
 	// (partial handshakes): past it a flow's buffer is dropped and
 	// counted; flows with SoftEther evidence keep the last eighth.
 	FlowBuffers ByteSize `yaml:"flow-buffers"`
+	// HugePages (default true) asks Linux for transparent huge pages on
+	// the heap when the system leaves that to programs (madvise mode):
+	// fewer page faults and TLB misses as new flows touch new memory.
+	HugePages *bool `yaml:"huge-pages"`
 }
 
 // Verdict configures the session verdict stage.

@@ -101,4 +101,11 @@ func TestByteSize(t *testing.T) {
 	if err != nil || c.Memory.FlowBuffers != 64<<20 {
 		t.Errorf("flow-buffers: %v, %v", c.Memory.FlowBuffers, err)
 	}
+	if c.Memory.HugePages != nil {
+		t.Errorf("huge-pages unset parsed as %v, want nil (on)", *c.Memory.HugePages)
+	}
+	c, err = Parse([]byte("memory:\n  huge-pages: false\n"))
+	if err != nil || c.Memory.HugePages == nil || *c.Memory.HugePages {
+		t.Errorf("huge-pages: false parsed as %v, %v", c.Memory.HugePages, err)
+	}
 }
