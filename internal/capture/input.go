@@ -154,6 +154,8 @@ type multi struct {
 	fc       *filterCache // one compiled filter for all the files
 	// reported counts packets for Stats (read from other goroutines).
 	reported atomic.Uint64
+	// shared is the file when the workers read it themselves (Shared).
+	shared *Shared
 }
 
 func newMulti(parts []part, total int64, o InputOptions) *multi {
@@ -205,19 +207,33 @@ func (m *multi) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
 // progress logs packets, bytes, rate and, when the size is known, the share
 // of the input read, at most every ProgressEvery.
 func (m *multi) progress() {
+	read := int64(-1)
+	if m.cur < len(m.parts) && m.parts[m.cur].cr != nil {
+		read = m.done + m.parts[m.cur].cr.n.Load()
+	}
+	m.progressAt(read)
+}
+
+// progressAt logs progress with read bytes of the input read so far (-1:
+// unknown). A shared file's workers count no frame bytes: the byte rate
+// is then the file's, record headers included.
+func (m *multi) progressAt(read int64) {
 	now := time.Now()
 	if now.Before(m.next) {
 		return
 	}
 	m.next = now.Add(m.o.ProgressEvery)
 	secs := now.Sub(m.start).Seconds()
-	args := []any{"packets", m.n, "bytes", m.bytes, "pkts_per_s", int64(float64(m.n) / secs),
-		"mbit_per_s", int64(float64(m.bytes) * 8 / secs / 1e6)}
+	bytes := m.bytes
+	if m.shared != nil {
+		bytes = uint64(read)
+	}
+	args := []any{"packets", m.n, "bytes", bytes, "pkts_per_s", int64(float64(m.n) / secs),
+		"mbit_per_s", int64(float64(bytes) * 8 / secs / 1e6)}
 	if m.cur < len(m.parts) {
 		p := &m.parts[m.cur]
 		args = append(args, "file", p.name)
-		if m.total > 0 && p.cr != nil {
-			read := m.done + p.cr.n.Load()
+		if m.total > 0 && read >= 0 {
 			args = append(args, "percent", fmt.Sprintf("%.1f", 100*float64(read)/float64(m.total)))
 		}
 	}
@@ -263,6 +279,9 @@ func (m *multi) Stats() Stats {
 }
 
 func (m *multi) Close() error {
+	if m.shared != nil {
+		m.shared.f.Close()
+	}
 	var first error
 	for i := m.cur; i < len(m.parts); i++ {
 		if m.parts[i].src == nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/google/gopacket"
 
 	"github.com/sewatch/sewatch/detector"
+	"github.com/sewatch/sewatch/internal/capture"
 	"github.com/sewatch/sewatch/internal/decode"
 )
 
@@ -181,6 +182,11 @@ func (s *evidenceSink) Report(ev detector.Evidence) {
 // decoded once whatever the worker count. The reader's decoder therefore
 // holds the per-layer counters, collected once per chunk.
 func (e *Engine) RunParallel(ctx context.Context, src Source, link decode.LinkType, n int) error {
+	if m, ok := src.(interface{ Shared() *capture.Shared }); ok && n >= 2 {
+		if sf := m.Shared(); sf != nil {
+			return e.runShared(ctx, sf, n)
+		}
+	}
 	if n < 2 {
 		w := e.NewWorker(link)
 		err := w.Run(ctx, src, nil)
