@@ -6,20 +6,26 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 )
 
 // Shared is a plain classic pcap file that several goroutines read at
 // once, each from the start with its own Cursor: the workers of a
 // multi-core read each take their own flows' packets out of the file, so
-// no reader goroutine reads and copies every packet for them. A cursor
-// reads with pread into a buffer of its own, once per 512 KiB, and hands
-// out frames where they lie in that buffer: one copy (the kernel's), none
-// in user space.
+// no reader goroutine reads and copies every packet for them.
 //
-// (Mapping the file instead saves even that copy, but each 4 KiB page of
-// the mapping is a page fault on first touch; on the development VM those
-// made a single pass over the 490 MB benchmark capture 0.3 s slower than
+// The file is read once, in blocks of blockSize into a ring of blocks the
+// cursors share: the first cursor to reach a block reads it (pread), every
+// cursor reads its records where they lie, and the block is reused when
+// all cursors are past it. So the kernel copies each byte once and nothing
+// is copied in user space (but for a record across two blocks, which a
+// cursor puts together in a buffer of its own). A cursor can run at most
+// ringBlocks blocks ahead of the slowest.
+//
+// (Mapping the file instead would save the kernel's copy, but each 4 KiB
+// page of the mapping is a page fault on first touch; on the development
+// VM those made a pass over the 490 MB benchmark capture 0.3 s slower than
 // read().)
 type Shared struct {
 	f    *os.File
@@ -31,14 +37,31 @@ type Shared struct {
 	// progress, if set, hears the packets and bytes read so far (the
 	// input's progress lines).
 	progress func(packets uint64, off int64)
+
+	mu    sync.Mutex
+	cond  sync.Cond
+	ring  []block
+	live  uint64 // bit i: cursor i is open
+	ncurs int
+}
+
+const (
+	blockSize  = 1 << 20
+	ringBlocks = 16
+)
+
+// block is a ring slot: file bytes [num*blockSize, +n) once ready.
+type block struct {
+	num     int64 // -1: none yet
+	ready   bool
+	n       int
+	err     error  // a read error other than the end of the file
+	pending uint64 // cursors that have not moved past it
+	buf     []byte
 }
 
 // pcapHeaderLen is the classic pcap file header.
 const pcapHeaderLen = 24
-
-// cursorBuf is a cursor's buffer: it holds the biggest record (maxCaplen)
-// and reads in large steps.
-const cursorBuf = 512 << 10
 
 // openShared opens path for shared reading if it is a plain (uncompressed)
 // classic pcap file, else returns nil.
@@ -58,6 +81,7 @@ func openShared(path string) *Shared {
 		return nil
 	}
 	s := &Shared{f: f, name: path, size: st.Size()}
+	s.cond.L = &s.mu
 	switch binary.LittleEndian.Uint32(h[:4]) {
 	case 0xa1b2c3d4:
 	case 0xa1b23c4d:
@@ -85,72 +109,167 @@ func openShared(path string) *Shared {
 // LinkType is the file's link type.
 func (s *Shared) LinkType() uint32 { return s.link }
 
-// Cursor returns a cursor at the first record, with its own buffer.
+// Cursor returns a cursor at the first record. Make every cursor before
+// reading with any (a block is reused once the cursors that exist are past
+// it), at most 64, and close each (the others wait for it to move past a
+// block).
 func (s *Shared) Cursor() *Cursor {
-	return &Cursor{s: s, buf: make([]byte, cursorBuf), off: pcapHeaderLen}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ring == nil {
+		s.ring = make([]block, ringBlocks)
+		for i := range s.ring {
+			s.ring[i].num = -1
+		}
+	}
+	c := &Cursor{s: s, id: s.ncurs, blk: -1}
+	s.ncurs++
+	s.live |= 1 << c.id
+	return c
 }
 
 // Progress tells the input how far a cursor got (call it now and then from
 // one goroutine; it logs the input's progress lines).
 func (s *Shared) Progress(c *Cursor) {
 	if s.progress != nil {
-		s.progress(c.n, c.off-int64(c.end-c.pos))
+		s.progress(c.n, c.blk*blockSize+int64(c.pos))
 	}
 }
 
 // Cursor reads the records of a Shared file in order.
 type Cursor struct {
 	s   *Shared
-	buf []byte
-	// buf[pos:end] is read and not yet handed out; off is the file offset
-	// of buf[end].
-	pos, end int
-	off      int64
-	n        uint64
-	eof      bool
+	id  int
+	blk int64  // the block held (-1: none)
+	b   *block // its slot
+	pos int    // offset of the next record in the block
+	n   uint64
+	// rec holds a record that spans two blocks.
+	rec []byte
 }
 
 // Packets is how many records the cursor has returned.
 func (c *Cursor) Packets() uint64 { return c.n }
 
-// fill moves what is left to the front of the buffer and reads after it.
-func (c *Cursor) fill() error {
-	c.end = copy(c.buf, c.buf[c.pos:c.end])
-	c.pos = 0
-	for c.end < len(c.buf) && !c.eof {
-		k, err := c.s.f.ReadAt(c.buf[c.end:], c.off)
-		c.end += k
-		c.off += int64(k)
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				return err
-			}
-			c.eof = true
-		}
-		if k == 0 {
-			c.eof = true
-		}
+// acquire moves the cursor to block num (releasing the one it held): it
+// waits until the slot is free of older blocks, and reads the block into it
+// if no other cursor did.
+func (c *Cursor) acquire(num int64) {
+	s := c.s
+	if c.b != nil {
+		s.mu.Lock()
+		c.b.pending &^= 1 << c.id
+		s.cond.Broadcast()
+		s.mu.Unlock()
 	}
-	return nil
+	b := &s.ring[num%ringBlocks]
+	s.mu.Lock()
+	for {
+		if b.num == num && b.ready {
+			break
+		}
+		if b.num < num && b.pending&s.live == 0 {
+			// Free: this cursor reads the block (others wait for it).
+			b.num, b.ready, b.n, b.err = num, false, 0, nil
+			b.pending = s.live
+			s.mu.Unlock()
+			if b.buf == nil {
+				b.buf = make([]byte, blockSize)
+			}
+			n, err := s.f.ReadAt(b.buf, num*blockSize)
+			if errors.Is(err, io.EOF) {
+				err = nil
+			}
+			s.mu.Lock()
+			b.n, b.err, b.ready = n, err, true
+			s.cond.Broadcast()
+			break
+		}
+		s.cond.Wait()
+	}
+	s.mu.Unlock()
+	c.blk, c.b, c.pos = num, b, 0
+}
+
+// Close releases the cursor's hold on the ring.
+func (c *Cursor) Close() {
+	s := c.s
+	s.mu.Lock()
+	s.live &^= 1 << c.id
+	for i := range s.ring {
+		s.ring[i].pending &^= 1 << c.id
+	}
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	c.b, c.blk = nil, max(c.blk, 0)
+}
+
+// take returns the next n bytes of the file, from the block when they lie
+// in it, else put together in c.rec; ok is false at the end of the file or
+// a read error (err).
+func (c *Cursor) take(n int) (p []byte, ok bool, err error) {
+	b := c.b
+	if c.pos+n <= b.n {
+		p = b.buf[c.pos : c.pos+n : c.pos+n]
+		c.pos += n
+		return p, true, nil
+	}
+	if b.err != nil {
+		return nil, false, b.err
+	}
+	if b.n < blockSize {
+		return nil, false, nil // the end of the file
+	}
+	// Across blocks (a record is at most maxCaplen+16 < blockSize bytes,
+	// so it spans two at most).
+	c.rec = append(c.rec[:0], b.buf[c.pos:b.n]...)
+	c.acquire(c.blk + 1)
+	b = c.b
+	if b.err != nil {
+		return nil, false, b.err
+	}
+	rest := n - len(c.rec)
+	if rest > b.n {
+		return nil, false, nil
+	}
+	c.rec = append(c.rec, b.buf[:rest]...)
+	c.pos = rest
+	return c.rec, true, nil
 }
 
 // Next returns the next frame and its capture time, io.EOF at the end, or
 // ErrTruncated for a record cut short or claiming more than any frame
-// holds (with the messages of the ordinary reader). The frame is valid
-// until the next call. The cursor does not move past an error.
+// holds (with the messages of the ordinary reader, naming the file). The
+// frame is valid until the next call.
 func (c *Cursor) Next() ([]byte, time.Time, error) {
-	if c.end-c.pos < 16 {
-		if err := c.fill(); err != nil {
-			return nil, time.Time{}, err
-		}
-		if c.end-c.pos < 16 {
-			if c.end == c.pos {
-				return nil, time.Time{}, io.EOF
-			}
-			return nil, time.Time{}, fmt.Errorf("%w: record header of packet %d cut short", ErrTruncated, c.n+1)
-		}
+	d, ts, err := c.next()
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("%s: %w", c.s.name, err)
 	}
-	h := c.buf[c.pos : c.pos+16]
+	return d, ts, err
+}
+
+func (c *Cursor) next() ([]byte, time.Time, error) {
+	if c.b == nil {
+		if c.blk >= 0 {
+			return nil, time.Time{}, io.EOF // closed
+		}
+		c.acquire(0)
+		c.pos = pcapHeaderLen
+	}
+	if c.pos == c.b.n && c.b.n == blockSize {
+		c.acquire(c.blk + 1) // a record ended exactly at the block's end
+	}
+	if c.pos == c.b.n && c.b.err == nil {
+		return nil, time.Time{}, io.EOF
+	}
+	h, ok, err := c.take(16)
+	if !ok {
+		if err == nil {
+			err = fmt.Errorf("%w: record header of packet %d cut short", ErrTruncated, c.n+1)
+		}
+		return nil, time.Time{}, err
+	}
 	var sec, frac, caplen uint32
 	if c.s.big {
 		sec, frac, caplen = binary.BigEndian.Uint32(h), binary.BigEndian.Uint32(h[4:]), binary.BigEndian.Uint32(h[8:])
@@ -160,23 +279,19 @@ func (c *Cursor) Next() ([]byte, time.Time, error) {
 	if caplen > maxCaplen {
 		return nil, time.Time{}, fmt.Errorf("%w: packet %d claims %d captured bytes", ErrTruncated, c.n+1, caplen)
 	}
-	need := 16 + int(caplen)
-	if c.end-c.pos < need {
-		if err := c.fill(); err != nil {
-			return nil, time.Time{}, err
+	data, ok, err := c.take(int(caplen))
+	if !ok {
+		if err == nil {
+			err = fmt.Errorf("%w: packet %d cut short (%d bytes announced)", ErrTruncated, c.n+1, caplen)
 		}
-		if c.end-c.pos < need {
-			return nil, time.Time{}, fmt.Errorf("%w: packet %d cut short (%d bytes announced)", ErrTruncated, c.n+1, caplen)
-		}
+		return nil, time.Time{}, err
 	}
-	start := c.pos + 16
-	c.pos += need
 	c.n++
 	ns := int64(frac)
 	if !c.s.nano {
 		ns *= 1000
 	}
-	return c.buf[start:c.pos:c.pos], time.Unix(int64(sec), ns).UTC(), nil
+	return data, time.Unix(int64(sec), ns).UTC(), nil
 }
 
 // Shared opens the input for shared reading if it is one plain classic

@@ -114,16 +114,21 @@ func (e *Engine) runShared(ctx context.Context, sf *capture.Shared, n int) error
 	}
 
 	var stop atomic.Bool // the merge took its last segment: workers skip the rest
+	curs := make([]*capture.Cursor, n)
+	for i := range curs {
+		curs[i] = sf.Cursor() // all before any reads
+	}
 	var wwg sync.WaitGroup
 	for i := range ws {
 		wwg.Add(1)
 		go func(id int) {
 			defer wwg.Done()
-			w, s := ws[id], sinks[id]
-			cur := sf.Cursor()
+			w, s, cur := ws[id], sinks[id], curs[id]
+			// The others may wait for this cursor to move past a block.
+			defer cur.Close()
 			var idx uint64
 			for seg := range work[id] {
-				if !stop.Load() {
+				if !stop.Load() && ctx.Err() == nil {
 					// Past the end of the input the cursor ends again at
 					// once: a segment issued beyond it is read at once.
 					s.evs = seg.ev[id][:0]

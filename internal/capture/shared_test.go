@@ -1,0 +1,225 @@
+package capture
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+)
+
+// record is one packet as a reader returns it.
+type record struct {
+	ts   time.Time
+	data string
+}
+
+// readOrdinary reads path with the ordinary reader (ReadPacket).
+func readOrdinary(t *testing.T, path string) ([]record, error) {
+	in, err := OpenInput(path, InputOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	var out []record
+	for {
+		d, ci, err := in.ReadPacket()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, record{ci.Timestamp, string(d)})
+	}
+}
+
+// readCursors reads path with n cursors at once, each in its own
+// goroutine, and returns what each read and its error.
+func readCursors(t *testing.T, path string, n int) ([][]record, []error) {
+	in, err := OpenInput(path, InputOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	sf := in.(*multi).Shared()
+	if sf == nil {
+		t.Fatalf("%s: not readable shared", path)
+	}
+	curs := make([]*Cursor, n)
+	for i := range curs {
+		curs[i] = sf.Cursor()
+	}
+	out, errs := make([][]record, n), make([]error, n)
+	var wg sync.WaitGroup
+	for i := range curs {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			defer curs[i].Close()
+			for {
+				d, ts, err := curs[i].Next()
+				if err != nil {
+					if !errors.Is(err, io.EOF) {
+						errs[i] = err
+					}
+					return
+				}
+				out[i] = append(out[i], record{ts, string(d)})
+			}
+		}(i)
+	}
+	wg.Wait()
+	return out, errs
+}
+
+// pcapFile writes a little-endian microsecond pcap of the given frame
+// sizes (frame i filled with a pattern of i), cut by cut bytes at the end.
+func pcapFile(t *testing.T, sizes []int, cut int) string {
+	var b bytes.Buffer
+	h := make([]byte, 24)
+	binary.LittleEndian.PutUint32(h, 0xa1b2c3d4)
+	binary.LittleEndian.PutUint16(h[4:], 2)
+	binary.LittleEndian.PutUint16(h[6:], 4)
+	binary.LittleEndian.PutUint32(h[16:], 262144)
+	binary.LittleEndian.PutUint32(h[20:], 1)
+	b.Write(h)
+	for i, n := range sizes {
+		r := make([]byte, 16+n)
+		binary.LittleEndian.PutUint32(r, uint32(1_700_000_000+i))
+		binary.LittleEndian.PutUint32(r[4:], uint32(i%1_000_000))
+		binary.LittleEndian.PutUint32(r[8:], uint32(n))
+		binary.LittleEndian.PutUint32(r[12:], uint32(n))
+		for j := range r[16:] {
+			r[16+j] = byte(i + j*7)
+		}
+		b.Write(r)
+	}
+	p := filepath.Join(t.TempDir(), "f.pcap")
+	if err := os.WriteFile(p, b.Bytes()[:b.Len()-cut], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestSharedCursors: cursors reading one file at once each return exactly
+// what the ordinary reader returns, in every encoding, across blocks (many
+// ring turns, records spanning two blocks, a record ending on a block's
+// end, frames of the largest size) and with the same errors for files cut
+// short.
+func TestSharedCursors(t *testing.T) {
+	v := variants(t)
+	// Sizes that walk records over many block boundaries, one record
+	// ending exactly at the end of the first block, and frames of the
+	// largest accepted size.
+	var many []int
+	for i := 0; i < 40_000; i++ {
+		many = append(many, 60+(i*37)%1400)
+	}
+	exact := []int{200_000, 200_000, 200_000, 200_000, 200_000, blockSize - 24 - 5*(16+200_000) - 16, 1000, 64, 64}
+	var big []int
+	for i := 0; i < 30; i++ {
+		big = append(big, maxCaplen, 100, maxCaplen-5)
+	}
+	tests := []struct {
+		name  string
+		path  string
+		curs  int
+		isErr bool
+	}{
+		{"sample", sample, 2, false},
+		{"ns", v["ns.pcap"], 2, false},
+		{"be", v["be.pcap"], 3, false},
+		{"header-only", v["header-only.pcap"], 2, false},
+		{"truncated-body", v["truncated-body.pcap"], 2, true},
+		{"truncated-header", v["truncated-header.pcap"], 2, true},
+		{"hostile-caplen", v["hostile-caplen.pcap"], 2, true},
+		{"many blocks", pcapFile(t, many, 0), 2, false},
+		{"many blocks, 4 cursors", pcapFile(t, many, 0), 4, false},
+		{"record ends on a block end", pcapFile(t, exact, 0), 2, false},
+		{"largest frames", pcapFile(t, big, 0), 2, false},
+		{"largest frames, cut in a frame", pcapFile(t, big, 7), 2, true},
+		{"many blocks, cut in a header", pcapFile(t, many, 60+(39_999*37)%1400+5), 2, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			want, werr := readOrdinary(t, tc.path)
+			if (werr != nil) != tc.isErr {
+				t.Fatalf("ordinary reader: error %v, want error %v", werr, tc.isErr)
+			}
+			got, errs := readCursors(t, tc.path, tc.curs)
+			for i := range got {
+				if fmt.Sprint(errs[i]) != fmt.Sprint(werr) {
+					t.Errorf("cursor %d: error %v, want %v", i, errs[i], werr)
+				}
+				if len(got[i]) != len(want) {
+					t.Fatalf("cursor %d: %d packets, want %d", i, len(got[i]), len(want))
+				}
+				for j := range want {
+					if !got[i][j].ts.Equal(want[j].ts) || got[i][j].data != want[j].data {
+						t.Fatalf("cursor %d: packet %d differs (%d bytes at %v, want %d at %v)",
+							i, j+1, len(got[i][j].data), got[i][j].ts, len(want[j].data), want[j].ts)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestSharedOnlyPlainPcap: only a plain classic pcap file read from the
+// start without a filter is shared; anything else keeps the ordinary path.
+func TestSharedOnlyPlainPcap(t *testing.T) {
+	v := variants(t)
+	raw, err := os.ReadFile(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	gw := gzip.NewWriter(&gz)
+	gw.Write(raw)
+	gw.Close()
+	v["gz.pcap.gz"] = filepath.Join(t.TempDir(), "gz.pcap.gz")
+	if err := os.WriteFile(v["gz.pcap.gz"], gz.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		path   string
+		filter string
+		read   bool // a packet was read before asking
+		want   bool
+	}{
+		{"pcap", sample, "", false, true},
+		{"pcap, big-endian", v["be.pcap"], "", false, true},
+		{"pcapng", v["ng.pcapng"], "", false, false},
+		{"gzip", v["gz.pcap.gz"], "", false, false},
+		{"filtered", sample, "tcp", false, false},
+		{"already read", sample, "", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.path == "" {
+				t.Fatal("no such variant")
+			}
+			in, err := OpenInput(tc.path, InputOptions{Filter: tc.filter})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer in.Close()
+			if tc.read {
+				if _, _, err := in.ReadPacket(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := in.(*multi).Shared() != nil; got != tc.want {
+				t.Errorf("shared: %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
