@@ -45,9 +45,13 @@ type Shared struct {
 	ncurs int
 }
 
+// Blocks of 256 KiB, so that the cursor that reads a block still finds it
+// in its cache (the other cursors in the shared one); 64 of them let a
+// cursor run up to 16 MiB (about 35,000 packets of a mixed capture) ahead
+// of the slowest one.
 const (
-	blockSize  = 1 << 20
-	ringBlocks = 16
+	blockSize  = 256 << 10
+	ringBlocks = 64
 )
 
 // block is a ring slot: file bytes [num*blockSize, +n) once ready.
@@ -220,20 +224,21 @@ func (c *Cursor) take(n int) (p []byte, ok bool, err error) {
 	if b.n < blockSize {
 		return nil, false, nil // the end of the file
 	}
-	// Across blocks (a record is at most maxCaplen+16 < blockSize bytes,
-	// so it spans two at most).
+	// Across blocks: put together in c.rec.
 	c.rec = append(c.rec[:0], b.buf[c.pos:b.n]...)
-	c.acquire(c.blk + 1)
-	b = c.b
-	if b.err != nil {
-		return nil, false, b.err
+	for len(c.rec) < n {
+		c.acquire(c.blk + 1)
+		b = c.b
+		if b.err != nil {
+			return nil, false, b.err
+		}
+		k := min(n-len(c.rec), b.n)
+		c.rec = append(c.rec, b.buf[:k]...)
+		c.pos = k
+		if len(c.rec) < n && b.n < blockSize {
+			return nil, false, nil
+		}
 	}
-	rest := n - len(c.rec)
-	if rest > b.n {
-		return nil, false, nil
-	}
-	c.rec = append(c.rec, b.buf[:rest]...)
-	c.pos = rest
 	return c.rec, true, nil
 }
 

@@ -123,7 +123,22 @@ func TestSharedCursors(t *testing.T) {
 	for i := 0; i < 40_000; i++ {
 		many = append(many, 60+(i*37)%1400)
 	}
-	exact := []int{200_000, 200_000, 200_000, 200_000, 200_000, blockSize - 24 - 5*(16+200_000) - 16, 1000, 64, 64}
+	// upTo gives records that end at byte at of the file.
+	upTo := func(at int) []int {
+		var sz []int
+		for left := at - 24; left > 0; {
+			n := min(maxCaplen, left-16)
+			if left-16-n > 0 && left-16-n < 16+60 {
+				n -= 100 // leave room for a last record of some size
+			}
+			sz = append(sz, n)
+			left -= 16 + n
+		}
+		return sz
+	}
+	exact := append(upTo(blockSize), 1000, 64, 64)
+	exact2 := append(upTo(3*blockSize), 1000, 64, 64)
+	headerAcross := append(upTo(blockSize-8), 1000, 64, 64)
 	var big []int
 	for i := 0; i < 30; i++ {
 		big = append(big, maxCaplen, 100, maxCaplen-5)
@@ -144,6 +159,8 @@ func TestSharedCursors(t *testing.T) {
 		{"many blocks", pcapFile(t, many, 0), 2, false},
 		{"many blocks, 4 cursors", pcapFile(t, many, 0), 4, false},
 		{"record ends on a block end", pcapFile(t, exact, 0), 2, false},
+		{"record ends on a later block end", pcapFile(t, exact2, 0), 2, false},
+		{"header across blocks", pcapFile(t, headerAcross, 0), 2, false},
 		{"largest frames", pcapFile(t, big, 0), 2, false},
 		{"largest frames, cut in a frame", pcapFile(t, big, 7), 2, true},
 		{"many blocks, cut in a header", pcapFile(t, many, 60+(39_999*37)%1400+5), 2, true},

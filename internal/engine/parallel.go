@@ -493,8 +493,10 @@ func (e *Engine) apply(x *idxEvidence, mirror map[*detector.TLSInfo]*detector.TL
 // The hash adds a hash of each address, so it is the same whichever
 // direction the packet goes without ordering the pair (the flow key's
 // canonical A and B are the same two addresses).
-func dispatchKey(p *decode.Packet) uint32 {
-	x := (addrHash(p.Src) + addrHash(p.Dst)) * 0xbf58476d1ce4e5b9
+func dispatchKey(p *decode.Packet) uint32 { return pairKey(p.Src, p.Dst) }
+
+func pairKey(a, b netip.Addr) uint32 {
+	x := (addrHash(a) + addrHash(b)) * 0xbf58476d1ce4e5b9
 	return uint32(x >> 32) // the high half depends on every input bit
 }
 

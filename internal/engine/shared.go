@@ -123,19 +123,16 @@ func (e *Engine) runShared(ctx context.Context, sf *capture.Shared, n int) error
 		wwg.Add(1)
 		go func(id int) {
 			defer wwg.Done()
-			w, s, cur := ws[id], sinks[id], curs[id]
+			r := newFileReader(ws[id], sinks[id], curs[id], id, n)
 			// The others may wait for this cursor to move past a block.
-			defer cur.Close()
-			var idx uint64
+			defer r.cur.Close()
 			for seg := range work[id] {
 				if !stop.Load() && ctx.Err() == nil {
 					// Past the end of the input the cursor ends again at
 					// once: a segment issued beyond it is read at once.
-					s.evs = seg.ev[id][:0]
-					w.readSegment(seg, id, n, s, cur, &idx)
-					seg.ev[id] = s.evs
+					r.readSegment(seg)
 					if id == 0 {
-						sf.Progress(cur)
+						sf.Progress(r.cur)
 					}
 				}
 				seg.wg.Done()
@@ -184,9 +181,6 @@ func (e *Engine) runShared(ctx context.Context, sf *capture.Shared, n int) error
 		w.expiring = true
 		w.table.Flush(w.flowEnded)
 		w.expiring = false
-		if i != 0 {
-			w.forgetDecodeCounts()
-		}
 		w.publish()
 		for j := range s.evs {
 			ends = append(ends, &s.evs[j])
@@ -197,20 +191,32 @@ func (e *Engine) runShared(ctx context.Context, sf *capture.Shared, n int) error
 	return readErr
 }
 
-// forgetDecodeCounts drops the per-layer counts of frames decoded only to
-// find their worker: worker 0's decoder counts every frame once.
-func (w *Worker) forgetDecodeCounts() {
-	w.dec.Counts = [decode.NumLayers]uint64{}
-	w.dec.Skipped.Reset()
+// fileReader is a worker reading a shared file.
+type fileReader struct {
+	w   *Worker
+	s   *evidenceSink
+	cur *capture.Cursor
+	id  int
+	n   uint32
+	idx uint64 // packets read
+	// scan decodes the frames whose headers do not name their worker
+	// (peekOwner) to find it; its counts are dropped (the owner counts).
+	scan *decode.Decoder
+}
+
+func newFileReader(w *Worker, s *evidenceSink, cur *capture.Cursor, id, n int) *fileReader {
+	return &fileReader{w: w, s: s, cur: cur, id: id, n: uint32(n), scan: decode.NewDecoder(w.link)}
 }
 
 // readSegment reads the segment's packets with the worker's cursor, runs
 // the expiry points and inspects the worker's own packets.
-func (w *Worker) readSegment(seg *segment, id, n int, s *evidenceSink, cur *capture.Cursor, idx *uint64) {
+func (r *fileReader) readSegment(seg *segment) {
+	w, s, id := r.w, r.s, r.id
+	s.evs = seg.ev[id][:0]
 	every := uint64(w.e.cfg.ExpireEvery)
 	end := seg.first + segPackets
-	for *idx+1 < end {
-		data, ts, err := cur.Next()
+	for r.idx+1 < end {
+		data, ts, err := r.cur.Next()
 		if err != nil {
 			seg.end[id] = true
 			if !errors.Is(err, io.EOF) {
@@ -218,28 +224,33 @@ func (w *Worker) readSegment(seg *segment, id, n int, s *evidenceSink, cur *capt
 			}
 			break
 		}
-		*idx++
-		i := *idx
+		r.idx++
+		i := r.idx
 		if i%every == 0 {
 			// Every worker expires its table here, as one worker would.
 			s.idx = i
-			if id != 0 {
-				w.forgetDecodeCounts()
-			}
+			r.scan.Counts = [decode.NumLayers]uint64{} // never collected
+			r.scan.Skipped.Reset()
 			w.publish()
 			w.expireTable(ts)
 			if id == 0 {
 				seg.exp = append(seg.exp, expPoint{idx: i, ts: ts})
 			}
 		}
-		st := w.decodeShared(data, i, id)
-		owner := 0
-		if st == stOK {
-			owner = int(dispatchKey(&w.pkt) % uint32(n))
+		// The worker's own frames only are decoded (with the decoder that
+		// counts them); another worker's frame is passed over once its
+		// headers name its worker.
+		owner, ok := peekOwner(w.link, data, r.n)
+		if !ok {
+			owner = 0
+			if w.decodeShared(r.scan, data, i, false) == stOK {
+				owner = dispatchKey(&w.pkt) % r.n
+			}
 		}
-		if owner != id {
+		if owner != uint32(id) {
 			continue
 		}
+		st := w.decodeShared(w.dec, data, i, true)
 		s.idx = i
 		w.c.packets++
 		w.c.bytes += uint64(len(data))
@@ -249,7 +260,8 @@ func (w *Worker) readSegment(seg *segment, id, n int, s *evidenceSink, cur *capt
 		w.pkt.Time, w.pkt.Index = ts, i
 		w.inspectOwn(decodeErrs[st])
 	}
-	seg.cnt[id] = *idx + 1 - seg.first
+	seg.cnt[id] = r.idx + 1 - seg.first
+	seg.ev[id] = s.evs
 }
 
 // inspectOwn runs the worker's decoded packet (w.pkt) through its flow.
@@ -258,14 +270,15 @@ func (w *Worker) inspectOwn(err error) {
 	w.inspectDecoded(&w.pkt, err)
 }
 
-// decodeShared decodes a frame into w.pkt. A panic in the decoder drops the
-// frame; worker 0 (the owner of frames that do not decode) counts and
-// logs it, the others only skip it.
-func (w *Worker) decodeShared(data []byte, idx uint64, id int) (st uint8) {
+// decodeShared decodes a frame into w.pkt with dec: the worker's own
+// decoder for its own frames (count: it counts a panic), or its scan
+// decoder (whose counts are dropped) to find the worker of a frame whose
+// headers do not tell (peekOwner).
+func (w *Worker) decodeShared(dec *decode.Decoder, data []byte, idx uint64, count bool) (st uint8) {
 	defer func() {
 		if r := recover(); r != nil {
 			st = stPanic
-			if id != 0 {
+			if !count {
 				return
 			}
 			w.e.C.Panics.Add(1)
@@ -275,7 +288,7 @@ func (w *Worker) decodeShared(data []byte, idx uint64, id int) (st uint8) {
 			}
 		}
 	}()
-	switch err := w.dec.Decode(data, &w.pkt); err {
+	switch err := dec.Decode(data, &w.pkt); err {
 	case nil:
 		return stOK
 	case decode.ErrNotIP:

@@ -251,15 +251,15 @@ func TestSharedSegmentAllocs(t *testing.T) {
 		t.Fatal("the file is not read shared")
 	}
 	const n = 2
-	ws, sinks, curs := make([]*Worker, n), make([]*evidenceSink, n), make([]*capture.Cursor, n)
+	ws, rs := make([]*Worker, n), make([]*fileReader, n)
 	for i := range ws {
 		ws[i] = e.newWorker(decode.LinkEthernet, 0)
-		sinks[i] = &evidenceSink{w: ws[i]}
-		ws[i].sink = sinks[i]
-		curs[i] = sf.Cursor()
+		s := &evidenceSink{w: ws[i]}
+		ws[i].sink = s
+		rs[i] = newFileReader(ws[i], s, sf.Cursor(), i, n)
 	}
 	seg := newSegment(n, 97)
-	pos, idx := make([]int, n), make([]uint64, n)
+	pos := make([]int, n)
 	mirror := map[*detector.TLSInfo]*detector.TLSInfo{}
 	var ends []*idxEvidence
 	first := uint64(1)
@@ -267,11 +267,8 @@ func TestSharedSegmentAllocs(t *testing.T) {
 		seg.first, seg.exp = first, seg.exp[:0]
 		clear(seg.cnt)
 		clear(seg.end)
-		for id, w := range ws {
-			s := sinks[id]
-			s.evs = seg.ev[id][:0]
-			w.readSegment(seg, id, n, s, curs[id], &idx[id])
-			seg.ev[id] = s.evs
+		for _, r := range rs {
+			r.readSegment(seg)
 		}
 		e.mergeSegment(seg, pos, mirror, &ends)
 		first += segPackets
