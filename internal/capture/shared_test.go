@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -238,5 +240,36 @@ func TestSharedOnlyPlainPcap(t *testing.T) {
 				t.Errorf("shared: %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestSharedProgress: a shared read reports its progress like the ordinary
+// one (packets, and the share of the file read), and Stats counts the
+// packets read.
+func TestSharedProgress(t *testing.T) {
+	var sizes []int
+	for i := 0; i < 5000; i++ {
+		sizes = append(sizes, 200)
+	}
+	var log bytes.Buffer
+	in, err := OpenInput(pcapFile(t, sizes, 0), InputOptions{Log: slog.New(slog.NewTextHandler(&log, nil)), ProgressEvery: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	sf := in.(*multi).Shared()
+	c := sf.Cursor()
+	defer c.Close()
+	for i := 0; i < 2500; i++ {
+		if _, _, err := c.Next(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sf.Progress(c)
+	if got := in.Stats().Packets; got != 2500 {
+		t.Errorf("Stats: %d packets, want 2500", got)
+	}
+	if s := log.String(); !strings.Contains(s, "packets=2500") || !strings.Contains(s, "percent=50.0") {
+		t.Errorf("progress line %q, want 2500 packets and 50.0 percent", s)
 	}
 }
