@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // Shared is a plain classic pcap file that several goroutines read at
@@ -52,6 +53,9 @@ type Shared struct {
 const (
 	blockSize  = 256 << 10
 	ringBlocks = 64
+	// prefetchAhead is how far ahead of the record being read a cursor
+	// has the block's bytes fetched into the cache.
+	prefetchAhead = 8 << 10
 )
 
 // block is a ring slot: file bytes [num*blockSize, +n) once ready.
@@ -150,6 +154,8 @@ type Cursor struct {
 	n   uint64
 	// rec holds a record that spans two blocks.
 	rec []byte
+	// pf: the block's bytes before pf were prefetched.
+	pf int
 }
 
 // Packets is how many records the cursor has returned.
@@ -192,7 +198,7 @@ func (c *Cursor) acquire(num int64) {
 		s.cond.Wait()
 	}
 	s.mu.Unlock()
-	c.blk, c.b, c.pos = num, b, 0
+	c.blk, c.b, c.pos, c.pf = num, b, 0, 0
 }
 
 // Close releases the cursor's hold on the ring.
@@ -267,6 +273,15 @@ func (c *Cursor) next() ([]byte, time.Time, error) {
 	}
 	if c.pos == c.b.n && c.b.err == nil {
 		return nil, time.Time{}, io.EOF
+	}
+	if c.pos+prefetchAhead > c.pf && c.pf < c.b.n {
+		// The records are a chain (each header gives the next one's
+		// place), which the processor cannot fetch ahead by itself: a
+		// cursor that did not read the block itself missed its caches on
+		// every header.
+		end := min(c.pf+4096, c.b.n)
+		prefetch(unsafe.Pointer(&c.b.buf[c.pf]), uintptr(end-c.pf))
+		c.pf = end
 	}
 	h, ok, err := c.take(16)
 	if !ok {
