@@ -13,7 +13,9 @@
 # 100000 200000 300000 top. Environment: SENDER (sewatch-send, the default:
 # scripts/sewatch-send, a PACKET_TX_RING sender that preloads the capture;
 # or tcpreplay, which tops out near 200 kpps on a small machine), SEND_ARGS
-# (extra sewatch-send options, e.g. "-mode mmsg"), WORKERS (1), PACKETS,
+# (extra sewatch-send options, e.g. "-mode mmsg"), LOOPS (1: times the
+# capture is sent in one run; more loops test a sustained rate, which the
+# ring cannot hide), WORKERS (1), PACKETS,
 # SEWATCH (a built binary; built from this tree otherwise), SEWATCH_ARGS
 # (extra options, e.g. "-ring-blocks 128"), TCPDUMP_ARGS (e.g. "-B 65536"
 # for a 64 MiB buffer like sewatch's ring; tcpdump's default is 2 MiB),
@@ -31,7 +33,11 @@
 # (decoder.pkts, capture.kernel_drops) and the "capture ended" log line
 # (ring freezes); tcpdump's from its exit summary. CPU is the reader's
 # user+system seconds for the whole run (/proc), start included (the
-# kernel clearing sewatch's 64 MiB ring is about 0.1 s of it). Both senders
+# kernel clearing sewatch's 64 MiB ring is about 0.1 s of it), and beside
+# it the seconds the reader's threads were ready to run but waited for a
+# CPU (schedstat, summed over threads: another process had it, or another
+# of the reader's own threads on its one CPU; a large figure with drops
+# says more about the machine than about the reader). Both senders
 # preload the capture. On veth the receiving side's kernel work (the
 # AF_PACKET copy into the reader's ring) runs on the sender's CPU, inside
 # its send calls; the reader's CPU only walks its ring.
@@ -51,6 +57,7 @@ for t in $need tcpdump editcap capinfos python3; do
 done
 P=${PREFIX:-lr$$}
 WORKERS=${WORKERS:-1}
+LOOPS=${LOOPS:-1}
 PACKETS=${PACKETS:-100000}
 TMP=$(mktemp -d /tmp/sewatch-live-replay.XXXXXX)
 TX=${P}tx RX=${P}rx A=${P}a B=${P}b
@@ -108,8 +115,13 @@ for pair in "$TX $A" "$RX $B"; do
   ip -n "$1" link set "$2" up
 done
 
-cpu() { # user+system seconds of a running process
-  awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$1/stat" 2>/dev/null || echo -
+cpu() { # "CPU/WAIT": user+system seconds of a running process, and the
+  # seconds its threads were ready to run but waited for a CPU
+  local w=0 t
+  for t in /proc/"$1"/task/*/schedstat; do
+    w=$((w + $(cut -d' ' -f2 "$t" 2>/dev/null || echo 0)))
+  done
+  awk -v w="$w" '{ printf "%.2f/%.2f", ($14 + $15) / 100, w / 1e9 }' "/proc/$1/stat" 2>/dev/null || echo -
 }
 wait_for() { # wait_for FILE PATTERN: the reader is listening
   for _ in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
@@ -122,7 +134,7 @@ replay() { # replay RATE: prints "sent rate" (packets, achieved pps)
     local rate=$1
     [ "$1" = top ] && rate=0
     # shellcheck disable=SC2086
-    ip netns exec "$TX" "${pin_send[@]}" "$TMP/sewatch-send" -i "$A" -rate "$rate" ${SEND_ARGS:-} \
+    ip netns exec "$TX" "${pin_send[@]}" "$TMP/sewatch-send" -i "$A" -rate "$rate" -loops "$LOOPS" ${SEND_ARGS:-} \
       "$TMP/replay.pcap" >"$TMP/send.out" 2>&1 || { cat "$TMP/send.out" >&2; exit 1; }
     # The veth's own count is what left; the rate is the sender's clock.
     awk '/^sent/ { printf "%d %.0f\n", $10, $8 }' "$TMP/send.out"
@@ -130,7 +142,7 @@ replay() { # replay RATE: prints "sent rate" (packets, achieved pps)
   fi
   local speed=(--pps="$1")
   [ "$1" = top ] && speed=(-t)
-  ip netns exec "$TX" "${pin_send[@]}" tcpreplay -K "${speed[@]}" -i "$A" "$TMP/replay.pcap" >"$TMP/tcpreplay.out" 2>&1 ||
+  ip netns exec "$TX" "${pin_send[@]}" tcpreplay -K --loop="$LOOPS" "${speed[@]}" -i "$A" "$TMP/replay.pcap" >"$TMP/tcpreplay.out" 2>&1 ||
     { cat "$TMP/tcpreplay.out" >&2; exit 1; }
   awk '/Actual:/ { n = $2 } /Rated:/ { for (i = 1; i <= NF; i++) if ($(i+1) ~ /^pps/) r = $i }
        /Failed packets:/ { f = $3 } END { printf "%d %d\n", n - f, r }' "$TMP/tcpreplay.out"
@@ -174,8 +186,8 @@ run_tcpdump() { # run_tcpdump RATE: "sent pps read drops cpu"
 }
 
 total=$(capinfos -M -c "$TMP/replay.pcap" | awk '/Number of packets/ { print $NF }')
-echo "capture: $total packets ($name, IPv4 fragments removed), sender: $SENDER$pinned, sewatch workers: $WORKERS, load: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '| rate | sent | pps achieved | sewatch read | sewatch kernel drops | ring freezes | sewatch CPU s | tcpdump read | tcpdump kernel drops | tcpdump CPU s |\n'
+echo "capture: $total packets ($name, IPv4 fragments removed) × $LOOPS, sender: $SENDER$pinned, sewatch workers: $WORKERS, load: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '| rate | sent | pps achieved | sewatch read | sewatch kernel drops | ring freezes | sewatch CPU s / run-queue wait s | tcpdump read | tcpdump kernel drops | tcpdump CPU s / wait s |\n'
 printf '|---|---|---|---|---|---|---|---|---|---|\n'
 for r in "${rates[@]}"; do
   run_sewatch "$r" >"$TMP/row"
