@@ -32,8 +32,12 @@ type Budget struct {
 	// exhausted too); shedOther buffers dropped to make room for another.
 	shedKept  atomic.Uint64
 	shedOther atomic.Uint64
-	logged    atomic.Bool
-	log       *slog.Logger
+	// squeezed counts the reservations refused at first (before idle
+	// pooled buffers were dropped or stale ones shed): each worker's pool
+	// empties when it sees it move.
+	squeezed atomic.Uint64
+	logged   atomic.Bool
+	log      *slog.Logger
 }
 
 // New makes a budget of limit bytes (DefaultBytes if limit <= 0). log (may
@@ -205,6 +209,8 @@ func (h *Holder) reserve(n, k int) ([]byte, bool) {
 	if a.B.Reserve(n, kept) {
 		return nil, true
 	}
+	a.B.squeezed.Add(1)
+	a.pool.squeezed = a.B.squeezed.Load()
 	if a.pool.trim(a.B) && a.B.Reserve(n, kept) {
 		return nil, true
 	}

@@ -8,7 +8,8 @@ package membudget
 // the budget bounds the bytes flows hold and the bytes parked for reuse
 // together, and a flood cannot park memory in the pool beyond it. The pool
 // of one account is also capped (idleCap), and a reservation the budget
-// refuses first empties the pool before any flow's buffer is shed.
+// refuses first empties the pool before any flow's buffer is shed; the
+// other workers empty theirs at their next Take or Return.
 //
 // A buffer is in one place at a time: its owner (one Holder) or the pool.
 // Take hands it out, Return takes it back; the owner must keep no slice of
@@ -51,17 +52,32 @@ func class(size int) int {
 type pool struct {
 	free [nClasses][][]byte
 	idle int // bytes of the buffers in free, reserved in the budget
+	// squeezed is the budget's refusal count when the pool last looked:
+	// a refusal anywhere empties every worker's pool.
+	squeezed uint64
 }
 
-// idleCap bounds the bytes an account's pool keeps: 1/64 of the budget,
-// from 64 KiB to 4 MiB (4 MiB with the default budget: 256 buffers of 16
-// KiB, more than the handshakes a worker has in progress at once outside a
-// flood).
+// idleCap bounds the bytes an account's pool keeps: 1/16 of the budget,
+// from 64 KiB to 16 MiB (16 MiB with the default budget: enough for the
+// buffers of every TLS handshake the benchmark mix has in progress at once
+// but 612, when all its 67,794 flows start together).
 func (a *Account) idleCap() int {
 	if a.B == nil {
-		return 4 << 20
+		return 16 << 20
 	}
-	return int(min(max(a.B.limit/64, 64<<10), 4<<20))
+	return int(min(max(a.B.limit/16, 64<<10), 16<<20))
+}
+
+// squeeze empties the pool when the budget refused a reservation (in any
+// worker) since the pool last looked.
+func (a *Account) squeeze() {
+	if a.B == nil {
+		return
+	}
+	if n := a.B.squeezed.Load(); n != a.pool.squeezed {
+		a.pool.squeezed = n
+		a.pool.trim(a.B)
+	}
 }
 
 // pop takes an idle buffer of class k (nil if none); its reservation
@@ -126,6 +142,7 @@ func (h *Holder) Take(size int) ([]byte, bool) {
 	if a == nil {
 		return make([]byte, 0, size), true
 	}
+	a.squeeze()
 	k := class(size)
 	b := a.pool.pop(k)
 	if b == nil {
@@ -155,6 +172,7 @@ func (h *Holder) Return(b []byte) {
 	if h.n == 0 && a.L != nil && h.linked() {
 		a.L.unlink(h)
 	}
+	a.squeeze()
 	if k := class(size); k >= 0 && a.pool.idle+size <= a.idleCap() {
 		a.pool.free[k] = append(a.pool.free[k], b[:0])
 		a.pool.idle += size

@@ -90,3 +90,35 @@ func TestPoolTakeReturn(t *testing.T) {
 		t.Errorf("after Trim used %d, idle %d", b.Used(), a.Idle())
 	}
 }
+
+// TestPoolSqueezedByOtherWorker: a worker whose reservation the budget
+// refuses cannot empty another worker's pool (no lock between them), so
+// the other worker empties its own at its next Take or Return.
+func TestPoolSqueezedByOtherWorker(t *testing.T) {
+	b := New(32<<10, nil) // 28 KiB for flows without evidence
+	var la, lb Holders
+	wa, wb := &Account{B: b, L: &la}, &Account{B: b, L: &lb}
+	x, y := &pbuf{}, &pbuf{}
+	x.h.Bind(wa, nil, x)
+	y.h.Bind(wb, nil, y)
+	var err bool
+	if x.b, err = x.h.Take(16 << 10); !err {
+		t.Fatal("refused")
+	}
+	x.free() // 16 KiB idle in worker A's pool
+	if _, ok := y.h.Take(16 << 10); ok {
+		t.Fatal("granted past the budget: A's idle buffer counts in it")
+	}
+	if wa.Idle() != 16<<10 {
+		t.Fatal("B emptied A's pool")
+	}
+	// A's next buffer operation lets its idle buffers go.
+	nb, _ := x.h.Take(MinBuf)
+	x.h.Return(nb)
+	if wa.Idle() != MinBuf || b.Used() != MinBuf {
+		t.Errorf("A's pool keeps %d bytes, %d reserved, want %d", wa.Idle(), b.Used(), MinBuf)
+	}
+	if _, ok := y.h.Take(16 << 10); !ok {
+		t.Error("refused although the budget has room now")
+	}
+}
