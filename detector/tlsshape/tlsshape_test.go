@@ -10,6 +10,7 @@ import (
 
 	"github.com/sewatch/sewatch/detector"
 	"github.com/sewatch/sewatch/internal/decode"
+	"github.com/sewatch/sewatch/internal/membudget"
 	"github.com/sewatch/sewatch/internal/tlsstream"
 )
 
@@ -185,13 +186,18 @@ func TestInspectAllocs(t *testing.T) {
 	}
 }
 
+var fuzzMem = &membudget.Account{B: membudget.New(membudget.MinBytes, nil), L: &membudget.Holders{}}
+
 func FuzzInspect(f *testing.F) {
 	ch := []byte{22, 3, 1, 0, 10, 1, 0, 0, 6, 3, 3, 0, 0, 0, 0}
 	f.Add(ch, []byte{22, 3, 3, 0, 4, 2, 0, 0, 0}, uint32(1))
 	f.Add([]byte("CONNECT a:443 HTTP/1.0\r\n\r\n"), []byte("HTTP/1.0 200 OK\r\n\r\n"), uint32(7))
 	f.Fuzz(func(t *testing.T, c, s []byte, seq uint32) {
-		in := Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, true, &detector.Flow{})
-		fl := &detector.Flow{Proto: decode.ProtoTCP}
+		// A small budget shared by every input: buffers are pooled, shed
+		// and reused across connections.
+		fl := &detector.Flow{Proto: decode.ProtoTCP, Mem: fuzzMem}
+		in := Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, true, fl).(*Inspector)
+		defer in.Release()
 		sk := &sink{}
 		at := time.Unix(1, 0)
 		for i := 0; i < 4; i++ {

@@ -155,3 +155,63 @@ func TestPooledCollectAllocs(t *testing.T) {
 		t.Errorf("%v allocations per handshake", n)
 	}
 }
+
+// FuzzPooledMessages: two directions share a worker's small budget and
+// pool and take turns collecting segments of the input; every message seen
+// is kept as a Msg with a copy of its bytes, and now and then a direction
+// frees its buffer. A kept Msg must read either nothing or exactly the
+// bytes it was kept with, whatever the other direction wrote into the
+// pooled buffers since.
+func FuzzPooledMessages(f *testing.F) {
+	f.Add(cat(handshake(1, 300, 'a'), handshake(2, 900, 'b')), []byte{7, 200, 3, 90}, uint8(3))
+	f.Add(handshake(11, 5000, 'c'), []byte{255, 1, 255}, uint8(1))
+	f.Fuzz(func(t *testing.T, stream, cuts []byte, freeEvery uint8) {
+		b := membudget.New(membudget.MinBytes, nil)
+		acct := &membudget.Account{B: b, L: &membudget.Holders{}}
+		var d [2]Dir
+		var seq [2]uint32
+		for i := range d {
+			d[i].Collect = true
+			d[i].SetBudget(acct, nil)
+			d[i].Start(1, true)
+			seq[i] = 1
+		}
+		type kept struct {
+			m    Msg
+			body []byte
+		}
+		var ks [2][]kept
+		check := func() {
+			for i := range d {
+				for _, k := range ks[i] {
+					if got := d[i].Bytes(k.m); got != nil && !bytes.Equal(got, k.body) {
+						t.Fatalf("direction %d: kept message reads %x, was %x", i, got, k.body)
+					}
+				}
+			}
+		}
+		off := 0
+		for n, c := range cuts {
+			i := n % 2
+			end := min(off+int(c)*16, len(stream))
+			seg := stream[off:end]
+			off = end
+			feed(&d[i], seq[i], seg)
+			seq[i] += uint32(len(seg))
+			d[i].Messages(func(_ uint8, m Msg, body []byte) bool {
+				ks[i] = append(ks[i], kept{m, append([]byte(nil), body...)})
+				return true
+			})
+			if freeEvery > 0 && n%int(freeEvery) == 0 {
+				d[i].Free()
+			}
+			check()
+		}
+		d[0].Free()
+		d[1].Free()
+		check()
+		if u := b.Used() - int64(acct.Idle()); u != 0 {
+			t.Fatalf("%d bytes reserved after both freed", u)
+		}
+	})
+}
