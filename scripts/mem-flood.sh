@@ -4,7 +4,9 @@
 # segments of it, never finishing) with a SoftEther session spliced into the
 # middle, and reports sewatch's peak RSS (/usr/bin/time %M) against its flow
 # buffer budget, the buffers shed, and whether the session was still found.
-# Fails if the session is missed or the budget's accounting passed the budget.
+# Fails if the session is missed, the budget's accounting passed the budget,
+# or the peak RSS passed the footprint the defaults promise (budget +
+# 262,144 flows x 1 KiB + 192 MiB).
 #
 #   scripts/mem-flood.sh [FLOWS]      (default 250000)
 #   BUDGET=64MiB scripts/mem-flood.sh (default 256MiB; BUDGET= runs without
@@ -41,4 +43,12 @@ if [ -n "$BUDGET" ] && [ -n "$peak" ]; then
     *GiB) limit=$(( ${BUDGET%GiB} << 30 )) ;; *MiB) limit=$(( ${BUDGET%MiB} << 20 )) ;; *KiB) limit=$(( ${BUDGET%KiB} << 10 )) ;; *) limit=$BUDGET ;;
   esac
   [ "$peak" -le "$limit" ] || { echo "mem-flood: buffers held $peak bytes, budget $limit" >&2; exit 1; }
+  # The whole process stays under the footprint the settings promise:
+  # budget + max-flows (default 262,144) x 1 KiB + 192 MiB, unless
+  # GOMEMLIMIT moves the runtime's share.
+  if [ -z "${GOMEMLIMIT:-}" ]; then
+    bound=$(( (limit + 262144 * 1024 + (192 << 20)) >> 10 ))
+    echo "footprint bound $((bound / 1024)) MiB, peak RSS $((rss / 1024)) MiB"
+    [ "$rss" -le "$bound" ] || { echo "mem-flood: peak RSS ${rss} KiB over the ${bound} KiB footprint bound" >&2; exit 1; }
+  fi
 fi

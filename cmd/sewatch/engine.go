@@ -66,15 +66,19 @@ func outputDrops(r *outputs.Router) func() uint64 {
 // Memory the configuration does not bound by itself: the program, its
 // outputs' queues and the verdict's sessions (a generous allowance), and
 // each flow-table entry with its inspector slots (about 0.5 KiB measured,
-// counted double).
+// counted double). The sensor's whole footprint stays under
+// flow buffers + max-flows × memoryPerFlow + memoryBase; the Go runtime's
+// limit is that less memoryImage, which the runtime does not manage: the
+// executable's code and tables (about 19 MiB resident) and thread stacks.
 const (
 	memoryBase    = 192 << 20
 	memoryPerFlow = 1 << 10
+	memoryImage   = 32 << 20
 )
 
 // setMemoryLimit gives the Go runtime a soft memory limit from what the
 // configuration bounds: the per-flow budget (buffers and detector state),
-// the flow table and the allowance above. Without it the collector lets
+// the flow table and the allowances above. Without it the collector lets
 // the heap grow to twice what is live before it runs, so a flood that
 // fills the budget and the table would double the sensor's footprint.
 // GOMEMLIMIT, when set, wins.
@@ -86,7 +90,7 @@ func setMemoryLimit(cfg config.Config, log *slog.Logger) {
 	if budget <= 0 {
 		budget = membudget.DefaultBytes
 	}
-	limit := budget + int64(cfg.Flow.MaxFlows)*memoryPerFlow + memoryBase
+	limit := budget + int64(cfg.Flow.MaxFlows)*memoryPerFlow + memoryBase - memoryImage
 	env := os.Getenv("GOMEMLIMIT")
 	if env != "" {
 		limit = debug.SetMemoryLimit(-1)

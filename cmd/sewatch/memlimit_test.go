@@ -20,7 +20,7 @@ func TestMemoryLimit(t *testing.T) {
 	cfg.Flow.MaxFlows = 100000
 	t.Setenv("GOMEMLIMIT", "")
 	setMemoryLimit(cfg, log)
-	if got, want := debug.SetMemoryLimit(-1), int64(64<<20+100000<<10+192<<20); got != want {
+	if got, want := debug.SetMemoryLimit(-1), int64(64<<20+100000<<10+192<<20-32<<20); got != want {
 		t.Errorf("limit %d, want %d", got, want)
 	}
 	debug.SetMemoryLimit(12345 << 20)

@@ -81,3 +81,44 @@ func BenchmarkIndexMiss(b *testing.B) {
 		}
 	}
 }
+
+// TestIndexHashSpreads: keys that differ in one field only (a port, either
+// half of either address, the protocol byte's neighbours) land on as many
+// home slots as random keys would. A hash that ignored a field, or let a
+// chosen value in one word cancel the others, puts whole families of keys
+// on one slot, and the sensor's lookups on them become linear scans.
+func TestIndexHashSpreads(t *testing.T) {
+	const n = 1 << 14
+	families := map[string]func(k *Key, i uint64){
+		"A port":         func(k *Key, i uint64) { k.APort = uint16(i) },
+		"B port":         func(k *Key, i uint64) { k.BPort = uint16(i) },
+		"A high half":    func(k *Key, i uint64) { putWord(k.A[:8], i) },
+		"A low half":     func(k *Key, i uint64) { putWord(k.A[8:], i) },
+		"B high half":    func(k *Key, i uint64) { putWord(k.B[:8], i) },
+		"B low half":     func(k *Key, i uint64) { putWord(k.B[8:], i) },
+		"A low, B fixed": func(k *Key, i uint64) { putWord(k.A[8:], i<<40); k.B = [16]byte{} },
+	}
+	for name, set := range families {
+		x := newIndex[int]()
+		for x.mask+1 < 2*n {
+			x.grow()
+		}
+		homes := map[uint64]bool{}
+		for i := uint64(0); i < n; i++ {
+			k := Key{Proto: 6, APort: 443, BPort: 50000}
+			k.A[0], k.B[0] = 10, 192
+			set(&k, i)
+			homes[x.home(&k)] = true
+		}
+		// n keys over 2n slots: about 0.79 n distinct homes expected.
+		if len(homes) < n*7/10 {
+			t.Errorf("%s: %d keys have %d distinct home slots of %d, want at least %d", name, n, len(homes), x.mask+1, n*7/10)
+		}
+	}
+}
+
+func putWord(b []byte, v uint64) {
+	for i := range b {
+		b[i] = byte(v >> (8 * i))
+	}
+}
