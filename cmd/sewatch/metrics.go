@@ -52,7 +52,7 @@ var engineMetrics = []metric{
 	counter("alerts_suppressed_total", "Session alerts suppressed by the allowlist.", func(e *engine.Engine) float64 { return float64(e.Verdict().Suppressed()) }),
 	counter("flow_buffers_shed_total", "Per-flow buffers dropped because the flow buffer budget (memory.flow-buffers) refused them room.",
 		func(e *engine.Engine) float64 { n, _, _ := e.Budget().Shed(); return float64(n) }),
-	{prometheus.NewDesc("sewatch_flow_buffer_bytes", "Bytes reserved by per-flow buffers within the flow buffer budget.", nil, nil), prometheus.GaugeValue,
+	{prometheus.NewDesc("sewatch_flow_buffer_bytes", "Bytes reserved by per-flow buffers within the flow buffer budget (idle pooled buffers included).", nil, nil), prometheus.GaugeValue,
 		func(e *engine.Engine) float64 { return float64(max(e.Budget().Used(), 0)) }},
 	{prometheus.NewDesc("sewatch_flows_active", "Flows held in the flow tables.", nil, nil), prometheus.GaugeValue,
 		func(e *engine.Engine) float64 { return float64(max(e.C.ActiveFlows.Load(), 0)) }},

@@ -85,6 +85,32 @@ func init() { detector.Register(Name, func() detector.Detector { return New() })
 type Detector struct {
 	mu     sync.Mutex
 	tracks map[trackKey]*track
+	// targets interns the CONNECT requests' targets: every connection
+	// through an HTTP proxy names one and the same hosts come back, so a
+	// new connection's target is no new string. Emptied when full.
+	targets map[string]string
+}
+
+// maxTargets bounds the interned CONNECT targets.
+const maxTargets = 4096
+
+// target returns b as a string, the same string for the same bytes while
+// it is interned.
+func (d *Detector) target(b []byte) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if s, ok := d.targets[string(b)]; ok {
+		return s
+	}
+	if d.targets == nil {
+		d.targets = map[string]string{}
+	}
+	if len(d.targets) >= maxTargets {
+		clear(d.targets)
+	}
+	s := string(b)
+	d.targets[s] = s
+	return s
 }
 
 // New returns a detector with empty state.
@@ -146,9 +172,10 @@ type Inspector struct {
 	// The parsed hello (nil until parsed): its fingerprints are built
 	// only for an attempt that is reported.
 	ch *tlshello.ClientHello
-	// chBody is the ClientHello kept unparsed (it aliases c.HS): a scan
-	// gives the profile, the parse waits for an attempt that is reported.
-	chBody  []byte
+	// chBody is the ClientHello kept unparsed in c's buffer (a position,
+	// which reads nil once the buffer is freed or shed): a scan gives the
+	// profile, the parse waits for an attempt that is reported.
+	chBody  tlsstream.Msg
 	fl      tlsstream.Flights
 	stage   int
 	at      int // index of the watermark flight
@@ -247,7 +274,7 @@ func (in *Inspector) payload(p *decode.Packet, toServer bool, f *detector.Flow, 
 				in.connectFP = 0.4
 			}
 			if sp := bytes.IndexByte(pl[8:], ' '); sp > 0 && sp < 260 {
-				in.target = string(pl[8 : 8+sp])
+				in.target = in.d.target(pl[8 : 8+sp])
 			}
 		case in.prefix != "":
 		default:
@@ -349,30 +376,31 @@ func (in *Inspector) clientHello() {
 		in.c.Free()
 		return
 	}
-	body := tlshello.Message(in.c.HS, tlshello.TypeClientHello)
+	m, body := in.c.Message(tlshello.TypeClientHello)
 	if body == nil {
 		return
 	}
 	in.chDone = true
 	if sc, err := tlshello.ScanClientHello(body); err == nil {
 		in.profile = sc.OpenSSLNoALPN()
-		in.chBody = body
+		in.chBody = m
 	}
 	in.c.Collect = false
-	if in.chBody == nil {
+	if in.chBody.IsZero() {
 		in.c.Free()
 	}
 }
 
 // tlsInfo turns the kept hello into the alert's TLS info (nil without one).
 func (in *Inspector) tlsInfo() *detector.TLSInfo {
-	if in.chBody != nil {
-		// Unless the budget shed the buffer for another flow.
-		if !in.c.Shed {
-			ch, _ := tlshello.ParseClientHello(in.chBody) // succeeds as the scan did
+	if !in.chBody.IsZero() {
+		// Unless the budget shed the buffer (it may hold another flow's
+		// handshake now).
+		if body := in.c.Bytes(in.chBody); body != nil && !in.c.Shed {
+			ch, _ := tlshello.ParseClientHello(body) // succeeds as the scan did
 			in.ch = &ch
 		}
-		in.chBody = nil
+		in.chBody = tlsstream.Msg{}
 		in.c.Free()
 	}
 	if in.ch == nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sewatch/sewatch/detector"
 	"github.com/sewatch/sewatch/internal/decode"
+	"github.com/sewatch/sewatch/internal/membudget"
 )
 
 // helloRecord wraps a ClientHello from the tlshello test data (SoftEther's
@@ -281,7 +282,10 @@ func FuzzInspect(f *testing.F) {
 	f.Add([]byte{22, 3, 1, 0, 10, 1, 0, 0, 6, 3, 3, 0, 0, 0, 0}, []byte{22, 3, 3, 0, 4, 2, 0, 0, 0}, uint32(1), uint8(decode.FlagRST))
 	f.Fuzz(func(t *testing.T, c, s []byte, seq uint32, flags uint8) {
 		d := New()
-		fl := &detector.Flow{Proto: decode.ProtoTCP, Client: netip.MustParseAddrPort("10.0.0.1:40000"), Server: netip.MustParseAddrPort("10.0.0.2:443")}
+		// A small budget shared by every input: buffers are pooled, shed
+		// and reused across connections.
+		fl := &detector.Flow{Proto: decode.ProtoTCP, Client: netip.MustParseAddrPort("10.0.0.1:40000"), Server: netip.MustParseAddrPort("10.0.0.2:443"),
+			Mem: fuzzMem}
 		sk := &sink{}
 		at := time.Unix(1, 0)
 		for k := 0; k < 3; k++ {
@@ -291,7 +295,10 @@ func FuzzInspect(f *testing.F) {
 				in.Inspect(&decode.Packet{Proto: decode.ProtoTCP, Seq: seq*3 + uint32(i*len(s)), Payload: s, Time: at, TCPFlags: flags * uint8(i/3)}, false, fl, sk)
 				at = at.Add(time.Second)
 			}
+			in.(*Inspector).Release()
 			fl.ID++
 		}
 	})
 }
+
+var fuzzMem = &membudget.Account{B: membudget.New(membudget.MinBytes, nil), L: &membudget.Holders{}}

@@ -105,16 +105,18 @@ type Inspector struct {
 	// report. Pointers: the inspector of every TLS flow stays small.
 	ch *tlshello.ClientHello
 	sh *tlshello.ServerHello
-	// certBody is the server's Certificate message, kept (it aliases the
-	// handshake buffer) until the TLS info is built or the connect phase is
-	// over: a certificate is parsed only for a flow that reports evidence,
-	// or when it has the shape of SoftEther's default certificate.
-	certBody []byte
+	// certBody is the server's Certificate message, kept in the handshake
+	// buffer (a position in s, which reads nil once the buffer is freed or
+	// shed: it may hold another flow's handshake then) until the TLS info
+	// is built or the connect phase is over: a certificate is parsed only
+	// for a flow that reports evidence, or when it has the shape of
+	// SoftEther's default certificate.
+	certBody tlsstream.Msg
 	// chBody and shBody are the hellos, kept unparsed the same way: a
 	// zero-allocation scan decides whether the ClientHello gives evidence
 	// now; the full parse (lists, strings, fingerprints) waits for a flow
 	// that reports.
-	chBody, shBody []byte
+	chBody, shBody tlsstream.Msg
 	probeSeen      bool
 	shapeDone      bool
 	done           bool
@@ -127,10 +129,10 @@ func (in *Inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 		return false
 	}
 	if in.s.Shed {
-		in.certBody, in.shBody = nil, nil // their buffer went to another flow (budget)
+		in.certBody, in.shBody = tlsstream.Msg{}, tlsstream.Msg{} // their buffer went to another flow (budget)
 	}
 	if in.c.Shed {
-		in.chBody = nil
+		in.chBody = tlsstream.Msg{}
 	}
 	pl := p.Payload
 	if len(pl) == 0 {
@@ -194,7 +196,7 @@ func (in *Inspector) release() {
 	in.shapeDone = true
 	in.c.Free()
 	in.s.Free()
-	in.certBody, in.chBody, in.shBody = nil, nil, nil
+	in.certBody, in.chBody, in.shBody = tlsstream.Msg{}, tlsstream.Msg{}, tlsstream.Msg{}
 	in.c.Collect, in.s.Collect = false, false
 }
 
@@ -224,55 +226,100 @@ func (in *Inspector) classifyFirst(p *decode.Packet, f *detector.Flow, s detecto
 // SoftEther's client builds: HTTP/1.0, headers in sorted order exactly
 // Content-Length: 0, Host (no port), Pragma: no-cache, optional
 // Proxy-Authorization, Proxy-Connection: Keep-Alive, User-Agent. It
-// returns the evidence kind ("" when it does not match) and why.
+// returns the evidence kind ("" when it does not match) and why. Every
+// connection through an HTTP proxy passes here, so it allocates nothing:
+// the header names are matched as they come against the two lists they may
+// form (lower-cased, joined by commas).
 func ConnectFingerprint(b []byte) (detector.Kind, string) {
 	end := bytes.Index(b, []byte("\r\n\r\n"))
 	if end < 0 {
 		return "", ""
 	}
-	lines := strings.Split(string(b[:end]), "\r\n")
-	if len(lines) < 2 || !strings.HasSuffix(lines[0], " HTTP/1.0") {
+	head := b[:end]
+	first, rest, ok := bytes.Cut(head, []byte("\r\n"))
+	if !ok || !bytes.HasSuffix(first, []byte(" HTTP/1.0")) {
 		return "", ""
 	}
-	var names []string
-	ua := ""
-	for _, l := range lines[1:] {
-		k, v, ok := strings.Cut(l, ":")
+	lists := [2]string{
+		"content-length,host,pragma,proxy-connection,user-agent",
+		"content-length,host,pragma,proxy-authorization,proxy-connection,user-agent",
+	}
+	var at [2]int // how much of each list the names so far spell; -1: not this list
+	var ua []byte
+	for more := true; more; {
+		var l []byte
+		l, rest, more = bytes.Cut(rest, []byte("\r\n"))
+		k, v, ok := bytes.Cut(l, []byte(":"))
 		if !ok {
 			return "", ""
 		}
-		names = append(names, strings.ToLower(k))
-		v = strings.TrimSpace(v)
-		switch strings.ToLower(k) {
-		case "user-agent":
+		for i, list := range lists {
+			if at[i] < 0 {
+				continue
+			}
+			n := at[i]
+			if n > 0 {
+				if n >= len(list) || list[n] != ',' {
+					at[i] = -1
+					continue
+				}
+				n++
+			}
+			if len(list)-n < len(k) || !lowerIs(k, list[n:n+len(k)]) {
+				at[i] = -1
+				continue
+			}
+			at[i] = n + len(k)
+		}
+		v = bytes.TrimSpace(v)
+		switch {
+		case lowerIs(k, "user-agent"):
 			ua = v
-		case "host":
-			if strings.Contains(v, "]:") || (strings.Count(v, ":") == 1) {
+		case lowerIs(k, "host"):
+			if bytes.Contains(v, []byte("]:")) || bytes.Count(v, []byte(":")) == 1 {
 				return "", "" // SoftEther writes Host without the port
 			}
-		case "content-length":
-			if v != "0" {
+		case lowerIs(k, "content-length"):
+			if string(v) != "0" {
 				return "", ""
 			}
-		case "pragma":
-			if v != "no-cache" {
+		case lowerIs(k, "pragma"):
+			if string(v) != "no-cache" {
 				return "", ""
 			}
-		case "proxy-connection":
-			if !strings.EqualFold(v, "Keep-Alive") {
+		case lowerIs(k, "proxy-connection"):
+			if !bytes.EqualFold(v, []byte("Keep-Alive")) {
 				return "", ""
 			}
 		}
 	}
-	want := "content-length,host,pragma,proxy-connection,user-agent"
-	got := strings.Join(names, ",")
-	if got != want && got != "content-length,host,pragma,proxy-authorization,proxy-connection,user-agent" {
+	if at[0] != len(lists[0]) && at[1] != len(lists[1]) {
 		return "", ""
 	}
-	if ua == "Mozilla/5.0 (Windows NT 6.3; WOW64; rv:29.0) Gecko/20100101 Firefox/29.0" {
+	if string(ua) == "Mozilla/5.0 (Windows NT 6.3; WOW64; rv:29.0) Gecko/20100101 Firefox/29.0" {
 		return detector.KindHTTPConnectUA, "CONNECT HTTP/1.0 with SoftEther's sorted header set and Firefox/29 WOW64 User-Agent"
 	}
 	return detector.KindHTTPConnect, "CONNECT HTTP/1.0 with SoftEther's sorted header set"
+}
+
+// lowerIs reports whether strings.ToLower(string(k)) == s for s in lower
+// case ASCII without a 'k' (the one letter a non-ASCII rune, the Kelvin
+// sign, lower-cases to), without making the string: a byte beyond ASCII
+// then never matches.
+func lowerIs(k []byte, s string) bool {
+	if len(k) != len(s) {
+		return false
+	}
+	for i := range k {
+		c := k[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func (in *Inspector) clientRecord(r tlsstream.Record, p *decode.Packet, f *detector.Flow, s detector.Sink) bool {
@@ -449,20 +496,20 @@ func (in *Inspector) tryClientHello(p *decode.Packet, f *detector.Flow, s detect
 		in.c.Free()
 		return
 	}
-	body := tlshello.Message(in.c.HS, tlshello.TypeClientHello)
+	m, body := in.c.Message(tlshello.TypeClientHello)
 	if body == nil {
 		return
 	}
 	in.chDone = true
 	if sc, err := tlshello.ScanClientHello(body); err == nil {
 		if !sc.OpenSSLNoALPN() && !sniMayReport(sc.SNI) {
-			in.chBody = body // parsed if the flow reports evidence
+			in.chBody = m // parsed if the flow reports evidence
 		} else if ch, err := tlshello.ParseClientHello(body); err == nil { // as the scan
 			in.onClientHello(&ch, p, f, s)
 		}
 	}
 	in.c.Collect = false
-	if in.chBody == nil {
+	if in.chBody.IsZero() {
 		in.c.Free()
 	}
 }
@@ -486,15 +533,15 @@ func (in *Inspector) tlsInfo() *detector.TLSInfo {
 		in.setServerHello(info)
 	}
 	in.info = info
-	if in.certBody != nil {
-		// A buffer the budget shed is no longer accounted: its certificate
-		// is given up rather than read from memory the budget gave away.
-		if !in.s.Shed {
-			if cert, err := tlshello.ParseCertificate(in.certBody, false); err == nil {
+	if !in.certBody.IsZero() {
+		// A buffer the budget shed went back to the pool: its certificate
+		// is given up rather than read from memory another flow may hold.
+		if body := in.s.Bytes(in.certBody); body != nil && !in.s.Shed {
+			if cert, err := tlshello.ParseCertificate(body, false); err == nil {
 				setCert(info, &cert)
 			}
 		}
-		in.certBody = nil
+		in.certBody = tlsstream.Msg{}
 		in.s.Free()
 	}
 	return info
@@ -503,23 +550,23 @@ func (in *Inspector) tlsInfo() *detector.TLSInfo {
 // parseKept parses the hellos kept unparsed, unless the budget shed their
 // buffers, and lets the buffers go.
 func (in *Inspector) parseKept() {
-	if in.chBody != nil {
-		if !in.c.Shed {
-			if ch, err := tlshello.ParseClientHello(in.chBody); err == nil {
+	if !in.chBody.IsZero() {
+		if body := in.c.Bytes(in.chBody); body != nil && !in.c.Shed {
+			if ch, err := tlshello.ParseClientHello(body); err == nil {
 				in.ch = &ch
 			}
 		}
-		in.chBody = nil
+		in.chBody = tlsstream.Msg{}
 		in.c.Free()
 	}
-	if in.shBody != nil {
-		if !in.s.Shed {
-			if sh, err := tlshello.ParseServerHello(in.shBody); err == nil {
+	if !in.shBody.IsZero() {
+		if body := in.s.Bytes(in.shBody); body != nil && !in.s.Shed {
+			if sh, err := tlshello.ParseServerHello(body); err == nil {
 				in.sh = &sh
 			}
 		}
-		in.shBody = nil
-		if in.certBody == nil {
+		in.shBody = tlsstream.Msg{}
+		if in.certBody.IsZero() {
 			in.s.Free()
 		}
 	}
@@ -570,7 +617,7 @@ func (in *Inspector) tryServerHello(p *decode.Packet, f *detector.Flow, sink det
 		in.s.Free()
 		return
 	}
-	tlshello.Messages(in.s.HS, func(typ uint8, body []byte) bool {
+	in.s.Messages(func(typ uint8, m tlsstream.Msg, body []byte) bool {
 		switch typ {
 		case tlshello.TypeServerHello:
 			if in.shDone {
@@ -588,7 +635,7 @@ func (in *Inspector) tryServerHello(p *decode.Packet, f *detector.Flow, sink det
 				in.sh = &sh
 				in.setServerHello(in.info)
 			} else {
-				in.shBody = body // parsed if the flow reports evidence
+				in.shBody = m // parsed if the flow reports evidence
 			}
 			if in.tls13 {
 				in.certDone = true // the certificate is encrypted
@@ -604,7 +651,7 @@ func (in *Inspector) tryServerHello(p *decode.Packet, f *detector.Flow, sink det
 				return false
 			}
 			if in.info == nil && !(zero && self) {
-				in.certBody = body // parsed if the flow reports evidence
+				in.certBody = m // parsed if the flow reports evidence
 				return false
 			}
 			cert, err := tlshello.ParseCertificate(body, false)
@@ -622,7 +669,7 @@ func (in *Inspector) tryServerHello(p *decode.Packet, f *detector.Flow, sink det
 	})
 	if in.shDone && in.certDone {
 		in.s.Collect = false
-		if in.certBody == nil && in.shBody == nil {
+		if in.certBody.IsZero() && in.shBody.IsZero() {
 			in.s.Free()
 		}
 	}

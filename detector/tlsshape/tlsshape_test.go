@@ -1,6 +1,7 @@
 package tlsshape
 
 import (
+	"bytes"
 	"encoding/binary"
 	"net/netip"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/sewatch/sewatch/detector"
 	"github.com/sewatch/sewatch/internal/decode"
+	"github.com/sewatch/sewatch/internal/membudget"
 	"github.com/sewatch/sewatch/internal/tlsstream"
 )
 
@@ -184,13 +186,18 @@ func TestInspectAllocs(t *testing.T) {
 	}
 }
 
+var fuzzMem = &membudget.Account{B: membudget.New(membudget.MinBytes, nil), L: &membudget.Holders{}}
+
 func FuzzInspect(f *testing.F) {
 	ch := []byte{22, 3, 1, 0, 10, 1, 0, 0, 6, 3, 3, 0, 0, 0, 0}
 	f.Add(ch, []byte{22, 3, 3, 0, 4, 2, 0, 0, 0}, uint32(1))
 	f.Add([]byte("CONNECT a:443 HTTP/1.0\r\n\r\n"), []byte("HTTP/1.0 200 OK\r\n\r\n"), uint32(7))
 	f.Fuzz(func(t *testing.T, c, s []byte, seq uint32) {
-		in := Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, true, &detector.Flow{})
-		fl := &detector.Flow{Proto: decode.ProtoTCP}
+		// A small budget shared by every input: buffers are pooled, shed
+		// and reused across connections.
+		fl := &detector.Flow{Proto: decode.ProtoTCP, Mem: fuzzMem}
+		in := Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, true, fl).(*Inspector)
+		defer in.Release()
 		sk := &sink{}
 		at := time.Unix(1, 0)
 		for i := 0; i < 4; i++ {
@@ -299,4 +306,83 @@ func TestLiveness(t *testing.T) {
 			}
 		})
 	}
+}
+
+// connectFingerprintRef is ConnectFingerprint as first written (strings
+// split and joined): the zero-allocation matcher must agree with it on
+// every input (FuzzConnectFingerprint).
+func connectFingerprintRef(b []byte) detector.Kind {
+	end := bytes.Index(b, []byte("\r\n\r\n"))
+	if end < 0 {
+		return ""
+	}
+	lines := strings.Split(string(b[:end]), "\r\n")
+	if len(lines) < 2 || !strings.HasSuffix(lines[0], " HTTP/1.0") {
+		return ""
+	}
+	var names []string
+	ua := ""
+	for _, l := range lines[1:] {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok {
+			return ""
+		}
+		names = append(names, strings.ToLower(k))
+		v = strings.TrimSpace(v)
+		switch strings.ToLower(k) {
+		case "user-agent":
+			ua = v
+		case "host":
+			if strings.Contains(v, "]:") || (strings.Count(v, ":") == 1) {
+				return ""
+			}
+		case "content-length":
+			if v != "0" {
+				return ""
+			}
+		case "pragma":
+			if v != "no-cache" {
+				return ""
+			}
+		case "proxy-connection":
+			if !strings.EqualFold(v, "Keep-Alive") {
+				return ""
+			}
+		}
+	}
+	got := strings.Join(names, ",")
+	if got != "content-length,host,pragma,proxy-connection,user-agent" && got != "content-length,host,pragma,proxy-authorization,proxy-connection,user-agent" {
+		return ""
+	}
+	if ua == "Mozilla/5.0 (Windows NT 6.3; WOW64; rv:29.0) Gecko/20100101 Firefox/29.0" {
+		return detector.KindHTTPConnectUA
+	}
+	return detector.KindHTTPConnect
+}
+
+// FuzzConnectFingerprint: the matcher agrees with the reference on any
+// request, and allocates nothing.
+func FuzzConnectFingerprint(f *testing.F) {
+	const ua = "User-Agent: Mozilla/5.0 (Windows NT 6.3; WOW64; rv:29.0) Gecko/20100101 Firefox/29.0\r\n"
+	for _, s := range []string{
+		"CONNECT 198.18.2.2:443 HTTP/1.0\r\nContent-Length: 0\r\nHost: 198.18.2.2\r\nPragma: no-cache\r\nProxy-Connection: Keep-Alive\r\n" + ua + "\r\n",
+		"CONNECT vpn.example:443 HTTP/1.0\r\nContent-Length: 0\r\nHost: vpn.example\r\nPragma: no-cache\r\nProxy-Authorization: Basic dTpw\r\nProxy-Connection: Keep-Alive\r\n" + ua + "\r\n",
+		"CONNECT x:443 HTTP/1.0\r\nContent-Length: 0\r\nHost,Pragma: x\r\nProxy-Connection: keep-alive\r\nUser-Agent: a\r\n\r\n",
+		"CONNECT x:443 HTTP/1.0\r\nCONTENT-LENGTH:0\r\nhost: [::1]:4\r\n\r\n",
+		"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, why := ConnectFingerprint(b)
+		if want := connectFingerprintRef(b); got != want {
+			t.Fatalf("%q: got %q, reference %q", b, got, want)
+		}
+		if (got == "") != (why == "") {
+			t.Fatalf("kind %q with reason %q", got, why)
+		}
+		if n := testing.AllocsPerRun(1, func() { ConnectFingerprint(b) }); n != 0 {
+			t.Fatalf("%v allocations", n)
+		}
+	})
 }

@@ -120,7 +120,7 @@ func (in *inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 	case bytes.HasPrefix(b, []byte("ACTL")):
 		report(detector.SIDVendorAzure, "VPN Azure control channel (ACTL)")
 	case tlsstream.LooksLikeTLS(b):
-		if sni := clientHelloSNI(b); sni == "DDNS" || vendorName(sni) {
+		if sni := clientHelloSNI(b); string(sni) == "DDNS" || vendorSNI(sni) {
 			report(detector.SIDVendorDDNSTLS, fmt.Sprintf("TLS to a SoftEther vendor service (SNI %q)", sni))
 		}
 	}
@@ -207,26 +207,41 @@ func isNATTPack(b []byte) bool {
 	return false
 }
 
-// clientHelloSNI returns the SNI of a ClientHello carried in one segment.
-func clientHelloSNI(b []byte) string {
+// clientHelloSNI returns the SNI of a ClientHello carried in one segment
+// (it aliases b; nil when there is none). Every TLS connection passes
+// here: the hello is scanned, which allocates nothing, and succeeds
+// exactly when the full parse does.
+func clientHelloSNI(b []byte) []byte {
 	if len(b) < 9 {
-		return ""
+		return nil
 	}
 	n := int(b[3])<<8 | int(b[4])
 	rec := b[5:]
 	if len(rec) > n {
 		rec = rec[:n]
 	}
-	sni := ""
+	var sni []byte
 	tlshello.Messages(rec, func(typ uint8, body []byte) bool {
 		if typ == tlshello.TypeClientHello {
-			if ch, err := tlshello.ParseClientHello(body); err == nil {
-				sni = ch.SNI
+			if sc, err := tlshello.ScanClientHello(body); err == nil {
+				sni = sc.SNI
 			}
 		}
 		return false
 	})
 	return sni
+}
+
+// vendorSNI is vendorName on a server name in the hello's bytes, without
+// making a string of it; a name with bytes beyond ASCII (which
+// strings.ToLower may fold into ASCII) takes vendorName itself.
+func vendorSNI(sni []byte) bool {
+	for _, c := range sni {
+		if c >= 0x80 {
+			return vendorName(string(sni))
+		}
+	}
+	return vendorNameBytes(sni)
 }
 
 // Inspectors come from a pool and go back when the flow ends (Release), so

@@ -1,15 +1,9 @@
 #include "textflag.h"
 
-// func prefetch(p unsafe.Pointer, n uintptr)
-TEXT ·prefetch(SB), NOSPLIT, $0-16
+// func prefetch(p unsafe.Pointer)
+TEXT ·prefetch(SB), NOSPLIT, $0-8
 	MOVQ p+0(FP), AX
-	MOVQ n+8(FP), CX
-	ADDQ AX, CX
-loop:
-	CMPQ AX, CX
-	JAE done
 	PREFETCHT0 (AX)
-	ADDQ $64, AX
-	JMP loop
-done:
+	PREFETCHT0 64(AX)
+	PREFETCHT0 128(AX)
 	RET

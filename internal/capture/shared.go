@@ -280,7 +280,9 @@ func (c *Cursor) next() ([]byte, time.Time, error) {
 		// cursor that did not read the block itself missed its caches on
 		// every header.
 		end := min(c.pf+4096, c.b.n)
-		prefetch(unsafe.Pointer(&c.b.buf[c.pf]), uintptr(end-c.pf))
+		for p := c.pf; p < end; p += 3 * 64 {
+			prefetch(unsafe.Pointer(&c.b.buf[p])) // three lines
+		}
 		c.pf = end
 	}
 	h, ok, err := c.take(16)

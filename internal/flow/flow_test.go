@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"bytes"
 	"net/netip"
 	"testing"
 	"time"
@@ -148,5 +149,77 @@ func TestEvictKeepsFlowsWithEvidence(t *testing.T) {
 				t.Errorf("evicted %v, want [%d]", gone, tc.wantGone)
 			}
 		})
+	}
+}
+
+// BenchmarkKeyOf: the canonical key of each packet, as Lookup needs it
+// (IPv4 and IPv6, both orders).
+func BenchmarkKeyOf(b *testing.B) {
+	ps := make([]decode.Packet, 4)
+	for i := range ps {
+		ps[i] = decode.Packet{Proto: decode.ProtoTCP, SrcPort: uint16(40000 + i), DstPort: 443}
+		ps[i].Src = netip.AddrFrom4([4]byte{10, 0, 0, byte(i)})
+		ps[i].Dst = netip.AddrFrom4([4]byte{192, 0, 2, 1})
+		if i%2 == 1 {
+			ps[i].Src, ps[i].Dst = netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2")
+		}
+	}
+	var sink uint64
+	for i := 0; i < b.N; i++ {
+		k, a := KeyOf(&ps[i&3])
+		sink += uint64(k.APort) + uint64(k.A[15])
+		if a {
+			sink++
+		}
+	}
+	_ = sink
+}
+
+// TestKeyOfCanonical: a packet and its reply have one key; A is the
+// endpoint that sorts first (address bytes, then port), whichever side
+// sent; ports count only where the packet has them.
+func TestKeyOfCanonical(t *testing.T) {
+	addrs := []netip.Addr{
+		netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("192.0.2.1"),
+		netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::1:0:0:1"), netip.MustParseAddr("::ffff:10.0.0.3"),
+		netip.MustParseAddr("fe80::1"), netip.MustParseAddr("ff02::1"),
+	}
+	ports := []uint16{0, 1, 443, 50000, 65535}
+	for _, proto := range []uint8{decode.ProtoTCP, decode.ProtoUDP, decode.ProtoICMP} {
+		for _, sa := range addrs {
+			for _, da := range addrs {
+				for _, sp := range ports {
+					for _, dp := range ports {
+						p := decode.Packet{Proto: proto, Src: sa, Dst: da, SrcPort: sp, DstPort: dp}
+						r := decode.Packet{Proto: proto, Src: da, Dst: sa, SrcPort: dp, DstPort: sp}
+						k, srcA := KeyOf(&p)
+						kr, rA := KeyOf(&r)
+						if k != kr {
+							t.Fatalf("%v:%d -> %v:%d proto %d: key %+v, reply's %+v", sa, sp, da, dp, proto, k, kr)
+						}
+						hp, hd := sp, dp
+						if !p.HasPorts() {
+							hp, hd = 0, 0
+						}
+						s16, d16 := sa.As16(), da.As16()
+						c := bytes.Compare(s16[:], d16[:])
+						wantA := c < 0 || c == 0 && hp <= hd
+						if srcA != wantA {
+							t.Fatalf("%v:%d -> %v:%d: srcIsA %v, want %v", sa, sp, da, dp, srcA, wantA)
+						}
+						if !(c == 0 && hp == hd) && rA == srcA {
+							t.Fatalf("%v:%d -> %v:%d: the reply's srcIsA is also %v", sa, sp, da, dp, rA)
+						}
+						wa, wap, wb, wbp := s16, hp, d16, hd
+						if !wantA {
+							wa, wap, wb, wbp = d16, hd, s16, hp
+						}
+						if want := (Key{A: wa, B: wb, APort: wap, BPort: wbp, Proto: proto}); k != want {
+							t.Fatalf("%v:%d -> %v:%d: key %+v, want %+v", sa, sp, da, dp, k, want)
+						}
+					}
+				}
+			}
+		}
 	}
 }

@@ -52,6 +52,14 @@ func (x *index[V]) hash(k *Key) (uint64, uint8) {
 	h := mix(le.Uint64(k.A[:8])^s[0], le.Uint64(k.A[8:])^s[1])
 	h = mix(h^le.Uint64(k.B[:8])^s[2], le.Uint64(k.B[8:])^s[3])
 	h = mix(h^w^s[4], s[5])
+	// The multiplies leave the low bits (the home slot) weakly mixed when
+	// keys differ only in a few bits of one word (a port): a final
+	// avalanche (MurmurHash3's fmix64) spreads every bit over all of them.
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
 	t := uint8(h >> 56)
 	if t == 0 {
 		t = 1

@@ -32,8 +32,12 @@ type Budget struct {
 	// exhausted too); shedOther buffers dropped to make room for another.
 	shedKept  atomic.Uint64
 	shedOther atomic.Uint64
-	logged    atomic.Bool
-	log       *slog.Logger
+	// squeezed counts the reservations refused at first (before idle
+	// pooled buffers were dropped or stale ones shed): each worker's pool
+	// empties when it sees it move.
+	squeezed atomic.Uint64
+	logged   atomic.Bool
+	log      *slog.Logger
 }
 
 // New makes a budget of limit bytes (DefaultBytes if limit <= 0). log (may
@@ -127,10 +131,13 @@ func (b *Budget) Shed() (all, kept, forOthers uint64) {
 }
 
 // Account is one worker's link to its engine's budget: L is the worker's
-// list of buffers holding bytes (nil: none is ever shed for another).
+// list of buffers holding bytes (nil: none is ever shed for another). It
+// also keeps the worker's pool of idle buffers (see Take), so only its
+// worker may use it.
 type Account struct {
-	B *Budget
-	L *Holders
+	B    *Budget
+	L    *Holders
+	pool pool
 }
 
 // Shedder is a buffer's owner: ShedBuffer drops the buffer (its Holder is
@@ -181,24 +188,49 @@ func (h *Holder) Grow(n int) bool {
 	if a == nil || a.B == nil || n <= 0 {
 		return true
 	}
+	if _, ok := h.reserve(n, -1); !ok {
+		return false
+	}
+	h.held(n)
+	return true
+}
+
+// reserve reserves n bytes in the budget for h. When the budget refuses,
+// the account's idle pooled buffers are dropped first, then stale buffers
+// shed one at a time until the reservation fits: shedding one may free
+// others (a flow's inspector state takes its inspectors' buffers with it),
+// so the budget, not a running sum, says when there is room. A shed buffer
+// of pool class k that lands in the pool is taken instead (returned, its
+// reservation now the caller's). false: refused (counted), nothing
+// reserved.
+func (h *Holder) reserve(n, k int) ([]byte, bool) {
+	a := h.acct
 	kept := h.isKept()
-	if !a.B.Reserve(n, kept) {
-		// Shed stale buffers one at a time until the reservation fits:
-		// shedding one may free others (a flow's inspector state takes its
-		// inspectors' buffers with it), so the budget, not a running sum,
-		// says when there is room.
-		ok := false
-		for i := 0; i < maxVictims && a.L != nil && a.L.shedOne(h); i++ {
-			if a.B.Reserve(n, kept) {
-				ok = true
-				break
-			}
+	if a.B.Reserve(n, kept) {
+		return nil, true
+	}
+	a.B.squeezed.Add(1)
+	a.pool.squeezed = a.B.squeezed.Load()
+	if a.pool.trim(a.B) && a.B.Reserve(n, kept) {
+		return nil, true
+	}
+	for i := 0; i < maxVictims && a.L != nil && a.L.shedOne(h); i++ {
+		if b := a.pool.pop(k); b != nil {
+			return b, true
 		}
-		if !ok {
-			a.B.refused(kept)
-			return false
+		a.pool.trim(a.B)
+		if a.B.Reserve(n, kept) {
+			return nil, true
 		}
 	}
+	a.B.refused(kept)
+	return nil, false
+}
+
+// held adds n reserved bytes to the holder, which becomes the most
+// recently grown of its worker's buffers.
+func (h *Holder) held(n int) {
+	a := h.acct
 	h.n += n
 	if a.L != nil {
 		if h.linked() {
@@ -206,7 +238,6 @@ func (h *Holder) Grow(n int) bool {
 		}
 		a.L.push(h)
 	}
-	return true
 }
 
 // Shrink releases n of the bytes the holder reserved (all if n is more).

@@ -29,13 +29,14 @@ func TestCollectBudget(t *testing.T) {
 				t.Fatal("fill refused")
 			}
 			d := Dir{Collect: true}
-			d.SetBudget(&membudget.Account{B: b}, &tc.kept)
+			a := &membudget.Account{B: b}
+			d.SetBudget(a, &tc.kept)
 			d.Start(1, true)
 			// The hello arrives in 1,400-byte segments.
 			for off := 0; off < len(hello); off += 1400 {
 				end := min(off+1400, len(hello))
 				d.Feed(1+uint32(off), hello[off:end], func(Record) bool { return true })
-				if held := b.Used() - int64(tc.fill); held < int64(cap(d.HS)) {
+				if held := b.Used() - int64(tc.fill) - int64(a.Idle()); held < int64(cap(d.HS)) {
 					t.Fatalf("buffer of %d bytes with only %d reserved", cap(d.HS), held)
 				}
 			}
@@ -45,12 +46,17 @@ func TestCollectBudget(t *testing.T) {
 			if !tc.wantShed && len(d.HS) != 12000 {
 				t.Fatalf("collected %d bytes, want 12000", len(d.HS))
 			}
-			if tc.wantShed && (d.HS != nil || b.Used() != int64(tc.fill)) {
+			// What is reserved beyond the fill is the pool's idle buffers.
+			if tc.wantShed && (d.HS != nil || b.Used() != int64(tc.fill+a.Idle())) {
 				t.Fatalf("shed buffer still held: %d bytes, %d reserved", len(d.HS), b.Used()-int64(tc.fill))
 			}
 			d.Free()
-			if b.Used() != int64(tc.fill) || d.HS != nil {
-				t.Fatalf("after Free %d bytes reserved, want %d", b.Used(), tc.fill)
+			if b.Used() != int64(tc.fill+a.Idle()) || d.HS != nil {
+				t.Fatalf("after Free %d bytes reserved, want %d + %d idle", b.Used(), tc.fill, a.Idle())
+			}
+			a.Trim()
+			if b.Used() != int64(tc.fill) || a.Idle() != 0 {
+				t.Fatalf("after Trim %d bytes reserved, %d idle, want %d", b.Used(), a.Idle(), tc.fill)
 			}
 			if n, _, _ := b.Shed(); (n > 0) != tc.wantShed {
 				t.Fatalf("budget counted %d refusals", n)

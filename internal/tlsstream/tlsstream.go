@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 
 	"github.com/sewatch/sewatch/internal/membudget"
+	"github.com/sewatch/sewatch/internal/tlshello"
 )
 
 // Content types.
@@ -36,7 +37,9 @@ type Record struct {
 // ordered and sized so that a Dir is 120 bytes: every TLS connection has
 // six of them (two in each of three inspectors).
 type Dir struct {
-	// Handshake bytes (record bodies of type 22) while Collect is set.
+	// Handshake bytes (record bodies of type 22) while Collect is set. The
+	// buffer comes from the worker's pool and goes back to it when freed
+	// or grown: keep a message as a Msg, never as a slice of HS.
 	HS []byte
 	// h is what HS's capacity holds reserved in the flow's account of the
 	// engine's buffer budget (see SetBudget).
@@ -48,9 +51,12 @@ type Dir struct {
 	Records int32
 	Desyncs int32
 	// Partial header bytes when a header straddles segments.
-	hdr     [5]byte
-	nhdr    uint8
-	cur     uint8
+	hdr  [5]byte
+	nhdr uint8
+	cur  uint8
+	// gen counts the buffers HS has let go (Free, shed): a Msg kept
+	// before is stale.
+	gen     uint8
 	started bool
 	synced  bool
 	lost    bool // desynchronised: waiting for a segment that starts with a header
@@ -64,7 +70,7 @@ type Dir struct {
 // Start begins record parsing at stream position seq (the first byte of a
 // TLS record). synced=false means the position is a guess (mid-stream).
 func (d *Dir) Start(seq uint32, synced bool) {
-	*d = Dir{Collect: d.Collect, HS: d.HS[:0], h: d.h, started: true, synced: synced, next: seq}
+	*d = Dir{Collect: d.Collect, HS: d.HS[:0], h: d.h, gen: d.gen + 1, started: true, synced: synced, next: seq}
 }
 
 // SetBudget makes HS's growth reserve from the worker's account a (nil: no
@@ -72,12 +78,18 @@ func (d *Dir) Start(seq uint32, synced bool) {
 // shed last. Call it once per flow, before Start.
 func (d *Dir) SetBudget(a *membudget.Account, kept *bool) { d.h.Bind(a, kept, d) }
 
-// Free drops the handshake buffer and returns its bytes to the budget. The
-// owner calls it when it no longer needs HS and before the Dir is reused
-// or forgotten (flow end).
+// Free gives the handshake buffer back to the worker's pool (its bytes to
+// the budget when the pool is full). The owner calls it when it no longer
+// needs HS and before the Dir is reused or forgotten (flow end). Every Msg
+// kept from the buffer reads nil from now on: the buffer may hold another
+// flow's handshake.
 func (d *Dir) Free() {
+	if d.HS != nil {
+		d.h.Return(d.HS)
+		d.HS = nil
+		d.gen++
+	}
 	d.h.Free()
-	d.HS = nil
 }
 
 // ShedBuffer implements membudget.Shedder: the budget took this buffer's
@@ -189,18 +201,72 @@ func (d *Dir) collect(b []byte) {
 	// that never finish a handshake must not pin kilobytes each. Growth is
 	// reserved from the budget first; refused, the partial handshake is
 	// dropped (shed) rather than held.
+	// Buffers are taken from the worker's pool in power-of-two sizes, and
+	// the outgrown one goes back to it: a new connection allocates nothing
+	// once the pool is warm.
 	need := len(d.HS) + len(b)
 	if need > cap(d.HS) {
-		n := min(max(need, 2*cap(d.HS), 512), MaxHandshake)
-		if !d.h.Grow(n - d.h.Held()) {
+		hs, ok := d.h.Take(membudget.BufSize(max(need, 2*cap(d.HS))))
+		if !ok {
 			d.ShedBuffer()
 			return
 		}
-		hs := make([]byte, len(d.HS), n)
-		copy(hs, d.HS)
+		hs = append(hs, d.HS...)
+		if d.HS != nil {
+			// Msgs are positions: they follow the bytes into the new buffer.
+			d.h.Return(d.HS)
+		}
 		d.HS = hs
 	}
 	d.HS = append(d.HS, b...)
+}
+
+// Msg is a handshake message kept in a Dir's buffer, by position rather
+// than as a slice: the buffer goes back to the worker's pool when the Dir
+// frees it (or the budget sheds it) and may then be given to another flow,
+// so a kept slice would read that flow's handshake. Bytes gives the
+// message only while the buffer it was found in is still the Dir's. The
+// zero Msg is none.
+type Msg struct {
+	off, n uint16 // MaxHandshake fits
+	gen    uint8
+}
+
+// IsZero reports that m is none.
+func (m Msg) IsZero() bool { return m.n == 0 }
+
+// Messages walks the complete handshake messages collected so far, as
+// tlshello.Messages does, and gives each body with its Msg.
+func (d *Dir) Messages(fn func(typ uint8, m Msg, body []byte) bool) {
+	off := 0
+	tlshello.Messages(d.HS, func(typ uint8, body []byte) bool {
+		m := Msg{off: uint16(off + 4), n: uint16(len(body)), gen: d.gen}
+		off += 4 + len(body)
+		return fn(typ, m, body)
+	})
+}
+
+// Message returns the first complete handshake message of type typ
+// collected so far (body nil while there is none).
+func (d *Dir) Message(typ uint8) (m Msg, body []byte) {
+	d.Messages(func(t uint8, mm Msg, b []byte) bool {
+		if t == typ {
+			m, body = mm, b
+			return false
+		}
+		return true
+	})
+	return m, body
+}
+
+// Bytes returns a message kept as m, nil when m is none or its buffer was
+// freed or shed since.
+func (d *Dir) Bytes(m Msg) []byte {
+	end := int(m.off) + int(m.n)
+	if m.n == 0 || m.gen != d.gen || end > len(d.HS) {
+		return nil
+	}
+	return d.HS[m.off:end:end]
 }
 
 // plausibleHeader reports whether b starts like a TLS record header.

@@ -1,0 +1,219 @@
+package tlsshape
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sewatch/sewatch/detector"
+	"github.com/sewatch/sewatch/internal/decode"
+	"github.com/sewatch/sewatch/internal/membudget"
+	"github.com/sewatch/sewatch/internal/tlshello"
+)
+
+// recorder keeps what one side of a connection writes, write by write.
+type recorder struct {
+	net.Conn
+	mu     sync.Mutex
+	writes [][]byte
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.mu.Lock()
+	r.writes = append(r.writes, append([]byte(nil), b...))
+	r.mu.Unlock()
+	return r.Conn.Write(b)
+}
+
+// tlsFlights runs a real TLS 1.2 handshake (crypto/tls over a pipe) to a
+// server whose self-signed certificate names cn and that picks suite, and
+// returns the client's first flight (the ClientHello) and the server's
+// (ServerHello, Certificate, ServerKeyExchange, ServerHelloDone).
+func tlsFlights(t *testing.T, sni, cn string, suite uint16) (client, server []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Unix(1.6e9, 0), NotAfter: time.Unix(2e9, 0)}
+	for i := 0; i < 24; i++ { // a certificate of about 1 KB, as most are
+		tmpl.DNSNames = append(tmpl.DNSNames, fmt.Sprintf("host-%02d.%s.example", i, cn))
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, s := net.Pipe()
+	cr, sr := &recorder{Conn: c}, &recorder{Conn: s}
+	srv := tls.Server(sr, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
+		MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{suite}})
+	cli := tls.Client(cr, &tls.Config{ServerName: sni, InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12})
+	done := make(chan error, 1)
+	go func() { done <- srv.Handshake() }()
+	if err := cli.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, s)
+	go io.Copy(io.Discard, c)
+	cli.Close()
+	srv.Close()
+	return cr.writes[0], sr.writes[0]
+}
+
+// expected is the TLS info a flow's own handshake gives.
+func expected(t *testing.T, client, server []byte) detector.TLSInfo {
+	t.Helper()
+	var info detector.TLSInfo
+	ch, err := tlshello.ParseClientHello(tlshello.Message(client[5:], tlshello.TypeClientHello))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info.SetClientHello(&ch)
+	var hs []byte
+	for b := server; len(b) >= 5; {
+		n := int(binary.BigEndian.Uint16(b[3:]))
+		hs, b = append(hs, b[5:5+n]...), b[5+n:]
+	}
+	sh, err := tlshello.ParseServerHello(tlshello.Message(hs, tlshello.TypeServerHello))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info.JA3S, info.JA3SHash = tlshello.JA3S(&sh)
+	cert, err := tlshello.ParseCertificate(tlshello.Message(hs, tlshello.TypeCertificate), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info.Subject = cert.Subject
+	return info
+}
+
+// appRecord is a TLS application-data record of n body bytes.
+func appRecord(n int) []byte {
+	r := make([]byte, 5+n)
+	r[0], r[1], r[2] = 23, 3, 3
+	binary.BigEndian.PutUint16(r[3:], uint16(n))
+	return r
+}
+
+// pooledFlow is one connection through a tlsshape inspector whose buffers
+// come from a shared worker account.
+type pooledFlow struct {
+	in   *Inspector
+	f    detector.Flow
+	s    sink
+	cseq uint32
+	sseq uint32
+	at   time.Time
+}
+
+func newPooledFlow(acct *membudget.Account, id int64) *pooledFlow {
+	fl := &pooledFlow{f: detector.Flow{ID: id, Proto: decode.ProtoTCP, SYNSeen: true, Mem: acct}, cseq: 1000, sseq: 9000,
+		at: time.Unix(1.7e9, 0)}
+	fl.in = Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, true, &fl.f).(*Inspector)
+	return fl
+}
+
+func (fl *pooledFlow) send(toServer bool, b []byte) {
+	seq := &fl.sseq
+	if toServer {
+		seq = &fl.cseq
+	}
+	fl.at = fl.at.Add(10 * time.Millisecond)
+	fl.in.Inspect(tcpSeg(*seq, b, fl.at), toServer, &fl.f, &fl.s)
+	*seq += uint32(len(b))
+}
+
+// TestPooledHandshakeNotAliased: a flow whose hellos and certificate are
+// kept unparsed loses its handshake buffer (shed by the budget for another
+// flow, or outgrown while the certificate arrives); another flow takes that
+// buffer from the worker's pool and writes its own handshake into it; then
+// the first flow reports. Its TLS info must never be the other flow's: it
+// is the first flow's own (outgrown: the kept messages moved with the
+// bytes) or lacks what was shed.
+func TestPooledHandshakeNotAliased(t *testing.T) {
+	aCli, aSrv := tlsFlights(t, "alpha.example", "alpha", tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)
+	bCli, bSrv := tlsFlights(t, "beta.example", "beta", tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384)
+	wantA, wantB := expected(t, aCli, aSrv), expected(t, bCli, bSrv)
+	if wantA.SNI == wantB.SNI || wantA.JA3S == wantB.JA3S || wantA.Subject == wantB.Subject {
+		t.Fatal("the two handshakes do not differ: the test shows nothing")
+	}
+	shFirst := 5 + int(binary.BigEndian.Uint16(aSrv[3:])) // A's ServerHello record
+	for _, how := range []string{"shed", "outgrown"} {
+		t.Run(how, func(t *testing.T) {
+			budget := membudget.New(membudget.MinBytes, nil)
+			var l membudget.Holders
+			acct := &membudget.Account{B: budget, L: &l}
+			a := newPooledFlow(acct, 1)
+			a.send(true, aCli)
+			var old []byte // the buffer A lets go, to check B gets it
+			if how == "outgrown" {
+				// The ServerHello alone, kept unparsed in a small buffer;
+				// the certificate then makes the buffer grow.
+				a.send(false, aSrv[:shFirst])
+				old = a.in.s.HS[:1]
+				a.send(false, aSrv[shFirst:])
+			} else {
+				a.send(false, aSrv)
+				old = a.in.c.HS[:1]
+			}
+			if a.in.chBody.IsZero() || a.in.shBody.IsZero() || a.in.certBody.IsZero() {
+				t.Fatal("A's hellos and certificate are not kept unparsed: the test shows nothing")
+			}
+			if how == "shed" {
+				// The pool is empty and the budget full: B's buffers shed
+				// A's.
+				acct.Trim()
+				if !budget.Reserve(int(budget.Limit()-budget.Limit()/8-budget.Used()), true) {
+					t.Fatal("fill refused")
+				}
+			}
+			b := newPooledFlow(acct, 2)
+			b.send(true, bCli)
+			if &b.in.c.HS[0] != &old[0] {
+				t.Fatalf("B's ClientHello (%d bytes, buffer %d) did not land in A's former buffer (%d): the test shows nothing",
+					len(bCli), cap(b.in.c.HS), cap(old))
+			}
+			b.send(false, bSrv)
+			// A's connect phase (direct, no probe) reports evidence.
+			for i, n := range []int{2374, 586, 2924, 2112} {
+				a.send(i%2 == 0, appRecord(n))
+			}
+			var got *detector.TLSInfo
+			for _, ev := range a.s.ev {
+				if ev.Kind == detector.KindTLSPrimary {
+					got = ev.TLS
+				}
+			}
+			if len(a.s.ev) == 0 {
+				t.Fatal("A reported nothing")
+			}
+			if how == "outgrown" {
+				if got == nil || got.SNI != wantA.SNI || got.JA3S != wantA.JA3S || got.Subject != wantA.Subject || got.JA3 != wantA.JA3 {
+					t.Fatalf("A's TLS info %+v, want A's own %+v", got, wantA)
+				}
+				return
+			}
+			if !a.in.c.Shed || !a.in.s.Shed {
+				t.Fatal("A's buffers were not shed")
+			}
+			if got != nil && (got.SNI != "" || got.JA3S != "" || got.Subject != "") {
+				t.Fatalf("A's TLS info %+v read from shed buffers (B's is %+v)", got, wantB)
+			}
+		})
+	}
+}
