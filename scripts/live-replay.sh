@@ -10,9 +10,10 @@
 # RATE is packets per second or "top" (as fast as the sender goes).
 # Defaults: the first PACKETS (100000) packets of /tmp/sewatch-mix.pcap
 # (scripts/build-mix.sh), else testdata/pcap/se-bulk.pcap; rates 50000
-# 100000 200000 300000 top. Environment: SENDER (sewatch-send, the default:
-# scripts/sewatch-send, a PACKET_TX_RING sender that preloads the capture;
-# or tcpreplay, which tops out near 200 kpps on a small machine), SEND_ARGS
+# 100000 200000 300000 top. Environment: SENDER (sewatch-send, the default
+# where go is installed: scripts/sewatch-send, a PACKET_TX_RING sender that
+# preloads the capture; or tcpreplay, which tops out near 200 kpps on a
+# small machine), SEND_ARGS
 # (extra sewatch-send options, e.g. "-mode mmsg"), LOOPS (1: times the
 # capture is sent in one run; more loops test a sustained rate, which the
 # ring cannot hide), WORKERS (1), PACKETS,
@@ -46,7 +47,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "live-replay: needs root (network namespaces)" >&2; exit 1; }
-SENDER=${SENDER:-sewatch-send}
+if [ -z "${SENDER:-}" ]; then
+  # The faster sender when it can be built here, else tcpreplay.
+  SENDER=tcpreplay
+  command -v go >/dev/null && SENDER=sewatch-send
+fi
 case $SENDER in
   sewatch-send) need=go ;;
   tcpreplay) need=tcpreplay ;;
@@ -114,6 +119,13 @@ for pair in "$TX $A" "$RX $B"; do
   ip -n "$1" link set "$2" mtu 65535 2>/dev/null || ip -n "$1" link set "$2" mtu 9000
   ip -n "$1" link set "$2" up
 done
+
+if [ "$SENDER" = sewatch-send ]; then
+  # A kernel without PACKET_TX_RING or qdisc bypass: say so before any run
+  # (a short capture at top speed; nothing reads the link yet).
+  ip netns exec "$TX" "$TMP/sewatch-send" -i "$A" testdata/pcap/se-bulk.pcap >/dev/null 2>"$TMP/send.err" ||
+    { echo "live-replay: sewatch-send does not work here (SENDER=tcpreplay uses tcpreplay):" >&2; cat "$TMP/send.err" >&2; exit 1; }
+fi
 
 cpu() { # "CPU/WAIT": user+system seconds of a running process, and the
   # seconds its threads were ready to run but waited for a CPU
