@@ -2,7 +2,6 @@ package engine
 
 import (
 	"encoding/binary"
-	"net/netip"
 
 	"github.com/sewatch/sewatch/internal/decode"
 )
@@ -41,5 +40,13 @@ func peekOwner(link decode.LinkType, data []byte, n uint32) (uint32, bool) {
 			}
 		}
 	}
-	return pairKey(netip.AddrFrom4([4]byte(ip[12:16])), netip.AddrFrom4([4]byte(ip[16:20]))) % n, true
+	x := (addrHash4(ip[12:16]) + addrHash4(ip[16:20])) * 0xbf58476d1ce4e5b9
+	return uint32(x>>32) % n, true // pairKey's value, without building netip.Addrs
+}
+
+// addrHash4 is addrHash of an IPv4 address given as its 4 bytes.
+func addrHash4(b []byte) uint64 {
+	x := uint64(binary.LittleEndian.Uint32(b)) | 0xffff<<48
+	x *= 0x9e3779b97f4a7c15
+	return x ^ x>>31
 }

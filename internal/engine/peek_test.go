@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"unsafe"
 
 	"github.com/sewatch/sewatch/internal/capture"
 	"github.com/sewatch/sewatch/internal/decode"
@@ -124,4 +125,19 @@ func FuzzPeekOwner(f *testing.F) {
 			t.Fatalf("peeked worker %d, decoded %d (%v -> %v)", w, want, p.Src, p.Dst)
 		}
 	})
+}
+
+// TestWorkerStateOnOwnLines: the per-worker structures the workers write at
+// every packet and allocate one after another (sinks, cursors) fill whole
+// cache lines, so two workers' copies never share one (the allocator
+// keeps objects of a size that is a multiple of 64 on line boundaries).
+func TestWorkerStateOnOwnLines(t *testing.T) {
+	for name, size := range map[string]uintptr{
+		"evidenceSink":   unsafe.Sizeof(evidenceSink{}),
+		"capture.Cursor": unsafe.Sizeof(capture.Cursor{}),
+	} {
+		if size%64 != 0 {
+			t.Errorf("%s is %d bytes, not a whole number of cache lines: pad it", name, size)
+		}
+	}
 }
