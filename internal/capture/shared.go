@@ -156,11 +156,13 @@ type Cursor struct {
 	rec []byte
 	// pf: the block's bytes before pf were prefetched.
 	pf int
+	// sec, frac: the last record's capture time.
+	sec, frac uint32
 	// The workers' cursors are made one after the other and each writes
 	// its own at every record: the padding keeps two cursors off one cache
-	// line (80 bytes of fields would put them 80 bytes apart, and the line
+	// line (88 bytes of fields would put them 88 bytes apart, and the line
 	// between them went back and forth between the cores).
-	_ [48]byte
+	_ [40]byte
 }
 
 // Packets is how many records the cursor has returned.
@@ -258,17 +260,72 @@ func (c *Cursor) take(n int) (p []byte, ok bool, err error) {
 // holds (with the messages of the ordinary reader, naming the file). The
 // frame is valid until the next call.
 func (c *Cursor) Next() ([]byte, time.Time, error) {
-	d, ts, err := c.next()
+	d, err := c.NextFrame()
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return d, c.Time(), nil
+}
+
+// Time is the capture time of the frame NextFrame returned last.
+func (c *Cursor) Time() time.Time {
+	ns := int64(c.frac)
+	if !c.s.nano {
+		ns *= 1000
+	}
+	return time.Unix(int64(c.sec), ns).UTC()
+}
+
+// NextFrame is Next without the capture time (Time gives it): a worker
+// passes over most frames of a shared file and needs the time of its own
+// only.
+func (c *Cursor) NextFrame() ([]byte, error) {
+	// The common record: header and frame within the block.
+	if b := c.b; b != nil && c.pos+16 <= b.n {
+		h := b.buf[c.pos : c.pos+16]
+		var caplen uint32
+		if c.s.big {
+			c.sec, c.frac, caplen = binary.BigEndian.Uint32(h), binary.BigEndian.Uint32(h[4:]), binary.BigEndian.Uint32(h[8:])
+		} else {
+			c.sec, c.frac, caplen = binary.LittleEndian.Uint32(h), binary.LittleEndian.Uint32(h[4:]), binary.LittleEndian.Uint32(h[8:])
+		}
+		if end := c.pos + 16 + int(caplen); caplen <= maxCaplen && end <= b.n {
+			if c.pos+prefetchAhead > c.pf {
+				c.prefetchMore()
+			}
+			start := c.pos + 16
+			c.pos = end
+			c.n++
+			return b.buf[start:end:end], nil
+		}
+	}
+	d, err := c.next()
 	if err != nil && err != io.EOF {
 		err = fmt.Errorf("%s: %w", c.s.name, err)
 	}
-	return d, ts, err
+	return d, err
 }
 
-func (c *Cursor) next() ([]byte, time.Time, error) {
+// prefetchMore has the next 4 KiB of the block fetched into the cache. The
+// records are a chain (each header gives the next one's place), which the
+// processor cannot fetch ahead by itself: a cursor that did not read the
+// block itself missed its caches on every header.
+func (c *Cursor) prefetchMore() {
+	if c.pf >= c.b.n {
+		return
+	}
+	end := min(c.pf+4096, c.b.n)
+	for p := c.pf; p < end; p += 3 * 64 {
+		prefetch(unsafe.Pointer(&c.b.buf[p])) // three lines
+	}
+	c.pf = end
+}
+
+// next is NextFrame for records across blocks, at the end and on errors.
+func (c *Cursor) next() ([]byte, error) {
 	if c.b == nil {
 		if c.blk >= 0 {
-			return nil, time.Time{}, io.EOF // closed
+			return nil, io.EOF // closed
 		}
 		c.acquire(0)
 		c.pos = pcapHeaderLen
@@ -277,48 +334,36 @@ func (c *Cursor) next() ([]byte, time.Time, error) {
 		c.acquire(c.blk + 1) // a record ended exactly at the block's end
 	}
 	if c.pos == c.b.n && c.b.err == nil {
-		return nil, time.Time{}, io.EOF
+		return nil, io.EOF
 	}
-	if c.pos+prefetchAhead > c.pf && c.pf < c.b.n {
-		// The records are a chain (each header gives the next one's
-		// place), which the processor cannot fetch ahead by itself: a
-		// cursor that did not read the block itself missed its caches on
-		// every header.
-		end := min(c.pf+4096, c.b.n)
-		for p := c.pf; p < end; p += 3 * 64 {
-			prefetch(unsafe.Pointer(&c.b.buf[p])) // three lines
-		}
-		c.pf = end
+	if c.pos+prefetchAhead > c.pf {
+		c.prefetchMore()
 	}
 	h, ok, err := c.take(16)
 	if !ok {
 		if err == nil {
 			err = fmt.Errorf("%w: record header of packet %d cut short", ErrTruncated, c.n+1)
 		}
-		return nil, time.Time{}, err
+		return nil, err
 	}
-	var sec, frac, caplen uint32
+	var caplen uint32
 	if c.s.big {
-		sec, frac, caplen = binary.BigEndian.Uint32(h), binary.BigEndian.Uint32(h[4:]), binary.BigEndian.Uint32(h[8:])
+		c.sec, c.frac, caplen = binary.BigEndian.Uint32(h), binary.BigEndian.Uint32(h[4:]), binary.BigEndian.Uint32(h[8:])
 	} else {
-		sec, frac, caplen = binary.LittleEndian.Uint32(h), binary.LittleEndian.Uint32(h[4:]), binary.LittleEndian.Uint32(h[8:])
+		c.sec, c.frac, caplen = binary.LittleEndian.Uint32(h), binary.LittleEndian.Uint32(h[4:]), binary.LittleEndian.Uint32(h[8:])
 	}
 	if caplen > maxCaplen {
-		return nil, time.Time{}, fmt.Errorf("%w: packet %d claims %d captured bytes", ErrTruncated, c.n+1, caplen)
+		return nil, fmt.Errorf("%w: packet %d claims %d captured bytes", ErrTruncated, c.n+1, caplen)
 	}
 	data, ok, err := c.take(int(caplen))
 	if !ok {
 		if err == nil {
 			err = fmt.Errorf("%w: packet %d cut short (%d bytes announced)", ErrTruncated, c.n+1, caplen)
 		}
-		return nil, time.Time{}, err
+		return nil, err
 	}
 	c.n++
-	ns := int64(frac)
-	if !c.s.nano {
-		ns *= 1000
-	}
-	return data, time.Unix(int64(sec), ns).UTC(), nil
+	return data, nil
 }
 
 // Shared opens the input for shared reading if it is one plain classic

@@ -219,7 +219,7 @@ func (r *fileReader) readSegment(seg *segment) {
 	// packet (every is not a constant) was a measurable part of the walk.
 	toExp := every - r.idx%every
 	for r.idx+1 < end {
-		data, ts, err := r.cur.Next()
+		data, err := r.cur.NextFrame()
 		if err != nil {
 			seg.end[id] = true
 			if !errors.Is(err, io.EOF) {
@@ -231,6 +231,7 @@ func (r *fileReader) readSegment(seg *segment) {
 		i := r.idx
 		if toExp--; toExp == 0 {
 			toExp = every
+			ts := r.cur.Time()
 			// Every worker expires its table here, as one worker would.
 			s.idx = i
 			r.scan.Counts = [decode.NumLayers]uint64{} // never collected
@@ -261,7 +262,7 @@ func (r *fileReader) readSegment(seg *segment) {
 		if st == stPanic {
 			continue // counted and logged by decodeShared
 		}
-		w.pkt.Time, w.pkt.Index = ts, i
+		w.pkt.Time, w.pkt.Index = r.cur.Time(), i
 		w.inspectOwn(decodeErrs[st])
 	}
 	seg.cnt[id] = r.idx + 1 - seg.first
