@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/sewatch/sewatch/internal/heapsetup"
 	"github.com/sewatch/sewatch/internal/hugeheap"
 	"log/slog"
 	"net/netip"
@@ -83,8 +84,9 @@ const (
 // fills the budget and the table would double the sensor's footprint.
 // GOMEMLIMIT, when set, wins.
 //
-// It also marks the heap for huge pages (memory.huge-pages), once, sized
-// from the same limit.
+// It also prepares the heap once (heapsetup): the collector's ballast,
+// and the range marked for huge pages (memory.huge-pages), sized from the
+// same limit.
 func setMemoryLimit(cfg config.Config, log *slog.Logger) {
 	budget := int64(cfg.Memory.FlowBuffers)
 	if budget <= 0 {
@@ -95,14 +97,16 @@ func setMemoryLimit(cfg config.Config, log *slog.Logger) {
 	if env != "" {
 		limit = debug.SetMemoryLimit(-1)
 	}
-	if cfg.Memory.HugePages == nil || *cfg.Memory.HugePages {
-		// Half the limit: what a busy sensor's heap reaches; beyond it the
-		// heap grows on ordinary pages.
-		n, err := hugeheap.Reserve(int(min(limit/2, 1<<30)))
-		log.Debug("heap huge pages", "mode", hugeheap.Mode(), "bytes", n, "err", err)
-	}
+	// Half the limit: what a busy sensor's heap reaches; beyond it the
+	// heap grows on ordinary pages.
+	hs := heapsetup.Apply(cfg.Memory.HugePages == nil || *cfg.Memory.HugePages, int(min(limit/2, 1<<30)))
+	log.Debug("heap", "ballast", hs.Ballast, "huge_pages_mode", hugeheap.Mode(), "huge_pages_bytes", hs.HugePages, "huge_pages_err", hs.HugeErr)
+	ballast := int64(hs.Ballast)
+	// The ballast is never resident, so the runtime's limit grows by it.
+	limit += ballast
 	if env != "" {
-		log.Info("memory limit from GOMEMLIMIT", "value", env)
+		debug.SetMemoryLimit(limit)
+		log.Info("memory limit from GOMEMLIMIT (plus the collector's ballast, never resident)", "value", env, "ballast", ballast)
 		return
 	}
 	debug.SetMemoryLimit(limit)

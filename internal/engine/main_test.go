@@ -4,13 +4,14 @@ import (
 	"os"
 	"testing"
 
-	"github.com/sewatch/sewatch/internal/hugeheap"
+	"github.com/sewatch/sewatch/internal/heapsetup"
 )
 
-// TestMain marks the heap for huge pages as the sewatch binary does with
-// its default memory settings (half its 672 MiB soft limit), so the
-// benchmarks measure the engine in the process it runs in.
+// TestMain prepares the heap as the sewatch binary does with its default
+// memory settings (the collector ballast, and half its 672 MiB limit
+// marked for huge pages), so the benchmarks measure the engine in the
+// process it runs in.
 func TestMain(m *testing.M) {
-	_, _ = hugeheap.Reserve(336 << 20)
+	heapsetup.Apply(true, 336<<20)
 	os.Exit(m.Run())
 }
