@@ -306,12 +306,18 @@ func (e *Engine) RunParallel(ctx context.Context, src Source, link decode.LinkTy
 	close(merge)
 	wwg.Wait()
 	<-mergeDone
-	// End of input: every worker flushes its table; the flows end in the
-	// order one table would end them, then the verdict flushes.
+	e.flushWorkers(ws, sinks, idx+1, ends, mirror)
+	return runErr
+}
+
+// flushWorkers ends the input: every worker flushes its table (next is
+// the number after the last packet's), the flows end in the order one
+// table would end them, then the verdict flushes.
+func (e *Engine) flushWorkers(ws []*Worker, sinks []*evidenceSink, next uint64, ends []*idxEvidence, mirror map[*detector.TLSInfo]*detector.TLSInfo) {
 	ends = ends[:0]
 	for i, w := range ws {
 		s := sinks[i]
-		s.idx, s.evs = idx+1, nil
+		s.idx, s.evs = next, nil
 		w.expiring = true
 		w.table.Flush(w.flowEnded)
 		w.expiring = false
@@ -322,7 +328,6 @@ func (e *Engine) RunParallel(ctx context.Context, src Source, link decode.LinkTy
 	}
 	e.endFlows(ends, mirror)
 	e.verdict.Flush()
-	return runErr
 }
 
 // readOne appends a frame to the chunk: its bytes, its decoding and the

@@ -172,22 +172,7 @@ func (e *Engine) runShared(ctx context.Context, sf *capture.Shared, n int) error
 		close(work[i])
 	}
 	wwg.Wait()
-	// End of input: every worker flushes its table; the flows end in the
-	// order one table would end them, then the verdict flushes.
-	ends = ends[:0]
-	for i, w := range ws {
-		s := sinks[i]
-		s.idx, s.evs = last+1, nil
-		w.expiring = true
-		w.table.Flush(w.flowEnded)
-		w.expiring = false
-		w.publish()
-		for j := range s.evs {
-			ends = append(ends, &s.evs[j])
-		}
-	}
-	e.endFlows(ends, mirror)
-	e.verdict.Flush()
+	e.flushWorkers(ws, sinks, last+1, ends, mirror)
 	return readErr
 }
 
