@@ -156,22 +156,7 @@ func TestDispatchSymmetric(t *testing.T) {
 // again and again, tables emptied between replays, so flows are created
 // and expired all the time.
 func TestParallelChunkAllocs(t *testing.T) {
-	fr := mix(loadCapture(t, "neg-dns-normal.pcap"), loadCapture(t, "neg-ssh-interactive.pcap"))
-	// Copies of the DNS capture between other host pairs (both addresses'
-	// last byte changed alike, so the directions still pair up) spread the
-	// flows over both workers.
-	for k := byte(1); k < 4; k++ {
-		var cp []frame
-		for _, f := range loadCapture(t, "neg-dns-normal.pcap") {
-			d := append([]byte(nil), f.data...)
-			if len(d) >= 34 && d[12] == 0x08 && d[13] == 0x00 {
-				d[14+15] ^= k
-				d[14+19] ^= k
-			}
-			cp = append(cp, frame{ts: f.ts, data: d})
-		}
-		fr = mix(fr, cp)
-	}
+	fr := manyShortFlows(t)
 	dets, err := detector.Build(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -309,4 +294,25 @@ func TestWorkersMixedLinkTypes(t *testing.T) {
 	if raw < 1000 || len(want) < 5 || strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("%d raw frames; 2 workers gave %d alerts, one worker %d (want equal and at least 5)", raw, len(got), len(want))
 	}
+}
+
+// manyShortFlows is the DNS and SSH captures with three copies of the DNS
+// one between other host pairs (both addresses' last byte changed alike,
+// so the directions still pair up): many short flows, spread over both
+// workers.
+func manyShortFlows(t *testing.T) []frame {
+	fr := mix(loadCapture(t, "neg-dns-normal.pcap"), loadCapture(t, "neg-ssh-interactive.pcap"))
+	for k := byte(1); k < 4; k++ {
+		var cp []frame
+		for _, f := range loadCapture(t, "neg-dns-normal.pcap") {
+			d := append([]byte(nil), f.data...)
+			if len(d) >= 34 && d[12] == 0x08 && d[13] == 0x00 {
+				d[14+15] ^= k
+				d[14+19] ^= k
+			}
+			cp = append(cp, frame{ts: f.ts, data: d})
+		}
+		fr = mix(fr, cp)
+	}
+	return fr
 }

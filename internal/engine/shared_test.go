@@ -211,19 +211,7 @@ func TestWorkersSharedCancel(t *testing.T) {
 // Many short flows (every DNS query is one) on both workers, replayed an
 // hour apart so the flows of a replay expire during the next.
 func TestSharedSegmentAllocs(t *testing.T) {
-	fr := mix(loadCapture(t, "neg-dns-normal.pcap"), loadCapture(t, "neg-ssh-interactive.pcap"))
-	for k := byte(1); k < 4; k++ {
-		var cp []frame
-		for _, f := range loadCapture(t, "neg-dns-normal.pcap") {
-			d := append([]byte(nil), f.data...)
-			if len(d) >= 34 && d[12] == 0x08 && d[13] == 0x00 {
-				d[14+15] ^= k
-				d[14+19] ^= k
-			}
-			cp = append(cp, frame{ts: f.ts, data: d})
-		}
-		fr = mix(fr, cp)
-	}
+	fr := manyShortFlows(t)
 	// Warm-up (until every block of the cursors' ring was read once: about
 	// a block a segment here), AllocsPerRun's runs, and one to spare.
 	const warm = 20
