@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime/debug"
+	"strings"
 
 	"github.com/sewatch/sewatch/detector"
 	"github.com/sewatch/sewatch/internal/config"
@@ -19,7 +20,7 @@ import (
 )
 
 // newEngine builds the engine and its verdict stage from the configuration.
-func newEngine(cfg config.Config, iface string, dets []detector.Detector, out engine.Sender, log *slog.Logger) (*engine.Engine, error) {
+func newEngine(cfg config.Config, iface string, prepareHeap bool, dets []detector.Detector, out engine.Sender, log *slog.Logger) (*engine.Engine, error) {
 	vcfg := verdict.DefaultConfig()
 	vcfg.Threshold, vcfg.SessionGap = cfg.Verdict.Threshold, cfg.Verdict.SessionGap
 	vcfg.Allow, vcfg.HomeNets = cfg.Allowlist, cfg.HomeNets
@@ -29,7 +30,7 @@ func newEngine(cfg config.Config, iface string, dets []detector.Detector, out en
 	}
 	vcfg.VPNGate = gate
 	f := cfg.Flow
-	setMemoryLimit(cfg, log)
+	setMemoryLimit(cfg, log, prepareHeap)
 	return engine.New(engine.Config{
 		Detectors:   dets,
 		Verdict:     vcfg,
@@ -84,10 +85,10 @@ const (
 // fills the budget and the table would double the sensor's footprint.
 // GOMEMLIMIT, when set, wins.
 //
-// It also prepares the heap once (heapsetup): the collector's ballast,
-// and the range marked for huge pages (memory.huge-pages), sized from the
-// same limit.
-func setMemoryLimit(cfg config.Config, log *slog.Logger) {
+// With prepareHeap it also prepares the heap once (heapsetup): the
+// collector's ballast, and the range marked for huge pages
+// (memory.huge-pages), sized from the same limit.
+func setMemoryLimit(cfg config.Config, log *slog.Logger, prepareHeap bool) {
 	budget := int64(cfg.Memory.FlowBuffers)
 	if budget <= 0 {
 		budget = membudget.DefaultBytes
@@ -99,9 +100,12 @@ func setMemoryLimit(cfg config.Config, log *slog.Logger) {
 	}
 	// Half the limit: what a busy sensor's heap reaches; beyond it the
 	// heap grows on ordinary pages.
-	hs := heapsetup.Apply(cfg.Memory.HugePages == nil || *cfg.Memory.HugePages, int(min(limit/2, 1<<30)))
-	log.Debug("heap", "ballast", hs.Ballast, "huge_pages_mode", hugeheap.Mode(), "huge_pages_bytes", hs.HugePages, "huge_pages_err", hs.HugeErr)
-	ballast := int64(hs.Ballast)
+	var ballast int64
+	if prepareHeap {
+		hs := heapsetup.Apply(cfg.Memory.HugePages == nil || *cfg.Memory.HugePages, int(min(limit/2, 1<<30)))
+		log.Debug("heap", "ballast", hs.Ballast, "huge_pages_mode", hugeheap.Mode(), "huge_pages_bytes", hs.HugePages, "huge_pages_err", hs.HugeErr)
+		ballast = int64(hs.Ballast)
+	}
 	// The ballast is never resident, so the runtime's limit grows by it.
 	limit += ballast
 	if env != "" {
@@ -111,4 +115,48 @@ func setMemoryLimit(cfg config.Config, log *slog.Logger) {
 	}
 	debug.SetMemoryLimit(limit)
 	log.Debug("memory limit", "bytes", limit, "flow_buffers", budget, "max_flows", cfg.Flow.MaxFlows)
+}
+
+// smallCapture is the capture size below which the heap is not prepared:
+// the set-up (a forced collection, hundreds of MiB mapped) costs about
+// 15 ms, which a run over a few MiB of packets never earns back, and
+// thousands of such runs (a directory of test captures, one process
+// each) would pay it every time.
+const smallCapture = 32 << 20
+
+// heapWorthPreparing says whether a run is long or large enough for the
+// heap set-up: live capture and stdin always; a file or directory when its
+// captures add up to smallCapture or more, compressed ones counted ten
+// times their size (what they may hold unpacked).
+func heapWorthPreparing(live bool, path string) bool {
+	if live || path == "-" {
+		return true
+	}
+	var total int64
+	add := func(name string, size int64) {
+		if strings.HasSuffix(name, ".gz") || strings.HasSuffix(name, ".zst") || strings.HasSuffix(name, ".zstd") {
+			size *= 10
+		}
+		total += size
+	}
+	st, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return true // the input's own error comes later; nothing to save here
+	case st.Mode().IsRegular():
+		add(path, st.Size())
+	case st.IsDir():
+		ents, err := os.ReadDir(path)
+		if err != nil {
+			return true
+		}
+		for _, e := range ents {
+			if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() {
+				add(e.Name(), fi.Size())
+			}
+		}
+	default:
+		return true // a FIFO or device: its size says nothing
+	}
+	return total >= smallCapture
 }

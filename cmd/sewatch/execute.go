@@ -17,7 +17,7 @@ func execute(o options, cfg config.Config, dets []detector.Detector, log *slog.L
 		return err
 	}
 	g := &gate{r: router}
-	eng, err := newEngine(cfg, o.iface, dets, g, log)
+	eng, err := newEngine(cfg, o.iface, heapWorthPreparing(o.live(), o.readFile), dets, g, log)
 	if err == nil {
 		eng.SetOutputDrops(outputDrops(router))
 		var stopMetrics func()
