@@ -515,15 +515,15 @@ func pairKey(a, b netip.Addr) uint32 {
 // As16's two halves come back through one 16-byte copy the processor
 // cannot forward from the two 8-byte stores that wrote them.
 func addrHash(a netip.Addr) uint64 {
-	var x uint64
 	if a.Is4() {
-		// The same word as its IPv4-mapped form below.
 		b := a.As4()
-		x = uint64(binary.LittleEndian.Uint32(b[:])) | 0xffff<<48
-	} else {
-		b := a.As16()
-		x = binary.LittleEndian.Uint64(b[:8]) ^ bits.RotateLeft64(binary.LittleEndian.Uint64(b[8:]), 32)
+		return addrHash4(b[:])
 	}
+	b := a.As16()
+	return addrMix(binary.LittleEndian.Uint64(b[:8]) ^ bits.RotateLeft64(binary.LittleEndian.Uint64(b[8:]), 32))
+}
+
+func addrMix(x uint64) uint64 {
 	x *= 0x9e3779b97f4a7c15
 	return x ^ x>>31
 }

@@ -44,9 +44,8 @@ func peekOwner(link decode.LinkType, data []byte, n uint32) (uint32, bool) {
 	return uint32(x>>32) % n, true // pairKey's value, without building netip.Addrs
 }
 
-// addrHash4 is addrHash of an IPv4 address given as its 4 bytes.
+// addrHash4 is addrHash of an IPv4 address given as its 4 bytes: the
+// same word as its IPv4-mapped form would give.
 func addrHash4(b []byte) uint64 {
-	x := uint64(binary.LittleEndian.Uint32(b)) | 0xffff<<48
-	x *= 0x9e3779b97f4a7c15
-	return x ^ x>>31
+	return addrMix(uint64(binary.LittleEndian.Uint32(b)) | 0xffff<<48)
 }
