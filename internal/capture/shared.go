@@ -55,6 +55,12 @@ type Shared struct {
 const (
 	blockSize  = 256 << 10
 	ringBlocks = 16
+	// soloBlocks is the ring of a file read by one cursor, which never
+	// waits for another: one block being read and the one before it. The
+	// ring's buffers are first-touched memory, and 16 of them cost a small
+	// capture's run 1,500 page faults (30 ms on the development VM) more
+	// than the ordinary reader.
+	soloBlocks = 2
 	// prefetchAhead is how far ahead of the record being read a cursor
 	// has the block's bytes fetched into the cache.
 	prefetchAhead = 8 << 10
@@ -126,14 +132,20 @@ func (s *Shared) LinkType() uint32 { return s.link }
 func (s *Shared) Cursor() *Cursor {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ring == nil {
-		s.ring = make([]block, ringBlocks)
+	c := &Cursor{s: s, id: s.ncurs, blk: -1}
+	s.ncurs++
+	// The ring is sized by the cursors made so far (all are made before
+	// any reads).
+	n := ringBlocks
+	if s.ncurs == 1 {
+		n = soloBlocks
+	}
+	if len(s.ring) < n {
+		s.ring = make([]block, n)
 		for i := range s.ring {
 			s.ring[i].num = -1
 		}
 	}
-	c := &Cursor{s: s, id: s.ncurs, blk: -1}
-	s.ncurs++
 	s.live |= 1 << c.id
 	return c
 }
@@ -181,7 +193,7 @@ func (c *Cursor) acquire(num int64) {
 		s.cond.Broadcast()
 		s.mu.Unlock()
 	}
-	b := &s.ring[num%ringBlocks]
+	b := &s.ring[num%int64(len(s.ring))]
 	s.mu.Lock()
 	for {
 		if b.num == num && b.ready {

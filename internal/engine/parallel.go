@@ -186,8 +186,11 @@ func (s *evidenceSink) Report(ev detector.Evidence) {
 // decoded once whatever the worker count. The reader's decoder therefore
 // holds the per-layer counters, collected once per chunk.
 func (e *Engine) RunParallel(ctx context.Context, src Source, link decode.LinkType, n int) error {
-	if m, ok := src.(interface{ Shared() *capture.Shared }); ok && n >= 2 {
+	if m, ok := src.(interface{ Shared() *capture.Shared }); ok {
 		if sf := m.Shared(); sf != nil {
+			if n < 2 {
+				return e.runCursor(ctx, sf)
+			}
 			return e.runShared(ctx, sf, n)
 		}
 	}

@@ -176,6 +176,40 @@ func (e *Engine) runShared(ctx context.Context, sf *capture.Shared, n int) error
 	return readErr
 }
 
+// runCursor reads a plain pcap file with one worker through the shared
+// reader's one cursor: blocks of the file read by pread and frames used
+// where they lie, where the ordinary reader copies every record twice
+// (the kernel into bufio's buffer, bufio into the record buffer) and pays
+// a call chain per record. It returns like RunParallel.
+func (e *Engine) runCursor(ctx context.Context, sf *capture.Shared) error {
+	w := e.NewWorker(decode.LinkType(sf.LinkType()))
+	cur := sf.Cursor()
+	defer cur.Close()
+	var err error
+	for i := 1; ; i++ {
+		if i&255 == 0 {
+			if ctx.Err() != nil {
+				break
+			}
+			if i&(segPackets-1) == 0 {
+				sf.Progress(cur)
+			}
+		}
+		data, rerr := cur.NextFrame()
+		if rerr != nil {
+			if !errors.Is(rerr, io.EOF) {
+				err = rerr
+			}
+			break
+		}
+		w.n++
+		w.Process(data, cur.Time(), w.n)
+	}
+	sf.Progress(cur)
+	w.Finish()
+	return err
+}
+
 // fileReader is a worker reading a shared file.
 type fileReader struct {
 	w   *Worker

@@ -72,7 +72,14 @@ type fileRun struct {
 }
 
 // runFile reads path with n workers through capture.OpenInput, as sewatch -r does.
-func runFile(t *testing.T, path string, n int) fileRun {
+func runFile(t *testing.T, path string, n int) fileRun { return runInput(t, path, n, false) }
+
+// runOrdinary is runFile with one worker and the ordinary reader (record
+// by record through bufio), which compressed files, stdin and filtered
+// input take: the reference the shared reader must match.
+func runOrdinary(t *testing.T, path string) fileRun { return runInput(t, path, 1, true) }
+
+func runInput(t *testing.T, path string, n int, ordinary bool) fileRun {
 	c := &collector{}
 	e := workersEngine(t, c)
 	in, err := capture.OpenInput(path, capture.InputOptions{})
@@ -80,8 +87,12 @@ func runFile(t *testing.T, path string, n int) fileRun {
 		t.Fatal(err)
 	}
 	defer in.Close()
+	var src Source = in
+	if ordinary {
+		src = struct{ capture.Input }{in} // without its Shared method
+	}
 	var r fileRun
-	r.err = e.RunParallel(context.Background(), in, decode.LinkType(in.LinkType()), n)
+	r.err = e.RunParallel(context.Background(), src, decode.LinkType(in.LinkType()), n)
 	_, _, rerr := in.ReadPacket()
 	r.shared = rerr == nil
 	for _, x := range c.recs {
@@ -123,22 +134,22 @@ func sharedFrames(t *testing.T) []frame {
 	return fr
 }
 
-// TestWorkersSharedFile: 2-4 workers reading a plain pcap file themselves
-// give the alerts of one inline worker, in the same order, and the same
-// packet, decoder and undecoded-frame counts as one worker reading the
-// file.
+// TestWorkersSharedFile: 1-4 workers reading a plain pcap file themselves
+// (one worker with the shared reader's one cursor) give the alerts of one
+// inline worker, in the same order, and the same packet, decoder and
+// undecoded-frame counts as one worker with the ordinary reader.
 func TestWorkersSharedFile(t *testing.T) {
 	fr := sharedFrames(t)
 	path := writePcap(t, fr, 0)
 	want := runWorkers(t, fr, 0)
-	one := runFile(t, path, 1)
+	one := runOrdinary(t, path)
 	if one.err != nil || one.shared {
-		t.Fatalf("one worker: err %v, shared %v", one.err, one.shared)
+		t.Fatalf("ordinary reader: err %v, shared %v", one.err, one.shared)
 	}
 	if strings.Join(one.alerts, "\n") != strings.Join(want, "\n") || len(want) < 5 {
-		t.Fatalf("one worker on the file: %d alerts, inline %d (want equal, at least 5)", len(one.alerts), len(want))
+		t.Fatalf("ordinary reader on the file: %d alerts, inline %d (want equal, at least 5)", len(one.alerts), len(want))
 	}
-	for _, n := range []int{2, 3, 4} {
+	for _, n := range []int{1, 2, 3, 4} {
 		got := runFile(t, path, n)
 		if got.err != nil || !got.shared {
 			t.Fatalf("%d workers: err %v, shared %v", n, got.err, got.shared)
@@ -164,42 +175,50 @@ func TestWorkersSharedFile(t *testing.T) {
 func TestWorkersSharedTruncated(t *testing.T) {
 	fr := allCaptures(t)
 	path := writePcap(t, fr, len(fr[len(fr)-1].data)/2)
-	one, two := runFile(t, path, 1), runFile(t, path, 2)
-	if !errors.Is(one.err, capture.ErrTruncated) || fmt.Sprint(two.err) != fmt.Sprint(one.err) {
-		t.Fatalf("errors: one worker %v, two %v (want the same ErrTruncated)", one.err, two.err)
+	one := runOrdinary(t, path)
+	if !errors.Is(one.err, capture.ErrTruncated) || len(one.alerts) < 5 {
+		t.Fatalf("ordinary reader: err %v, %d alerts (want ErrTruncated, at least 5)", one.err, len(one.alerts))
 	}
-	if !two.shared || len(one.alerts) < 5 || strings.Join(two.alerts, "\n") != strings.Join(one.alerts, "\n") {
-		t.Errorf("shared %v; two workers gave %d alerts, one %d (want equal, at least 5)", two.shared, len(two.alerts), len(one.alerts))
-	}
-	if two.counts != one.counts {
-		t.Errorf("counts: two workers\n%s\none\n%s", two.counts, one.counts)
+	for _, n := range []int{1, 2} {
+		got := runFile(t, path, n)
+		if fmt.Sprint(got.err) != fmt.Sprint(one.err) {
+			t.Errorf("%d workers: err %v, want the ordinary reader's %v", n, got.err, one.err)
+		}
+		if !got.shared || strings.Join(got.alerts, "\n") != strings.Join(one.alerts, "\n") {
+			t.Errorf("%d workers: shared %v, %d alerts, ordinary reader %d (want equal)", n, got.shared, len(got.alerts), len(one.alerts))
+		}
+		if got.counts != one.counts {
+			t.Errorf("%d workers: counts\n%s\nwant\n%s", n, got.counts, one.counts)
+		}
 	}
 }
 
-// TestWorkersSharedCancel: a run stopped while its workers read the file
-// returns promptly, without error.
+// TestWorkersSharedCancel: a run stopped while its workers (or the one
+// worker's cursor) read the file returns promptly, without error.
 func TestWorkersSharedCancel(t *testing.T) {
 	path := writePcap(t, sharedFrames(t), 0)
-	e := workersEngine(t, &collector{})
-	in, err := capture.OpenInput(path, capture.InputOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	done := make(chan error, 1)
-	go func() { done <- e.RunParallel(ctx, in, decode.LinkEthernet, 2) }()
-	select {
-	case err := <-done:
+	for _, n := range []int{1, 2} {
+		e := workersEngine(t, &collector{})
+		in, err := capture.OpenInput(path, capture.InputOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the run did not stop")
-	}
-	if got, all := e.C.Packets.Load(), uint64(len(sharedFrames(t))); got >= all {
-		t.Errorf("a cancelled run read all %d packets", got)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		done := make(chan error, 1)
+		go func() { done <- e.RunParallel(ctx, in, decode.LinkEthernet, n) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("%d workers: %v", n, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%d workers: the run did not stop", n)
+		}
+		in.Close()
+		if got, all := e.C.Packets.Load(), uint64(len(sharedFrames(t))); got >= all {
+			t.Errorf("%d workers: a cancelled run read all %d packets", n, got)
+		}
 	}
 }
 
