@@ -193,11 +193,13 @@ func release(in detector.Inspector) {
 // Worker processes packets from one source. Not safe for concurrent use;
 // make one per source.
 type Worker struct {
-	e        *Engine
-	link     decode.LinkType
-	dec      *decode.Decoder
-	table    *flow.Table[flowState]
-	pkt      decode.Packet
+	e     *Engine
+	link  decode.LinkType
+	dec   *decode.Decoder
+	table *flow.Table[flowState]
+	pkt   decode.Packet
+	// key is the packet's flow key, made in place (see flow.Key.Set).
+	key      flow.Key
 	n        uint64
 	lastTime time.Time
 	// sink receives the inspectors' evidence: the engine itself, or the
@@ -370,7 +372,8 @@ func (w *Worker) inspectDecoded(p *decode.Packet, err error) {
 		w.c.fragments++
 		return
 	}
-	k, srcIsA := flow.KeyOf(p)
+	k := &w.key
+	srcIsA := k.Set(p)
 	ent, created, toServer := w.table.Lookup(p, k, srcIsA)
 	w.ent = ent
 	st := &ent.V

@@ -23,13 +23,20 @@ type Key struct {
 }
 
 // KeyOf returns the canonical key of p and whether p's source is endpoint A.
-// It works on the addresses' two 64-bit words and writes the key a word at
-// a time: copying As16's arrays whole made the CPU wait on loads of bytes
-// it had just stored in smaller pieces.
 func KeyOf(p *decode.Packet) (k Key, srcIsA bool) {
+	srcIsA = k.Set(p)
+	return k, srcIsA
+}
+
+// Set makes k the canonical key of p and reports whether p's source is
+// endpoint A. It works on the addresses' two 64-bit words (addrWords) and
+// writes the key a word at a time, in place: copying a key
+// returned by value, made the CPU wait on 16-byte loads of bytes it had
+// just stored in 8-byte pieces (a store it cannot forward).
+func (k *Key) Set(p *decode.Packet) (srcIsA bool) {
 	be := binary.BigEndian
-	s, d := p.Src.As16(), p.Dst.As16()
-	s0, s1, d0, d1 := be.Uint64(s[:8]), be.Uint64(s[8:]), be.Uint64(d[:8]), be.Uint64(d[8:])
+	s0, s1 := addrWords(p.Src)
+	d0, d1 := addrWords(p.Dst)
 	sp, dp := p.SrcPort, p.DstPort
 	if !p.HasPorts() {
 		sp, dp = 0, 0
@@ -44,7 +51,20 @@ func KeyOf(p *decode.Packet) (k Key, srcIsA bool) {
 	be.PutUint64(k.B[:8], d0)
 	be.PutUint64(k.B[8:], d1)
 	k.APort, k.BPort = sp, dp
-	return k, srcIsA
+	return srcIsA
+}
+
+// addrWords is a's 16-byte form (IPv4-mapped for IPv4) as two big-endian
+// words. An IPv4 address goes through As4: As16's array, built with two
+// 8-byte stores and copied with 16-byte loads, stalled the CPU on every
+// packet.
+func addrWords(a netip.Addr) (hi, lo uint64) {
+	if a.Is4() {
+		b := a.As4()
+		return 0, 0xffff<<32 | uint64(binary.BigEndian.Uint32(b[:]))
+	}
+	b := a.As16()
+	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
 }
 
 // Hash is a 32-bit FNV-1a hash of the canonical key (part of the EVE
@@ -210,8 +230,8 @@ func (t *Table[V]) Stats() Stats {
 // Lookup finds or creates the flow of p (whose canonical key is k and
 // orientation srcIsA), updates its counters and direction, and marks it
 // most recently used. toServer tells the packet's direction.
-func (t *Table[V]) Lookup(p *decode.Packet, k Key, srcIsA bool) (e *Entry[V], created, toServer bool) {
-	e, ok := t.last, t.last != nil && t.last.Key == k
+func (t *Table[V]) Lookup(p *decode.Packet, k *Key, srcIsA bool) (e *Entry[V], created, toServer bool) {
+	e, ok := t.last, t.last != nil && t.last.Key == *k
 	if !ok {
 		e = t.ix.find(k)
 		ok = e != nil
@@ -221,7 +241,7 @@ func (t *Table[V]) Lookup(p *decode.Packet, k Key, srcIsA bool) (e *Entry[V], cr
 			t.evictOne()
 		}
 		e = t.alloc()
-		e.Key = k
+		e.Key = *k
 		e.start = p.Time.UnixNano()
 		e.last = e.start
 		e.clientIsA = srcIsA
@@ -233,7 +253,7 @@ func (t *Table[V]) Lookup(p *decode.Packet, k Key, srcIsA bool) (e *Entry[V], cr
 		if p.Proto == decode.ProtoTCP && p.TCPFlags&(decode.FlagSYN|decode.FlagACK) == decode.FlagSYN {
 			e.SYNSeen = true
 		}
-		e.ID = flowID(p.Time, k)
+		e.ID = flowID(p.Time, &e.Key)
 		e.class = classOf(p.Proto, false)
 		t.ix.insert(e)
 		t.lists[e.class].pushFront(e)
@@ -311,7 +331,7 @@ func classOf(proto uint8, closed bool) uint8 {
 // flowID follows Suricata's layout: 16 bits of start seconds, 16 bits of
 // start microseconds, 32 bits of hash, truncated to 51 bits so JSON doubles
 // keep it exact.
-func flowID(start time.Time, k Key) int64 {
+func flowID(start time.Time, k *Key) int64 {
 	sec := uint64(start.Unix()) & 0xffff
 	usec := uint64(start.Nanosecond()/1000) & 0xffff
 	id := (sec<<48 | usec<<32 | uint64(k.Hash())) & 0x7ffffffffffff

@@ -72,14 +72,14 @@ func (x *index[V]) home(k *Key) uint64 {
 	return i
 }
 
-func (x *index[V]) find(k Key) *Entry[V] {
-	i, t := x.hash(&k)
+func (x *index[V]) find(k *Key) *Entry[V] {
+	i, t := x.hash(k)
 	for ; ; i = (i + 1) & x.mask {
 		switch x.tags[i] {
 		case 0:
 			return nil
 		case t:
-			if e := x.slots[i]; e.Key == k {
+			if e := x.slots[i]; e.Key == *k {
 				return e
 			}
 		}

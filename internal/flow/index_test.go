@@ -34,7 +34,7 @@ func TestIndexAgainstMap(t *testing.T) {
 			if step%97 == 0 || keys <= 100 {
 				for i := range pool {
 					want := ref[pool[i].Key]
-					if got := x.find(pool[i].Key); got != want {
+					if got := x.find(&pool[i].Key); got != want {
 						t.Fatalf("%d keys, step %d: find(%d) = %p, want %p", keys, step, i, got, want)
 					}
 				}
@@ -55,7 +55,7 @@ func BenchmarkIndexFind(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if x.find(pool[i%len(pool)].Key) == nil {
+		if x.find(&pool[i%len(pool)].Key) == nil {
 			b.Fatal("lost")
 		}
 	}
@@ -76,7 +76,7 @@ func BenchmarkIndexMiss(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if x.find(miss[i%len(miss)]) != nil {
+		if x.find(&miss[i%len(miss)]) != nil {
 			b.Fatal("found a key never inserted")
 		}
 	}
