@@ -198,6 +198,8 @@ type Worker struct {
 	dec   *decode.Decoder
 	table *flow.Table[flowState]
 	pkt   decode.Packet
+	// expAt is the next packet number Process expires the table at.
+	expAt uint64
 	// key is the packet's flow key, made in place (see flow.Key.Set).
 	key      flow.Key
 	n        uint64
@@ -325,9 +327,15 @@ func (w *Worker) Process(data []byte, ts time.Time, idx uint64) {
 	// The packet is counted before a publication falls on it.
 	w.c.packets++
 	w.c.bytes += uint64(len(data))
-	if idx%uint64(w.e.cfg.ExpireEvery) == 0 {
-		w.publish()
-		w.expire(ts)
+	// Expiry at every multiple of ExpireEvery. The division runs only at
+	// or past the next multiple (or when the numbering started again),
+	// not at every packet.
+	if every := uint64(w.e.cfg.ExpireEvery); idx >= w.expAt || idx+every <= w.expAt {
+		if idx%every == 0 {
+			w.publish()
+			w.expire(ts)
+		}
+		w.expAt = (idx/every + 1) * every
 	}
 	w.inspect(data, ts, idx)
 }

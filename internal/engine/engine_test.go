@@ -525,3 +525,36 @@ func TestStatsEvent(t *testing.T) {
 func countAlerts(b []byte) int {
 	return bytes.Count(b, []byte(`"event_type":"alert"`))
 }
+
+// TestProcessExpiryPoints: Process expires (and publishes the counters) at
+// exactly the packet numbers that are multiples of ExpireEvery, whether
+// the numbers run on, start again or jump.
+func TestProcessExpiryPoints(t *testing.T) {
+	e := New(Config{Verdict: verdict.DefaultConfig(), ExpireEvery: 64}, &collector{},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	w := e.NewWorker(decode.LinkEthernet)
+	frame := make([]byte, 60) // an Ethernet frame of no protocol: counted, never a flow
+	ts := time.Unix(1700000000, 0)
+	var got []uint64
+	last := e.C.Packets.Load()
+	run := func(from, to uint64) {
+		for idx := from; idx <= to; idx++ {
+			w.Process(frame, ts, idx)
+			if n := e.C.Packets.Load(); n != last {
+				last = n
+				got = append(got, idx)
+			}
+		}
+	}
+	run(1, 1000) // 64, 128, ... 960
+	run(1, 200)  // numbering starts again: 64, 128, 192
+	run(5000, 5100)
+	var want []uint64
+	for i := uint64(64); i <= 1000; i += 64 {
+		want = append(want, i)
+	}
+	want = append(want, 64, 128, 192, 5056)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("expiry at %v\nwant %v", got, want)
+	}
+}
