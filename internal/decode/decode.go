@@ -116,8 +116,8 @@ type Decoder struct {
 	ipPayload []byte
 	depth     int
 	noTunnel  bool
-	// slowOnly turns the IPv4 fast path off (tests compare both paths);
-	// fast says the last packet took it.
+	// slowOnly turns the IPv4 and IPv6 fast paths off (tests compare both
+	// paths); fast says the last packet took one.
 	slowOnly, fast bool
 
 	// Counts are per-layer packet counters and Skipped the frames not
@@ -224,6 +224,10 @@ func (d *Decoder) decodeIPv4(b []byte, p *Packet) error {
 func (d *Decoder) decodeIPv6(b []byte, p *Packet) error {
 	if len(b) < 40 {
 		return ErrTruncated
+	}
+	if !d.slowOnly && d.fastIPv6(b, p) {
+		d.fast = true
+		return nil
 	}
 	d.frag6.reset()
 	if err := d.p6.DecodeLayers(b, &d.dl); err != nil && len(d.dl) == 0 {
@@ -419,6 +423,50 @@ func (d *Decoder) fastIPv4(b []byte, p *Packet) bool {
 		b = b[:n] // link-layer padding
 	}
 	pl := b[20:]
+	if !fastL4(pl, proto, p) {
+		return false
+	}
+	p.IPVersion = 4
+	p.Proto = proto
+	p.Src = netip.AddrFrom4([4]byte(b[12:16]))
+	p.Dst = netip.AddrFrom4([4]byte(b[16:20]))
+	d.ipPayload = pl
+	return true
+}
+
+// fastIPv6 is fastIPv4's counterpart for IPv6: the fixed header followed
+// directly by TCP or UDP, under the same contract (the layered path's
+// result exactly, or false). Extension headers (a jumbogram's hop-by-hop
+// option among them), fragments and ICMPv6 take the layered path. Like
+// gopacket's IPv6 layer it does not look at the version nibble: the link
+// layer chose IPv6.
+func (d *Decoder) fastIPv6(b []byte, p *Packet) bool {
+	proto := b[6]
+	if proto != ProtoTCP && proto != ProtoUDP {
+		return false
+	}
+	// Link-layer padding goes; a length past the capture keeps what was
+	// captured. A length of 0 (an error for the layers) leaves no room for
+	// a TCP or UDP header, so fastL4 refuses it.
+	pl := b[40:]
+	if n := int(binary.BigEndian.Uint16(b[4:6])); n < len(pl) {
+		pl = pl[:n]
+	}
+	if !fastL4(pl, proto, p) {
+		return false
+	}
+	p.IPVersion = 6
+	p.Proto = proto
+	p.Src = netip.AddrFrom16([16]byte(b[8:24]))
+	p.Dst = netip.AddrFrom16([16]byte(b[24:40]))
+	d.ipPayload = pl
+	return true
+}
+
+// fastL4 fills p's transport fields from a TCP or UDP header (pl is the IP
+// payload) as gopacket's TCP and UDP layers would, or returns false, having
+// written nothing, where they would fail.
+func fastL4(pl []byte, proto uint8, p *Packet) bool {
 	if proto == ProtoTCP {
 		if len(pl) < 20 {
 			return false
@@ -432,25 +480,20 @@ func (d *Decoder) fastIPv4(b []byte, p *Packet) bool {
 		p.TCPFlags = pl[13] & 0x1f
 		p.Window = binary.BigEndian.Uint16(pl[14:])
 		p.Payload = pl[off:]
-	} else {
-		if len(pl) < 8 {
-			return false
-		}
-		switch ul := int(binary.BigEndian.Uint16(pl[4:6])); {
-		case ul >= 8:
-			p.Payload = pl[8:min(ul, len(pl))]
-		case ul == 0: // jumbogram: the rest
-			p.Payload = pl[8:]
-		default:
-			return false
-		}
-		p.SrcPort, p.DstPort = binary.BigEndian.Uint16(pl), binary.BigEndian.Uint16(pl[2:])
+		return true
 	}
-	p.IPVersion = 4
-	p.Proto = proto
-	p.Src = netip.AddrFrom4([4]byte(b[12:16]))
-	p.Dst = netip.AddrFrom4([4]byte(b[16:20]))
-	d.ipPayload = pl
+	if len(pl) < 8 {
+		return false
+	}
+	switch ul := int(binary.BigEndian.Uint16(pl[4:6])); {
+	case ul >= 8:
+		p.Payload = pl[8:min(ul, len(pl))]
+	case ul == 0: // jumbogram: the rest
+		p.Payload = pl[8:]
+	default:
+		return false
+	}
+	p.SrcPort, p.DstPort = binary.BigEndian.Uint16(pl), binary.BigEndian.Uint16(pl[2:])
 	return true
 }
 

@@ -100,12 +100,27 @@ func fragment(ip []byte, flagsOff uint16) []byte {
 	return b
 }
 
+// TestDecodeAllocs: decoding allocates nothing, by the fast paths and
+// through the layers, for IPv4 and IPv6.
 func TestDecodeAllocs(t *testing.T) {
-	d := NewDecoder(LinkEthernet)
-	frame := testpkt.Ethernet(testpkt.Spec{Src: "198.18.1.2", Dst: "198.18.2.2", Proto: "tcp", SrcPort: 40000, DstPort: 443, ACK: true, Payload: make([]byte, 1200)})
-	var p Packet
-	if n := testing.AllocsPerRun(1000, func() { _ = d.Decode(frame, &p) }); n != 0 {
-		t.Errorf("Decode allocates %v times per packet, want 0", n)
+	for _, tc := range []struct{ name, src, dst, proto string }{
+		{"ipv4 tcp", "198.18.1.2", "198.18.2.2", "tcp"},
+		{"ipv4 udp", "198.18.1.2", "198.18.2.2", "udp"},
+		{"ipv6 tcp", "2001:db8:1::2", "2001:db8:2::2", "tcp"},
+		{"ipv6 udp", "2001:db8:1::2", "2001:db8:2::2", "udp"},
+	} {
+		frame := testpkt.Ethernet(testpkt.Spec{Src: tc.src, Dst: tc.dst, Proto: tc.proto, SrcPort: 40000, DstPort: 443, ACK: true, Payload: make([]byte, 1200)})
+		for _, layered := range []bool{false, true} {
+			d := NewDecoder(LinkEthernet)
+			d.slowOnly = layered
+			var p Packet
+			if n := testing.AllocsPerRun(1000, func() { _ = d.Decode(frame, &p) }); n != 0 {
+				t.Errorf("%s (layered %v): Decode allocates %v times per packet, want 0", tc.name, layered, n)
+			}
+			if p.SrcPort != 40000 || len(p.Payload) != 1200 || d.fast == layered {
+				t.Errorf("%s (layered %v): decoded %+v, fast path %v", tc.name, layered, p, d.fast)
+			}
+		}
 	}
 }
 
