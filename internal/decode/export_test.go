@@ -2,8 +2,8 @@ package decode
 
 import "reflect"
 
-// NewLayeredDecoder is a decoder without the IPv4 fast path, for tests
-// that compare the two paths.
+// NewLayeredDecoder is a decoder without the IPv4 and IPv6 fast paths,
+// for tests that compare the two paths.
 func NewLayeredDecoder(link LinkType) *Decoder {
 	d := NewDecoder(link)
 	d.slowOnly = true
@@ -38,5 +38,6 @@ func samePacket(x, y *Packet) bool {
 	return reflect.DeepEqual(cx, cy) && sameSlice(xp, yp)
 }
 
-// TookFastPath reports whether the last Decode took the IPv4 fast path.
+// TookFastPath reports whether the last Decode took a fast path (IPv4 or
+// IPv6; of a tunnel, the outer or the inner packet).
 func (d *Decoder) TookFastPath() bool { return d.fast }
