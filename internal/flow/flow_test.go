@@ -154,26 +154,60 @@ func TestEvictKeepsFlowsWithEvidence(t *testing.T) {
 
 // BenchmarkKeyOf: the canonical key of each packet, as Lookup needs it
 // (IPv4 and IPv6, both orders).
+// BenchmarkKeyOf measures making a flow key in place, as the engine does,
+// for IPv4 and IPv6 packets alone and mixed.
 func BenchmarkKeyOf(b *testing.B) {
-	ps := make([]decode.Packet, 4)
-	for i := range ps {
-		ps[i] = decode.Packet{Proto: decode.ProtoTCP, SrcPort: uint16(40000 + i), DstPort: 443}
-		ps[i].Src = netip.AddrFrom4([4]byte{10, 0, 0, byte(i)})
-		ps[i].Dst = netip.AddrFrom4([4]byte{192, 0, 2, 1})
-		if i%2 == 1 {
-			ps[i].Src, ps[i].Dst = netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2")
+	v4 := func(i int) (netip.Addr, netip.Addr) {
+		return netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), netip.AddrFrom4([4]byte{192, 0, 2, 1})
+	}
+	v6 := func(i int) (netip.Addr, netip.Addr) {
+		return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(i)}), netip.MustParseAddr("2001:db8::2")
+	}
+	for _, bc := range []struct {
+		name  string
+		addrs func(int) (netip.Addr, netip.Addr)
+	}{
+		{"ipv4", v4},
+		{"ipv6", v6},
+		{"mixed", func(i int) (netip.Addr, netip.Addr) {
+			if i%2 == 1 {
+				return v6(i)
+			}
+			return v4(i)
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			ps := make([]decode.Packet, 4)
+			for i := range ps {
+				ps[i] = decode.Packet{Proto: decode.ProtoTCP, SrcPort: uint16(40000 + i), DstPort: 443}
+				ps[i].Src, ps[i].Dst = bc.addrs(i)
+			}
+			var sink uint64
+			var k Key
+			for i := 0; i < b.N; i++ {
+				a := k.Set(&ps[i&3]) // in place, as the engine makes it
+				sink += uint64(k.APort) + uint64(k.A[15])
+				if a {
+					sink++
+				}
+			}
+			_ = sink
+		})
+	}
+}
+
+// TestKeySetAllocs: making a key allocates nothing, for either family.
+func TestKeySetAllocs(t *testing.T) {
+	for _, src := range []string{"10.0.0.1", "2001:db8::1", "::ffff:10.0.0.1"} {
+		p := decode.Packet{Proto: decode.ProtoTCP, Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr(src).Next(), SrcPort: 40000, DstPort: 443}
+		var k Key
+		if n := testing.AllocsPerRun(1000, func() { k.Set(&p) }); n != 0 {
+			t.Errorf("%s: Key.Set allocates %v times, want 0", src, n)
+		}
+		if want := p.Src.As16(); k.A != want {
+			t.Errorf("%s: key A %x, want %x", src, k.A, want)
 		}
 	}
-	var sink uint64
-	var k Key
-	for i := 0; i < b.N; i++ {
-		a := k.Set(&ps[i&3]) // in place, as the engine makes it
-		sink += uint64(k.APort) + uint64(k.A[15])
-		if a {
-			sink++
-		}
-	}
-	_ = sink
 }
 
 // TestKeyOfCanonical: a packet and its reply have one key; A is the
@@ -183,7 +217,7 @@ func TestKeyOfCanonical(t *testing.T) {
 	addrs := []netip.Addr{
 		netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("192.0.2.1"),
 		netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::1:0:0:1"), netip.MustParseAddr("::ffff:10.0.0.3"),
-		netip.MustParseAddr("fe80::1"), netip.MustParseAddr("ff02::1"),
+		netip.MustParseAddr("fe80::1"), netip.MustParseAddr("ff02::1"), {}, // the zero Addr: all zeros
 	}
 	ports := []uint16{0, 1, 443, 50000, 65535}
 	for _, proto := range []uint8{decode.ProtoTCP, decode.ProtoUDP, decode.ProtoICMP} {
