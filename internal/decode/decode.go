@@ -196,7 +196,7 @@ func (d *Decoder) decodeIPv4(b []byte, p *Packet) error {
 	if len(b) < 20 {
 		return ErrTruncated
 	}
-	if !d.slowOnly && d.fastIPv4(b, p) {
+	if !d.slowOnly && d.fastIP(b, p, false) {
 		d.fast = true
 		return nil
 	}
@@ -226,7 +226,7 @@ func (d *Decoder) decodeIPv6(b []byte, p *Packet) error {
 	if len(b) < 40 {
 		return ErrTruncated
 	}
-	if !d.slowOnly && d.fastIPv6(b, p) {
+	if !d.slowOnly && d.fastIP(b, p, true) {
 		d.fast = true
 		return nil
 	}
@@ -397,87 +397,54 @@ func (f *ipv6Fragment) NextLayerType() gopacket.LayerType {
 	return gopacket.LayerTypeFragment
 }
 
-// fastIPv4 decodes the common packet by hand: IPv4 without options, not a
-// fragment, carrying a TCP or UDP header that reads whole. It accepts
-// exactly what gopacket's IPv4, TCP and UDP layers accept and fills p as
-// the layered path does (TestFastPathMatchesLayers and FuzzFastPath compare
-// the two on every bundled and third-party capture and on fuzzed input);
-// anything else returns false and takes the layered path. Found by
-// profile: the layered decode was an eighth of the packet path on
-// many-flow traffic, most of it for headers read here in a few loads.
-func (d *Decoder) fastIPv4(b []byte, p *Packet) bool {
-	if b[0]&0x0f != 5 || binary.BigEndian.Uint16(b[6:8])&0x3fff != 0 {
-		return false // options, or more fragments / a fragment offset
-	}
-	proto := b[9]
-	if proto != ProtoTCP && proto != ProtoUDP {
-		return false
-	}
-	n := binary.BigEndian.Uint16(b[2:4])
-	if n == 0 {
-		n = uint16(len(b)) // segmentation offload: the capture's length
-	}
-	if n < 20 {
-		return false
-	}
-	if len(b) > int(n) {
-		b = b[:n] // link-layer padding
-	}
-	pl := b[20:]
-	if proto == ProtoTCP {
-		if len(pl) < 20 {
+// fastIP decodes the common packet by hand: IPv4 without options or IPv6
+// with no extension header, not a fragment, carrying a TCP or UDP header
+// that reads whole. It accepts exactly what gopacket's IPv4 or IPv6, TCP
+// and UDP layers accept and fills p as the layered path does
+// (TestFastPathMatchesLayers, TestFastPathIPv6 and FuzzFastPath compare the
+// two on every bundled and third-party capture, on IPv6's edge cases and
+// on fuzzed input); anything else (options, extension headers, a
+// jumbogram's hop-by-hop option, fragments, ICMP) returns false and takes
+// the layered path. Found by profile: the layered decode was an eighth of
+// the packet path on many-flow traffic, most of it for headers read here
+// in a few loads. Both versions are one function: the TCP and UDP part
+// shared through a call (too big to inline) cost about 3 ns a frame.
+func (d *Decoder) fastIP(b []byte, p *Packet, v6 bool) bool {
+	var proto uint8
+	var pl []byte
+	if !v6 {
+		if b[0]&0x0f != 5 || binary.BigEndian.Uint16(b[6:8])&0x3fff != 0 {
+			return false // options, or more fragments / a fragment offset
+		}
+		proto = b[9]
+		if proto != ProtoTCP && proto != ProtoUDP {
 			return false
 		}
-		off := int(pl[12]>>4) * 4
-		if off < 20 || off > len(pl) || !tcpOptionsOK(pl[20:off]) {
+		n := binary.BigEndian.Uint16(b[2:4])
+		if n == 0 {
+			n = uint16(len(b)) // segmentation offload: the capture's length
+		}
+		if n < 20 {
 			return false
 		}
-		p.SrcPort, p.DstPort = binary.BigEndian.Uint16(pl), binary.BigEndian.Uint16(pl[2:])
-		p.Seq, p.Ack = binary.BigEndian.Uint32(pl[4:]), binary.BigEndian.Uint32(pl[8:])
-		p.TCPFlags = pl[13] & 0x1f
-		p.Window = binary.BigEndian.Uint16(pl[14:])
-		p.Payload = pl[off:]
+		if len(b) > int(n) {
+			b = b[:n] // link-layer padding
+		}
+		pl = b[20:]
 	} else {
-		if len(pl) < 8 {
+		// Like gopacket's IPv6 layer it does not look at the version
+		// nibble: the link layer chose IPv6.
+		proto = b[6]
+		if proto != ProtoTCP && proto != ProtoUDP {
 			return false
 		}
-		switch ul := int(binary.BigEndian.Uint16(pl[4:6])); {
-		case ul >= 8:
-			p.Payload = pl[8:min(ul, len(pl))]
-		case ul == 0: // jumbogram: the rest
-			p.Payload = pl[8:]
-		default:
-			return false
+		// Link-layer padding goes; a length past the capture keeps what
+		// was captured. A length of 0 (an error for the layers) leaves no
+		// room for a TCP or UDP header, so the checks below refuse it.
+		pl = b[40:]
+		if n := int(binary.BigEndian.Uint16(b[4:6])); n < len(pl) {
+			pl = pl[:n]
 		}
-		p.SrcPort, p.DstPort = binary.BigEndian.Uint16(pl), binary.BigEndian.Uint16(pl[2:])
-	}
-	p.IPVersion = 4
-	p.Proto = proto
-	p.Src = netip.AddrFrom4([4]byte(b[12:16]))
-	p.Dst = netip.AddrFrom4([4]byte(b[16:20]))
-	d.ipPayload = pl
-	return true
-}
-
-// fastIPv6 is fastIPv4's counterpart for IPv6: the fixed header followed
-// directly by TCP or UDP, under the same contract (the layered path's
-// result exactly, or false). Extension headers (a jumbogram's hop-by-hop
-// option among them), fragments and ICMPv6 take the layered path. Like
-// gopacket's IPv6 layer it does not look at the version nibble: the link
-// layer chose IPv6. The TCP and UDP part is fastIPv4's, repeated: shared
-// through a call (too big to inline) it cost the IPv4 path about 3 ns a
-// frame; the comparison tests hold both copies to the layers.
-func (d *Decoder) fastIPv6(b []byte, p *Packet) bool {
-	proto := b[6]
-	if proto != ProtoTCP && proto != ProtoUDP {
-		return false
-	}
-	// Link-layer padding goes; a length past the capture keeps what was
-	// captured. A length of 0 (an error for the layers) leaves no room for
-	// a TCP or UDP header, so the checks below refuse it.
-	pl := b[40:]
-	if n := int(binary.BigEndian.Uint16(b[4:6])); n < len(pl) {
-		pl = pl[:n]
 	}
 	if proto == ProtoTCP {
 		if len(pl) < 20 {
@@ -506,10 +473,16 @@ func (d *Decoder) fastIPv6(b []byte, p *Packet) bool {
 		}
 		p.SrcPort, p.DstPort = binary.BigEndian.Uint16(pl), binary.BigEndian.Uint16(pl[2:])
 	}
-	p.IPVersion = 6
 	p.Proto = proto
-	p.Src = netip.AddrFrom16([16]byte(b[8:24]))
-	p.Dst = netip.AddrFrom16([16]byte(b[24:40]))
+	if !v6 {
+		p.IPVersion = 4
+		p.Src = netip.AddrFrom4([4]byte(b[12:16]))
+		p.Dst = netip.AddrFrom4([4]byte(b[16:20]))
+	} else {
+		p.IPVersion = 6
+		p.Src = netip.AddrFrom16([16]byte(b[8:24]))
+		p.Dst = netip.AddrFrom16([16]byte(b[24:40]))
+	}
 	d.ipPayload = pl
 	return true
 }
