@@ -15,6 +15,7 @@ import (
 	"github.com/google/gopacket"
 
 	"github.com/sewatch/sewatch/detector"
+	"github.com/sewatch/sewatch/internal/capture"
 	"github.com/sewatch/sewatch/internal/decode"
 	"github.com/sewatch/sewatch/internal/testpkt"
 	"github.com/sewatch/sewatch/internal/verdict"
@@ -199,5 +200,63 @@ func TestDetectorPanicRecovered(t *testing.T) {
 	}
 	if got := e.C.Packets.Load(); got != uint64(len(frames)) {
 		t.Errorf("packets = %d, want %d (the sensor went on)", got, len(frames))
+	}
+}
+
+// TestDetectorPanicRecoveredFile: the same through the file readers (one
+// worker's cursor and two workers reading the file themselves): the
+// panicking inspector costs its flows' inspection and a packet each, the
+// alerts (signature and flow) are those of a run without it, and the panic
+// is logged once.
+func TestDetectorPanicRecoveredFile(t *testing.T) {
+	path := writePcap(t, loadCapture(t, "se-direct-443.pcap"), 0)
+	dets, err := detector.Build(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(dets []detector.Detector, n int, log *slog.Logger) (*Engine, []string) {
+		c := &collector{}
+		e := New(Config{Detectors: dets, Verdict: verdict.DefaultConfig()}, c, log)
+		in, err := capture.OpenInput(path, capture.InputOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer in.Close()
+		if err := e.RunParallel(context.Background(), in, decode.LinkType(in.LinkType()), n); err != nil {
+			t.Fatal(err)
+		}
+		// The signature and the flow of each alert: the panicking packet
+		// is lost to every detector of its flow (a TLS session's alert
+		// then lacks the server hello's fields).
+		var alerts []string
+		for _, r := range c.recs {
+			if r.Type == "alert" {
+				var ev struct {
+					FlowID int64 `json:"flow_id"`
+					Alert  struct {
+						SignatureID int `json:"signature_id"`
+					} `json:"alert"`
+				}
+				if err := json.Unmarshal(r.JSON, &ev); err != nil {
+					t.Fatal(err)
+				}
+				alerts = append(alerts, fmt.Sprint(ev.Alert.SignatureID, " ", ev.FlowID))
+			}
+		}
+		return e, alerts
+	}
+	for _, n := range []int{1, 2} {
+		_, want := run(dets, n, slog.New(slog.DiscardHandler))
+		var logBuf bytes.Buffer
+		e, got := run(append([]detector.Detector{panicky{}}, dets...), n, slog.New(slog.NewTextHandler(&logBuf, nil)))
+		if len(want) == 0 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%d workers: alerts with a panicking detector %q, without %q (want the same)", n, got, want)
+		}
+		if p := e.C.Panics.Load(); p == 0 || p > e.C.FlowsTotal.Load() {
+			t.Errorf("%d workers: panics = %d for %d flows", n, p, e.C.FlowsTotal.Load())
+		}
+		if c := strings.Count(logBuf.String(), "recovered a panic"); c != 1 || !strings.Contains(logBuf.String(), "panickyInspector") {
+			t.Errorf("%d workers: %d panic log lines, want 1 naming the detector:\n%.400s", n, c, logBuf.String())
+		}
 	}
 }
