@@ -148,6 +148,19 @@ func TestDispatchSymmetric(t *testing.T) {
 	}
 }
 
+// churnEngine is the engine of the allocation tests over many short
+// flows: every detector, expiry every 97 packets, timeouts short enough
+// that the flows of one replay expire during the next.
+func churnEngine(t testing.TB) *Engine {
+	dets, err := detector.Build(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(Config{Detectors: dets, Verdict: verdict.DefaultConfig(), ExpireEvery: 97,
+		Timeouts: flow.Timeouts{TCP: 20 * time.Second, TCPClosed: 2 * time.Second, UDP: time.Second, Other: time.Second}},
+		&collector{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
 // TestParallelChunkAllocs: the parallel path's per-packet stages (the
 // reader's copy, decode and dispatch into a reused chunk, both workers'
 // processing of their packets with expiry runs inside the chunk, and the
@@ -157,13 +170,7 @@ func TestDispatchSymmetric(t *testing.T) {
 // and expired all the time.
 func TestParallelChunkAllocs(t *testing.T) {
 	fr := manyShortFlows(t)
-	dets, err := detector.Build(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := New(Config{Detectors: dets, Verdict: verdict.DefaultConfig(), ExpireEvery: 97,
-		Timeouts: flow.Timeouts{TCP: 20 * time.Second, TCPClosed: 2 * time.Second, UDP: time.Second, Other: time.Second}},
-		&collector{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	e := churnEngine(t)
 	const n = 2
 	ws, sinks := make([]*Worker, n), make([]*evidenceSink, n)
 	for i := range ws {

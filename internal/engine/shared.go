@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/gopacket"
+
 	"github.com/sewatch/sewatch/detector"
 	"github.com/sewatch/sewatch/internal/capture"
 	"github.com/sewatch/sewatch/internal/decode"
@@ -182,31 +184,31 @@ func (e *Engine) runShared(ctx context.Context, sf *capture.Shared, n int) error
 // a call chain per record. It returns like RunParallel.
 func (e *Engine) runCursor(ctx context.Context, sf *capture.Shared) error {
 	w := e.NewWorker(decode.LinkType(sf.LinkType()))
-	cur := sf.Cursor()
-	defer cur.Close()
-	var err error
-	for i := 1; ; i++ {
-		if i&255 == 0 {
-			if ctx.Err() != nil {
-				break
-			}
-			if i&(segPackets-1) == 0 {
-				sf.Progress(cur)
-			}
-		}
-		data, rerr := cur.NextFrame()
-		if rerr != nil {
-			if !errors.Is(rerr, io.EOF) {
-				err = rerr
-			}
-			break
-		}
-		w.n++
-		w.Process(data, cur.Time(), w.n)
-	}
-	sf.Progress(cur)
+	src := &cursorSource{sf: sf, cur: sf.Cursor()}
+	defer src.cur.Close()
+	err := w.Run(ctx, src, nil)
+	sf.Progress(src.cur)
 	w.Finish()
 	return err
+}
+
+// cursorSource is one cursor of a shared file as a Source; it tells the
+// input its progress every segPackets packets.
+type cursorSource struct {
+	sf  *capture.Shared
+	cur *capture.Cursor
+	n   int
+}
+
+func (s *cursorSource) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
+	d, ts, err := s.cur.Next()
+	if err != nil {
+		return nil, gopacket.CaptureInfo{}, err
+	}
+	if s.n++; s.n&(segPackets-1) == 0 {
+		s.sf.Progress(s.cur)
+	}
+	return d, gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(d), Length: len(d)}, nil
 }
 
 // fileReader is a worker reading a shared file.

@@ -241,13 +241,7 @@ func TestSharedSegmentAllocs(t *testing.T) {
 			all = append(all, frame{ts: f.ts.Add(time.Duration(r) * time.Hour), data: f.data})
 		}
 	}
-	dets, err := detector.Build(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := New(Config{Detectors: dets, Verdict: verdict.DefaultConfig(), ExpireEvery: 97,
-		Timeouts: flow.Timeouts{TCP: 20 * time.Second, TCPClosed: 2 * time.Second, UDP: time.Second, Other: time.Second}},
-		&collector{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	e := churnEngine(t)
 	in, err := capture.OpenInput(writePcap(t, all, 0), capture.InputOptions{})
 	if err != nil {
 		t.Fatal(err)
