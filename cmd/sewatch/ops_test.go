@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -257,20 +258,28 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	// Workers publish their counters every 4096 packets: send the
-	// capture's packets five times (4,775) so a publication happens.
+	// Workers publish their counters at expiry points (every 4096 packets,
+	// and each second of capture time): send the capture's packets five
+	// times (4,775) so that publications happen while the input is open.
 	w.Write(capture)
 	for i := 0; i < 4; i++ {
 		w.Write(capture[24:])
 	}
+	published := regexp.MustCompile(`\nsewatch_packets_total ([0-9]+)\n`)
 	var body string
+	n := 0
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		body = scrape(t, "http://"+addr+"/metrics")
-		if strings.Contains(body, "\nsewatch_packets_total 4096\n") {
-			break
+		if m := published.FindStringSubmatch(body); m != nil {
+			if n, _ = strconv.Atoi(m[1]); n >= 4096 {
+				break
+			}
 		}
 	}
-	for _, want := range []string{"\nsewatch_packets_total 4096\n", "\nsewatch_flows_total ", "\nsewatch_flows_evicted_total 0\n",
+	if n < 4096 || n > 4775 {
+		t.Errorf("sewatch_packets_total %d while the input is open, want 4096-4775 (a publication at or after packet 4096):\n%s", n, body)
+	}
+	for _, want := range []string{"\nsewatch_flows_total ", "\nsewatch_flows_evicted_total 0\n",
 		"\nsewatch_panics_total 0\n", "\nsewatch_alerts_total 1\n", `sewatch_output_queued{output="outputs[0] (file)"}`,
 		"\ngo_goroutines ", "\nprocess_resident_memory_bytes "} {
 		if !strings.Contains(body, want) {

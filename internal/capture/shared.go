@@ -282,6 +282,17 @@ func (c *Cursor) Next() ([]byte, time.Time, error) {
 }
 
 // Time is the capture time of the frame NextFrame returned last.
+// UnixNano is Time as Unix nanoseconds, without making a time.Time: the
+// workers of a shared file ask it of every record (the flow table's
+// expiry points follow capture time).
+func (c *Cursor) UnixNano() int64 {
+	ns := int64(c.frac)
+	if !c.s.nano {
+		ns *= 1000
+	}
+	return int64(c.sec)*1e9 + ns
+}
+
 func (c *Cursor) Time() time.Time {
 	ns := int64(c.frac)
 	if !c.s.nano {

@@ -53,6 +53,10 @@ type Config struct {
 	CommunityIDSeed uint16
 	// ExpireEvery is how many packets pass between flow-table expiry runs.
 	ExpireEvery int
+	// ExpireInterval is the capture time after which the next packet runs
+	// an expiry however few packets came since the last run
+	// (DefaultExpireInterval if 0; see expiryClock).
+	ExpireInterval time.Duration
 	// Clock is the wall clock used only when a live link is idle.
 	Clock func() time.Time
 	// FlowBuffers bounds the bytes all flows' handshake buffers and inspector state hold
@@ -108,6 +112,9 @@ func New(cfg Config, out Sender, log *slog.Logger) *Engine {
 	}
 	if cfg.ExpireEvery <= 0 {
 		cfg.ExpireEvery = 4096
+	}
+	if cfg.ExpireInterval <= 0 {
+		cfg.ExpireInterval = DefaultExpireInterval
 	}
 	if cfg.Timeouts == (flow.Timeouts{}) {
 		cfg.Timeouts = flow.DefaultTimeouts()
@@ -198,8 +205,10 @@ type Worker struct {
 	dec   *decode.Decoder
 	table *flow.Table[flowState]
 	pkt   decode.Packet
-	// expAt is the next packet number Process expires the table at.
+	// expAt is the next packet number Process expires the table at, and
+	// clock the next capture time it does.
 	expAt uint64
+	clock expiryClock
 	// key is the packet's flow key, made in place (see flow.Key.Set).
 	key      flow.Key
 	n        uint64
@@ -273,7 +282,8 @@ func (e *Engine) NewWorker(link decode.LinkType) *Worker {
 }
 
 func (e *Engine) newWorker(link decode.LinkType, maxFlows int) *Worker {
-	w := &Worker{e: e, link: link, dec: decode.NewDecoder(link), inspecting: -1, sink: e}
+	w := &Worker{e: e, link: link, dec: decode.NewDecoder(link), inspecting: -1, sink: e,
+		clock: newExpiryClock(&e.cfg)}
 	w.mem = membudget.Account{B: e.mem, L: &w.holders}
 	w.table = flow.NewTable[flowState](maxFlows, e.cfg.Timeouts, w.flowEnded)
 	return w
@@ -327,15 +337,20 @@ func (w *Worker) Process(data []byte, ts time.Time, idx uint64) {
 	// The packet is counted before a publication falls on it.
 	w.c.packets++
 	w.c.bytes += uint64(len(data))
-	// Expiry at every multiple of ExpireEvery. The division runs only at
-	// or past the next multiple (or when the numbering started again),
-	// not at every packet.
+	// Expiry at every multiple of ExpireEvery, and when the capture time
+	// has moved on by ExpireInterval since the last run (expiryClock). The
+	// division runs only at or past the next multiple (or when the
+	// numbering started again), not at every packet.
+	ns := ts.UnixNano()
+	due := w.clock.due(ns)
 	if every := uint64(w.e.cfg.ExpireEvery); idx >= w.expAt || idx+every <= w.expAt {
-		if idx%every == 0 {
-			w.publish()
-			w.expire(ts)
-		}
+		due = due || idx%every == 0
 		w.expAt = (idx/every + 1) * every
+	}
+	if due {
+		w.clock.ran(ns)
+		w.publish()
+		w.expire(ts)
 	}
 	w.inspect(data, ts, idx)
 }

@@ -129,20 +129,24 @@ func (w *Worker) dropTLS(st *flowState) {
 
 // chunk is a run of consecutive packets, read and decoded by the reader:
 // packet i is number first+i, decoded into pkts[i] (payloads point into
-// buf), and mine[w] lists the packets of worker w in file order.
+// buf), mine[w] lists the packets of worker w in file order, and exps the
+// packets before which every worker expires its table (the reader finds
+// them as one worker would).
 type chunk struct {
 	first uint64
 	buf   []byte
 	pkts  []decode.Packet
 	meta  []pktMeta
 	mine  [][]uint32
+	exps  []uint32
 	ev    [][]idxEvidence // per worker, in packet order
 	wg    sync.WaitGroup
 }
 
 func newChunk(n int) *chunk {
 	c := &chunk{buf: make([]byte, 0, chunkBytes), pkts: make([]decode.Packet, chunkPackets),
-		meta: make([]pktMeta, 0, chunkPackets), mine: make([][]uint32, n), ev: make([][]idxEvidence, n)}
+		meta: make([]pktMeta, 0, chunkPackets), mine: make([][]uint32, n), ev: make([][]idxEvidence, n),
+		exps: make([]uint32, 0, 8)}
 	for i := range c.mine {
 		c.mine[i] = make([]uint32, 0, chunkPackets)
 	}
@@ -251,6 +255,7 @@ func (e *Engine) RunParallel(ctx context.Context, src Source, link decode.LinkTy
 	// A source whose packets differ in link type (pcapng interfaces, a
 	// directory of captures) says which one each packet has.
 	lt, _ := src.(interface{ PacketLinkType() uint32 })
+	clock := newExpiryClock(&e.cfg)
 	var (
 		idx     uint64
 		runErr  error
@@ -262,13 +267,13 @@ func (e *Engine) RunParallel(ctx context.Context, src Source, link decode.LinkTy
 	for done := false; !done; {
 		c := <-free
 		c.first = idx + 1
-		c.buf, c.meta = c.buf[:0], c.meta[:0]
+		c.buf, c.meta, c.exps = c.buf[:0], c.meta[:0], c.exps[:0]
 		for i := range c.mine {
 			c.mine[i] = c.mine[i][:0]
 		}
 		if carried {
 			idx++
-			e.readOne(c, dec, carryLT, carry, carryCI, idx)
+			e.readOne(c, dec, &clock, carryLT, carry, carryCI, idx)
 			carried = false
 		}
 		for len(c.meta) < chunkPackets {
@@ -291,7 +296,7 @@ func (e *Engine) RunParallel(ctx context.Context, src Source, link decode.LinkTy
 				break
 			}
 			idx++
-			e.readOne(c, dec, l, data, ci, idx)
+			e.readOne(c, dec, &clock, l, data, ci, idx)
 		}
 		if !done && ctx.Err() != nil {
 			done = true
@@ -334,10 +339,14 @@ func (e *Engine) flushWorkers(ws []*Worker, sinks []*evidenceSink, next uint64, 
 }
 
 // readOne appends a frame to the chunk: its bytes, its decoding and the
-// worker it goes to.
-func (e *Engine) readOne(c *chunk, dec *decode.Decoder, link uint32, data []byte, ci gopacket.CaptureInfo, idx uint64) {
+// worker it goes to, and whether one worker would expire its table before
+// it (clock: the input's time-driven expiry points).
+func (e *Engine) readOne(c *chunk, dec *decode.Decoder, clock *expiryClock, link uint32, data []byte, ci gopacket.CaptureInfo, idx uint64) {
 	if l := decode.LinkType(link); l != dec.LinkType() {
 		dec.SetLink(l)
+	}
+	if clock.point(ci.Timestamp.UnixNano()) {
+		c.exps = append(c.exps, uint32(len(c.meta)))
 	}
 	off := len(c.buf)
 	c.buf = append(c.buf, data...)
@@ -379,18 +388,16 @@ func (e *Engine) decodeGuarded(dec *decode.Decoder, data []byte, p *decode.Packe
 // its flow-table expiry at the same packet numbers, as one worker would:
 // before the packet of that number (evidence of the run carries it).
 func (w *Worker) runChunk(c *chunk, id int, s *evidenceSink) {
-	every := uint64(w.e.cfg.ExpireEvery)
-	next := (c.first + every - 1) / every * every // first expiry point >= first
+	k := 0
 	for _, i := range c.mine[id] {
-		idx := c.first + uint64(i)
-		for ; next <= idx; next += every {
-			w.expireAt(c, next, s)
+		for ; k < len(c.exps) && c.exps[k] <= i; k++ {
+			w.expireAt(c, c.first+uint64(c.exps[k]), s)
 		}
-		s.idx = idx
+		s.idx = c.first + uint64(i)
 		w.processDecoded(&c.pkts[i], c.meta[i])
 	}
-	for end := c.first + uint64(len(c.meta)); next < end; next += every {
-		w.expireAt(c, next, s)
+	for ; k < len(c.exps); k++ {
+		w.expireAt(c, c.first+uint64(c.exps[k]), s)
 	}
 }
 
@@ -420,11 +427,12 @@ func (w *Worker) processDecoded(p *decode.Packet, m pktMeta) {
 // mergeChunk hands a chunk's evidence to the verdict in packet order,
 // expiring the verdict where one worker would.
 func (e *Engine) mergeChunk(c *chunk, pos []int, mirror map[*detector.TLSInfo]*detector.TLSInfo, ends *[]*idxEvidence) {
-	every := uint64(e.cfg.ExpireEvery)
 	clear(pos)
+	k := 0
 	for i := range c.meta {
 		idx, wk := c.first+uint64(i), c.meta[i].w
-		if idx%every == 0 {
+		if k < len(c.exps) && c.exps[k] == uint32(i) {
+			k++
 			// Every worker expired its table here: the flows it ended, in
 			// the order one table would have ended them, then the verdict.
 			*ends = (*ends)[:0]

@@ -184,6 +184,7 @@ func TestParallelChunkAllocs(t *testing.T) {
 	mirror := map[*detector.TLSInfo]*detector.TLSInfo{}
 	var ends []*idxEvidence
 	var idx uint64
+	clock := newExpiryClock(&e.cfg)
 	var flushed []idxEvidence
 	run := func(c *chunk) {
 		for id, w := range ws {
@@ -195,14 +196,15 @@ func TestParallelChunkAllocs(t *testing.T) {
 		e.mergeChunk(c, pos, mirror, &ends)
 	}
 	replay := func() {
+		clock = newExpiryClock(&e.cfg) // every replay is a new input, its time starting afresh
 		for i := 0; i < len(fr); {
-			c.first, c.buf, c.meta = idx+1, c.buf[:0], c.meta[:0]
+			c.first, c.buf, c.meta, c.exps = idx+1, c.buf[:0], c.meta[:0], c.exps[:0]
 			for j := range c.mine {
 				c.mine[j] = c.mine[j][:0]
 			}
 			for ; i < len(fr) && len(c.meta) < chunkPackets; i++ {
 				idx++
-				e.readOne(c, dec, uint32(decode.LinkEthernet), fr[i].data, gopacket.CaptureInfo{Timestamp: fr[i].ts}, idx)
+				e.readOne(c, dec, &clock, uint32(decode.LinkEthernet), fr[i].data, gopacket.CaptureInfo{Timestamp: fr[i].ts}, idx)
 			}
 			e.dec.collect(dec)
 			run(c)

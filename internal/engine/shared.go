@@ -219,13 +219,16 @@ type fileReader struct {
 	id  int
 	n   uint32
 	idx uint64 // packets read
+	// clock: the time-driven expiry points, as one worker finds them.
+	clock expiryClock
 	// scan decodes the frames whose headers do not name their worker
 	// (peekOwner) to find it; its counts are dropped (the owner counts).
 	scan *decode.Decoder
 }
 
 func newFileReader(w *Worker, s *evidenceSink, cur *capture.Cursor, id, n int) *fileReader {
-	return &fileReader{w: w, s: s, cur: cur, id: id, n: uint32(n), scan: decode.NewDecoder(w.link)}
+	return &fileReader{w: w, s: s, cur: cur, id: id, n: uint32(n), scan: decode.NewDecoder(w.link),
+		clock: newExpiryClock(&w.e.cfg)}
 }
 
 // readSegment reads the segment's packets with the worker's cursor, runs
@@ -233,11 +236,7 @@ func newFileReader(w *Worker, s *evidenceSink, cur *capture.Cursor, id, n int) *
 func (r *fileReader) readSegment(seg *segment) {
 	w, s, id := r.w, r.s, r.id
 	s.evs = seg.ev[id][:0]
-	every := uint64(w.e.cfg.ExpireEvery)
 	end := seg.first + segPackets
-	// Packets to the next expiry point, counted down: a division per
-	// packet (every is not a constant) was a measurable part of the walk.
-	toExp := every - r.idx%every
 	for r.idx+1 < end {
 		data, err := r.cur.NextFrame()
 		if err != nil {
@@ -249,8 +248,7 @@ func (r *fileReader) readSegment(seg *segment) {
 		}
 		r.idx++
 		i := r.idx
-		if toExp--; toExp == 0 {
-			toExp = every
+		if r.clock.point(r.cur.UnixNano()) {
 			ts := r.cur.Time()
 			// Every worker expires its table here, as one worker would.
 			s.idx = i
