@@ -223,7 +223,7 @@ var Kinds = []Spec{
 	{KindSSHIdleLong, ClassSustainedLong, 0.45, true, false, false, "sshtunnel",
 		"the same rhythm a minute later (>=16 each way)"},
 	{KindUDPAccel, ClassReading, 0.5, false, false, false, "udpaccel",
-		"40-100-B datagrams paced 0.35-3.5 s both ways with nonce-led payloads: UdpAccel.c"},
+		"40-100-B datagrams paced 0.35-3.5 s both ways, each nonce taken from the side's previous datagram (>=2 links each way): UdpAccel.c UdpAccelSend"},
 	{KindUDPAccelPort, ClassCorroborator, 0.1, false, false, false, "udpaccel",
 		"server port in 40000-44999: UdpAccel.c port choice"},
 	{KindUDPAccelSustained, ClassSustained, 0.6, true, false, false, "udpaccel",
