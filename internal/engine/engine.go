@@ -221,7 +221,7 @@ type Worker struct {
 	// it evicts one to make room).
 	expiring bool
 	// Per-packet counters are plain fields, published to the engine's
-	// atomics every ExpireEvery packets and at the end.
+	// atomics at every expiry point and at the end.
 	c localCounters
 	// published is the table's counters as last added to the engine's.
 	published flow.Stats
