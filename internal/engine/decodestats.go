@@ -9,8 +9,8 @@ import (
 )
 
 // decodeTotals sums the workers' per-layer counters and their undecoded
-// frames by kind. Workers add to it when they publish (at every expiry run
-// point), so a mutex costs nothing per packet.
+// frames by kind. Workers add to it when they publish (at every expiry
+// run), so a mutex costs nothing per packet.
 type decodeTotals struct {
 	mu      sync.Mutex
 	layers  [decode.NumLayers]uint64
