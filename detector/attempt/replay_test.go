@@ -1,15 +1,12 @@
 package attempt
 
 import (
-	"bufio"
 	"net/netip"
-	"os"
 	"testing"
-
-	"github.com/google/gopacket/pcapgo"
 
 	"github.com/sewatch/sewatch/detector"
 	"github.com/sewatch/sewatch/internal/decode"
+	"github.com/sewatch/sewatch/internal/testpcap"
 )
 
 type sink struct{ ev []detector.Evidence }
@@ -31,15 +28,7 @@ type replayFlow struct {
 // sender), and returns the attempt evidence and the inspectors.
 func replay(t *testing.T, path string) (*sink, map[tuple]*replayFlow) {
 	t.Helper()
-	fh, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
-	r, err := pcapgo.NewReader(bufio.NewReader(fh))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := testpcap.Open(t, path)
 	dec := decode.NewDecoder(decode.LinkType(r.LinkType()))
 	d := New()
 	s := &sink{}

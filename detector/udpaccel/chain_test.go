@@ -1,15 +1,12 @@
 package udpaccel
 
 import (
-	"bufio"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/google/gopacket/pcapgo"
-
 	"github.com/sewatch/sewatch/internal/decode"
+	"github.com/sewatch/sewatch/internal/testpcap"
 )
 
 // TestNonceChainOnLabCaptures: on real sessions of each SoftEther build the
@@ -32,15 +29,7 @@ func TestNonceChainOnLabCaptures(t *testing.T) {
 			}
 			ds := map[dir]*dirState{}
 			n := map[dir]int{}
-			fh, err := os.Open(filepath.Join("..", "..", "testdata", "pcap", name))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer fh.Close()
-			r, err := pcapgo.NewReader(bufio.NewReader(fh))
-			if err != nil {
-				t.Fatal(err)
-			}
+			r := testpcap.Open(t, filepath.Join("..", "..", "testdata", "pcap", name))
 			dec := decode.NewDecoder(decode.LinkType(r.LinkType()))
 			var p decode.Packet
 			for {

@@ -27,6 +27,7 @@ import (
 	_ "github.com/sewatch/sewatch/detector/all"
 	"github.com/sewatch/sewatch/internal/capture"
 	"github.com/sewatch/sewatch/internal/decode"
+	"github.com/sewatch/sewatch/internal/testpcap"
 	"github.com/sewatch/sewatch/internal/verdict"
 	"github.com/sewatch/sewatch/outputs"
 )
@@ -59,15 +60,7 @@ func newEngine(t testing.TB, out Sender) *Engine {
 }
 
 func runPcap(t testing.TB, path string) []outputs.Record {
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := pcapgo.NewReader(bufio.NewReader(f))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := testpcap.Open(t, path)
 	c := &collector{}
 	e := newEngine(t, c)
 	w := e.NewWorker(decode.LinkType(r.LinkType()))
