@@ -37,9 +37,11 @@ func newExpiryClock(cfg *Config) expiryClock {
 
 // due reports whether the packet of capture time ns (Unix ns) is a
 // time-driven expiry point; the first packet only starts the clock. A
-// capture time that goes backwards is never due.
+// capture time before the last run (captures concatenated out of order, a
+// packet stamped in the future) is never due and starts the clock again
+// from it, so that the time that follows drives expiry again.
 func (c *expiryClock) due(ns int64) bool {
-	if !c.started {
+	if !c.started || ns < c.next-c.interval {
 		c.started, c.next = true, ns+c.interval
 		return false
 	}

@@ -88,16 +88,20 @@ func TestExpiryClockPoints(t *testing.T) {
 		t     int64
 		point bool
 	}{
-		{0, false},    // 1: starts the clock
-		{500, false},  // 2
-		{1000, true},  // 3: a second after the start
-		{1200, true},  // 4: the fourth packet
-		{1300, false}, // 5
-		{100, false},  // 6: time going back is never due
-		{2199, false}, // 7: 999 ms after the last run
-		{2200, true},  // 8: the eighth packet and a second after the last run
-		{9000, true},  // 9
-		{9001, false}, // 10
+		{0, false},     // 1: starts the clock
+		{500, false},   // 2
+		{1000, true},   // 3: a second after the start
+		{1200, true},   // 4: the fourth packet
+		{1300, false},  // 5
+		{100, false},   // 6: time going back is never due, and restarts the clock
+		{1099, false},  // 7: 999 ms after the restart
+		{1100, true},   // 8: the eighth packet and a second after the restart
+		{9000, true},   // 9
+		{9001, false},  // 10
+		{9500, false},  // 11: back, but not before the last run (9000): no restart
+		{9999, true},   // 12: the twelfth packet, a count point
+		{10000, false}, // 13: only a millisecond after it
+		{10999, true},  // 14: a second after the run at 9999
 	}
 	for i, s := range seq {
 		if got := c.point(ms(s.t)); got != s.point {
