@@ -281,7 +281,6 @@ func (c *Cursor) Next() ([]byte, time.Time, error) {
 	return d, c.Time(), nil
 }
 
-// Time is the capture time of the frame NextFrame returned last.
 // UnixNano is Time as Unix nanoseconds, without making a time.Time: the
 // workers of a shared file ask it of every record (the flow table's
 // expiry points follow capture time).
@@ -293,6 +292,7 @@ func (c *Cursor) UnixNano() int64 {
 	return int64(c.sec)*1e9 + ns
 }
 
+// Time is the capture time of the frame NextFrame returned last.
 func (c *Cursor) Time() time.Time {
 	ns := int64(c.frac)
 	if !c.s.nano {
