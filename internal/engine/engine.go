@@ -205,9 +205,7 @@ type Worker struct {
 	dec   *decode.Decoder
 	table *flow.Table[flowState]
 	pkt   decode.Packet
-	// expAt is the next packet number Process expires the table at, and
-	// clock the next capture time it does.
-	expAt uint64
+	// clock finds the packets Process expires the table before.
 	clock expiryClock
 	// key is the packet's flow key, made in place (see flow.Key.Set).
 	key      flow.Key
@@ -337,18 +335,10 @@ func (w *Worker) Process(data []byte, ts time.Time, idx uint64) {
 	// The packet is counted before a publication falls on it.
 	w.c.packets++
 	w.c.bytes += uint64(len(data))
-	// Expiry at every multiple of ExpireEvery, and when the capture time
-	// has moved on by ExpireInterval since the last run (expiryClock). The
-	// division runs only at or past the next multiple (or when the
-	// numbering started again), not at every packet.
-	ns := ts.UnixNano()
-	due := w.clock.due(ns)
-	if every := uint64(w.e.cfg.ExpireEvery); idx >= w.expAt || idx+every <= w.expAt {
-		due = due || idx%every == 0
-		w.expAt = (idx/every + 1) * every
-	}
-	if due {
-		w.clock.ran(ns)
+	// Expiry at every ExpireEvery-th packet, and when the capture time has
+	// moved on by ExpireInterval since the last run (expiryClock), as the
+	// multi-worker readers find them.
+	if w.clock.point(ts.UnixNano()) {
 		w.publish()
 		w.expire(ts)
 	}

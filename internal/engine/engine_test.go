@@ -519,35 +519,39 @@ func countAlerts(b []byte) int {
 	return bytes.Count(b, []byte(`"event_type":"alert"`))
 }
 
-// TestProcessExpiryPoints: Process expires (and publishes the counters) at
-// exactly the packet numbers that are multiples of ExpireEvery, whether
-// the numbers run on, start again or jump.
+// TestProcessExpiryPoints: Process expires (and publishes the counters)
+// before every ExpireEvery-th packet it is given, whatever their numbers,
+// and before the first packet a second of capture time after the last run.
 func TestProcessExpiryPoints(t *testing.T) {
 	e := New(Config{Verdict: verdict.DefaultConfig(), ExpireEvery: 64}, &collector{},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	w := e.NewWorker(decode.LinkEthernet)
 	frame := make([]byte, 60) // an Ethernet frame of no protocol: counted, never a flow
 	ts := time.Unix(1700000000, 0)
-	var got []uint64
+	var got []int
 	last := e.C.Packets.Load()
-	run := func(from, to uint64) {
+	n := 0
+	run := func(from, to uint64, step time.Duration) {
 		for idx := from; idx <= to; idx++ {
+			n++
+			ts = ts.Add(step)
 			w.Process(frame, ts, idx)
-			if n := e.C.Packets.Load(); n != last {
-				last = n
-				got = append(got, idx)
+			if c := e.C.Packets.Load(); c != last {
+				last = c
+				got = append(got, n)
 			}
 		}
 	}
-	run(1, 1000) // 64, 128, ... 960
-	run(1, 200)  // numbering starts again: 64, 128, 192
-	run(5000, 5100)
-	var want []uint64
-	for i := uint64(64); i <= 1000; i += 64 {
+	run(1, 1000, 0)                  // packets 64, 128, ... 960
+	run(1, 200, 0)                   // numbering starts again: still every 64th packet (1024, 1088, 1152)
+	run(5000, 5100, 0)               // numbers jump: 1216, 1280
+	run(1, 10, 300*time.Millisecond) // capture time moves on: a second after the last run (1305, 1309)
+	var want []int
+	for i := 64; i <= 1280; i += 64 {
 		want = append(want, i)
 	}
-	want = append(want, 64, 128, 192, 5056)
+	want = append(want, 1305, 1309)
 	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("expiry at %v\nwant %v", got, want)
+		t.Errorf("expiry before packets %v\nwant %v", got, want)
 	}
 }

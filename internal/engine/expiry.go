@@ -25,8 +25,7 @@ type expiryClock struct {
 	interval int64 // ns
 	next     int64 // capture time (ns) from which a run is due
 	started  bool
-	// every and left count packets for the readers that number the input
-	// from 1 (point); Process counts by the numbers it is given.
+	// every and left count the input's packets (point).
 	every, left uint64
 }
 
@@ -55,8 +54,7 @@ func (c *expiryClock) ran(ns int64) {
 }
 
 // point reports whether the input's next packet, of capture time ns, is an
-// expiry point: a multiple of every in the input's numbering from 1, or due
-// by time. Counted down: a division per packet (every is not a constant)
+// expiry point: every every-th packet of the input, or due by time. Counted down: a division per packet (every is not a constant)
 // was a measurable part of the shared file walk.
 func (c *expiryClock) point(ns int64) bool {
 	run := c.due(ns)

@@ -184,7 +184,7 @@ func TestParallelChunkAllocs(t *testing.T) {
 	mirror := map[*detector.TLSInfo]*detector.TLSInfo{}
 	var ends []*idxEvidence
 	var idx uint64
-	clock := newExpiryClock(&e.cfg)
+	var clock expiryClock
 	var flushed []idxEvidence
 	run := func(c *chunk) {
 		for id, w := range ws {

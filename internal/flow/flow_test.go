@@ -152,8 +152,6 @@ func TestEvictKeepsFlowsWithEvidence(t *testing.T) {
 	}
 }
 
-// BenchmarkKeyOf: the canonical key of each packet, as Lookup needs it
-// (IPv4 and IPv6, both orders).
 // BenchmarkKeyOf measures making a flow key in place, as the engine does,
 // for IPv4 and IPv6 packets alone and mixed.
 func BenchmarkKeyOf(b *testing.B) {
