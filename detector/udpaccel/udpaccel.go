@@ -79,21 +79,21 @@ type dirState struct {
 	// starts with if it continues the last one, and how many did.
 	nextV2, nextV2end [12]byte
 	nextV1            [20]byte
-	hasV1             bool // the last datagram handed one on
+	handed            bool // the last datagram handed them on
 	links             int
 }
 
 // chain counts b as a link when it starts with the nonce or IV the
 // previous datagram of its side handed on, and keeps b's for the next.
 func (d *dirState) chain(b []byte) {
-	if d.hasV1 && len(b) >= 20 {
+	if d.handed && len(b) >= 20 {
 		if n := [12]byte(b[:12]); n == d.nextV2 || n == d.nextV2end || [20]byte(b[:20]) == d.nextV1 {
 			d.links++
 		}
 	}
 	// Both formats need 40 bytes and more (v2: nonce, 23 bytes of header,
 	// 16-byte tag; v1: IV, header, 20-byte trailer).
-	if d.hasV1 = len(b) >= 40; d.hasV1 {
+	if d.handed = len(b) >= 40; d.handed {
 		d.nextV2 = [12]byte(b[12:24])
 		d.nextV2end = [12]byte(b[len(b)-28 : len(b)-16])
 		d.nextV1 = [20]byte(b[len(b)-20:])
