@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -124,35 +125,103 @@ func TestConnectFingerprint(t *testing.T) {
 
 // TestKeepaliveRhythm: unanswered keep-alives both ways every 4-10 s are
 // recognised without a handshake; answered ones (long polling) are not.
+// Keep-alive gaps of an idle SoftEther session, as the corpus's idle
+// capture has them (se-idle-keepalive.pcap, seconds): spans of
+// max(rand() % 10 s, 4 s) plus the session loop's latency.
+var (
+	seClientGaps = []float64{8.21, 4.10, 7.45, 4.10, 7.44, 4.11, 5.90, 4.10, 9.23}
+	seServerGaps = []float64{5.13, 4.36, 6.16, 4.11, 7.95, 9.75, 5.13, 4.10, 4.10}
+)
+
+// rhythmEvent is one application-data record of a keep-alive test.
+type rhythmEvent struct {
+	at     float64 // seconds
+	client bool
+	length int
+}
+
+// timed lays out records at the given gaps from start, one direction.
+func timed(start float64, gaps []float64, client bool) []rhythmEvent {
+	evs := []rhythmEvent{{at: start, client: client, length: 60}}
+	at := start
+	for i, g := range gaps {
+		at += g
+		evs = append(evs, rhythmEvent{at: at, client: client, length: 40 + (i*97)%480})
+	}
+	return evs
+}
+
+// keepaliveRecognised feeds the records in time order to an inspector of a
+// connection joined mid-session and reports whether it saw the rhythm.
+func keepaliveRecognised(evs []rhythmEvent) bool {
+	sort.SliceStable(evs, func(i, j int) bool { return evs[i].at < evs[j].at })
+	in := &Inspector{midstream: true}
+	s := &sink{}
+	f := &detector.Flow{Proto: decode.ProtoTCP, Client: netip.MustParseAddrPort("10.0.0.1:40000")}
+	t0 := time.Unix(1000, 0)
+	for _, e := range evs {
+		p := &decode.Packet{Time: t0.Add(time.Duration(e.at * float64(time.Second)))}
+		r := tlsstream.Record{Type: tlsstream.TypeApplicationData, Length: e.length}
+		if e.client {
+			in.clientRecord(r, p, f, s)
+		} else {
+			in.serverRecord(r, p, f, s)
+		}
+	}
+	for _, e := range s.ev {
+		if e.Kind == detector.KindTLSKeepalive && e.Mode == detector.ModeMidSession {
+			return true
+		}
+	}
+	return false
+}
+
 func TestKeepaliveRhythm(t *testing.T) {
-	run := func(answer bool) bool {
-		in := &Inspector{midstream: true}
-		s := &sink{}
-		f := &detector.Flow{Proto: decode.ProtoTCP, Client: netip.MustParseAddrPort("10.0.0.1:40000")}
-		t0 := time.Unix(1000, 0)
-		for i := 0; i < 8; i++ {
-			at := t0.Add(time.Duration(i) * 5 * time.Second)
-			p := &decode.Packet{Time: at}
-			in.clientRecord(tlsstream.Record{Type: tlsstream.TypeApplicationData, Length: 40 + 13*i}, p, f, s)
-			if answer {
-				p.Time = at.Add(20 * time.Millisecond)
-			} else {
-				p.Time = at.Add(2100 * time.Millisecond)
-			}
-			in.serverRecord(tlsstream.Record{Type: tlsstream.TypeApplicationData, Length: 300 - 17*i}, p, f, s)
+	join := func(parts ...[]rhythmEvent) []rhythmEvent {
+		var all []rhythmEvent
+		for _, p := range parts {
+			all = append(all, p...)
 		}
-		for _, e := range s.ev {
-			if e.Kind == detector.KindTLSKeepalive && e.Mode == detector.ModeMidSession {
-				return true
+		return all
+	}
+	se := func() []rhythmEvent { return join(timed(0, seClientGaps, true), timed(2.1, seServerGaps, false)) }
+	// chatter adds a record of the same side 1.5 s after every third
+	// keep-alive, as an application's own messages would.
+	chatter := func(evs []rhythmEvent) []rhythmEvent {
+		var more []rhythmEvent
+		for i, e := range evs {
+			if i%3 == 2 {
+				more = append(more, rhythmEvent{at: e.at + 1.5, client: e.client, length: 120})
 			}
 		}
-		return false
+		return append(evs, more...)
 	}
-	if !run(false) {
-		t.Error("independent keep-alives not recognised")
+	// answered: each client record answered by the server 20 ms later.
+	answered := func() []rhythmEvent {
+		c := timed(0, seClientGaps, true)
+		var evs []rhythmEvent
+		for _, e := range c {
+			evs = append(evs, e, rhythmEvent{at: e.at + 0.02, length: 50 + e.length/3})
+		}
+		return evs
 	}
-	if run(true) {
-		t.Error("request/answer pairs taken for keep-alives")
+	noFloor := []float64{5.0, 6.2, 7.1, 8.3, 5.5, 6.6, 9.0, 7.7, 6.1}
+	for _, tc := range []struct {
+		name string
+		evs  []rhythmEvent
+		want bool
+	}{
+		{"idle SoftEther session (corpus gaps)", se(), true},
+		{"exactly five in a row each way", join(timed(0, seClientGaps[:5], true), timed(2.1, seServerGaps[:5], false)), true},
+		{"four in a row each way", join(timed(0, seClientGaps[:4], true), timed(2.1, seServerGaps[:4], false)), false},
+		{"a record 1.5 s after every third, both sides", chatter(se()), false},
+		{"a record 1.5 s after every third, server side only", join(timed(0, seClientGaps, true), chatter(timed(2.1, seServerGaps, false))), false},
+		{"no gap at the timer's 4-s floor", join(timed(0, noFloor, true), timed(2.1, noFloor, false)), false},
+		{"request/answer pairs", answered(), false},
+	} {
+		if got := keepaliveRecognised(tc.evs); got != tc.want {
+			t.Errorf("%s: recognised %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
 
