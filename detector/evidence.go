@@ -219,7 +219,7 @@ var Kinds = []Spec{
 	{KindSSHDataPhase, ClassSustained, 0.32, false, false, false, "sshtunnel",
 		">=3 writes of >=100 B each way within 0.5 s of the welcome (the new virtual NIC's DHCP/ARP): lab ssh-forward"},
 	{KindSSHIdle, ClassSustained, 0.6, false, false, false, "sshtunnel",
-		"both sides send unanswered 64-700-B writes of random sizes on their own timers: keep-alives inside SSH"},
+		"both sides send unanswered 64-700-B writes of random sizes on their own timers, neither silent for more than 10.5 s (the keep-alive timer's longest span, Timeout/2): keep-alives inside SSH"},
 	{KindSSHIdleLong, ClassSustainedLong, 0.45, true, false, false, "sshtunnel",
 		"the same rhythm a minute later (>=16 each way)"},
 	{KindUDPAccel, ClassReading, 0.5, false, false, false, "udpaccel",

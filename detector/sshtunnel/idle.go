@@ -29,11 +29,19 @@ const (
 	idleSizes    = 6  // of which distinct sizes
 	idleLongNeed = 16 // for KindIdleLong
 	idleLongSpan = time.Minute
+	// idleSilence: neither side of an idle SoftEther session is silent for
+	// longer than its keep-alive timer's longest span, Timeout/2 (10 s by
+	// default; Connection.c GenNextKeepAliveSpan), plus the session loop's
+	// latency. People are: a chat or a remote desktop through the tunnel
+	// pauses longer now and then.
+	idleSilence = 10500 * time.Millisecond
 )
 
 // idle counts unanswered writes each way. A write sent within idleAnswer
 // of the peer's is an answer; the peer's write it answered no longer
-// counts either (a ping and its pong, a request and its response).
+// counts either (a ping and its pong, a request and its response). From
+// the first write counted, no side may be silent for more than
+// idleSilence: a longer silence starts the count again.
 type idle struct {
 	last      [2]time.Time
 	lastCount [2]bool // the side's last write was counted
@@ -50,6 +58,13 @@ func (in *Inspector) idleWrite(d int, n int32, at time.Time, p *decode.Packet, f
 		return
 	}
 	o := 1 - d
+	if !r.first.IsZero() && (silent(r.last[d], at) || silent(r.last[o], at)) {
+		// A side was silent longer than SoftEther's keep-alive timer
+		// allows: what was counted is not an idle session's rhythm. The
+		// count starts again (after KindIdle, the minute of KindIdleLong
+		// too).
+		r.n, r.nsizes, r.first, r.lastCount = [2]int{}, [2]int{}, time.Time{}, [2]bool{}
+	}
 	answered := !r.last[o].IsZero() && at.Sub(r.last[o]) < idleAnswer
 	if answered && r.lastCount[o] {
 		r.n[o]--
@@ -89,4 +104,10 @@ func (in *Inspector) idleWrite(d int, n int32, at time.Time, p *decode.Packet, f
 		s.Report(in.evidence(p, f, KindIdleLong, fmt.Sprintf(
 			"the same for %.0f s (%d and %d unanswered writes)", at.Sub(r.first).Seconds(), r.n[0], r.n[1]), Mode))
 	}
+}
+
+// silent reports whether a side whose last write was at last (zero: none
+// yet) has been silent at at for longer than idleSilence.
+func silent(last, at time.Time) bool {
+	return !last.IsZero() && at.Sub(last) > idleSilence
 }

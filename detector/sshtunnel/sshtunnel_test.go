@@ -306,6 +306,23 @@ func TestIdleRhythm(t *testing.T) {
 		{"too short to be sure (30 s)", gen(12, func(i int) []w {
 			return []w{{0, 84 + (i*97)%480, 1300}, {1, 92 + (i*131)%460, 1200}}
 		}), false},
+		// Two people typing through the tunnel (or a remote desktop): the
+		// same writes, but now and then one side pauses for 11-15 s, longer
+		// than SoftEther's keep-alive timer ever lets a side be silent.
+		{"chat with pauses longer than the keep-alive timer", gen(40, func(i int) []w {
+			pause := 0
+			if i%7 == 6 {
+				pause = 11000 + (i*389)%4000
+			}
+			return []w{{0, 84 + (i*97)%480, 1300 + (i*311)%1700 + pause}, {1, 92 + (i*131)%460, 900 + (i*173)%1500}}
+		}), false},
+		{"the same pauses kept under 10.5 s", gen(40, func(i int) []w {
+			pause := 0
+			if i%7 == 6 {
+				pause = 6000
+			}
+			return []w{{0, 84 + (i*97)%480, 1300 + (i*311)%1700 + pause}, {1, 92 + (i*131)%460, 900 + (i*173)%1500}}
+		}), true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

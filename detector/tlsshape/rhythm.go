@@ -56,12 +56,12 @@ const (
 	// liveSpan and liveGap: 30 s of two-way records (three of the timer's
 	// longest spans), neither side silent longer than the keep-alive's
 	// 10 s (plus jitter).
-	liveSpan   = 30 * time.Second
-	liveGap    = 10500 * time.Millisecond
-	liveRecs   = 5
-	kaMinGap   = 3900 * time.Millisecond
-	kaMaxGap   = 10500 * time.Millisecond
-	kaRun      = 5
+	liveSpan = 30 * time.Second
+	liveGap  = 10500 * time.Millisecond
+	liveRecs = 5
+	kaMinGap = 3900 * time.Millisecond
+	kaMaxGap = 10500 * time.Millisecond
+	kaRun    = 5
 	// kaFloorMax: a gap up to here is the timer's floor span, Timeout/5
 	// (4 s), plus the session loop's latency (4.10 s in the corpus's idle
 	// capture, 4.04-4.30 s with UDP acceleration waking the loop).
