@@ -217,3 +217,50 @@ func TestPooledHandshakeNotAliased(t *testing.T) {
 		})
 	}
 }
+
+// clientHello is the first flight (the ClientHello record) of a real
+// crypto/tls client offering alpn (none when nil).
+func clientHello(t *testing.T, alpn []string) []byte {
+	t.Helper()
+	c, s := net.Pipe()
+	cr := &recorder{Conn: c}
+	go func() {
+		// Read the hello, then hang up: only the client's first write matters.
+		buf := make([]byte, 1<<16)
+		s.Read(buf)
+		s.Close()
+	}()
+	tls.Client(cr, &tls.Config{ServerName: "vpn.example", InsecureSkipVerify: true, NextProtos: alpn}).Handshake()
+	c.Close()
+	if len(cr.writes) == 0 {
+		t.Fatal("no ClientHello written")
+	}
+	return cr.writes[0]
+}
+
+// TestALPNClientNotFollowed: SoftEther's client never offers ALPN, so a
+// connection whose ClientHello does is let go at once, whatever its records
+// look like afterwards; without ALPN the same connection is followed.
+func TestALPNClientNotFollowed(t *testing.T) {
+	for _, tc := range []struct {
+		alpn   []string
+		follow bool
+	}{
+		{nil, true},
+		{[]string{"http/1.1"}, false},
+		{[]string{"h2", "http/1.1"}, false},
+	} {
+		ch := clientHello(t, tc.alpn)
+		f := detector.Flow{Proto: decode.ProtoTCP, SYNSeen: true}
+		in := Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, true, &f).(*Inspector)
+		s := &sink{}
+		more := in.Inspect(tcpSeg(1000, ch, time.Unix(1.7e9, 0)), true, &f, s)
+		if more != tc.follow {
+			t.Errorf("ALPN %q: inspector wants more packets %v, want %v", tc.alpn, more, tc.follow)
+		}
+		if !tc.follow && len(s.ev) != 0 {
+			t.Errorf("ALPN %q: evidence %v", tc.alpn, s.ev)
+		}
+		in.Release()
+	}
+}
