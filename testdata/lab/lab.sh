@@ -44,7 +44,7 @@ C_IP=198.18.201.2 R1_IP=198.18.201.1 R2_IP=198.18.202.1 S_IP=198.18.202.2 R3_IP=
 ADMINPW=SwLabAdmin-7 HUB=SWLAB USERPW=SwLabUser-7 ACCT=sw
 WEB_IP=198.18.50.1 VHOST=198.18.100.1 VNIC=vpn_se0 # behind SecureNAT, reached only through the VPN
 POSITIVE="direct-443 direct-5555 direct-992 udp-accel-off one-tcp one-tcp-proxy http-proxy socks5 socks4 admin cascade vpn-over-icmp vpn-over-dns ssh-forward ssl-bump login-refused proxy-unreachable"
-NEGATIVE="https-browse https-long ssh-interactive ssh-transfer ssh-forward-https ssh-forward-cookies curl-via-proxy openvpn wireguard https-retry bump-error-page poller-15s"
+NEGATIVE="https-browse https-long ssh-interactive ssh-transfer ssh-forward-https ssh-forward-cookies curl-via-proxy openvpn wireguard https-retry bump-error-page poller-15s wss-feeds"
 DEFAULT_REQUIRE="$POSITIVE $NEGATIVE"
 
 # ssh from the client host: the lab's key, no host-key prompts
@@ -459,8 +459,88 @@ for i in range(3):
 PY
       ;;
     curl-via-proxy) for _ in 1 2 3; do nsx $NS_C curl -sk --max-time 10 -x http://$R1_IP:3128 -o /dev/null https://$W_IP/index.html || SESSION_OK=no; done ;;
+    wss-feeds) # four long-lived feeds over TLS from one client to one server, without ALPN or
+      # tickets (the ClientHello SoftEther's client shows): the client sends small random-sized
+      # messages every 0.5-8 s, the server pushes some every 3 s on average and acknowledges
+      # each message, both on timers of their own, as WebSocket feeds and chats do
+      wss_feeds_py >"$RUN/wss-feeds.py"
+      bg wss-feeds nsx $NS_W python3 "$RUN/wss-feeds.py" server "$W_IP" "$RUN/cert.pem" "$RUN/key.pem"
+      sleep 0.5
+      nsx $NS_C python3 "$RUN/wss-feeds.py" client "$W_IP" "${LAB_WSS_SECONDS:-90}" || SESSION_OK=no
+      stop wss-feeds ;;
   esac
   sleep 1
+}
+
+# wss_feeds_py: the wss-feeds mode's server and client (python3, standard library).
+wss_feeds_py() {
+  cat <<'PY'
+import os, random, socket, ssl, sys, threading, time
+
+PORT = 8443
+
+def serve(c):
+    c.settimeout(0.25)
+    push = time.time() + random.uniform(0.5, 4)
+    while True:
+        now = time.time()
+        try:
+            if now >= push:
+                c.sendall(os.urandom(random.randint(8, 900)))
+                push = now + min(15.0, max(0.2, random.expovariate(1 / 3.0)))
+            d = c.recv(65536)
+        except socket.timeout:
+            continue
+        except OSError:
+            return
+        if not d:
+            return
+        c.sendall(b'{"ack":%d}' % len(d))
+
+def server(ip, cert, key):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    ls = socket.create_server((ip, PORT))
+    while True:
+        c, _ = ls.accept()
+        try:
+            c = ctx.wrap_socket(c, server_side=True)
+        except OSError:
+            continue
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+def feed(ip, seconds, ok):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    ctx.options |= ssl.OP_NO_TICKET
+    s = ctx.wrap_socket(socket.create_connection((ip, PORT), timeout=10))
+    s.settimeout(0.25)
+    end, send = time.time() + seconds, time.time() + random.uniform(0.2, 2)
+    while time.time() < end:
+        if time.time() >= send:
+            n = random.randint(30, 430) if random.random() < 0.6 else random.randint(8, 1200)
+            s.sendall(os.urandom(n))
+            send = time.time() + random.uniform(0.5, 8)
+        try:
+            s.recv(65536)
+        except socket.timeout:
+            pass
+    s.close()
+    ok.append(True)
+
+if sys.argv[1] == "server":
+    server(*sys.argv[2:5])
+else:
+    ok, ts = [], []
+    for i in range(4):
+        t = threading.Thread(target=feed, args=(sys.argv[2], float(sys.argv[3]) - 1.3 * i, ok))
+        t.start()
+        ts.append(t)
+        time.sleep(1.3)
+    for t in ts:
+        t.join()
+    sys.exit(0 if len(ok) == 4 else 1)
+PY
 }
 
 # endpoint MODE: where the session's connection goes, as seen on the tap (sw-r1)
