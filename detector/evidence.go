@@ -205,7 +205,7 @@ var Kinds = []Spec{
 	{KindTLSSNIAddr, ClassCorroborator, 0.15, false, false, false, "tlsshape",
 		"SNI that is an IP literal (SoftEther's TLS client set-up)"},
 	{KindTLSKeepalive, ClassSustained, 0.5, true, false, true, "tlsshape",
-		"unanswered 25-536-B records every 3.9-10.5 s from both sides, 5 in a row each way with none of that side sooner than 3.9 s, one gap at the timer's 4-s floor: Connection.c keep-alive (rand()%512 bytes, span max(rand()%(Timeout/2), Timeout/5)); lab neg-lab-wss-feeds"},
+		"unanswered 25-536-B records every 3.9-10.5 s from both sides, 5 in a row each way with none of that side sooner than 3.9 s, each side with a gap at the timer's 4-s floor: Connection.c keep-alive (rand()%512 bytes, span max(rand()%(Timeout/2), Timeout/5)); lab neg-lab-wss-feeds"},
 	{KindTLSLiveness, ClassSustained, 0.3, false, false, false, "tlsshape",
 		"after a primary connect phase, both sides send at least every 10.5 s for 30 s: the keep-alive timer's longest span (Timeout/2) bounds every silence, data or not"},
 	{KindSSHShape, ClassReading, 0.7, true, false, false, "sshtunnel",

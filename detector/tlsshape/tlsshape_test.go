@@ -217,6 +217,7 @@ func TestKeepaliveRhythm(t *testing.T) {
 		{"a record 1.5 s after every third, both sides", chatter(se()), false},
 		{"a record 1.5 s after every third, server side only", join(timed(0, seClientGaps, true), chatter(timed(2.1, seServerGaps, false))), false},
 		{"no gap at the timer's 4-s floor", join(timed(0, noFloor, true), timed(2.1, noFloor, false)), false},
+		{"floor spans on the client's side only", join(timed(0, seClientGaps, true), timed(2.1, noFloor, false)), false},
 		{"request/answer pairs", answered(), false},
 	} {
 		if got := keepaliveRecognised(tc.evs); got != tc.want {
