@@ -105,9 +105,10 @@ func (r *rhythm) record(dir int, length int, now time.Time, p *decode.Packet, f 
 		r.answered++
 		isolated = false
 	}
-	if !r.last[dir].IsZero() && gap < kaMinGap {
+	if gap < kaMinGap {
 		// Sent sooner than any keep-alive timer allows: data, or an
-		// application's own chatter. The run starts again.
+		// application's own chatter. The run starts again. (A side's first
+		// record has no gap: measured from the zero time it is huge.)
 		r.run[dir], r.floor[dir] = 0, false
 	}
 	r.last[dir] = now

@@ -502,21 +502,20 @@ func (in *Inspector) tryClientHello(p *decode.Packet, f *detector.Flow, s detect
 	}
 	in.chDone = true
 	if sc, err := tlshello.ScanClientHello(body); err == nil {
-		if sc.ALPN {
+		switch {
+		case sc.ALPN:
 			// SoftEther's client never offers ALPN (neither the 4.x nor
 			// the 5.x source sets it on its TLS context); browsers and
 			// nearly every HTTP client library do. Nothing this flow's
 			// records could show is SoftEther's connect phase or
 			// keep-alive, so the flow is not followed further.
 			in.done = true
-			in.c.Collect = false
-			in.c.Free()
-			return
-		}
-		if !sc.OpenSSLNoALPN() && !sniMayReport(sc.SNI) {
+		case !sc.OpenSSLNoALPN() && !sniMayReport(sc.SNI):
 			in.chBody = m // parsed if the flow reports evidence
-		} else if ch, err := tlshello.ParseClientHello(body); err == nil { // as the scan
-			in.onClientHello(&ch, p, f, s)
+		default:
+			if ch, err := tlshello.ParseClientHello(body); err == nil { // as the scan
+				in.onClientHello(&ch, p, f, s)
+			}
 		}
 	}
 	in.c.Collect = false

@@ -123,8 +123,6 @@ func TestConnectFingerprint(t *testing.T) {
 	}
 }
 
-// TestKeepaliveRhythm: unanswered keep-alives both ways every 4-10 s are
-// recognised without a handshake; answered ones (long polling) are not.
 // Keep-alive gaps of an idle SoftEther session, as the corpus's idle
 // capture has them (se-idle-keepalive.pcap, seconds): spans of
 // max(rand() % 10 s, 4 s) plus the session loop's latency.
@@ -176,6 +174,10 @@ func keepaliveRecognised(evs []rhythmEvent) bool {
 	return false
 }
 
+// TestKeepaliveRhythm: SoftEther's unanswered keep-alives both ways are
+// recognised without a handshake, once five follow one another on each side
+// with a floor span among them; records sent sooner in between, a missing
+// floor span on a side, and answered records (long polling) are not.
 func TestKeepaliveRhythm(t *testing.T) {
 	join := func(parts ...[]rhythmEvent) []rhythmEvent {
 		var all []rhythmEvent

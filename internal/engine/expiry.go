@@ -54,8 +54,9 @@ func (c *expiryClock) ran(ns int64) {
 }
 
 // point reports whether the input's next packet, of capture time ns, is an
-// expiry point: every every-th packet of the input, or due by time. Counted down: a division per packet (every is not a constant)
-// was a measurable part of the shared file walk.
+// expiry point: every every-th packet of the input, or due by time. Counted
+// down: a division per packet (every is not a constant) was a measurable
+// part of the shared file walk.
 func (c *expiryClock) point(ns int64) bool {
 	run := c.due(ns)
 	if c.left--; c.left == 0 {

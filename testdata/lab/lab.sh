@@ -22,7 +22,8 @@
 #   LAB_SE_VPNCMD_BIN (another vpnserver / vpnclient executable, e.g. one built
 #   from source, with its hamcore.se2 beside it, and the vpncmd that manages
 #   that client; default Debian's), LAB_VPN_KIB (size of the download through
-#   each VPN session, default 256).
+#   each VPN session, default 256), LAB_WSS_SECONDS (length of the wss-feeds
+#   negative, default 90).
 # Each mode runs sewatch live on sw-r1 with tcpdump beside it; a positive passes
 # when an alert whose signature contains "SoftEther" names the session's own
 # endpoints (client and server/proxy address, and the port for TCP); time to
@@ -513,7 +514,15 @@ def feed(ip, seconds, ok):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
     ctx.options |= ssl.OP_NO_TICKET
-    s = ctx.wrap_socket(socket.create_connection((ip, PORT), timeout=10))
+    for _ in range(50):  # the server may still be starting
+        try:
+            raw = socket.create_connection((ip, PORT), timeout=10)
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        raw = socket.create_connection((ip, PORT), timeout=10)
+    s = ctx.wrap_socket(raw)
     s.settimeout(0.25)
     end, send = time.time() + seconds, time.time() + random.uniform(0.2, 2)
     while time.time() < end:
