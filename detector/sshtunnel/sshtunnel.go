@@ -46,6 +46,10 @@ const (
 	// KindDataPhase: right after the welcome, both sides kept sending
 	// (the virtual NIC's first frames: DHCP, ARP, IPv6 neighbour
 	// discovery), as a tunnel does and a finished HTTP exchange does not.
+	// A web page's subresources fetched through the forward do the same,
+	// so it only adds to its own connection's reading (a corroborator):
+	// one SSH connection's connect phase and the data after it are never
+	// an alert without a second leg or the idle rhythm.
 	KindDataPhase = detector.KindSSHDataPhase
 	// KindShape: SoftEther's connect phase (watermark, hello, login,
 	// welcome or additional_connect/admin) inside the SSH connection.
@@ -54,6 +58,14 @@ const (
 	// connection (the session's additional connection or a reconnect).
 	KindRepeat = detector.KindSSHRepeat
 )
+
+// repeatWindow: the second connect phase must follow the one before within
+// this. SoftEther adds its next leg about 1 s after the first
+// (AdditionalConnectionInterval) and retries a lost session after
+// RetryInterval (15 s by default); a forward that carries web browsing for
+// hours would otherwise collect two chance matches of the connect-phase
+// sizes sooner or later.
+const repeatWindow = time.Minute
 
 // Mode is the transport the evidence names.
 const Mode = detector.ModeSSH
@@ -416,6 +428,13 @@ func (in *Inspector) found(what string, p *decode.Packet, f *detector.Flow, s de
 		// The same exchange again, byte for byte: a client repeating one
 		// request. SoftEther pads the watermark (0-1999 B) and every PACK
 		// (0-999 B) at random, so its connect phases never repeat sizes.
+		in.reset()
+		return
+	}
+	if in.chains == 1 && p.Time.Sub(in.firstAt) > repeatWindow {
+		// Too late to be the same session's next leg: this one is the
+		// connect phase a later one must follow.
+		in.firstAt, in.firstWL = p.Time, [2]int32{in.wm, in.lg}
 		in.reset()
 		return
 	}

@@ -38,7 +38,13 @@ import (
 // than the keep-alive timer's longest span (Timeout/2, 10 s by default):
 // a flow whose two directions both keep that promise for 30 s is live
 // the way a SoftEther tunnel is (liveness), even when data re-arms the
-// timers and no keep-alive goes out alone.
+// timers and no keep-alive goes out alone. Any chatty connection keeps
+// that promise too, an API client polling every few seconds among them,
+// and one whose first exchanges fall in the connect phase's size windows
+// would be a session from one ordinary connection. So liveness is
+// reported only on a connection that also showed bytes only SoftEther
+// sends (Inspector.own: its CONNECT request, the /tcp SNI hint, its
+// default certificate); a connection with sizes alone needs the rhythm.
 type rhythm struct {
 	last     [2]time.Time // last record each way
 	maxGap   [2]time.Duration
@@ -86,10 +92,11 @@ func (r *rhythm) record(dir int, length int, now time.Time, p *decode.Packet, f 
 		r.maxGap[dir] = gap
 	}
 	r.n[dir]++
-	if !r.live && in.level == 2 && now.Sub(r.start) >= liveSpan && r.n[0] >= liveRecs && r.n[1] >= liveRecs &&
+	if !r.live && in.level == 2 && in.own && now.Sub(r.start) >= liveSpan && r.n[0] >= liveRecs && r.n[1] >= liveRecs &&
 		r.maxGap[0] <= liveGap && r.maxGap[1] <= liveGap && now.Sub(r.last[other]) <= liveGap {
-		// Only after a primary connection's connect phase: the promise
-		// alone is kept by chatty applications too.
+		// Only after a primary connection's connect phase that carried
+		// SoftEther's own bytes: the promise alone, and the sizes with
+		// it, are kept by chatty applications too.
 		r.live = true
 		s.Report(in.evidence(p, f, detector.KindTLSLiveness, fmt.Sprintf(
 			"both sides sent at least every %.1f s for %.0f s after the connect phase (%d client, %d server records)",

@@ -118,9 +118,13 @@ type Inspector struct {
 	// that reports.
 	chBody, shBody tlsstream.Msg
 	probeSeen      bool
-	shapeDone      bool
-	done           bool
-	rhythm         rhythm
+	// own: the connection showed bytes only SoftEther sends (its CONNECT
+	// request, the /tcp SNI hint, its default certificate), not just
+	// sizes and timing that ordinary traffic can share.
+	own       bool
+	shapeDone bool
+	done      bool
+	rhythm    rhythm
 }
 
 // Inspect implements detector.Inspector.
@@ -209,6 +213,7 @@ func (in *Inspector) classifyFirst(p *decode.Packet, f *detector.Flow, s detecto
 	case bytes.HasPrefix(pl, []byte("CONNECT ")):
 		in.prefix = detector.ModeHTTPProxy
 		if kind, why := ConnectFingerprint(pl); kind != "" {
+			in.own = true
 			s.Report(in.evidence(p, f, kind, why))
 		}
 	case len(pl) >= 3 && pl[0] == 5 && int(pl[1])+2 == len(pl):
@@ -614,6 +619,7 @@ func (in *Inspector) onClientHello(ch *tlshello.ClientHello, p *decode.Packet, f
 			fmt.Sprintf("ClientHello without ALPN and session_ticket, %d suites (OpenSSL as SoftEther configures it)", len(ch.Ciphers))))
 	}
 	if strings.HasSuffix(strings.ToLower(ch.SNI), "/tcp") {
+		in.own = true
 		s.Report(in.evidence(p, f, detector.KindTLSSNIHint, fmt.Sprintf("SNI %q carries SoftEther's /tcp hint", ch.SNI)))
 	} else if addrChars(ch.SNI) && validAddr(ch.SNI) {
 		s.Report(in.evidence(p, f, detector.KindTLSSNIAddr, fmt.Sprintf("SNI is the IP literal %s", ch.SNI)))
@@ -670,6 +676,7 @@ func (in *Inspector) tryServerHello(p *decode.Packet, f *detector.Flow, sink det
 				// The certificate names a SoftEther server, not a session: any
 				// client (a scanner, a browser) sees it. Corroboration only.
 				if why := softetherDefaultCert(&cert); why != "" {
+					in.own = true
 					sink.Report(in.evidence(p, f, detector.KindTLSCert, why))
 				}
 			}

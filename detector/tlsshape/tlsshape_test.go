@@ -324,9 +324,12 @@ func TestOneConnectionNeverAlerts(t *testing.T) {
 	}
 }
 
-// TestLiveness: after a primary connect phase, both sides sending at least
-// every 10.5 s for 30 s is the keep-alive's promise (liveness); a longer
-// silence, a shorter span or no primary connect phase is not.
+// TestLiveness: after a primary connect phase on a connection that showed
+// SoftEther's own bytes (here its CONNECT request through a proxy), both
+// sides sending at least every 10.5 s for 30 s is the keep-alive's promise
+// (liveness); a longer silence, a shorter span, no primary connect phase,
+// or the sizes without SoftEther's own bytes (an API client polling every
+// 5 s whose first exchanges fall in the windows) is not.
 func TestLiveness(t *testing.T) {
 	type rec struct {
 		dir  byte
@@ -334,17 +337,19 @@ func TestLiveness(t *testing.T) {
 	}
 	primary := []rec{{'c', 2374}, {'s', 586}, {'c', 2924}, {'s', 2112}}
 	tests := []struct {
-		name    string
-		connect []rec
-		gap     time.Duration // between one side's records
-		span    time.Duration
-		want    bool
+		name     string
+		connect  []rec
+		gap      time.Duration // between one side's records
+		span     time.Duration
+		viaProxy bool // through a proxy, with SoftEther's CONNECT request
+		want     bool
 	}{
-		{"primary, records every 10.5 s for 31.5 s", primary, 10500 * time.Millisecond, 31500 * time.Millisecond, true},
-		{"primary, records every 5 s for 30 s", primary, 5 * time.Second, 30 * time.Second, true},
-		{"primary, one side silent 10.6 s", primary, 10600 * time.Millisecond, 42400 * time.Millisecond, false},
-		{"primary, records every 5 s for 25 s", primary, 5 * time.Second, 25 * time.Second, false},
-		{"no connect phase, records every 5 s for 60 s", []rec{{'c', 517}, {'s', 1400}, {'c', 90}, {'s', 16401}}, 5 * time.Second, time.Minute, false},
+		{"primary, records every 10.5 s for 31.5 s", primary, 10500 * time.Millisecond, 31500 * time.Millisecond, true, true},
+		{"primary, records every 5 s for 30 s", primary, 5 * time.Second, 30 * time.Second, true, true},
+		{"primary, one side silent 10.6 s", primary, 10600 * time.Millisecond, 42400 * time.Millisecond, true, false},
+		{"primary, records every 5 s for 25 s", primary, 5 * time.Second, 25 * time.Second, true, false},
+		{"no connect phase, records every 5 s for 60 s", []rec{{'c', 517}, {'s', 1400}, {'c', 90}, {'s', 16401}}, 5 * time.Second, time.Minute, true, false},
+		{"primary sizes without SoftEther's bytes (API poller), every 5 s for 60 s", primary, 5 * time.Second, time.Minute, false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -353,6 +358,12 @@ func TestLiveness(t *testing.T) {
 			f := &detector.Flow{Proto: decode.ProtoTCP}
 			t0 := time.Unix(1000, 0)
 			p := &decode.Packet{Time: t0}
+			if tc.viaProxy {
+				p.Payload = []byte("CONNECT 198.18.2.2:443 HTTP/1.0\r\nContent-Length: 0\r\nHost: 198.18.2.2\r\nPragma: no-cache\r\n" +
+					"Proxy-Connection: Keep-Alive\r\nUser-Agent: Mozilla/5.0 (Windows NT 6.3; WOW64; rv:29.0) Gecko/20100101 Firefox/29.0\r\n\r\n")
+				in.classifyFirst(p, f, s)
+				p.Payload = nil
+			}
 			feed := func(r rec) {
 				if r.dir == 'c' {
 					in.clientRecord(tlsstream.Record{Type: tlsstream.TypeApplicationData, Length: r.size}, p, f, s)
@@ -375,6 +386,9 @@ func TestLiveness(t *testing.T) {
 			}
 			if got != tc.want {
 				t.Errorf("liveness %v, want %v", got, tc.want)
+			}
+			if sc := detector.Score(s.ev); sc.Alerts() != tc.want {
+				t.Errorf("one connection alerts %v (score %.2f, %d units), want %v", sc.Alerts(), sc.Total, sc.Count, tc.want)
 			}
 		})
 	}

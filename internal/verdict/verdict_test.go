@@ -67,7 +67,10 @@ func TestVerdict(t *testing.T) {
 		{"joined mid-session: re-added leg plus keep-alive rhythm", cat(connection(detector.KindTLSAdditional, 2, 0), []detector.Evidence{ev(detector.KindTLSKeepalive, 6, 1, 30*sec)}), 1, 2, detector.SIDDirect},
 		{"R-UDP session over ICMP stands alone", []detector.Evidence{ev(detector.KindRUDPOverICMP, 1, 1, 0)}, 1, 1, detector.SIDDirect},
 		{"UDP acceleration sustained stands alone", []detector.Evidence{ev(detector.KindUDPAccel, 17, 1, 0), ev(detector.KindUDPAccelSustained, 17, 1, 30*sec)}, 1, 1, detector.SIDUDPAccel},
-		{"SSH leg: connect phase and tunnel data", []detector.Evidence{ev(detector.KindSSHShape, 6, 1, 0), ev(detector.KindSSHDataPhase, 6, 1, sec)}, 1, 1, detector.SIDDirect},
+		{"SSH leg: connect phase, tunnel data and the second leg", []detector.Evidence{ev(detector.KindSSHShape, 6, 1, 0), ev(detector.KindSSHDataPhase, 6, 1, sec), ev(detector.KindSSHRepeat, 6, 1, 2*sec)}, 1, 1, detector.SIDDirect},
+		// A web page through a forward: the data after the connect phase
+		// adds to that connection's reading only.
+		{"SSH leg: connect phase and tunnel data alone", []detector.Evidence{ev(detector.KindSSHShape, 6, 1, 0), ev(detector.KindSSHDataPhase, 6, 1, sec)}, 0, 0, 0},
 
 		// One connection alone never alerts, however its readings add up.
 		{"one connection: full shape, hello, SNI literal, certificate", cat(connection(detector.KindTLSPrimary, 1, 0), []detector.Evidence{ev(detector.KindTLSCert, 6, 1, 0)}), 0, 0, 0},

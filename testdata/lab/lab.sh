@@ -326,7 +326,17 @@ session() { # session MODE: configure the account for MODE, connect, hold, disco
   # direction when idle): hold the session idle long enough for several.
   # one TCP connection: idle long enough for its keep-alive rhythm (30 s of
   # liveness after the connect phase, with margin)
-  case $1 in one-tcp) sleep 30 ;; one-tcp-proxy) sleep 45 ;; esac
+  # Through an SSH forward the session's second leg connects while the
+  # download runs and its connect phase is lost among the download's writes,
+  # and one SSH connection's connect phase and the data after it are no alert
+  # (a web page through a forward looks the same): the idle session's
+  # keep-alives inside the SSH connection show it. Hold it idle until the
+  # alert (at most 75 s).
+  case $1 in
+    one-tcp) sleep 30 ;;
+    one-tcp-proxy) sleep 45 ;;
+    ssh-forward) wait_for 75 grep -q SoftEther "$RUN/eve/$1.json" || log "$1: no alert within 75 s of idling" ;;
+  esac
   cli AccountDisconnect $ACCT >/dev/null 2>&1
   nsx $NS_C ip -4 addr flush dev $VNIC 2>/dev/null
   stop sshfwd
