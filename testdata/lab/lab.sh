@@ -45,7 +45,7 @@ C_IP=198.18.201.2 R1_IP=198.18.201.1 R2_IP=198.18.202.1 S_IP=198.18.202.2 R3_IP=
 ADMINPW=SwLabAdmin-7 HUB=SWLAB USERPW=SwLabUser-7 ACCT=sw
 WEB_IP=198.18.50.1 VHOST=198.18.100.1 VNIC=vpn_se0 # behind SecureNAT, reached only through the VPN
 POSITIVE="direct-443 direct-5555 direct-992 udp-accel-off one-tcp one-tcp-proxy http-proxy socks5 socks4 admin cascade vpn-over-icmp vpn-over-dns ssh-forward ssl-bump login-refused proxy-unreachable"
-NEGATIVE="https-browse https-long ssh-interactive ssh-transfer ssh-forward-https ssh-forward-cookies curl-via-proxy openvpn wireguard https-retry bump-error-page poller-15s wss-feeds"
+NEGATIVE="https-browse https-long ssh-interactive ssh-transfer ssh-forward-https ssh-forward-cookies curl-via-proxy openvpn wireguard https-retry bump-error-page poller-15s api-poller wss-feeds"
 DEFAULT_REQUIRE="$POSITIVE $NEGATIVE"
 
 # ssh from the client host: the lab's key, no host-key prompts
@@ -467,6 +467,38 @@ for i in range(3):
         s.sendall(req)
         while s.recv(65536):
             pass
+PY
+      ;;
+    api-poller) # one keep-alive connection polling every 5 s for 45 s; TLS without ALPN or
+      # tickets, its first two requests (2-KB and 3-KB cookies) answered by ~1 KB and ~3 KB: one
+      # connection with the connect phase's sizes and SoftEther's liveness (both sides every
+      # 10.5 s or sooner for 30 s), which alone raised a session alert before the liveness
+      # needed SoftEther's own bytes
+      nsx $NS_C python3 - "$W_IP" <<'PY' || SESSION_OK=no
+import os, socket, ssl, sys, time
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+ctx.options |= ssl.OP_NO_TICKET
+ctx.set_ciphers("ALL:@SECLEVEL=0")
+s = ctx.wrap_socket(socket.create_connection((sys.argv[1], 443), timeout=10))
+buf = b""
+def get(path, cookie):
+    global buf
+    s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nCookie: s=%s\r\n\r\n" % (path, sys.argv[1], cookie)).encode())
+    while b"\r\n\r\n" not in buf:
+        buf += s.recv(65536)
+    head, buf = buf.split(b"\r\n\r\n", 1)
+    n = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0])
+    while len(buf) < n:
+        buf += s.recv(65536)
+    buf = buf[n:]
+get("/p700.bin", "a" * 1900)
+get("/p3000.bin", "b" * 3000)
+end = time.time() + 45
+while time.time() < end:
+    time.sleep(5)
+    get("/p700.bin", os.urandom(40).hex())
+s.close()
 PY
       ;;
     curl-via-proxy) for _ in 1 2 3; do nsx $NS_C curl -sk --max-time 10 -x http://$R1_IP:3128 -o /dev/null https://$W_IP/index.html || SESSION_OK=no; done ;;
