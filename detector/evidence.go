@@ -105,6 +105,13 @@ const (
 	// this close to it (SoftEther sends its burst within ~200 ms of
 	// connecting; NetBIOS right after accept; margin for loss).
 	BurstWindow = 10 * time.Second
+	// AdditionalWindow: an additional connection counts beside a primary
+	// reading only if its flow started this soon after the primary's.
+	// SoftEther adds a leg every AdditionalConnectionInterval (1 s) up to
+	// MaxConnection (32: about 35 s) and, after a reconnect, its legs
+	// about 15 s later (the corpus's reconnect capture); two ordinary
+	// connections minutes apart, one with each shape, are not a session.
+	AdditionalWindow = time.Minute
 	// SessionGap: a session with no live flow and no evidence for this
 	// long is over (SoftEther's own session timeout is 20 s; reconnects
 	// come every 5-300 s).
@@ -123,9 +130,10 @@ type Spec struct {
 	// alert needs one strong unit; weak readings (record sizes inside wide
 	// windows) only add to it.
 	Strong bool
-	// NeedsPrimary: counts only when the session also has a strong
-	// reading of another kind or a sustained unit (an additional
-	// connection is only opened after a primary one).
+	// NeedsPrimary: counts only when the session also has a sustained
+	// unit, or a strong reading on a flow that started up to
+	// AdditionalWindow before this one (an additional connection is only
+	// opened after a primary one, about a second later).
 	NeedsPrimary bool
 	// PerFlow: the kind counts on up to two flows (two parallel
 	// connections keeping alive); other kinds count once per session.
@@ -279,7 +287,7 @@ func EvidenceTable() string {
 			rule = append(rule, "can carry an alert")
 		}
 		if s.NeedsPrimary {
-			rule = append(rule, "only beside a primary connection or a sustained unit")
+			rule = append(rule, fmt.Sprintf("only beside a sustained unit or a primary connection that started up to %v before it", AdditionalWindow))
 		}
 		if s.PerFlow {
 			rule = append(rule, "counts on two flows")

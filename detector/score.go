@@ -72,7 +72,10 @@ func CanAlert(evs []Evidence) bool {
 func Score(evs []Evidence) Scored {
 	byFlow := map[int64]*flowEv{}
 	var order []*flowEv
-	primaryOK, hasTCP := false, false
+	// An additional connection counts beside a sustained unit, or beside
+	// a primary reading on another flow that started shortly before it.
+	behaviour, hasTCP := false, false
+	var primaryStarts []int64
 	for _, e := range evs {
 		hasTCP = hasTCP || e.Flow.Proto == 6
 		spec := SpecOf(e.Kind)
@@ -85,7 +88,9 @@ func Score(evs []Evidence) Scored {
 		switch spec.Class {
 		case ClassReading:
 			fe.readings = append(fe.readings, e)
-			primaryOK = primaryOK || spec.Strong
+			if spec.Strong {
+				primaryStarts = append(primaryStarts, fe.start)
+			}
 		case ClassCorroborator:
 			if old, ok := fe.corr[e.Kind]; !ok || weight(e) > weight(old) {
 				fe.corr[e.Kind] = e
@@ -94,21 +99,21 @@ func Score(evs []Evidence) Scored {
 			fe.second = append(fe.second, e)
 		case ClassSustained:
 			fe.sust = append(fe.sust, e)
-			primaryOK = true
+			behaviour = true
 		case ClassSustainedLong:
 			fe.sustLong = append(fe.sustLong, e)
-			primaryOK = true
+			behaviour = true
 		case ClassSideFlow:
 			fe.side = append(fe.side, e)
 		case ClassSelfProving:
 			fe.self = append(fe.self, e)
-			primaryOK = true
+			behaviour = true
 		}
 	}
 	for _, fe := range order {
 		var q []Evidence
 		for _, e := range fe.readings {
-			if !SpecOf(e.Kind).NeedsPrimary || primaryOK {
+			if !SpecOf(e.Kind).NeedsPrimary || behaviour || afterPrimary(fe.start, primaryStarts) {
 				q = append(q, e)
 			}
 		}
@@ -250,6 +255,18 @@ func bestWeight(evs []Evidence) float32 {
 		return 0
 	}
 	return weight(evs[0])
+}
+
+// afterPrimary: a flow that started within AdditionalWindow after a
+// primary reading's flow (or up to BurstWindow before it: the tap can see
+// the legs' SYNs out of order) can be that session's additional connection.
+func afterPrimary(t int64, starts []int64) bool {
+	for _, s := range starts {
+		if d := t - s; d >= -int64(BurstWindow) && d <= int64(AdditionalWindow) {
+			return true
+		}
+	}
+	return false
 }
 
 func nearReading(t int64, starts []int64) bool {
