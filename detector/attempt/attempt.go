@@ -382,6 +382,18 @@ func (in *Inspector) clientHello() {
 	}
 	in.chDone = true
 	if sc, err := tlshello.ScanClientHello(body); err == nil {
+		if sc.ALPN {
+			// SoftEther's client never offers ALPN (neither source tree
+			// sets it), nor did squid's own leg to the server when it
+			// bumped one. A client that does is a web or API client, and
+			// its request/answer pairs fall in the connect phase's size
+			// windows often enough (two requests per connection, repeated
+			// by a script) to make a series.
+			in.done = true
+			in.c.Collect = false
+			in.c.Free()
+			return
+		}
 		in.profile = sc.OpenSSLNoALPN()
 		in.chBody = m
 	}

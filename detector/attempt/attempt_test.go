@@ -106,6 +106,7 @@ func tlsAttempt(hello []byte, connect string, sizes []int, end step) conn {
 func TestSeries(t *testing.T) {
 	seHello := helloRecord(t, "se-direct-443.client-hello.hex")
 	curlHello := helloRecord(t, "neg-https-browse.client-hello-h2.hex")
+	squidHello := helloRecord(t, "lab-ssl-bump-server-leg.client-hello.hex")
 	fin := func(toServer bool, after time.Duration) step {
 		return step{toServer, after, nil, decode.FlagFIN}
 	}
@@ -143,8 +144,16 @@ func TestSeries(t *testing.T) {
 			return tlsAttempt(seHello, softetherConnect, vary(i, 2374, 1192, 2924, 2925, 300), rst)
 		}, 3, time.Second, 3, "reset by the proxy 0.2", "http-proxy"},
 		{"proxy's leg: its own ClientHello, four messages in SoftEther's order", func(i int) conn {
-			return tlsAttempt(curlHello, "", vary(i, 2617, 1213, 1149, 1268), fin(true, 0))
+			return tlsAttempt(squidHello, "", vary(i, 2617, 1213, 1149, 1268), fin(true, 0))
 		}, 3, time.Second, 3, "additional_connect", "direct"},
+		// The same four messages from a client offering ALPN: a script
+		// making two requests per connection, once a minute.
+		{"ALPN client: two requests per connection, four messages in SoftEther's order", func(i int) conn {
+			return tlsAttempt(curlHello, "", vary(i, 2617, 1213, 1149, 1268), fin(true, 0))
+		}, 6, time.Minute, 0, "", ""},
+		{"ALPN client: login-sized second request, welcome-sized answer, closed at once", func(i int) conn {
+			return tlsAttempt(curlHello, "", vary(i, 2374, 1192, 2924, 2925), fin(true, 10*time.Millisecond))
+		}, 6, time.Minute, 0, "", ""},
 		{"poller: same sizes every time", func(int) conn {
 			return tlsAttempt(seHello, "", []int{2156, 899, 3573, 452}, fin(true, 5*time.Millisecond))
 		}, 6, 15 * time.Second, 0, "", ""},

@@ -45,7 +45,7 @@ C_IP=198.18.201.2 R1_IP=198.18.201.1 R2_IP=198.18.202.1 S_IP=198.18.202.2 R3_IP=
 ADMINPW=SwLabAdmin-7 HUB=SWLAB USERPW=SwLabUser-7 ACCT=sw
 WEB_IP=198.18.50.1 VHOST=198.18.100.1 VNIC=vpn_se0 # behind SecureNAT, reached only through the VPN
 POSITIVE="direct-443 direct-5555 direct-992 udp-accel-off one-tcp one-tcp-proxy http-proxy socks5 socks4 admin cascade vpn-over-icmp vpn-over-dns ssh-forward ssl-bump login-refused proxy-unreachable"
-NEGATIVE="https-browse https-long ssh-interactive ssh-transfer ssh-forward-https ssh-forward-cookies curl-via-proxy openvpn wireguard https-retry bump-error-page poller-15s api-poller wss-feeds"
+NEGATIVE="https-browse https-long ssh-interactive ssh-transfer ssh-forward-https ssh-forward-cookies curl-via-proxy openvpn wireguard https-retry bump-error-page poller-15s api-poller curl-pairs wss-feeds"
 DEFAULT_REQUIRE="$POSITIVE $NEGATIVE"
 
 # ssh from the client host: the lab's key, no host-key prompts
@@ -501,6 +501,18 @@ while time.time() < end:
 s.close()
 PY
       ;;
+    curl-pairs) # curl (ALPN http/1.1) fetching two small files per run over one connection, the
+      # first request with a 1.7-2.6-KB cookie, the second with 0.4-0.9 KB, then closing: four
+      # messages in the sizes of SoftEther's watermark, hello, additional_connect and answer,
+      # repeated four times 15 s apart with other sizes; a connection-attempt series (8700011)
+      # before attempts needed a ClientHello without ALPN
+      local c1 c2 i
+      for i in 1 2 3 4; do
+        [ "$i" -gt 1 ] && sleep 15
+        c1=$(head -c $((1700 + RANDOM % 900)) /dev/zero | tr '\0' a) c2=$(head -c $((400 + RANDOM % 500)) /dev/zero | tr '\0' b)
+        nsx $NS_C curl -sk --http1.1 --max-time 10 -o /dev/null -H "Cookie: s=$c1" https://$W_IP/p700.bin \
+          --next -sk --http1.1 --max-time 10 -o /dev/null -H "Cookie: s=$c2" https://$W_IP/p700.bin || SESSION_OK=no
+      done ;;
     curl-via-proxy) for _ in 1 2 3; do nsx $NS_C curl -sk --max-time 10 -x http://$R1_IP:3128 -o /dev/null https://$W_IP/index.html || SESSION_OK=no; done ;;
     wss-feeds) # four long-lived feeds over TLS from one client to one server, without ALPN or
       # tickets (the ClientHello SoftEther's client shows): the client sends small random-sized
