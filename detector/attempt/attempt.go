@@ -62,6 +62,10 @@ const (
 	// minSpacing: closings closer than this are one event (a session's
 	// legs torn down together), not separate attempts.
 	minSpacing = 200 * time.Millisecond
+	// legSeries: attempts without SoftEther's CONNECT request or
+	// ClientHello count only this close to the one before (SoftEther
+	// re-adds a leg every AdditionalConnectionInterval, 1 s).
+	legSeries = 3 * time.Second
 	// maxTracks bounds the cross-flow state.
 	maxTracks = 16384
 )
@@ -600,7 +604,7 @@ func (in *Inspector) count(p *decode.Packet, f *detector.Flow, s detector.Sink, 
 	if se == "" {
 		return
 	}
-	a := attemptInfo{t: p.Time, why: why, evidence: se, wm: in.wm, fp: in.connectFP >= 0.6, stage: in.stage, flow: f.ID}
+	a := attemptInfo{t: p.Time, why: why, evidence: se, wm: in.wm, fp: in.connectFP >= 0.6, profile: in.profile, stage: in.stage, flow: f.ID}
 	detail, ok := in.d.add(in.key(f), a)
 	if !ok {
 		return
@@ -628,6 +632,7 @@ type attemptInfo struct {
 	evidence string
 	wm       int
 	fp       bool
+	profile  bool // SoftEther's ClientHello (no ALPN, no ticket, OpenSSL's suites)
 	stage    int
 	flow     int64
 }
@@ -640,6 +645,7 @@ type track struct {
 	nsizes      int
 	lastWhy     string
 	lastEv      string
+	lastSeen    time.Time // the last attempt filed, counted or not
 	// live: connections of this pair whose login was answered by the
 	// welcome and that have not ended, with the welcome's time.
 	live map[int64]time.Time
@@ -722,6 +728,16 @@ func (d *Detector) add(k trackKey, a attemptInfo) (string, bool) {
 		return "", false
 	}
 	if a.t.Sub(tr.last) < minSpacing && tr.n > 0 {
+		return "", false
+	}
+	prev := tr.lastSeen
+	tr.lastSeen = a.t
+	if !a.fp && !a.profile && tr.n > 0 && a.t.Sub(prev) > legSeries {
+		// Four messages in SoftEther's order under another ClientHello (a
+		// bumping proxy's own leg to the server) count only in a fast
+		// series: the client re-adds a leg every second while the proxy
+		// cuts each one. At a retry interval's pace, a non-ALPN API client
+		// making two requests per connection looks the same.
 		return "", false
 	}
 	// Sizes alone count only when they differ: SoftEther pads every

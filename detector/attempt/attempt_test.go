@@ -146,6 +146,15 @@ func TestSeries(t *testing.T) {
 		{"proxy's leg: its own ClientHello, four messages in SoftEther's order", func(i int) conn {
 			return tlsAttempt(squidHello, "", vary(i, 2617, 1213, 1149, 1268), fin(true, 0))
 		}, 3, time.Second, 3, "additional_connect", "direct"},
+		// Under a ClientHello that is neither SoftEther's nor offers ALPN
+		// (squid's, or a Java or Python API client's) they count only at
+		// the pace of legs re-added every second, not a script's.
+		{"no SoftEther ClientHello, no ALPN: four messages every 15 s", func(i int) conn {
+			return tlsAttempt(squidHello, "", vary(i, 2617, 1213, 1149, 1268), fin(true, 0))
+		}, 6, 15 * time.Second, 0, "", ""},
+		{"no SoftEther ClientHello, no ALPN: login-sized request, welcome-sized answer, every minute", func(i int) conn {
+			return tlsAttempt(squidHello, "", vary(i, 2374, 1192, 2924, 2925), fin(true, 10*time.Millisecond))
+		}, 6, time.Minute, 0, "", ""},
 		// The same four messages from a client offering ALPN: a script
 		// making two requests per connection, once a minute.
 		{"ALPN client: two requests per connection, four messages in SoftEther's order", func(i int) conn {
