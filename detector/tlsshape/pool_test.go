@@ -219,8 +219,9 @@ func TestPooledHandshakeNotAliased(t *testing.T) {
 }
 
 // clientHello is the first flight (the ClientHello record) of a real
-// crypto/tls client offering alpn (none when nil).
-func clientHello(t *testing.T, alpn []string) []byte {
+// crypto/tls client offering alpn (none when nil) and, with tickets, the
+// session_ticket extension (a session cache).
+func clientHello(t *testing.T, alpn []string, tickets bool) []byte {
 	t.Helper()
 	c, s := net.Pipe()
 	cr := &recorder{Conn: c}
@@ -230,7 +231,11 @@ func clientHello(t *testing.T, alpn []string) []byte {
 		s.Read(buf)
 		s.Close()
 	}()
-	tls.Client(cr, &tls.Config{ServerName: "vpn.example", InsecureSkipVerify: true, NextProtos: alpn}).Handshake()
+	cfg := &tls.Config{ServerName: "vpn.example", InsecureSkipVerify: true, NextProtos: alpn}
+	if tickets {
+		cfg.ClientSessionCache = tls.NewLRUClientSessionCache(1)
+	}
+	tls.Client(cr, cfg).Handshake()
 	c.Close()
 	if len(cr.writes) == 0 {
 		t.Fatal("no ClientHello written")
@@ -238,25 +243,28 @@ func clientHello(t *testing.T, alpn []string) []byte {
 	return cr.writes[0]
 }
 
-// TestALPNClientNotFollowed: SoftEther's client never offers ALPN, so a
-// connection whose ClientHello does is let go at once, whatever its records
-// look like afterwards; without ALPN the same connection is followed.
+// TestALPNClientNotFollowed: SoftEther's client never offers ALPN or a
+// session ticket, so a connection whose ClientHello offers either is let go
+// at once, whatever its records look like afterwards; without them the same
+// connection is followed.
 func TestALPNClientNotFollowed(t *testing.T) {
 	for _, tc := range []struct {
-		alpn   []string
-		follow bool
+		alpn    []string
+		tickets bool
+		follow  bool
 	}{
-		{nil, true},
-		{[]string{"http/1.1"}, false},
-		{[]string{"h2", "http/1.1"}, false},
+		{nil, false, true},
+		{[]string{"http/1.1"}, false, false},
+		{[]string{"h2", "http/1.1"}, false, false},
+		{nil, true, false},
 	} {
-		ch := clientHello(t, tc.alpn)
+		ch := clientHello(t, tc.alpn, tc.tickets)
 		f := detector.Flow{Proto: decode.ProtoTCP, SYNSeen: true}
 		in := Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, true, &f).(*Inspector)
 		s := &sink{}
 		more := in.Inspect(tcpSeg(1000, ch, time.Unix(1.7e9, 0)), true, &f, s)
 		if more != tc.follow {
-			t.Errorf("ALPN %q: inspector wants more packets %v, want %v", tc.alpn, more, tc.follow)
+			t.Errorf("ALPN %q, tickets %v: inspector wants more packets %v, want %v", tc.alpn, tc.tickets, more, tc.follow)
 		}
 		if !tc.follow && len(s.ev) != 0 {
 			t.Errorf("ALPN %q: evidence %v", tc.alpn, s.ev)

@@ -508,12 +508,15 @@ func (in *Inspector) tryClientHello(p *decode.Packet, f *detector.Flow, s detect
 	in.chDone = true
 	if sc, err := tlshello.ScanClientHello(body); err == nil {
 		switch {
-		case sc.ALPN:
+		case sc.ALPN || sc.Ticket:
 			// SoftEther's client never offers ALPN (neither the 4.x nor
-			// the 5.x source sets it on its TLS context); browsers and
-			// nearly every HTTP client library do. Nothing this flow's
-			// records could show is SoftEther's connect phase or
-			// keep-alive, so the flow is not followed further.
+			// the 5.x source sets it on its TLS context) nor a session
+			// ticket (both set SSL_OP_NO_TICKET); browsers and nearly
+			// every HTTP client library offer one or both (Java, Python,
+			// Node and Go clients without ALPN still offer tickets).
+			// Nothing this flow's records could show is SoftEther's
+			// connect phase or keep-alive, so the flow is not followed
+			// further.
 			in.done = true
 		case !sc.OpenSSLNoALPN() && !sniMayReport(sc.SNI):
 			in.chBody = m // parsed if the flow reports evidence
