@@ -13,8 +13,11 @@ const (
 	// KindIdle: both sides keep sending small writes of random sizes on
 	// their own timers, neither answering the other: an idle SoftEther
 	// session (keep-alives with 0-511 random bytes, the virtual hub's
-	// broadcasts) inside the SSH connection. It needs no connect phase, so
-	// it also covers a capture that joined late.
+	// broadcasts) inside the SSH connection. Two people chatting through
+	// one SSH connection (or an IRC or MQTT client) do the same, so it is
+	// a session's second unit beside a tunnelled connect phase, never an
+	// alert on its own: a capture that joined an idle session late is not
+	// reported.
 	KindIdle = detector.KindSSHIdle
 	// KindIdleLong: the same for a minute or more.
 	KindIdleLong = detector.KindSSHIdleLong

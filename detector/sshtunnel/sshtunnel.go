@@ -24,8 +24,8 @@
 //
 // A capture that joins an established SSH connection sees no
 // identification strings; such a flow is taken as SSH when its write sizes
-// fit SSH framing. An idle tunnel, with no connect phase in sight, is
-// recognised by its rhythm (idle.go).
+// fit SSH framing. An idle tunnel shows its rhythm (idle.go), which counts
+// beside a connect phase only: alone it is what a chat looks like.
 package sshtunnel
 
 import (

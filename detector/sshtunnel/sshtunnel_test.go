@@ -281,8 +281,11 @@ func TestMidSession(t *testing.T) {
 }
 
 // TestIdleRhythm: an idle tunnel (both sides sending unanswered writes of
-// random sizes on their own timers) alerts after a minute; pings answered
-// at once, fixed-size keep-alives and one-sided output do not.
+// random sizes on their own timers) shows the rhythm, and after a minute
+// its sustained form; pings answered at once, fixed-size keep-alives and
+// one-sided output do not. The rhythm alerts beside a tunnelled connect
+// phase, never alone: two people chatting through one SSH connection (or
+// an IRC or MQTT client) without long pauses show the same rhythm.
 func TestIdleRhythm(t *testing.T) {
 	type w struct {
 		d    int
@@ -299,21 +302,21 @@ func TestIdleRhythm(t *testing.T) {
 		return out
 	}
 	tests := []struct {
-		name  string
-		steps []any
-		alert bool
+		name       string
+		steps      []any
+		idle, long bool // rhythm and sustained rhythm reported
 	}{
 		{"idle SoftEther over SSH (lab sizes)", gen(40, func(i int) []w {
 			return []w{{0, 84 + (i*97)%480, 1300 + (i*311)%1700}, {1, 92 + (i*131)%460, 900 + (i*173)%1500}}
-		}), true},
+		}), true, true},
 		{"both sides ping, each answered at once", gen(40, func(i int) []w {
 			return []w{{0, 100 + (i*97)%400, 3000}, {1, 100 + (i*37)%400, 20}, {1, 120 + (i*53)%300, 2000}, {0, 90 + (i*71)%300, 30}}
-		}), false},
-		{"fixed-size keep-alives both ways", gen(40, func(i int) []w { return []w{{0, 164, 2500}, {1, 196, 2100}} }), false},
-		{"server output only (top, tail -f)", gen(40, func(i int) []w { return []w{{1, 200 + (i*97)%450, 2000}, {0, 36, 900}} }), false},
+		}), false, false},
+		{"fixed-size keep-alives both ways", gen(40, func(i int) []w { return []w{{0, 164, 2500}, {1, 196, 2100}} }), false, false},
+		{"server output only (top, tail -f)", gen(40, func(i int) []w { return []w{{1, 200 + (i*97)%450, 2000}, {0, 36, 900}} }), false, false},
 		{"too short to be sure (30 s)", gen(12, func(i int) []w {
 			return []w{{0, 84 + (i*97)%480, 1300}, {1, 92 + (i*131)%460, 1200}}
-		}), false},
+		}), true, false},
 		// Two people typing through the tunnel (or a remote desktop): the
 		// same writes, but now and then one side pauses for 11-15 s, longer
 		// than SoftEther's keep-alive timer ever lets a side be silent.
@@ -323,14 +326,14 @@ func TestIdleRhythm(t *testing.T) {
 				pause = 11000 + (i*389)%4000
 			}
 			return []w{{0, 84 + (i*97)%480, 1300 + (i*311)%1700 + pause}, {1, 92 + (i*131)%460, 900 + (i*173)%1500}}
-		}), false},
+		}), false, false},
 		{"the same pauses kept under 10.5 s", gen(40, func(i int) []w {
 			pause := 0
 			if i%7 == 6 {
 				pause = 6000
 			}
 			return []w{{0, 84 + (i*97)%480, 1300 + (i*311)%1700 + pause}, {1, 92 + (i*131)%460, 900 + (i*173)%1500}}
-		}), true},
+		}), true, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -338,8 +341,19 @@ func TestIdleRhythm(t *testing.T) {
 			fd.play(kex...)
 			fd.play(tc.steps...)
 			sum, kinds := fd.s.score()
-			if got := sum >= 1.0; got != tc.alert {
-				t.Errorf("score %.2f %v, alert %v want %v", sum, kinds, got, tc.alert)
+			if kinds[KindIdle] != tc.idle || kinds[KindIdleLong] != tc.long {
+				t.Errorf("rhythm %v, sustained %v; want %v, %v", kinds[KindIdle], kinds[KindIdleLong], tc.idle, tc.long)
+			}
+			if sum != 0 {
+				t.Errorf("one SSH connection's rhythm alone alerts: score %.2f %v", sum, kinds)
+			}
+			// After a tunnelled connect phase the rhythm is the session's
+			// second unit.
+			fd = newFeeder()
+			fd.play(seq(kex, primary)...)
+			fd.play(tc.steps...)
+			if sum, kinds := fd.s.score(); (sum >= 1.0) != tc.idle {
+				t.Errorf("after a connect phase: score %.2f %v, want alert %v", sum, kinds, tc.idle)
 			}
 		})
 	}

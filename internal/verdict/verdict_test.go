@@ -75,6 +75,10 @@ func TestVerdict(t *testing.T) {
 		{"SSH leg: connect phase, tunnel data and the second leg", []detector.Evidence{ev(detector.KindSSHShape, 6, 1, 0), ev(detector.KindSSHDataPhase, 6, 1, sec), ev(detector.KindSSHRepeat, 6, 1, 2*sec)}, 1, 1, detector.SIDDirect},
 		// A web page through a forward: the data after the connect phase
 		// adds to that connection's reading only.
+		{"SSH leg: connect phase, then the idle rhythm", []detector.Evidence{ev(detector.KindSSHShape, 6, 1, 0), ev(detector.KindSSHIdle, 6, 1, 40*sec)}, 1, 1, detector.SIDDirect},
+		// A chat through one SSH connection: the rhythm and its sustained
+		// form, nothing else.
+		{"SSH leg: the idle rhythm and the same a minute later, alone", []detector.Evidence{ev(detector.KindSSHIdle, 6, 1, 30*sec), ev(detector.KindSSHIdleLong, 6, 1, 90*sec)}, 0, 0, 0},
 		{"SSH leg: connect phase and tunnel data alone", []detector.Evidence{ev(detector.KindSSHShape, 6, 1, 0), ev(detector.KindSSHDataPhase, 6, 1, sec)}, 0, 0, 0},
 
 		// One connection alone never alerts, however its readings add up.

@@ -23,7 +23,8 @@
 #   from source, with its hamcore.se2 beside it, and the vpncmd that manages
 #   that client; default Debian's), LAB_VPN_KIB (size of the download through
 #   each VPN session, default 256), LAB_WSS_SECONDS (length of the wss-feeds
-#   negative, default 90).
+#   negative, default 90), LAB_CHAT_SECONDS (length of the ssh-chat negative,
+#   default 90).
 # Each mode runs sewatch live on sw-r1 with tcpdump beside it; a positive passes
 # when an alert whose signature contains "SoftEther" names the session's own
 # endpoints (client and server/proxy address, and the port for TCP); time to
@@ -45,7 +46,7 @@ C_IP=198.18.201.2 R1_IP=198.18.201.1 R2_IP=198.18.202.1 S_IP=198.18.202.2 R3_IP=
 ADMINPW=SwLabAdmin-7 HUB=SWLAB USERPW=SwLabUser-7 ACCT=sw
 WEB_IP=198.18.50.1 VHOST=198.18.100.1 VNIC=vpn_se0 # behind SecureNAT, reached only through the VPN
 POSITIVE="direct-443 direct-5555 direct-992 udp-accel-off one-tcp one-tcp-proxy http-proxy socks5 socks4 admin cascade vpn-over-icmp vpn-over-dns ssh-forward ssl-bump login-refused proxy-unreachable"
-NEGATIVE="https-browse https-long ssh-interactive ssh-transfer ssh-forward-https ssh-forward-cookies curl-via-proxy openvpn wireguard https-retry bump-error-page poller-15s api-poller curl-pairs wss-feeds"
+NEGATIVE="https-browse https-long ssh-interactive ssh-transfer ssh-forward-https ssh-forward-cookies ssh-chat curl-via-proxy openvpn wireguard https-retry bump-error-page poller-15s api-poller curl-pairs wss-feeds"
 DEFAULT_REQUIRE="$POSITIVE $NEGATIVE"
 
 # ssh from the client host: the lab's key, no host-key prompts
@@ -411,6 +412,17 @@ negative() { # negative MODE: ordinary traffic that must not look like SoftEther
       web_forward
       for _ in 1 2 3; do nsx $NS_C curl -sk --max-time 10 -o /dev/null https://127.0.0.1:18443/big.bin || SESSION_OK=no; done
       stop sshfwd ;;
+    ssh-chat) # two sides chatting through one SSH forward for LAB_CHAT_SECONDS (default 90):
+      # each sends 40-600-B messages at random, 2 s apart on average, never answering the
+      # other: the idle rhythm of a SoftEther tunnel inside SSH, which alone (with its
+      # sustained form a minute later) raised a session alert before it needed a connect phase
+      chat_py >"$RUN/chat.py"
+      bg chat-srv nsx $NS_W python3 "$RUN/chat.py" server
+      bg sshfwd nsx $NS_C ssh -N "${SSH_OPTS[@]}" -L 127.0.0.1:17000:127.0.0.1:7000 root@$W_IP
+      wait_for 10 listening $NS_C 17000 || SESSION_OK=no
+      nsx $NS_C python3 "$RUN/chat.py" client "${LAB_CHAT_SECONDS:-90}" || SESSION_OK=no
+      stop sshfwd
+      stop chat-srv ;;
     ssh-forward-cookies) # a polling client whose requests and answers fall in SoftEther's connect-phase sizes
       web_forward
       local c1 c2
@@ -525,6 +537,45 @@ PY
       stop wss-feeds ;;
   esac
   sleep 1
+}
+
+# chat_py: the ssh-chat mode's server (on the web host, 127.0.0.1:7000) and client: each
+# side sends messages of random sizes at random times and reads and drops the other's.
+chat_py() {
+  cat <<'PY'
+import os, random, socket, sys, threading, time
+
+def talk(c, seconds):
+    end = time.time() + seconds
+    def drain():
+        try:
+            while c.recv(65536):
+                pass
+        except OSError:
+            pass
+    threading.Thread(target=drain, daemon=True).start()
+    while time.time() < end:
+        time.sleep(min(random.expovariate(0.5), 10))
+        try:
+            c.sendall(os.urandom(random.randint(40, 600)))
+        except OSError:
+            return
+
+if sys.argv[1] == "server":
+    l = socket.create_server(("127.0.0.1", 7000))
+    while True:
+        c, _ = l.accept()
+        threading.Thread(target=talk, args=(c, 3600), daemon=True).start()
+else:
+    for _ in range(50):
+        try:
+            c = socket.create_connection(("127.0.0.1", 17000))
+            break
+        except OSError:
+            time.sleep(0.1)
+    talk(c, float(sys.argv[2]))
+    c.close()
+PY
 }
 
 # wss_feeds_py: the wss-feeds mode's server and client (python3, standard library).
