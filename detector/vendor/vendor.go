@@ -64,8 +64,13 @@ func vendorTCP(b []byte) bool {
 	return ddnsRequest(b) || bytes.HasPrefix(b, []byte("ACTL")) || tlsstream.LooksLikeTLS(b)
 }
 
-// vendorSuffixes are the vendor's domains; a query for one of them means a
-// SoftEther component (or its VPN Gate plug-in) runs on the host.
+// vendorSuffixes are the vendor's domains; a query for a name under one of
+// them means a SoftEther component (or its VPN Gate plug-in) runs on the
+// host. The domain itself and its www name are the vendor's web sites: a
+// browser reading them says nothing about software on the host, and the
+// software's own names are deeper (keepalive.softether.org,
+// x?.x?.dev.servers.nat-traversal.softether-network.net, <server>.softether.net,
+// public-vpn-N.opengw.net).
 var vendorSuffixes = []string{
 	".softether-network.net", ".softether.net", ".softether.org", ".softether.com", ".softether.jp",
 	".vpnazure.net", ".opengw.net", ".vpngate.net", ".sedns.cn",
@@ -131,7 +136,8 @@ func vendorName(name string) bool {
 	n := "." + strings.ToLower(strings.TrimSuffix(name, "."))
 	for _, s := range vendorSuffixes {
 		if strings.HasSuffix(n, s) {
-			return true
+			head := n[:len(n)-len(s)]
+			return head != "" && head != ".www" // not the web site
 		}
 	}
 	return false
@@ -168,8 +174,12 @@ func vendorNameBytes(name []byte) bool {
 		name = name[:len(name)-1]
 	}
 	for _, s := range vendorSuffixes { // each begins with '.'
-		if len(name) >= len(s) && foldEqual(name[len(name)-len(s):], s) || len(name) == len(s)-1 && foldEqual(name, s[1:]) {
-			return true
+		if len(name) == len(s)-1 && foldEqual(name, s[1:]) {
+			return false // the domain itself: the web site
+		}
+		if len(name) >= len(s) && foldEqual(name[len(name)-len(s):], s) {
+			head := name[:len(name)-len(s)]
+			return !(len(head) == 3 && foldEqual(head, "www")) // not the web site
 		}
 	}
 	return false

@@ -33,6 +33,12 @@ func TestVendor(t *testing.T) {
 		{"vpn gate host", decode.ProtoUDP, dnsQuery("public-vpn-113.opengw.net"), detector.SIDVendorDNS},
 		{"ordinary name", decode.ProtoUDP, dnsQuery("www.example.org"), 0},
 		{"look-alike name", decode.ProtoUDP, dnsQuery("notsoftether.net"), 0},
+		{"server keep-alive name", decode.ProtoUDP, dnsQuery("keepalive.softether.org"), detector.SIDVendorDNS},
+		{"user's DDNS server name", decode.ProtoUDP, dnsQuery("vpn123456789.softether.net."), detector.SIDVendorDNS},
+		// The vendor's web sites: a browser reading them, not software.
+		{"vendor web site", decode.ProtoUDP, dnsQuery("www.softether.org"), 0},
+		{"VPN Gate web site", decode.ProtoUDP, dnsQuery("WWW.VPNGATE.NET"), 0},
+		{"vendor domain itself", decode.ProtoUDP, dnsQuery("softether.org."), 0},
 		{"keep-alive", decode.ProtoUDP, []byte("Internet Connection Keep Alive Packet"), detector.SIDVendorKeepAlive},
 		{"nat-t pack", decode.ProtoUDP, append([]byte{0, 0, 0, 3, 0, 0, 0, 7}, "opcode\x00\x00\x00\x02get_token"...), detector.SIDVendorNATT},
 		{"nat-t reply", decode.ProtoUDP, []byte("IP=203.0.113.5,PORT=40001"), detector.SIDVendorNATT},
