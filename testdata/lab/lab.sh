@@ -332,11 +332,11 @@ session() { # session MODE: configure the account for MODE, connect, hold, disco
   # and one SSH connection's connect phase and the data after it are no alert
   # (a web page through a forward looks the same): the idle session's
   # keep-alives inside the SSH connection show it. Hold it idle until the
-  # alert (at most 75 s).
+  # alert (at most 120 s).
   case $1 in
     one-tcp) sleep 30 ;;
     one-tcp-proxy) sleep 45 ;;
-    ssh-forward) wait_for 75 grep -q SoftEther "$RUN/eve/$1.json" || log "$1: no alert within 75 s of idling" ;;
+    ssh-forward) wait_for 120 grep -q SoftEther "$RUN/eve/$1.json" || log "$1: no alert within 120 s of idling" ;;
   esac
   cli AccountDisconnect $ACCT >/dev/null 2>&1
   nsx $NS_C ip -4 addr flush dev $VNIC 2>/dev/null
