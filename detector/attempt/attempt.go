@@ -394,12 +394,10 @@ func (in *Inspector) clientHello() {
 			// windows often enough (two requests per connection, repeated
 			// by a script) to make a series.
 			in.done = true
-			in.c.Collect = false
-			in.c.Free()
-			return
+		} else {
+			in.profile = sc.OpenSSLNoALPN()
+			in.chBody = m
 		}
-		in.profile = sc.OpenSSLNoALPN()
-		in.chBody = m
 	}
 	in.c.Collect = false
 	if in.chBody.IsZero() {
@@ -645,7 +643,6 @@ type track struct {
 	nsizes      int
 	lastWhy     string
 	lastEv      string
-	lastSeen    time.Time // the last attempt filed, counted or not
 	// live: connections of this pair whose login was answered by the
 	// welcome and that have not ended, with the welcome's time.
 	live map[int64]time.Time
@@ -730,9 +727,7 @@ func (d *Detector) add(k trackKey, a attemptInfo) (string, bool) {
 	if a.t.Sub(tr.last) < minSpacing && tr.n > 0 {
 		return "", false
 	}
-	prev := tr.lastSeen
-	tr.lastSeen = a.t
-	if !a.fp && !a.profile && tr.n > 0 && a.t.Sub(prev) > legSeries {
+	if !a.fp && !a.profile && tr.n > 0 && a.t.Sub(tr.last) > legSeries {
 		// Four messages in SoftEther's order under another ClientHello (a
 		// bumping proxy's own leg to the server) count only in a fast
 		// series: the client re-adds a leg every second while the proxy

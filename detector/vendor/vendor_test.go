@@ -81,3 +81,23 @@ func FuzzInspect(f *testing.F) {
 		}
 	})
 }
+
+// FuzzVendorName: the byte matcher (DNS names, ASCII SNIs) and the string
+// one (SNIs with other bytes) agree on every ASCII name, web sites
+// (the domain itself, its www name) included.
+func FuzzVendorName(f *testing.F) {
+	for _, n := range []string{"keepalive.softether.org", "www.softether.org", "softether.org.", "WWW.VPNGATE.NET",
+		"wwww.vpngate.net", "www.x.opengw.net", "x.www.softether.net", "notsoftether.net", "ww.sedns.cn", ""} {
+		f.Add(n)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		for i := 0; i < len(name); i++ {
+			if name[i] >= 0x80 {
+				return // strings.ToLower folds more than ASCII there
+			}
+		}
+		if a, b := vendorName(name), vendorNameBytes([]byte(name)); a != b {
+			t.Fatalf("%q: vendorName %v, vendorNameBytes %v", name, a, b)
+		}
+	})
+}
