@@ -62,7 +62,6 @@ func TestVerdict(t *testing.T) {
 		// Two ordinary connections minutes apart, one with each shape.
 		{"additional connection 61 s after the primary", cat(connection(detector.KindTLSPrimary, 1, 0), connection(detector.KindTLSAdditional, 2, 61*sec)), 0, 0, 0},
 		{"additional connection 4 min after the primary", cat(connection(detector.KindTLSPrimary, 1, 0), connection(detector.KindTLSAdditional, 2, 4*time.Minute)), 0, 0, 0},
-		{"additional connection long after the primary, beside a keep-alive rhythm", cat(connection(detector.KindTLSPrimary, 1, 0), connection(detector.KindTLSAdditional, 2, 4*time.Minute), []detector.Evidence{ev(detector.KindTLSKeepalive, 6, 2, 5*time.Minute)}), 1, 1, detector.SIDDirect},
 		{"primary plus R-UDP probe flow", cat(connection(detector.KindTLSPrimary, 1, 0), []detector.Evidence{ev(detector.KindRUDPDNSProbe, 17, 2, 100*ms)}), 1, 1, detector.SIDDirect},
 		{"primary plus NetBIOS probe from the server", cat(connection(detector.KindTLSPrimary, 1, 0), []detector.Evidence{ev(detector.KindNBNSProbe, 17, 2, 5*ms)}), 1, 1, detector.SIDDirect},
 		{"primary without corroborators plus NetBIOS probe: 0.75+0.15", []detector.Evidence{ev(detector.KindTLSPrimary, 6, 1, 0), ev(detector.KindNBNSProbe, 17, 2, 5*ms)}, 0, 0, 0},
