@@ -73,7 +73,12 @@ deps() {
 # ------------------------------------------------------------ processes
 bg() { # bg NAME CMD... : own process group, pid recorded (CMD may be a function of this script)
   local name=$1; shift
-  setsid bash -c '"$@"' bash "$@" >"$RUN/logs/$name.log" 2>&1 </dev/null &
+  # Empty the log before the background start: its redirection happens in
+  # the child, after this returns, and a wait_for on the log could read the
+  # previous run's lines (a stale "Initialization Sequence Completed" once
+  # sent the openvpn mode's ping ahead of its tunnel).
+  : >"$RUN/logs/$name.log"
+  setsid bash -c '"$@"' bash "$@" >>"$RUN/logs/$name.log" 2>&1 </dev/null &
   echo $! >"$RUN/pids/$name.pid"
 }
 stop() { # stop NAME [SIGNAL]
