@@ -175,6 +175,7 @@ const (
 	KindSSHDataPhase      Kind = "softether.ssh.tunnel-data-phase"
 	KindSSHIdle           Kind = "softether.ssh.idle-tunnel-rhythm"
 	KindSSHIdleLong       Kind = "softether.ssh.idle-tunnel-rhythm-sustained"
+	KindClearTunnel       Kind = "softether.tcp.cleartext-tunnel"
 	// Added by the verdict stage itself.
 	KindCascadeInitiator Kind = "softether.cascade-initiator"
 	KindServerRole       Kind = "softether.server-role"
@@ -216,6 +217,8 @@ var Kinds = []Spec{
 		"unanswered 25-536-B records every 3.9-10.5 s from both sides, 5 in a row each way with none of that side sooner than 3.9 s, each side with a gap at the timer's 4-s floor: Connection.c keep-alive (rand()%512 bytes, span max(rand()%(Timeout/2), Timeout/5)); lab neg-lab-wss-feeds"},
 	{KindTLSLiveness, ClassSustained, 0.3, false, false, false, "tlsshape",
 		"after a primary connect phase that carried SoftEther's own bytes (its CONNECT request, the /tcp SNI hint or its default certificate), both sides send at least every 10.5 s for 30 s: the keep-alive timer's longest span (Timeout/2) bounds every silence, data or not; an API client polling every few seconds does the same, so sizes alone never qualify"},
+	{KindClearTunnel, ClassSustained, 0.9, true, false, true, "cleartunnel",
+		"TCP segments each exactly SoftEther's tunnel messages in clear, >=4 each way: keep-alives (0xffffffff, a size below 512, random bytes) and batches (block count, then per block its size and an Ethernet frame): Connection.c SendKeepAlive and the send path of a session with encryption off (AccountEncryptDisable: the data leaves TLS after the login); lab encrypt-off. One connection's behaviour: it counts beside its own connect phase, another connection or UDP acceleration, or on two connections of a session joined late"},
 	{KindSSHShape, ClassReading, 0.7, true, false, false, "sshtunnel",
 		"connect phase inside SSH framing (+39-105 B per record): " + srcCP + "; lab ssh-forward"},
 	{KindSSHShapeProbe, ClassReading, 0.8, true, false, false, "sshtunnel",

@@ -53,11 +53,13 @@ func TestInspectorsStartAtFirstPayload(t *testing.T) {
 		{"handshake only", []testpkt.Spec{syn, synAck, ack}, nil},
 		{"refused", []testpkt.Spec{syn}, nil},
 		{"tls client hello", []testpkt.Spec{syn, synAck, ack, cliData(hello)},
-			[]string{"attempt", "sstp", "tlsshape", "vendor"}},
+			[]string{"attempt", "cleartunnel", "sstp", "tlsshape", "vendor"}},
 		{"http request", []testpkt.Spec{syn, synAck, ack, cliData("GET / HTTP/1.1\r\nHost: a\r\n\r\n")},
 			[]string{"tlsshape"}},
 		{"http connect", []testpkt.Spec{syn, synAck, ack, cliData("CONNECT a:443 HTTP/1.0\r\n\r\n")},
-			[]string{"attempt", "tlsshape"}},
+			[]string{"attempt", "cleartunnel", "tlsshape"}},
+		{"softether keep-alive in clear, joined late", []testpkt.Spec{cliData("\xff\xff\xff\xff\x00\x00\x00\x04abcd")},
+			[]string{"cleartunnel", "othervpn", "sshtunnel", "tlsshape"}},
 		{"server speaks first", []testpkt.Spec{syn, synAck, ack, srvData("220 mail ESMTP\r\n")},
 			// The server's first bytes rule nothing out: junk in a SYN-ACK
 			// comes before a client's TLS or OpenVPN opening.

@@ -147,6 +147,29 @@ func oneWay(fr []frame, src [4]byte) []frame {
 	return out
 }
 
+// tcpPorts keeps only the untagged IPv4 TCP packets whose source or
+// destination port is one of ports (any port when none are given): the
+// connections alone, without the connect burst's UDP and ICMP flows.
+func tcpPorts(fr []frame, ports ...uint16) []frame {
+	var out []frame
+	for _, f := range fr {
+		d := f.data
+		if len(d) < 38 || binary.BigEndian.Uint16(d[12:]) != 0x0800 || d[23] != 6 {
+			continue
+		}
+		tcp := d[14+int(d[14]&0x0f)*4:]
+		sp, dp := binary.BigEndian.Uint16(tcp), binary.BigEndian.Uint16(tcp[2:])
+		keep := len(ports) == 0
+		for _, p := range ports {
+			keep = keep || sp == p || dp == p
+		}
+		if keep {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 func dropFirst(fr []frame, d time.Duration) []frame {
 	var out []frame
 	for _, f := range fr {
@@ -191,6 +214,9 @@ func TestTransformedCaptures(t *testing.T) {
 	idle := loadCapture(t, "se-idle-keepalive.pcap")
 	longpoll := loadCapture(t, "neg-https-longpoll.pcap")
 	ssh := loadCapture(t, "neg-ssh-interactive.pcap")
+	clear := loadCapture(t, "lab-encrypt-off.pcap")
+	clearLate := loadCapture(t, "lab-encrypt-off-late.pcap")
+	lcli, lsrv := "198.18.201.2", "198.18.202.2"
 	cli, srv := "198.18.1.2", "198.18.2.2"
 	tests := []struct {
 		name       string
@@ -215,6 +241,15 @@ func TestTransformedCaptures(t *testing.T) {
 		{"long-polling https alone, vlan", addVLAN(longpoll, 5), false, "", "", nil},
 		{"ssh, lossy", lossy(ssh, 0.05, 3), false, "", "", nil},
 		{"long-polling joined late", dropFirst(longpoll, 3*time.Second), false, "", "", nil},
+		// Encryption off: the tunnel in clear after the login. Without the
+		// connect burst's probes, one connection's connect phase plus its
+		// cleartext tunnel alert; joined late, two connections in clear
+		// do; one connection joined late, in clear alone, does not.
+		{"encryption off, one connection, no probes", tcpPorts(clear), true, lcli, lsrv, []int{8700001}},
+		{"encryption off, joined late", clearLate, true, lcli, lsrv, []int{8700009}},
+		{"encryption off, joined late, vlan", addVLAN(clearLate, 9), true, lcli, lsrv, []int{8700009}},
+		{"encryption off, one connection joined late", tcpPorts(clearLate, 47858), false, "", "", nil},
+		{"encryption off, connect phase cut off", tcpPorts(dropFirst(clear, 500*time.Millisecond)), false, "", "", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

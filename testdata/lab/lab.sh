@@ -45,7 +45,7 @@ NS_C=${P}cli NS_R=${P}rtr NS_S=${P}srv NS_W=${P}web
 C_IP=198.18.201.2 R1_IP=198.18.201.1 R2_IP=198.18.202.1 S_IP=198.18.202.2 R3_IP=198.18.203.1 W_IP=198.18.203.2
 ADMINPW=SwLabAdmin-7 HUB=SWLAB USERPW=SwLabUser-7 ACCT=sw
 WEB_IP=198.18.50.1 VHOST=198.18.100.1 VNIC=vpn_se0 # behind SecureNAT, reached only through the VPN
-POSITIVE="direct-443 direct-5555 direct-992 udp-accel-off one-tcp one-tcp-proxy http-proxy socks5 socks4 admin cascade vpn-over-icmp vpn-over-dns ssh-forward ssl-bump login-refused proxy-unreachable"
+POSITIVE="direct-443 direct-5555 direct-992 encrypt-off one-tcp-encrypt-off encrypt-off-late compress half-duplex anonymous udp-accel-off one-tcp one-tcp-proxy http-proxy socks5 socks4 admin cascade vpn-over-icmp vpn-over-dns ssh-forward ssl-bump login-refused proxy-unreachable"
 NEGATIVE="https-browse https-long ssh-interactive ssh-transfer ssh-forward-https ssh-forward-cookies ssh-chat curl-via-proxy openvpn wireguard https-retry bump-error-page poller-15s api-poller curl-pairs wss-feeds"
 DEFAULT_REQUIRE="$POSITIVE $NEGATIVE"
 
@@ -174,6 +174,8 @@ HubCreate $HUB /PASSWORD:$USERPW
 Hub $HUB
 UserCreate user1 /GROUP:none /REALNAME:none /NOTE:none
 UserPasswordSet user1 /PASSWORD:$USERPW
+UserCreate anon /GROUP:none /REALNAME:none /NOTE:none
+UserAnonymousSet anon
 ExtOptionSet DisableKernelModeSecureNAT /VALUE:1
 ExtOptionSet DisableIpRawModeSecureNAT /VALUE:1
 SecureNatHostSet /MAC:none /IP:$VHOST /MASK:255.255.255.0
@@ -278,7 +280,7 @@ teardown() {
 }
 
 # ------------------------------------------------------------ one mode
-detail() { cli AccountDetailSet $ACCT /MAXTCP:1 /INTERVAL:1 /TTL:0 /HALF:no /BRIDGE:no /MONITOR:no /NOTRACK:no "$@" 2>&1; }
+detail() { cli AccountDetailSet $ACCT /MAXTCP:${MAXTCP:-1} /INTERVAL:1 /TTL:0 /HALF:${HALF:-no} /BRIDGE:no /MONITOR:no /NOTRACK:no "$@" 2>&1; }
 hub_udp_accel_off() { # hub_udp_accel_off 1|0: the hub's DisableUdpAcceleration option
   vpncmd $NS_S 127.0.0.1:5555 /SERVER /PASSWORD:$ADMINPW /ADMINHUB:$HUB /CMD ExtOptionSet DisableUdpAcceleration /VALUE:$1 >/dev/null 2>&1
   if [ "$1" = 1 ]; then touch "$RUN/hub-udp-off"; else rm -f "$RUN/hub-udp-off"; fi
@@ -290,7 +292,7 @@ session() { # session MODE: configure the account for MODE, connect, hold, disco
   cli AccountProxyNone $ACCT >/dev/null 2>&1
   [ -f "$RUN/hub-udp-off" ] && hub_udp_accel_off 0
   VPN_NOTE=""
-  local port=443 udp=no host=$S_IP qos=no
+  local port=443 udp=no host=$S_IP qos=no MAXTCP=1 HALF=no
   case $1 in
     vpn-over-icmp | vpn-over-dns)
       # The router rejects TCP to the server (and for ICMP, drops UDP/53), so
@@ -312,6 +314,15 @@ session() { # session MODE: configure the account for MODE, connect, hold, disco
     http-proxy) cli AccountProxyHttp $ACCT /SERVER:$R1_IP:3128 /USERNAME:none /PASSWORD:none >/dev/null 2>&1 ;;
     socks5) cli AccountProxySocks5 $ACCT /SERVER:$R1_IP:1080 /USERNAME:none /PASSWORD:none >/dev/null 2>&1 ;;
     socks4) cli AccountProxySocks $ACCT /SERVER:$R1_IP:1080 /USERNAME:none >/dev/null 2>&1 ;; # the only SOCKS of 4.x clients
+    # Account options the other modes leave at their defaults:
+    # no encryption after the login (the tunnel's frames in clear), compression,
+    # half-duplex legs (four: two each way), anonymous login (the hub's user anon).
+    encrypt-off) cli AccountEncryptDisable $ACCT >/dev/null 2>&1 ;;
+    one-tcp-encrypt-off) udp=yes qos=yes; cli AccountEncryptDisable $ACCT >/dev/null 2>&1 ;;
+    encrypt-off-late) udp=yes; cli AccountEncryptDisable $ACCT >/dev/null 2>&1 ;;
+    compress) cli AccountCompressEnable $ACCT >/dev/null 2>&1 ;;
+    half-duplex) MAXTCP=4 HALF=yes ;;
+    anonymous) cli AccountUsernameSet $ACCT /USERNAME:anon >/dev/null 2>&1; cli AccountAnonymousSet $ACCT >/dev/null 2>&1 ;;
   esac
   cli AccountSet $ACCT /SERVER:$host:$port /HUB:$HUB >/dev/null 2>&1
   # 4.x vpncmd has no /DISABLEUDP: the hub then refuses UDP acceleration instead.
@@ -342,8 +353,17 @@ session() { # session MODE: configure the account for MODE, connect, hold, disco
     one-tcp) sleep 30 ;;
     one-tcp-proxy) sleep 45 ;;
     ssh-forward) wait_for 120 grep -q SoftEther "$RUN/eve/$1.json" || log "$1: no alert within 120 s of idling" ;;
+    encrypt-off-late) # tap and sewatch join the idle session 15 s after it came up: no handshake seen
+      mode_stop; sleep 15; mode_start "$1"; START=$(date +%s.%N)
+      wait_for 90 grep -q SoftEther "$RUN/eve/$1.json" || log "$1: no alert within 90 s of joining" ;;
   esac
   cli AccountDisconnect $ACCT >/dev/null 2>&1
+  case $1 in
+    encrypt-off | one-tcp-encrypt-off | encrypt-off-late) cli AccountEncryptEnable $ACCT >/dev/null 2>&1 ;;
+    compress) cli AccountCompressDisable $ACCT >/dev/null 2>&1 ;;
+    anonymous) cli AccountUsernameSet $ACCT /USERNAME:user1 >/dev/null 2>&1
+      cli AccountPasswordSet $ACCT /PASSWORD:$USERPW /TYPE:standard >/dev/null 2>&1 ;;
+  esac
   nsx $NS_C ip -4 addr flush dev $VNIC 2>/dev/null
   stop sshfwd
   nsx $NS_R iptables -F FORWARD 2>/dev/null
