@@ -287,6 +287,16 @@ hub_udp_accel_off() { # hub_udp_accel_off 1|0: the hub's DisableUdpAcceleration 
 }
 connected() { cli AccountStatusGet $ACCT 2>/dev/null | grep -q "Session Established"; }
 
+account_reset() { # account_reset MODE: undo the account options MODE set (the next modes expect defaults)
+  case $1 in
+    encrypt-off | one-tcp-encrypt-off | encrypt-off-late) cli AccountEncryptEnable $ACCT >/dev/null 2>&1 ;;
+    compress) cli AccountCompressDisable $ACCT >/dev/null 2>&1 ;;
+    anonymous) cli AccountUsernameSet $ACCT /USERNAME:user1 >/dev/null 2>&1
+      cli AccountPasswordSet $ACCT /PASSWORD:$USERPW /TYPE:standard >/dev/null 2>&1 ;;
+  esac
+  return 0
+}
+
 session() { # session MODE: configure the account for MODE, connect, hold, disconnect
   cli AccountDisconnect $ACCT >/dev/null 2>&1
   cli AccountProxyNone $ACCT >/dev/null 2>&1
@@ -334,7 +344,7 @@ session() { # session MODE: configure the account for MODE, connect, hold, disco
   cli AccountConnect $ACCT >"$RUN/logs/connect-$1.log" 2>&1
   if ! wait_for 40 connected; then
     log "$1: session did not come up"; SESSION_OK=no
-    cli AccountDisconnect $ACCT >/dev/null 2>&1; stop sshfwd; nsx $NS_R iptables -F FORWARD 2>/dev/null
+    cli AccountDisconnect $ACCT >/dev/null 2>&1; account_reset "$1"; stop sshfwd; nsx $NS_R iptables -F FORWARD 2>/dev/null
     return
   fi
   SESSION_OK=yes
@@ -358,12 +368,7 @@ session() { # session MODE: configure the account for MODE, connect, hold, disco
       wait_for 90 grep -q SoftEther "$RUN/eve/$1.json" || log "$1: no alert within 90 s of joining" ;;
   esac
   cli AccountDisconnect $ACCT >/dev/null 2>&1
-  case $1 in
-    encrypt-off | one-tcp-encrypt-off | encrypt-off-late) cli AccountEncryptEnable $ACCT >/dev/null 2>&1 ;;
-    compress) cli AccountCompressDisable $ACCT >/dev/null 2>&1 ;;
-    anonymous) cli AccountUsernameSet $ACCT /USERNAME:user1 >/dev/null 2>&1
-      cli AccountPasswordSet $ACCT /PASSWORD:$USERPW /TYPE:standard >/dev/null 2>&1 ;;
-  esac
+  account_reset "$1"
   nsx $NS_C ip -4 addr flush dev $VNIC 2>/dev/null
   stop sshfwd
   nsx $NS_R iptables -F FORWARD 2>/dev/null
