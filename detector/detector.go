@@ -9,6 +9,7 @@
 package detector
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -40,6 +41,22 @@ type Flow struct {
 	// buffers (nil: unbounded): inspectors reserve from it before growing
 	// a buffer and shed the buffer when refused.
 	Mem *membudget.Account
+}
+
+// ProxyOpening names the proxy handshake a client's first payload opens: an
+// HTTP CONNECT request (ModeHTTPProxy), a SOCKS5 greeting (ModeSOCKS5) or a
+// SOCKS4 connect request (ModeSOCKS4); ModeNone when it is none. SoftEther's
+// client opens its connection with one of these when it uses a proxy.
+func ProxyOpening(pl []byte) Mode {
+	switch {
+	case bytes.HasPrefix(pl, []byte("CONNECT ")):
+		return ModeHTTPProxy
+	case len(pl) >= 3 && pl[0] == 5 && int(pl[1])+2 == len(pl):
+		return ModeSOCKS5
+	case len(pl) >= 9 && pl[0] == 4 && pl[1] == 1:
+		return ModeSOCKS4
+	}
+	return ModeNone
 }
 
 // TLSInfo is what a detector learned of a flow's TLS handshake; the verdict

@@ -97,3 +97,27 @@ func TestCanAlertIsNecessary(t *testing.T) {
 	}
 	t.Logf("%d alerting, %d pruned of 20000", alerted, pruned)
 }
+
+func TestProxyOpening(t *testing.T) {
+	tests := []struct {
+		name string
+		pl   string
+		want Mode
+	}{
+		{"HTTP CONNECT", "CONNECT 10.0.0.2:443 HTTP/1.0\r\n\r\n", ModeHTTPProxy},
+		{"SOCKS5 greeting, one method", "\x05\x01\x00", ModeSOCKS5},
+		{"SOCKS5 greeting, two methods", "\x05\x02\x00\x02", ModeSOCKS5},
+		{"SOCKS5 greeting whose method count does not fit", "\x05\x02\x00", ModeNone},
+		{"SOCKS4 connect", "\x04\x01\x01\xbb\x0a\x00\x00\x02\x00", ModeSOCKS4},
+		{"SOCKS4 bind is not a connect", "\x04\x02\x01\xbb\x0a\x00\x00\x02\x00", ModeNone},
+		{"GET", "GET / HTTP/1.1\r\n\r\n", ModeNone},
+		{"lowercase connect", "connect a:443 HTTP/1.0\r\n\r\n", ModeNone},
+		{"TLS", "\x16\x03\x01\x00\x40\x01", ModeNone},
+		{"empty", "", ModeNone},
+	}
+	for _, tc := range tests {
+		if got := ProxyOpening([]byte(tc.pl)); got != tc.want {
+			t.Errorf("%s: ProxyOpening = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

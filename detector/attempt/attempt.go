@@ -129,7 +129,7 @@ func (d *Detector) NewInspector(p *decode.Packet, toServer bool, f *detector.Flo
 	if p.Proto != decode.ProtoTCP {
 		return nil
 	}
-	if pl := p.Payload; len(pl) > 0 && (!toServer || firstPrefix(pl) == "" && !tlsstream.LooksLikeTLS(pl)) {
+	if pl := p.Payload; len(pl) > 0 && (!toServer || detector.ProxyOpening(pl) == detector.ModeNone && !tlsstream.LooksLikeTLS(pl)) {
 		return nil
 	}
 	in := pool.Get()
@@ -163,8 +163,8 @@ const (
 type Inspector struct {
 	d         *Detector
 	first     bool
-	prefix    string // "", "http-proxy", "socks5", "socks4"
-	target    string // the CONNECT request's host:port
+	prefix    detector.Mode // the proxy handshake the client opened with (detector.ProxyOpening)
+	target    string        // the CONNECT request's host:port
 	connectFP float32
 	status    int // the proxy's answer to CONNECT
 	c, s      tlsstream.Dir
@@ -267,10 +267,10 @@ func (in *Inspector) payload(p *decode.Packet, toServer bool, f *detector.Flow, 
 			return
 		}
 		in.first = true
-		in.prefix = firstPrefix(pl)
+		in.prefix = detector.ProxyOpening(pl)
 		switch {
 		case tlsstream.LooksLikeTLS(pl):
-		case in.prefix == "http-proxy":
+		case in.prefix == detector.ModeHTTPProxy:
 			switch kind, _ := tlsshape.ConnectFingerprint(pl); kind {
 			case detector.KindHTTPConnectUA:
 				in.connectFP = 0.6
@@ -280,7 +280,7 @@ func (in *Inspector) payload(p *decode.Packet, toServer bool, f *detector.Flow, 
 			if sp := bytes.IndexByte(pl[8:], ' '); sp > 0 && sp < 260 {
 				in.target = in.d.target(pl[8 : 8+sp])
 			}
-		case in.prefix != "":
+		case in.prefix != detector.ModeNone:
 		default:
 			in.done = true
 			return
@@ -302,7 +302,7 @@ func (in *Inspector) payload(p *decode.Packet, toServer bool, f *detector.Flow, 
 	}
 	if !in.srvTLS {
 		if !in.cliTLS {
-			if in.prefix == "http-proxy" && in.status == 0 {
+			if in.prefix == detector.ModeHTTPProxy && in.status == 0 {
 				in.status = proxyStatus(pl)
 				if in.status >= 300 {
 					in.count(p, f, s, fmt.Sprintf("proxy answered CONNECT %s with HTTP %d", in.target, in.status))
@@ -317,20 +317,6 @@ func (in *Inspector) payload(p *decode.Packet, toServer bool, f *detector.Flow, 
 		in.s.Start(p.Seq, true)
 	}
 	in.s.Feed(p.Seq, pl, func(r tlsstream.Record) bool { return in.record(r, false, p.Time) })
-}
-
-// firstPrefix names the proxy handshake a client's first payload opens
-// ("" when it is none).
-func firstPrefix(pl []byte) string {
-	switch {
-	case bytes.HasPrefix(pl, []byte("CONNECT ")):
-		return "http-proxy"
-	case len(pl) >= 3 && pl[0] == 5 && int(pl[1])+2 == len(pl):
-		return "socks5"
-	case len(pl) >= 9 && pl[0] == 4 && pl[1] == 1:
-		return "socks4"
-	}
-	return ""
 }
 
 // proxyStatus reads the status code of an HTTP answer, 0 if there is none.
@@ -607,7 +593,7 @@ func (in *Inspector) count(p *decode.Packet, f *detector.Flow, s detector.Sink, 
 	if !ok {
 		return
 	}
-	mode := detector.Mode(in.prefix)
+	mode := in.prefix
 	if mode == detector.ModeNone {
 		mode = detector.ModeDirect
 	}

@@ -25,7 +25,6 @@
 package cleartunnel
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 
@@ -83,14 +82,10 @@ func (Detector) NewInspector(p *decode.Packet, toServer bool, f *detector.Flow) 
 	case !toServer:
 		return nil // SoftEther's client speaks first
 	case tlsstream.LooksLikeTLS(pl):
-	case bytes.HasPrefix(pl, []byte("CONNECT ")):
-		mode = detector.ModeHTTPProxy
-	case len(pl) >= 3 && pl[0] == 5 && int(pl[1])+2 == len(pl):
-		mode = detector.ModeSOCKS5
-	case len(pl) >= 9 && pl[0] == 4 && pl[1] == 1:
-		mode = detector.ModeSOCKS4
 	default:
-		return nil
+		if mode = detector.ProxyOpening(pl); mode == detector.ModeNone {
+			return nil
+		}
 	}
 	in := pool.Get()
 	in.mode = mode
@@ -101,13 +96,15 @@ func (Detector) NewInspector(p *decode.Packet, toServer bool, f *detector.Flow) 
 type Inspector struct {
 	mode detector.Mode
 	segs int // payload segments seen
-	// framed, keepAlives and batches count each direction's segments that
-	// parse as SoftEther's messages (0: to the server).
-	framed     [2]int
+	// keepAlives and batches count each direction's segments that parse as
+	// SoftEther's messages (0: to the server), by Parse's answer.
 	keepAlives [2]int
 	batches    [2]int
 	first      int // segment number of the first framed one (0: none yet)
 }
+
+// framed is direction d's segments that parse as SoftEther's messages.
+func (in *Inspector) framed(d int) int { return in.keepAlives[d] + in.batches[d] }
 
 // Inspect implements detector.Inspector.
 func (in *Inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, s detector.Sink) bool {
@@ -130,14 +127,13 @@ func (in *Inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 		}
 		return in.segs-in.first < after
 	}
-	in.framed[d]++
 	if in.first == 0 {
 		in.first = in.segs
 	}
-	if in.framed[0] >= need && in.framed[1] >= need {
+	if in.framed(0) >= need && in.framed(1) >= need {
 		s.Report(detector.Evidence{Kind: Kind, Mode: in.mode,
 			Detail: fmt.Sprintf("%d/%d segments each way are exactly SoftEther's cleartext messages (%d/%d keep-alives, %d/%d batches of Ethernet frames)",
-				in.framed[0], in.framed[1], in.keepAlives[0], in.keepAlives[1], in.batches[0], in.batches[1]),
+				in.framed(0), in.framed(1), in.keepAlives[0], in.keepAlives[1], in.batches[0], in.batches[1]),
 			Client: f.Client.Addr(), Server: f.Server.Addr(), Symmetric: !f.SYNSeen,
 			Flow: *f, Time: p.Time, PcapCnt: p.Index})
 		return false
@@ -182,7 +178,7 @@ func Parse(b []byte) int {
 				return None
 			}
 			size := be.Uint32(b)
-			if size < minFrame || size > maxBlock || uint64(len(b)-4) < uint64(size) || !EthernetFrame(b[4:4+size]) {
+			if size < minFrame || size > maxBlock || uint64(len(b)-4) < uint64(size) || !ethernetFrame(b[4:4+size]) {
 				return None
 			}
 			b = b[4+size:]
@@ -192,11 +188,11 @@ func Parse(b []byte) int {
 	return what
 }
 
-// EthernetFrame tells whether b is a plausible Ethernet frame of the kinds
+// ethernetFrame tells whether b is a plausible Ethernet frame of the kinds
 // a virtual LAN carries: IPv4 (version 4, a header length of 5-15 words
 // within the frame), IPv6 (version 6), ARP for IPv4 over Ethernet, or a
 // VLAN tag. Broadcast or unicast, any source MAC except all zeros.
-func EthernetFrame(b []byte) bool {
+func ethernetFrame(b []byte) bool {
 	if len(b) < minFrame || b[6]|b[7]|b[8]|b[9]|b[10]|b[11] == 0 {
 		return false
 	}

@@ -208,18 +208,18 @@ func (in *Inspector) release() {
 // or the middle of a stream the capture joined late.
 func (in *Inspector) classifyFirst(p *decode.Packet, f *detector.Flow, s detector.Sink) {
 	pl := p.Payload
-	switch {
-	case tlsstream.LooksLikeTLS(pl):
-	case bytes.HasPrefix(pl, []byte("CONNECT ")):
-		in.prefix = detector.ModeHTTPProxy
+	if tlsstream.LooksLikeTLS(pl) {
+		return
+	}
+	switch m := detector.ProxyOpening(pl); {
+	case m == detector.ModeHTTPProxy:
+		in.prefix = m
 		if kind, why := ConnectFingerprint(pl); kind != "" {
 			in.own = true
 			s.Report(in.evidence(p, f, kind, why))
 		}
-	case len(pl) >= 3 && pl[0] == 5 && int(pl[1])+2 == len(pl):
-		in.prefix = detector.ModeSOCKS5
-	case len(pl) >= 9 && pl[0] == 4 && pl[1] == 1:
-		in.prefix = detector.ModeSOCKS4
+	case m != detector.ModeNone:
+		in.prefix = m
 	case !f.SYNSeen && tlsstream.LooksLikeRecord(pl):
 		in.midstream = true
 	default:
