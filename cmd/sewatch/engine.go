@@ -102,7 +102,8 @@ func setMemoryLimit(cfg config.Config, log *slog.Logger, prepareHeap bool) {
 	// heap grows on ordinary pages.
 	var ballast int64
 	if prepareHeap {
-		hs := heapsetup.Apply(cfg.Memory.HugePages == nil || *cfg.Memory.HugePages, int(min(limit/2, 1<<30)))
+		hs := heapsetup.Apply(heapsetup.BallastFor(cfg.Capture.Workers), cfg.Memory.HugePages == nil || *cfg.Memory.HugePages,
+			int(min(limit/2, 1<<30)))
 		log.Debug("heap", "ballast", hs.Ballast, "huge_pages_mode", hugeheap.Mode(), "huge_pages_bytes", hs.HugePages, "huge_pages_err", hs.HugeErr)
 		ballast = int64(hs.Ballast)
 	}

@@ -25,15 +25,16 @@ func TestMemoryLimit(t *testing.T) {
 	cfg := config.Default()
 	cfg.Memory.FlowBuffers = 64 << 20
 	cfg.Flow.MaxFlows = 100000
+	cfg.Capture.Workers = 2 // a ballast per worker
 	t.Setenv("GOMEMLIMIT", "")
 	setMemoryLimit(cfg, log, true)
-	if got, want := debug.SetMemoryLimit(-1), int64(64<<20+100000<<10+192<<20-32<<20+heapsetup.Ballast); got != want {
+	if got, want := debug.SetMemoryLimit(-1), int64(64<<20+100000<<10+192<<20-32<<20+2*heapsetup.Ballast); got != want {
 		t.Errorf("limit %d, want %d", got, want)
 	}
 	debug.SetMemoryLimit(12345 << 20)
 	t.Setenv("GOMEMLIMIT", "12345MiB")
 	setMemoryLimit(cfg, log, true)
-	if got := debug.SetMemoryLimit(-1); got != 12345<<20+heapsetup.Ballast {
+	if got := debug.SetMemoryLimit(-1); got != 12345<<20+2*heapsetup.Ballast {
 		t.Errorf("limit %d with GOMEMLIMIT set, want it plus the ballast (never resident)", got)
 	}
 }

@@ -194,6 +194,7 @@ func (c *Cursor) acquire(num int64) {
 		s.mu.Unlock()
 	}
 	b := &s.ring[num%int64(len(s.ring))]
+	pf := 0
 	s.mu.Lock()
 	for {
 		if b.num == num && b.ready {
@@ -214,12 +215,15 @@ func (c *Cursor) acquire(num int64) {
 			s.mu.Lock()
 			b.n, b.err, b.ready = n, err, true
 			s.cond.Broadcast()
+			// The read left the block in this core's cache: nothing
+			// to prefetch.
+			pf = n
 			break
 		}
 		s.cond.Wait()
 	}
 	s.mu.Unlock()
-	c.blk, c.b, c.pos, c.pf = num, b, 0, 0
+	c.blk, c.b, c.pos, c.pf = num, b, 0, pf
 }
 
 // Close releases the cursor's hold on the ring.

@@ -12,6 +12,6 @@ import (
 // marked for huge pages), so the benchmarks measure the engine in the
 // process it runs in.
 func TestMain(m *testing.M) {
-	heapsetup.Apply(true, 336<<20)
+	heapsetup.Apply(heapsetup.BallastFor(1), true, 336<<20)
 	os.Exit(m.Run())
 }

@@ -14,9 +14,9 @@ import (
 func TestApply(t *testing.T) {
 	old := debug.SetGCPercent(150)
 	defer debug.SetGCPercent(old)
-	r := Apply(true, 64<<20)
-	if r.Ballast != Ballast {
-		t.Errorf("ballast %d, want %d", r.Ballast, Ballast)
+	r := Apply(BallastFor(2), true, 64<<20)
+	if r.Ballast != 2*Ballast {
+		t.Errorf("ballast %d, want %d", r.Ballast, 2*Ballast)
 	}
 	if hugeheap.Mode() == "madvise" {
 		if r.HugeErr != nil || r.HugePages < 60<<20 {
@@ -27,5 +27,16 @@ func TestApply(t *testing.T) {
 	}
 	if p := debug.SetGCPercent(150); p != 150 {
 		t.Errorf("GC percent %d after Apply, want 150 restored", p)
+	}
+}
+
+// TestBallastFor: one ballast per worker, at least one, capped.
+func TestBallastFor(t *testing.T) {
+	for _, c := range []struct{ workers, want int }{
+		{0, Ballast}, {1, Ballast}, {2, 2 * Ballast}, {16, 16 * Ballast}, {64, 16 * Ballast},
+	} {
+		if got := BallastFor(c.workers); got != c.want {
+			t.Errorf("BallastFor(%d) = %d, want %d", c.workers, got, c.want)
+		}
 	}
 }
