@@ -43,9 +43,10 @@ SE_VPNCMD_BIN=$(readlink -f "${LAB_SE_VPNCMD_BIN:-$SE_LIB/vpncmd/vpncmd}")
 P=${LAB_NS:-sw-}
 NS_C=${P}cli NS_R=${P}rtr NS_S=${P}srv NS_W=${P}web
 C_IP=198.18.201.2 R1_IP=198.18.201.1 R2_IP=198.18.202.1 S_IP=198.18.202.2 R3_IP=198.18.203.1 W_IP=198.18.203.2
-ADMINPW=SwLabAdmin-7 HUB=SWLAB USERPW=SwLabUser-7 ACCT=sw
+ADMINPW=SwLabAdmin-7 HUB=SWLAB USERPW=SwLabUser-7 ACCT=sw PROXY_USER=swproxy PROXY_PW=SwProxy-7
+C6_IP=fd00:201::2 R16_IP=fd00:201::1 R26_IP=fd00:202::1 S6_IP=fd00:202::2
 WEB_IP=198.18.50.1 VHOST=198.18.100.1 VNIC=vpn_se0 # behind SecureNAT, reached only through the VPN
-POSITIVE="direct-443 direct-5555 direct-992 encrypt-off one-tcp-encrypt-off encrypt-off-late compress half-duplex anonymous udp-accel-off one-tcp one-tcp-proxy http-proxy socks5 socks4 admin cascade vpn-over-icmp vpn-over-dns ssh-forward ssl-bump login-refused proxy-unreachable"
+POSITIVE="direct-443 direct-5555 direct-992 encrypt-off one-tcp-encrypt-off encrypt-off-late compress half-duplex anonymous udp-accel-off one-tcp one-tcp-proxy http-proxy socks5 socks4 admin cascade vpn-over-icmp vpn-over-dns ssh-forward ssl-bump login-refused proxy-unreachable lossy lossy-http-proxy tinyproxy-auth socks5-auth ipv6"
 NEGATIVE="https-browse https-long ssh-interactive ssh-transfer ssh-forward-https ssh-forward-cookies ssh-chat curl-via-proxy openvpn wireguard https-retry bump-error-page poller-15s api-poller curl-pairs wss-feeds"
 DEFAULT_REQUIRE="$POSITIVE $NEGATIVE"
 
@@ -67,7 +68,7 @@ listening() { nsx "$1" ss -Hlnt "sport = :$2" | grep -q .; }
 deps() {
   echo softether-vpnserver softether-vpnclient softether-vpncmd squid-openssl dante-server nginx-light \
     openssh-server openssh-client curl openssl busybox iproute2 iputils-ping iptables tcpdump python3 \
-    openvpn wireguard-go wireguard-tools
+    openvpn wireguard-go wireguard-tools tinyproxy microsocks
 }
 
 # ------------------------------------------------------------ processes
@@ -263,7 +264,23 @@ socks pass { from: 198.18.201.0/24 to: 198.18.202.0/24 }
 socks pass { from: 198.18.201.0/24 to: 198.18.203.0/24 }
 EOF
   bg danted nsx $NS_R danted -f "$RUN/danted.conf"
-  wait_for 20 listening $NS_W 443 && wait_for 20 listening $NS_W 22 && wait_for 20 listening $NS_R 3128 && wait_for 20 listening $NS_R 3129 && wait_for 20 listening $NS_R 1080 || {
+  # Proxies other than squid and dante, each asking for credentials:
+  # tinyproxy (HTTP CONNECT, basic auth) and microsocks (SOCKS5,
+  # username/password, RFC 1929).
+  cat >"$RUN/tinyproxy.conf" <<EOF
+User nobody
+Group nogroup
+Port 8888
+Listen $R1_IP
+Timeout 600
+Allow 198.18.201.0/24
+ConnectPort 443
+BasicAuth $PROXY_USER $PROXY_PW
+EOF
+  bg tinyproxy nsx $NS_R tinyproxy -d -c "$RUN/tinyproxy.conf"
+  bg microsocks nsx $NS_R microsocks -i $R1_IP -p 1081 -u $PROXY_USER -P $PROXY_PW
+  wait_for 20 listening $NS_W 443 && wait_for 20 listening $NS_W 22 && wait_for 20 listening $NS_R 3128 && wait_for 20 listening $NS_R 3129 && wait_for 20 listening $NS_R 1080 &&
+    wait_for 20 listening $NS_R 8888 && wait_for 20 listening $NS_R 1081 || {
     log "setup: a look-alike server did not start"; return 1; }
   touch "$RUN/setup.done"
 }
@@ -324,6 +341,8 @@ session() { # session MODE: configure the account for MODE, connect, hold, disco
     http-proxy) cli AccountProxyHttp $ACCT /SERVER:$R1_IP:3128 /USERNAME:none /PASSWORD:none >/dev/null 2>&1 ;;
     socks5) cli AccountProxySocks5 $ACCT /SERVER:$R1_IP:1080 /USERNAME:none /PASSWORD:none >/dev/null 2>&1 ;;
     socks4) cli AccountProxySocks $ACCT /SERVER:$R1_IP:1080 /USERNAME:none >/dev/null 2>&1 ;; # the only SOCKS of 4.x clients
+    tinyproxy-auth) cli AccountProxyHttp $ACCT /SERVER:$R1_IP:8888 /USERNAME:$PROXY_USER /PASSWORD:$PROXY_PW >/dev/null 2>&1 ;;
+    socks5-auth) cli AccountProxySocks5 $ACCT /SERVER:$R1_IP:1081 /USERNAME:$PROXY_USER /PASSWORD:$PROXY_PW >/dev/null 2>&1 ;;
     # Account options the other modes leave at their defaults:
     # no encryption after the login (the tunnel's frames in clear), compression,
     # half-duplex legs (four: two each way), anonymous login (the hub's user anon).
@@ -333,6 +352,14 @@ session() { # session MODE: configure the account for MODE, connect, hold, disco
     compress) cli AccountCompressEnable $ACCT >/dev/null 2>&1 ;;
     half-duplex) MAXTCP=4 HALF=yes ;;
     anonymous) cli AccountUsernameSet $ACCT /USERNAME:anon >/dev/null 2>&1; cli AccountAnonymousSet $ACCT >/dev/null 2>&1 ;;
+    # Packet loss on the path (no netem here: iptables drops at random in the
+    # router, after the tap for what the client sends, before it for what
+    # the client receives), so the tap sees retransmissions, duplicates and
+    # segments that never arrive: LAB_LOSS percent (default 5) each way.
+    lossy) lossy_path FORWARD ;;
+    ipv6) ipv6_path on; host="[$S6_IP]" ;; # the server's address as SoftEther's client takes an IPv6 literal
+    lossy-http-proxy) lossy_path PROXY
+      cli AccountProxyHttp $ACCT /SERVER:$R1_IP:3128 /USERNAME:none /PASSWORD:none >/dev/null 2>&1 ;;
   esac
   cli AccountSet $ACCT /SERVER:$host:$port /HUB:$HUB >/dev/null 2>&1
   # 4.x vpncmd has no /DISABLEUDP: the hub then refuses UDP acceleration instead.
@@ -344,7 +371,9 @@ session() { # session MODE: configure the account for MODE, connect, hold, disco
   cli AccountConnect $ACCT >"$RUN/logs/connect-$1.log" 2>&1
   if ! wait_for 40 connected; then
     log "$1: session did not come up"; SESSION_OK=no
-    cli AccountDisconnect $ACCT >/dev/null 2>&1; account_reset "$1"; stop sshfwd; nsx $NS_R iptables -F FORWARD 2>/dev/null
+    cli AccountDisconnect $ACCT >/dev/null 2>&1; account_reset "$1"; stop sshfwd
+    nsx $NS_R iptables -F FORWARD 2>/dev/null; nsx $NS_R iptables -F INPUT 2>/dev/null; nsx $NS_R iptables -F OUTPUT 2>/dev/null
+    [ "$1" = ipv6 ] && ipv6_path off
     return
   fi
   SESSION_OK=yes
@@ -372,6 +401,36 @@ session() { # session MODE: configure the account for MODE, connect, hold, disco
   nsx $NS_C ip -4 addr flush dev $VNIC 2>/dev/null
   stop sshfwd
   nsx $NS_R iptables -F FORWARD 2>/dev/null
+  nsx $NS_R iptables -F INPUT 2>/dev/null
+  nsx $NS_R iptables -F OUTPUT 2>/dev/null
+  [ "$1" = ipv6 ] && ipv6_path off
+}
+
+ipv6_path() { # ipv6_path on|off: IPv6 between client and server through the router (off everywhere else)
+  local x ns dev addr v=1
+  [ "$1" = on ] && v=0
+  for x in "$NS_C sw-c0 $C6_IP" "$NS_R sw-r1 $R16_IP" "$NS_R sw-r2 $R26_IP" "$NS_S sw-s0 $S6_IP"; do
+    read -r ns dev addr <<<"$x"
+    nsx "$ns" sysctl -qw net.ipv6.conf.$dev.disable_ipv6=$v
+    [ $v = 0 ] && ip -n "$ns" addr add "$addr/64" dev "$dev" nodad
+  done
+  if [ $v = 0 ]; then
+    nsx $NS_R sysctl -qw net.ipv6.conf.all.forwarding=1
+    ip -n $NS_C route add fd00:202::/64 via $R16_IP
+    ip -n $NS_S route add fd00:201::/64 via $R26_IP
+    wait_for 5 nsx $NS_C ping -6 -c1 -W1 $S6_IP
+  fi
+}
+
+lossy_path() { # lossy_path FORWARD|PROXY: drop LAB_LOSS % of the packets between client and server (or proxy) each way
+  local p
+  p=$(awk -v l="${LAB_LOSS:-5}" 'BEGIN { printf "%.4f", l / 100 }')
+  if [ "$1" = FORWARD ]; then
+    nsx $NS_R iptables -I FORWARD -m statistic --mode random --probability "$p" -j DROP
+  else # the client's leg to the proxy on the router itself
+    nsx $NS_R iptables -I INPUT -i sw-r1 -p tcp --dport 3128 -m statistic --mode random --probability "$p" -j DROP
+    nsx $NS_R iptables -I OUTPUT -o sw-r1 -p tcp --sport 3128 -m statistic --mode random --probability "$p" -j DROP
+  fi
 }
 
 vpn_traffic() { # DHCP from SecureNAT, ping its virtual host, small HTTP download through the VPN
@@ -696,8 +755,11 @@ endpoint() {
     proxy-unreachable) EP_IP=$R1_IP EP_PORT=3128 ;;
     direct-5555) EP_PORT=5555 ;;
     direct-992) EP_PORT=992 ;;
-    http-proxy | one-tcp-proxy) EP_IP=$R1_IP EP_PORT=3128 ;;
+    http-proxy | one-tcp-proxy | lossy-http-proxy) EP_IP=$R1_IP EP_PORT=3128 ;;
     socks5 | socks4) EP_IP=$R1_IP EP_PORT=1080 ;;
+    tinyproxy-auth) EP_IP=$R1_IP EP_PORT=8888 ;;
+    ipv6) EP_IP=$S6_IP EP_CIP=$C6_IP ;;
+    socks5-auth) EP_IP=$R1_IP EP_PORT=1081 ;;
     ssh-forward) EP_IP=$W_IP EP_PORT=22 ;;
     vpn-over-icmp) EP_PROTO=icmp EP_PORT=0 ;;
     vpn-over-dns) EP_PROTO=udp EP_PORT=53 ;;
@@ -715,8 +777,10 @@ first_packet() { # epoch of the session's first packet in the mode's tap capture
 
 tcp_conns() { # the number of TCP connections the client opened to the session's endpoint (its SYNs)
   [ "$EP_PROTO" = tcp ] || return 0
+  local syn="tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn"
+  case $EP_IP in *:*) syn="ip6[6] == 6 and ip6[53] & 0x12 == 0x02" ;; esac # BPF reads no TCP header behind IPv6
   timeout 20 tcpdump -r "$RUN/cap/$1.pcap" -nn \
-    "src host $EP_CIP and dst host $EP_IP and tcp dst port $EP_PORT and tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn" 2>/dev/null | wc -l
+    "src host $EP_CIP and dst host $EP_IP and tcp dst port $EP_PORT and $syn" 2>/dev/null | wc -l
 }
 
 # check MODE EXPECTED: read the mode's EVE file, print a table row, return 1 on a miss
@@ -724,7 +788,7 @@ check() {
   endpoint "$1"
   python3 - "$RUN/eve/$1.json" "$2" "$START" "$1" "$SESSION_OK" "${VPN_NOTE:-}" \
     "$EP_CIP" "$EP_IP" "$EP_PORT" "$EP_PROTO" "$(first_packet "$1")" "$(tcp_conns "$1")" <<'EOF'
-import datetime, json, sys
+import datetime, ipaddress, json, sys
 path, expect, start, mode, ok, note, cip, eip, eport, eproto, first, conns = sys.argv[1:13]
 expect = expect == "yes"
 t0 = float(first) if first else float(start)
@@ -740,11 +804,12 @@ try:
 except FileNotFoundError:
     pass
 def ours(ev):  # names the session's client and server/proxy (and for TCP the service port)
-    a = {(ev.get("src_ip"), str(ev.get("src_port", ""))), (ev.get("dest_ip"), str(ev.get("dest_port", "")))}
-    if {x[0] for x in a} != {cip, eip}:
+    ip = lambda s: ipaddress.ip_address(s) if s else None  # EVE writes IPv6 in full
+    a = {(ip(ev.get("src_ip")), str(ev.get("src_port", ""))), (ip(ev.get("dest_ip")), str(ev.get("dest_port", "")))}
+    if {x[0] for x in a} != {ip(cip), ip(eip)}:
         return False
     if str(ev.get("proto", "")).upper() == "TCP" and eproto == "tcp":
-        return (eip, eport) in a
+        return (ip(eip), eport) in a
     return True
 def ts(ev):
     return datetime.datetime.strptime(ev["timestamp"], "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
