@@ -47,7 +47,7 @@ ADMINPW=SwLabAdmin-7 HUB=SWLAB USERPW=SwLabUser-7 ACCT=sw PROXY_USER=swproxy PRO
 C6_IP=fd00:201::2 R16_IP=fd00:201::1 R26_IP=fd00:202::1 S6_IP=fd00:202::2
 WEB_IP=198.18.50.1 VHOST=198.18.100.1 VNIC=vpn_se0 # behind SecureNAT, reached only through the VPN
 POSITIVE="direct-443 direct-5555 direct-992 encrypt-off one-tcp-encrypt-off encrypt-off-late compress half-duplex anonymous udp-accel-off one-tcp one-tcp-proxy http-proxy socks5 socks4 admin cascade vpn-over-icmp vpn-over-dns ssh-forward ssl-bump login-refused proxy-unreachable lossy lossy-http-proxy tinyproxy-auth socks5-auth ipv6"
-NEGATIVE="https-browse https-long ssh-interactive ssh-transfer ssh-forward-https ssh-forward-cookies ssh-chat curl-via-proxy openvpn wireguard https-retry bump-error-page poller-15s api-poller curl-pairs wss-feeds"
+NEGATIVE="https-browse https-long ssh-interactive ssh-transfer ssh-forward-https ssh-forward-cookies ssh-chat curl-via-proxy openvpn wireguard https-retry bump-error-page poller-15s api-poller curl-pairs wss-feeds curl-via-tinyproxy curl-via-socks5-auth lossy-https-browse lossy-api-poller lossy-wss-feeds"
 DEFAULT_REQUIRE="$POSITIVE $NEGATIVE"
 
 # ssh from the client host: the lab's key, no host-key prompts
@@ -484,7 +484,10 @@ attempts() {
 negative() { # negative MODE: ordinary traffic that must not look like SoftEther
   START=$(date +%s.%N) VPN_NOTE=""
   SESSION_OK=yes
-  case $1 in
+  # lossy-MODE: MODE with LAB_LOSS % of the packets dropped each way (see lossy_path)
+  local base=$1
+  case $1 in lossy-*) base=${1#lossy-}; lossy_path FORWARD ;; esac
+  case $base in
     https-browse) for _ in 1 2 3 4 5; do nsx $NS_C curl -sk --max-time 10 -o /dev/null https://$W_IP/index.html; sleep 0.5; done ;;
     https-long) nsx $NS_C curl -sk --max-time 30 --limit-rate 2M -o /dev/null https://$W_IP/big.bin ;;
     ssh-interactive) nsx $NS_C ssh "${SSH_OPTS[@]}" \
@@ -615,6 +618,10 @@ PY
           --next -sk --http1.1 --max-time 10 -o /dev/null -H "Cookie: s=$c2" https://$W_IP/p700.bin || SESSION_OK=no
       done ;;
     curl-via-proxy) for _ in 1 2 3; do nsx $NS_C curl -sk --max-time 10 -x http://$R1_IP:3128 -o /dev/null https://$W_IP/index.html || SESSION_OK=no; done ;;
+    curl-via-tinyproxy) # the proxies of the tinyproxy-auth and socks5-auth modes, with credentials
+      for _ in 1 2 3; do nsx $NS_C curl -sk --max-time 10 -x http://$PROXY_USER:$PROXY_PW@$R1_IP:8888 -o /dev/null https://$W_IP/index.html || SESSION_OK=no; done ;;
+    curl-via-socks5-auth)
+      for _ in 1 2 3; do nsx $NS_C curl -sk --max-time 10 -x socks5://$PROXY_USER:$PROXY_PW@$R1_IP:1081 -o /dev/null https://$W_IP/index.html || SESSION_OK=no; done ;;
     wss-feeds) # four long-lived feeds over TLS from one client to one server, without ALPN or
       # tickets (the ClientHello SoftEther's client shows): the client sends small random-sized
       # messages every 0.5-8 s, the server pushes some every 3 s on average and acknowledges
@@ -625,6 +632,7 @@ PY
       nsx $NS_C python3 "$RUN/wss-feeds.py" client "$W_IP" "${LAB_WSS_SECONDS:-90}" || SESSION_OK=no
       stop wss-feeds ;;
   esac
+  [ "$base" != "$1" ] && nsx $NS_R iptables -F FORWARD 2>/dev/null
   sleep 1
 }
 
