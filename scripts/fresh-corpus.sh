@@ -9,7 +9,8 @@
 #
 # Root (network namespaces), Debian's SoftEther packages and the lab's tools
 # (see the reference scripts' headers; the negatives also use stunnel4,
-# tinyproxy, dnsmasq, socat and ethtool); about 30 minutes for the 28 SoftEther
+# tinyproxy, dnsmasq, socat, ethtool, dnsutils and strongswan-swanctl: without
+# the last two the dns-normal and ipsec negatives fail); about 30 minutes for the 28 SoftEther
 # scenarios, 15 more for the negatives. Not run by CI.
 #
 #   scripts/fresh-corpus.sh [OUTDIR]     (default /tmp/sewatch-fresh)
