@@ -35,8 +35,8 @@ type Result struct {
 	HugeErr   error // why none were marked (hugeheap.ErrNotAdvised, ...)
 }
 
-// Apply allocates a ballast of ballast bytes (BallastFor), then, if hugePages, marks hugeBytes of heap
-// for huge pages. The collector is paused meanwhile (each allocation would
+// Apply allocates a ballast of ballast bytes (BallastFor), then, if
+// hugePages, marks hugeBytes of heap for huge pages. The collector is paused meanwhile (each allocation would
 // start a cycle of its own) and the marked range is freed by one forced
 // cycle. Call it once, first thing, before the heap grows.
 func Apply(ballast int, hugePages bool, hugeBytes int) Result {
