@@ -46,7 +46,7 @@ C_IP=198.18.201.2 R1_IP=198.18.201.1 R2_IP=198.18.202.1 S_IP=198.18.202.2 R3_IP=
 ADMINPW=SwLabAdmin-7 HUB=SWLAB USERPW=SwLabUser-7 ACCT=sw PROXY_USER=swproxy PROXY_PW=SwProxy-7
 C6_IP=fd00:201::2 R16_IP=fd00:201::1 R26_IP=fd00:202::1 S6_IP=fd00:202::2
 WEB_IP=198.18.50.1 VHOST=198.18.100.1 VNIC=vpn_se0 # behind SecureNAT, reached only through the VPN
-POSITIVE="direct-443 direct-5555 direct-992 encrypt-off one-tcp-encrypt-off encrypt-off-late compress half-duplex anonymous udp-accel-off one-tcp one-tcp-proxy http-proxy socks5 socks4 admin cascade vpn-over-icmp vpn-over-dns ssh-forward ssl-bump login-refused proxy-unreachable lossy lossy-http-proxy tinyproxy-auth socks5-auth ipv6"
+POSITIVE="direct-443 direct-5555 direct-992 encrypt-off one-tcp-encrypt-off encrypt-off-late compress half-duplex anonymous udp-accel-off one-tcp one-tcp-proxy http-proxy socks5 socks4 admin cascade vpn-over-icmp vpn-over-dns ssh-forward ssl-bump login-refused proxy-unreachable lossy lossy-http-proxy tinyproxy-auth socks5-auth ipv6 slow-link"
 NEGATIVE="https-browse https-long ssh-interactive ssh-transfer ssh-forward-https ssh-forward-cookies ssh-chat curl-via-proxy openvpn wireguard https-retry bump-error-page poller-15s api-poller curl-pairs wss-feeds curl-via-tinyproxy curl-via-socks5-auth lossy-https-browse lossy-api-poller lossy-wss-feeds"
 DEFAULT_REQUIRE="$POSITIVE $NEGATIVE"
 
@@ -357,6 +357,10 @@ session() { # session MODE: configure the account for MODE, connect, hold, disco
     # the client receives), so the tap sees retransmissions, duplicates and
     # segments that never arrive: LAB_LOSS percent (default 5) each way.
     lossy) lossy_path FORWARD ;;
+    # A slow link: the router shapes both directions to 1 Mbit/s with up to
+    # 300 ms of queue (tbf), so the download through the tunnel queues the
+    # session's records behind each other and stretches every exchange.
+    slow-link) slow_path on ;;
     ipv6) ipv6_path on; host="[$S6_IP]" ;; # the server's address as SoftEther's client takes an IPv6 literal
     lossy-http-proxy) lossy_path PROXY
       cli AccountProxyHttp $ACCT /SERVER:$R1_IP:3128 /USERNAME:none /PASSWORD:none >/dev/null 2>&1 ;;
@@ -374,6 +378,7 @@ session() { # session MODE: configure the account for MODE, connect, hold, disco
     cli AccountDisconnect $ACCT >/dev/null 2>&1; account_reset "$1"; stop sshfwd
     nsx $NS_R iptables -F FORWARD 2>/dev/null; nsx $NS_R iptables -F INPUT 2>/dev/null; nsx $NS_R iptables -F OUTPUT 2>/dev/null
     [ "$1" = ipv6 ] && ipv6_path off
+    [ "$1" = slow-link ] && slow_path off
     return
   fi
   SESSION_OK=yes
@@ -404,6 +409,15 @@ session() { # session MODE: configure the account for MODE, connect, hold, disco
   nsx $NS_R iptables -F INPUT 2>/dev/null
   nsx $NS_R iptables -F OUTPUT 2>/dev/null
   [ "$1" = ipv6 ] && ipv6_path off
+  [ "$1" = slow-link ] && slow_path off
+}
+
+slow_path() { # slow_path on|off: 1 Mbit/s, 300 ms of queue, on the router's client- and server-side links
+  local dev
+  for dev in sw-r1 sw-r2; do
+    if [ "$1" = on ]; then nsx $NS_R tc qdisc replace dev $dev root tbf rate 1mbit burst 16kb latency 300ms
+    else nsx $NS_R tc qdisc del dev $dev root 2>/dev/null; fi
+  done
 }
 
 ipv6_path() { # ipv6_path on|off: IPv6 between client and server through the router (off everywhere else)
