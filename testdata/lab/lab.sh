@@ -375,10 +375,7 @@ session() { # session MODE: configure the account for MODE, connect, hold, disco
   cli AccountConnect $ACCT >"$RUN/logs/connect-$1.log" 2>&1
   if ! wait_for 40 connected; then
     log "$1: session did not come up"; SESSION_OK=no
-    cli AccountDisconnect $ACCT >/dev/null 2>&1; account_reset "$1"; stop sshfwd
-    nsx $NS_R iptables -F FORWARD 2>/dev/null; nsx $NS_R iptables -F INPUT 2>/dev/null; nsx $NS_R iptables -F OUTPUT 2>/dev/null
-    [ "$1" = ipv6 ] && ipv6_path off
-    [ "$1" = slow-link ] && slow_path off
+    cli AccountDisconnect $ACCT >/dev/null 2>&1; account_reset "$1"; stop sshfwd; path_reset "$1"
     return
   fi
   SESSION_OK=yes
@@ -405,11 +402,17 @@ session() { # session MODE: configure the account for MODE, connect, hold, disco
   account_reset "$1"
   nsx $NS_C ip -4 addr flush dev $VNIC 2>/dev/null
   stop sshfwd
-  nsx $NS_R iptables -F FORWARD 2>/dev/null
-  nsx $NS_R iptables -F INPUT 2>/dev/null
-  nsx $NS_R iptables -F OUTPUT 2>/dev/null
-  [ "$1" = ipv6 ] && ipv6_path off
-  [ "$1" = slow-link ] && slow_path off
+  path_reset "$1"
+}
+
+path_reset() { # path_reset MODE: undo what MODE did to the path (router filters, loss, IPv6, shaping)
+  local t
+  for t in FORWARD INPUT OUTPUT; do nsx $NS_R iptables -F $t 2>/dev/null; done
+  case $1 in
+    ipv6) ipv6_path off ;;
+    slow-link) slow_path off ;;
+  esac
+  return 0
 }
 
 slow_path() { # slow_path on|off: 1 Mbit/s, 300 ms of queue, on the router's client- and server-side links
@@ -646,7 +649,7 @@ PY
       nsx $NS_C python3 "$RUN/wss-feeds.py" client "$W_IP" "${LAB_WSS_SECONDS:-90}" || SESSION_OK=no
       stop wss-feeds ;;
   esac
-  [ "$base" != "$1" ] && nsx $NS_R iptables -F FORWARD 2>/dev/null
+  [ "$base" != "$1" ] && path_reset "$1"
   sleep 1
 }
 
