@@ -122,6 +122,14 @@ func openShared(path string) *Shared {
 	return s
 }
 
+// BlockSize and RingBlocks are the ring's block size and, with several
+// cursors, its blocks: a cursor can be at most that far ahead of the
+// slowest.
+const (
+	BlockSize  = blockSize
+	RingBlocks = ringBlocks
+)
+
 // LinkType is the file's link type.
 func (s *Shared) LinkType() uint32 { return s.link }
 
@@ -181,6 +189,56 @@ type Cursor struct {
 
 // Packets is how many records the cursor has returned.
 func (c *Cursor) Packets() uint64 { return c.n }
+
+// End is the file offset just past the record NextFrame returned last
+// (its frame of n bytes began at End()-n).
+func (c *Cursor) End() int64 { return max(c.blk, 0)*blockSize + int64(c.pos) }
+
+// Frame returns the file's n bytes at off, which another cursor's walk
+// found to be a frame, moving this cursor there: a worker that does not
+// walk the file itself takes the frames the walk listed for it with it.
+// Offsets must not go backwards. The frame is valid until the next call.
+func (c *Cursor) Frame(off int64, n int) []byte {
+	c.SkipTo(off)
+	b := c.b
+	if c.pos+n <= b.n {
+		p := b.buf[c.pos : c.pos+n : c.pos+n]
+		c.pos += n
+		return p
+	}
+	// Across blocks: put together in c.rec (the walk read it whole, so
+	// the blocks hold it).
+	c.rec = append(c.rec[:0], b.buf[c.pos:b.n]...)
+	for len(c.rec) < n && c.b.n > 0 {
+		c.acquire(c.blk + 1)
+		k := min(n-len(c.rec), c.b.n)
+		c.rec = append(c.rec, c.b.buf[:k]...)
+		c.pos = k
+	}
+	return c.rec
+}
+
+// Prefetch has the first bytes of the frame at off fetched into the cache
+// if they lie in the cursor's block: a worker asks it a few frames ahead
+// of the one it takes, since another core read the block.
+func (c *Cursor) Prefetch(off int64) {
+	if b := c.b; b != nil && off/blockSize == c.blk {
+		if p := int(off - c.blk*blockSize); p+128 <= b.n {
+			prefetch(unsafe.Pointer(&b.buf[p])) // three lines
+		}
+	}
+}
+
+// SkipTo moves the cursor forward to file offset off, taking and
+// releasing the blocks on the way: the others can reuse a block once
+// every cursor is past it.
+func (c *Cursor) SkipTo(off int64) {
+	blk := off / blockSize
+	for c.b == nil || c.blk < blk {
+		c.acquire(c.blk + 1)
+	}
+	c.pos = int(off - blk*blockSize)
+}
 
 // acquire moves the cursor to block num (releasing the one it held): it
 // waits until the slot is free of older blocks, and reads the block into it
@@ -294,6 +352,14 @@ func (c *Cursor) UnixNano() int64 {
 		ns *= 1000
 	}
 	return int64(c.sec)*1e9 + ns
+}
+
+// Stamp is Time as Unix seconds and nanoseconds.
+func (c *Cursor) Stamp() (sec, nsec uint32) {
+	if c.s.nano {
+		return c.sec, c.frac
+	}
+	return c.sec, c.frac * 1000
 }
 
 // Time is the capture time of the frame NextFrame returned last.

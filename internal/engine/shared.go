@@ -18,28 +18,37 @@ import (
 
 // Reading a plain pcap file with several workers (capture.Shared).
 //
-// No goroutine reads the file for the others: every worker reads the whole
-// file with its own cursor, decodes each frame far enough to know its
-// flow's worker (the same symmetric hash of the address pair as the
-// chunked path: dispatchKey) and inspects only its own. The frames are
-// never copied in user space and never cross cores, and there is no
-// per-chunk handoff of packets: what a reader goroutine did serially
-// (read(), two copies, the decode, the dispatch) is spread over the
-// workers, at the price of reading and decoding the other workers' frames
-// too (the kernel's copy and a few nanoseconds of decoding per frame, most
-// frames taking the decoder's IPv4 fast path).
+// No goroutine copies packets for the workers: one walker goroutine walks
+// the file's records with its cursor, finds each frame's worker from its
+// headers (the same symmetric hash of the address pair as the chunked
+// path: dispatchKey; peekOwner, or a decode for tunnels and the like) and
+// the expiry points, and lists for each worker where its frames lie in the
+// file. Each worker takes its frames where they lie, with a cursor of its
+// own over the same ring of blocks, decodes and inspects them. A frame is
+// never copied in user space, the file is walked once (when every worker
+// walked the whole file itself, the second walk was about a ninth of a
+// two-worker run's CPU), and a frame crosses cores once, from the core
+// that read its block.
 //
-// The workers walk the file in segments of segPackets packets; a segment
-// carries each worker's evidence (tagged with packet numbers, as in the
-// chunked path) to the merge, which hands it to the verdict in packet
-// order and expires the verdict where one worker would. Every worker runs
-// its table's expiry at the same packet numbers, so the events are the
-// same, in the same order, whatever the worker count.
+// The walk is cut in segments of at most segPackets packets and segBlocks
+// blocks of the file; a segment carries the workers' lists to them and
+// each worker's evidence (tagged with packet numbers, as in the chunked
+// path) to the merge, which hands it to the verdict in packet order and
+// expires the verdict where one worker would. Every worker runs its
+// table's expiry at the same packet numbers, so the events are the same,
+// in the same order, whatever the worker count.
 
 const (
-	// segPackets is the packets of a segment: one handoff per worker and
-	// segment, so large (the evidence of a segment is small).
+	// segPackets is the most packets of a segment: one handoff per worker
+	// and segment, so large (the evidence of a segment is small).
 	segPackets = 8192
+	// segBlocks is the most blocks of the file a segment's walk moves
+	// into: a worker takes a segment's frames once its walk is done, and
+	// meanwhile holds the blocks from the segment's start, so the walk of
+	// one segment must fit the ring with room for the next (a run of
+	// frames of the largest size would otherwise fill the ring and stall
+	// the walk for good).
+	segBlocks = capture.RingBlocks / 3
 	// segDepth is the segments in flight: how far one worker can run ahead
 	// of the other (one host pair's burst) before it waits for the merge.
 	segDepth = 16
@@ -55,23 +64,43 @@ type expPoint struct {
 // segment is a run of packets [first, first+segPackets) as the workers
 // report it to the merge.
 type segment struct {
+	// first is its first packet's number (the walk sets it).
 	first uint64
-	// exp is the expiry points in it (worker 0 notes them).
+	// exp is the expiry points in it.
 	exp []expPoint
-	// Per worker: its evidence in packet order, the packets it read in
-	// the segment, and whether its input ended in it (with the read
-	// error, if any, that ended it). All workers read the same file, so
-	// they agree unless the file changed under them.
+	// recs is, per worker, where its frames lie, in file order; endOff is
+	// the file offset the walk of the segment ended at.
+	recs   [][]fileRec
+	endOff int64
+	// Per worker: its evidence in packet order, the packets read in the
+	// segment, and whether the input ended in it (with the read error, if
+	// any, that ended it). The walk sets the last three for every worker.
 	ev  [][]idxEvidence
 	cnt []uint64
 	end []bool
 	err []error
-	wg  sync.WaitGroup
+	// walked is done when the walk of the segment is, wg when every
+	// worker is done with it too.
+	walked sync.WaitGroup
+	wg     sync.WaitGroup
+}
+
+// prefetchRecs is how many frames ahead of the one it takes a worker has
+// the next one's first bytes fetched.
+const prefetchRecs = 2
+
+// fileRec is a frame of a worker: where it lies in the file, its capture
+// time and its number in the segment.
+type fileRec struct {
+	off       int64
+	sec, nsec uint32
+	n         uint32
+	rel       uint32
 }
 
 func newSegment(n, every int) *segment {
-	return &segment{exp: make([]expPoint, 0, segPackets/every+2), ev: make([][]idxEvidence, n),
-		cnt: make([]uint64, n), end: make([]bool, n), err: make([]error, n)}
+	return &segment{exp: make([]expPoint, 0, segPackets/every+2), recs: make([][]fileRec, n),
+		ev: make([][]idxEvidence, n), cnt: make([]uint64, n), end: make([]bool, n), err: make([]error, n)}
 }
 
 // runShared reads a plain pcap file with n >= 2 workers; it returns like
@@ -96,15 +125,15 @@ func (e *Engine) runShared(ctx context.Context, sf *capture.Shared, n int) error
 		work[i] = make(chan *segment, segDepth)
 	}
 	merge := make(chan *segment, segDepth)
-	next := uint64(1)
+	walk := make(chan *segment, segDepth)
 	issue := func(s *segment) {
-		s.first = next
 		s.exp = s.exp[:0]
 		clear(s.cnt)
 		clear(s.end)
 		clear(s.err)
-		next += segPackets
+		s.walked.Add(1)
 		s.wg.Add(n)
+		walk <- s
 		for i := range work {
 			work[i] <- s
 		}
@@ -114,31 +143,45 @@ func (e *Engine) runShared(ctx context.Context, sf *capture.Shared, n int) error
 		issue(newSegment(n, every))
 	}
 
-	var stop atomic.Bool // the merge took its last segment: workers skip the rest
-	curs := make([]*capture.Cursor, n)
-	for i := range curs {
-		curs[i] = sf.Cursor() // all before any reads
+	var stop atomic.Bool                     // the merge took its last segment: the rest are skipped
+	wk := newWalker(e, link, sf.Cursor(), n) // every cursor before any reads
+	fs := make([]*follower, n)
+	for i := range fs {
+		fs[i] = &follower{w: ws[i], s: sinks[i], cur: sf.Cursor(), id: i}
 	}
 	var wwg sync.WaitGroup
-	for i := range ws {
+	wwg.Add(1)
+	go func() {
+		defer wwg.Done()
+		// The workers may wait for this cursor to move past a block.
+		defer wk.cur.Close()
+		for seg := range walk {
+			if !stop.Load() && ctx.Err() == nil {
+				// Past the end of the input the cursor ends again at
+				// once: a segment issued beyond it is walked at once.
+				wk.walk(seg)
+				sf.Progress(wk.cur)
+			}
+			seg.walked.Done()
+		}
+	}()
+	for i := range fs {
 		wwg.Add(1)
-		go func(id int) {
+		go func(f *follower) {
 			defer wwg.Done()
-			r := newFileReader(ws[id], sinks[id], curs[id], id, n)
-			// The others may wait for this cursor to move past a block.
-			defer r.cur.Close()
-			for seg := range work[id] {
+			// The walk may wait for this cursor to move past a block.
+			defer f.cur.Close()
+			for seg := range work[f.id] {
+				seg.walked.Wait()
 				if !stop.Load() && ctx.Err() == nil {
-					// Past the end of the input the cursor ends again at
-					// once: a segment issued beyond it is read at once.
-					r.readSegment(seg)
-					if id == 0 {
-						sf.Progress(r.cur)
-					}
+					f.follow(seg)
+				} else {
+					// Hold no block the walk might wait for.
+					f.cur.Close()
 				}
 				seg.wg.Done()
 			}
-		}(i)
+		}(fs[i])
 	}
 
 	mirror := map[*detector.TLSInfo]*detector.TLSInfo{}
@@ -169,6 +212,7 @@ func (e *Engine) runShared(ctx context.Context, sf *capture.Shared, n int) error
 		issue(seg)
 	}
 	stop.Store(true)
+	close(walk)
 	for i := range work {
 		close(work[i])
 	}
@@ -211,92 +255,125 @@ func (s *cursorSource) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
 	return d, gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(d), Length: len(d)}, nil
 }
 
-// fileReader is a worker reading a shared file.
-type fileReader struct {
-	w   *Worker
-	s   *evidenceSink
-	cur *capture.Cursor
-	id  int
-	n   uint32
-	idx uint64 // packets read
+// walker walks a shared file for its workers.
+type walker struct {
+	cur  *capture.Cursor
+	link decode.LinkType
+	n    uint32
+	idx  uint64 // packets walked
 	// clock: the time-driven expiry points, as one worker finds them.
 	clock expiryClock
 	// scan decodes the frames whose headers do not name their worker
 	// (peekOwner) to find it; its counts are dropped (the owner counts).
 	scan *decode.Decoder
+	pkt  decode.Packet
 }
 
-func newFileReader(w *Worker, s *evidenceSink, cur *capture.Cursor, id, n int) *fileReader {
-	return &fileReader{w: w, s: s, cur: cur, id: id, n: uint32(n), scan: decode.NewDecoder(w.link),
-		clock: newExpiryClock(&w.e.cfg)}
+func newWalker(e *Engine, link decode.LinkType, cur *capture.Cursor, n int) *walker {
+	return &walker{cur: cur, link: link, n: uint32(n), scan: decode.NewDecoder(link), clock: newExpiryClock(&e.cfg)}
 }
 
-// readSegment reads the segment's packets with the worker's cursor, runs
-// the expiry points and inspects the worker's own packets.
-func (r *fileReader) readSegment(seg *segment) {
-	w, s, id := r.w, r.s, r.id
-	s.evs = seg.ev[id][:0]
-	end := seg.first + segPackets
-	for r.idx+1 < end {
-		data, err := r.cur.NextFrame()
-		if err != nil {
-			seg.end[id] = true
-			if !errors.Is(err, io.EOF) {
-				seg.err[id] = err
+// walk walks the segment's records: its expiry points, and each worker's
+// frames.
+func (k *walker) walk(seg *segment) {
+	seg.first = k.idx + 1
+	for i := range seg.recs {
+		seg.recs[i] = seg.recs[i][:0]
+	}
+	k.scan.Counts = [decode.NumLayers]uint64{} // never collected
+	k.scan.Skipped.Reset()
+	limit := k.cur.End()/capture.BlockSize + segBlocks
+	end, err := false, error(nil)
+	for k.idx+1 < seg.first+segPackets && k.cur.End()/capture.BlockSize < limit {
+		data, rerr := k.cur.NextFrame()
+		if rerr != nil {
+			end = true
+			if !errors.Is(rerr, io.EOF) {
+				err = rerr
 			}
 			break
 		}
-		r.idx++
-		i := r.idx
-		if r.clock.point(r.cur.UnixNano()) {
-			ts := r.cur.Time()
-			// Every worker expires its table here, as one worker would.
-			s.idx = i
-			r.scan.Counts = [decode.NumLayers]uint64{} // never collected
-			r.scan.Skipped.Reset()
-			w.publish()
-			w.expireTable(ts)
-			if id == 0 {
-				seg.exp = append(seg.exp, expPoint{idx: i, ts: ts})
-			}
+		k.idx++
+		if k.clock.point(k.cur.UnixNano()) {
+			seg.exp = append(seg.exp, expPoint{idx: k.idx, ts: k.cur.Time()})
 		}
-		// The worker's own frames only are decoded (with the decoder that
-		// counts them); another worker's frame is passed over once its
-		// headers name its worker.
-		owner, ok := peekOwner(w.link, data, r.n)
+		owner, ok := peekOwner(k.link, data, k.n)
 		if !ok {
-			owner = w.scanOwner(r.scan, data, r.n)
+			owner = k.scanOwner(data)
 		}
-		if owner != uint32(id) {
-			continue
-		}
-		s.idx = i
-		w.c.packets++
-		w.c.bytes += uint64(len(data))
-		// Decoded and inspected under one recover, as by one worker (a
-		// recover of its own around the decode cost a tenth of the
-		// record walk).
-		w.inspect(data, r.cur.Time(), i)
+		sec, nsec := k.cur.Stamp()
+		seg.recs[owner] = append(seg.recs[owner], fileRec{off: k.cur.End() - int64(len(data)), sec: sec, nsec: nsec,
+			n: uint32(len(data)), rel: uint32(k.idx - seg.first)})
 	}
-	seg.cnt[id] = r.idx + 1 - seg.first
-	seg.ev[id] = s.evs
+	seg.endOff = k.cur.End()
+	for i := range seg.cnt {
+		seg.cnt[i], seg.end[i], seg.err[i] = k.idx+1-seg.first, end, err
+	}
 }
 
 // scanOwner decodes a frame whose headers do not name its worker
-// (peekOwner) with the worker's scan decoder, whose counts are dropped,
-// and returns the worker of its flow (0 for a frame that is not IP or does
-// not decode, or that panics the decoder: the owner decodes it again and
-// counts it).
-func (w *Worker) scanOwner(dec *decode.Decoder, data []byte, n uint32) (owner uint32) {
+// (peekOwner) with the scan decoder, whose counts are dropped, and returns
+// the worker of its flow (0 for a frame that is not IP or does not decode,
+// or that panics the decoder: the owner decodes it again and counts it).
+func (k *walker) scanOwner(data []byte) (owner uint32) {
 	defer func() {
 		if recover() != nil {
 			owner = 0
 		}
 	}()
-	if dec.Decode(data, &w.pkt) != nil {
+	if k.scan.Decode(data, &k.pkt) != nil {
 		return 0
 	}
-	return dispatchKey(&w.pkt) % n
+	return dispatchKey(&k.pkt) % k.n
+}
+
+// follower is a worker taking its frames of a shared file as the walk
+// listed them.
+type follower struct {
+	w   *Worker
+	s   *evidenceSink
+	cur *capture.Cursor
+	id  int
+}
+
+// follow runs the worker over its frames of a walked segment, with the
+// table expiry at the segment's expiry points, as one worker would.
+func (f *follower) follow(seg *segment) {
+	w, s := f.w, f.s
+	s.evs = seg.ev[f.id][:0]
+	recs := seg.recs[f.id]
+	j := 0
+	for _, x := range seg.exp {
+		for ; j < len(recs) && seg.first+uint64(recs[j].rel) < x.idx; j++ {
+			f.process(seg, recs, j)
+		}
+		// Every worker expires its table here, as one worker would.
+		s.idx = x.idx
+		w.publish()
+		w.expireTable(x.ts)
+	}
+	for ; j < len(recs); j++ {
+		f.process(seg, recs, j)
+	}
+	// Past the segment's blocks, this worker's frames in them or not.
+	f.cur.SkipTo(seg.endOff)
+	seg.ev[f.id] = s.evs
+}
+
+// process takes and inspects frame j of recs.
+func (f *follower) process(seg *segment, recs []fileRec, j int) {
+	if j+prefetchRecs < len(recs) {
+		// Another core walked it: its lines are not in this one's cache.
+		f.cur.Prefetch(recs[j+prefetchRecs].off)
+	}
+	r := &recs[j]
+	w := f.w
+	i := seg.first + uint64(r.rel)
+	f.s.idx = i
+	w.c.packets++
+	w.c.bytes += uint64(r.n)
+	// Decoded and inspected under one recover, as by one worker.
+	w.inspect(f.cur.Frame(r.off, int(r.n)), time.Unix(int64(r.sec), int64(r.nsec)).UTC(), i)
 }
 
 // mergeSegment hands a segment's evidence to the verdict in packet order,

@@ -106,13 +106,16 @@ func runInput(t *testing.T, path string, n int, ordinary bool) fileRun {
 // sharedFrames is every bundled capture at once, with frames that do not
 // decode (ARP, garbage) and frames of every size up to the largest a
 // capture record may hold (padded: trailing bytes change nothing the
-// detectors see), so records cross the workers' read blocks in every way.
+// detectors see), so records cross the workers' read blocks in every way
+// and fill the ring.
 func sharedFrames(t *testing.T) []frame {
 	fr := allCaptures(t)
 	for i := range fr {
 		pad := 0
 		switch {
-		case i == len(fr)/2:
+		case i == len(fr)/2, i >= len(fr)/3 && i < len(fr)/3+40:
+			// One frame, and a run of frames longer than the ring (the
+			// walk must cut its segment short), of the largest size.
 			pad = 256<<10 - len(fr[i].data)
 		case i%211 == 0:
 			pad = (i * 7919) % (200 << 10)
@@ -222,9 +225,10 @@ func TestWorkersSharedCancel(t *testing.T) {
 	}
 }
 
-// TestSharedSegmentAllocs: the shared-file path's per-packet stages (each
-// worker's cursor, decode and dispatch of every frame, its own packets'
-// processing with the expiry runs, and the ordered merge of a segment)
+// TestSharedSegmentAllocs: the shared-file path's per-packet stages (the
+// walk of every frame with its dispatch, each worker's cursor taking its
+// frames, their processing with the expiry runs, and the ordered merge of
+// a segment)
 // allocate nothing once the read blocks and the inspector free lists are
 // warm.
 // Many short flows (every DNS query is one) on both workers, replayed an
@@ -252,38 +256,36 @@ func TestSharedSegmentAllocs(t *testing.T) {
 		t.Fatal("the file is not read shared")
 	}
 	const n = 2
-	ws, rs := make([]*Worker, n), make([]*fileReader, n)
+	ws, fs := make([]*Worker, n), make([]*follower, n)
+	wk := newWalker(e, decode.LinkEthernet, sf.Cursor(), n)
 	for i := range ws {
 		ws[i] = e.newWorker(decode.LinkEthernet, 0)
 		s := &evidenceSink{w: ws[i]}
 		ws[i].sink = s
-		rs[i] = newFileReader(ws[i], s, sf.Cursor(), i, n)
+		fs[i] = &follower{w: ws[i], s: s, cur: sf.Cursor(), id: i}
 	}
 	seg := newSegment(n, 97)
 	pos := make([]int, n)
 	mirror := map[*detector.TLSInfo]*detector.TLSInfo{}
 	var ends []*idxEvidence
-	first := uint64(1)
 	step := func() {
-		seg.first, seg.exp = first, seg.exp[:0]
-		clear(seg.cnt)
-		clear(seg.end)
-		for _, r := range rs {
-			r.readSegment(seg)
+		seg.exp = seg.exp[:0]
+		wk.walk(seg)
+		for _, f := range fs {
+			f.follow(seg)
 		}
 		e.mergeSegment(seg, pos, mirror, &ends)
-		first += segPackets
 	}
 	for i := 0; i < warm; i++ {
 		step()
 	}
 	created := ws[0].table.Stats().Created + ws[1].table.Stats().Created
 	if got := testing.AllocsPerRun(5, step); got != 0 {
-		t.Errorf("%v allocations per segment of %d packets, want 0", got, segPackets)
+		t.Errorf("%v allocations per segment (%d packets), want 0", got, seg.cnt[0])
 	}
 	flows := ws[0].table.Stats().Created + ws[1].table.Stats().Created - created
-	if seg.end[0] || seg.end[1] || seg.cnt[0] != segPackets || seg.cnt[1] != segPackets {
-		t.Fatalf("the file ended in a measured segment (%d, %d packets)", seg.cnt[0], seg.cnt[1])
+	if seg.end[0] || seg.end[1] || seg.cnt[0] < segPackets/4 {
+		t.Fatalf("the file ended in a measured segment (%d packets)", seg.cnt[0])
 	}
 	if flows < 6*200 || ws[0].table.Stats().Expired == 0 || ws[1].table.Stats().Expired == 0 {
 		t.Errorf("%d flows in 6 segments, worker 0 expired %d, worker 1 %d: want many flows, expiring on both",
