@@ -24,7 +24,23 @@ type InputOptions struct {
 	ProgressEvery time.Duration
 	// Stdin replaces os.Stdin for "-" (tests).
 	Stdin io.Reader
+	// Map is how the workers read a plain pcap file (Shared): MapAuto,
+	// the default, maps it when the page cache maps it in large pieces.
+	Map MapMode
 }
+
+// MapMode is how the workers read a plain pcap file.
+type MapMode uint8
+
+const (
+	// MapAuto maps a file of 16 MiB or more whose cached pages map in
+	// large pieces (mapsLarge), and reads any other with pread.
+	MapAuto MapMode = iota
+	// MapAlways maps any file it can.
+	MapAlways
+	// MapNever reads with pread.
+	MapNever
+)
 
 // Input is what OpenInput returns: a packet source over one file, a
 // directory of files or stdin.
@@ -280,7 +296,7 @@ func (m *multi) Stats() Stats {
 
 func (m *multi) Close() error {
 	if m.shared != nil {
-		m.shared.f.Close()
+		m.shared.close()
 	}
 	var first error
 	for i := m.cur; i < len(m.parts); i++ {

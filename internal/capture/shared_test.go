@@ -45,8 +45,8 @@ func readOrdinary(t *testing.T, path string) ([]record, error) {
 
 // readCursors reads path with n cursors at once, each in its own
 // goroutine, and returns what each read and its error.
-func readCursors(t *testing.T, path string, n int) ([][]record, []error) {
-	in, err := OpenInput(path, InputOptions{})
+func readCursors(t *testing.T, path string, n int, mode MapMode) ([][]record, []error) {
+	in, err := OpenInput(path, InputOptions{Map: mode})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,6 +54,9 @@ func readCursors(t *testing.T, path string, n int) ([][]record, []error) {
 	sf := in.(*multi).Shared()
 	if sf == nil {
 		t.Fatalf("%s: not readable shared", path)
+	}
+	if sf.Mapped() != (mode == MapAlways) {
+		t.Fatalf("%s: mapped %v with mode %d", path, sf.Mapped(), mode)
 	}
 	curs := make([]*Cursor, n)
 	for i := range curs {
@@ -168,27 +171,37 @@ func TestSharedCursors(t *testing.T) {
 		{"many blocks, cut in a header", pcapFile(t, many, 60+(39_999*37)%1400+5), 2, true},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			want, werr := readOrdinary(t, tc.path)
-			if (werr != nil) != tc.isErr {
-				t.Fatalf("ordinary reader: error %v, want error %v", werr, tc.isErr)
+		for _, mode := range []MapMode{MapAlways, MapNever} {
+			name := tc.name
+			if mode == MapNever {
+				name += ", pread"
 			}
-			got, errs := readCursors(t, tc.path, tc.curs)
-			for i := range got {
-				if fmt.Sprint(errs[i]) != fmt.Sprint(werr) {
-					t.Errorf("cursor %d: error %v, want %v", i, errs[i], werr)
-				}
-				if len(got[i]) != len(want) {
-					t.Fatalf("cursor %d: %d packets, want %d", i, len(got[i]), len(want))
-				}
-				for j := range want {
-					if !got[i][j].ts.Equal(want[j].ts) || got[i][j].data != want[j].data {
-						t.Fatalf("cursor %d: packet %d differs (%d bytes at %v, want %d at %v)",
-							i, j+1, len(got[i][j].data), got[i][j].ts, len(want[j].data), want[j].ts)
-					}
-				}
+			t.Run(name, func(t *testing.T) { testCursors(t, tc.path, tc.curs, tc.isErr, mode) })
+		}
+	}
+}
+
+// testCursors checks that curs cursors reading path at once each return
+// what the ordinary reader returns, and its error (isErr: there is one).
+func testCursors(t *testing.T, path string, curs int, isErr bool, mode MapMode) {
+	want, werr := readOrdinary(t, path)
+	if (werr != nil) != isErr {
+		t.Fatalf("ordinary reader: error %v, want error %v", werr, isErr)
+	}
+	got, errs := readCursors(t, path, curs, mode)
+	for i := range got {
+		if fmt.Sprint(errs[i]) != fmt.Sprint(werr) {
+			t.Errorf("cursor %d: error %v, want %v", i, errs[i], werr)
+		}
+		if len(got[i]) != len(want) {
+			t.Fatalf("cursor %d: %d packets, want %d", i, len(got[i]), len(want))
+		}
+		for j := range want {
+			if !got[i][j].ts.Equal(want[j].ts) || got[i][j].data != want[j].data {
+				t.Fatalf("cursor %d: packet %d differs (%d bytes at %v, want %d at %v)",
+					i, j+1, len(got[i][j].data), got[i][j].ts, len(want[j].data), want[j].ts)
 			}
-		})
+		}
 	}
 }
 

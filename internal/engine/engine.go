@@ -450,6 +450,11 @@ func (w *Worker) recovered(idx uint64) {
 		stage = "flow setup"
 	}
 	w.inspecting, w.ent = -1, nil
+	if _, fault := r.(interface{ Addr() uintptr }); fault {
+		// A memory fault, which only a reader of a mapped file asks to
+		// get as a panic (readMapped): that reader decides.
+		panic(r)
+	}
 	w.e.C.Panics.Add(1)
 	if _, seen := w.e.panicLogged.LoadOrStore(stage, true); !seen {
 		w.e.log.Error("recovered a panic; the packet is dropped and the sensor goes on (logged once per stage)",

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -159,7 +160,9 @@ func (e *Engine) runShared(ctx context.Context, sf *capture.Shared, n int) error
 			if !stop.Load() && ctx.Err() == nil {
 				// Past the end of the input the cursor ends again at
 				// once: a segment issued beyond it is walked at once.
-				wk.walk(seg)
+				if err := readMapped(sf, func() error { wk.walk(seg); return nil }); err != nil {
+					wk.finish(seg, true, err)
+				}
 				sf.Progress(wk.cur)
 			}
 			seg.walked.Done()
@@ -174,7 +177,11 @@ func (e *Engine) runShared(ctx context.Context, sf *capture.Shared, n int) error
 			for seg := range work[f.id] {
 				seg.walked.Wait()
 				if !stop.Load() && ctx.Err() == nil {
-					f.follow(seg)
+					if err := readMapped(sf, func() error { f.follow(seg); return nil }); err != nil {
+						// A page of the file went while this worker read it.
+						seg.ev[f.id] = f.s.evs
+						seg.end[f.id], seg.err[f.id] = true, err
+					}
 				} else {
 					// Hold no block the walk might wait for.
 					f.cur.Close()
@@ -230,7 +237,7 @@ func (e *Engine) runCursor(ctx context.Context, sf *capture.Shared) error {
 	w := e.NewWorker(decode.LinkType(sf.LinkType()))
 	src := &cursorSource{sf: sf, cur: sf.Cursor()}
 	defer src.cur.Close()
-	err := w.Run(ctx, src, nil)
+	err := readMapped(sf, func() error { return w.Run(ctx, src, nil) })
 	sf.Progress(src.cur)
 	w.Finish()
 	return err
@@ -305,10 +312,33 @@ func (k *walker) walk(seg *segment) {
 		seg.recs[owner] = append(seg.recs[owner], fileRec{off: k.cur.End() - int64(len(data)), sec: sec, nsec: nsec,
 			n: uint32(len(data)), rel: uint32(k.idx - seg.first)})
 	}
+	k.finish(seg, end, err)
+}
+
+// finish notes where the walk of the segment ended, with how many packets,
+// and whether the input ended there (with the read error, if any).
+func (k *walker) finish(seg *segment, end bool, err error) {
 	seg.endOff = k.cur.End()
 	for i := range seg.cnt {
 		seg.cnt[i], seg.end[i], seg.err[i] = k.idx+1-seg.first, end, err
 	}
+}
+
+// readMapped runs read, which reads sf's mapping, with memory faults made
+// panics (debug.SetPanicOnFault): a fault inside the mapping, a page of a
+// file another program truncated under the reader, becomes the read error
+// (sf.Fault), after everything before it was processed. Any other fault
+// stays the crash it was.
+func readMapped(sf *capture.Shared, read func() error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if err = sf.Fault(r); err == nil {
+				panic(r)
+			}
+		}
+	}()
+	return read()
 }
 
 // scanOwner decodes a frame whose headers do not name its worker

@@ -72,17 +72,27 @@ type fileRun struct {
 }
 
 // runFile reads path with n workers through capture.OpenInput, as sewatch -r does.
-func runFile(t *testing.T, path string, n int) fileRun { return runInput(t, path, n, false) }
+func runFile(t *testing.T, path string, n int) fileRun {
+	return runInput(t, path, n, false, capture.MapAuto)
+}
+
+// runMapped is runFile with the file mapped (or, with MapNever, read with
+// pread) whatever its size and the page cache.
+func runMapped(t *testing.T, path string, n int, mode capture.MapMode) fileRun {
+	return runInput(t, path, n, false, mode)
+}
 
 // runOrdinary is runFile with one worker and the ordinary reader (record
 // by record through bufio), which compressed files, stdin and filtered
 // input take: the reference the shared reader must match.
-func runOrdinary(t *testing.T, path string) fileRun { return runInput(t, path, 1, true) }
+func runOrdinary(t *testing.T, path string) fileRun {
+	return runInput(t, path, 1, true, capture.MapAuto)
+}
 
-func runInput(t *testing.T, path string, n int, ordinary bool) fileRun {
+func runInput(t *testing.T, path string, n int, ordinary bool, mode capture.MapMode) fileRun {
 	c := &collector{}
 	e := workersEngine(t, c)
-	in, err := capture.OpenInput(path, capture.InputOptions{})
+	in, err := capture.OpenInput(path, capture.InputOptions{Map: mode})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,10 +162,14 @@ func TestWorkersSharedFile(t *testing.T) {
 	if strings.Join(one.alerts, "\n") != strings.Join(want, "\n") || len(want) < 5 {
 		t.Fatalf("ordinary reader on the file: %d alerts, inline %d (want equal, at least 5)", len(one.alerts), len(want))
 	}
-	for _, n := range []int{1, 2, 3, 4} {
-		got := runFile(t, path, n)
+	for _, c := range []struct {
+		n    int
+		mode capture.MapMode
+	}{{1, capture.MapNever}, {2, capture.MapNever}, {3, capture.MapNever}, {4, capture.MapNever},
+		{1, capture.MapAlways}, {2, capture.MapAlways}, {3, capture.MapAlways}} {
+		n, got := c.n, runMapped(t, path, c.n, c.mode)
 		if got.err != nil || !got.shared {
-			t.Fatalf("%d workers: err %v, shared %v", n, got.err, got.shared)
+			t.Fatalf("%d workers (map mode %d): err %v, shared %v", n, c.mode, got.err, got.shared)
 		}
 		if strings.Join(got.alerts, "\n") != strings.Join(want, "\n") {
 			t.Errorf("%d workers: %d alerts differ from one worker's %d", n, len(got.alerts), len(want))
@@ -182,8 +196,11 @@ func TestWorkersSharedTruncated(t *testing.T) {
 	if !errors.Is(one.err, capture.ErrTruncated) || len(one.alerts) < 5 {
 		t.Fatalf("ordinary reader: err %v, %d alerts (want ErrTruncated, at least 5)", one.err, len(one.alerts))
 	}
-	for _, n := range []int{1, 2} {
-		got := runFile(t, path, n)
+	for _, c := range []struct {
+		n    int
+		mode capture.MapMode
+	}{{1, capture.MapNever}, {2, capture.MapNever}, {1, capture.MapAlways}, {2, capture.MapAlways}} {
+		n, got := c.n, runMapped(t, path, c.n, c.mode)
 		if fmt.Sprint(got.err) != fmt.Sprint(one.err) {
 			t.Errorf("%d workers: err %v, want the ordinary reader's %v", n, got.err, one.err)
 		}

@@ -1,0 +1,194 @@
+package capture
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strings"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// manySizes is frames of 60-1459 bytes, about 30 MB in all: the mapping
+// spans several drop chunks.
+func manySizes() []int {
+	var many []int
+	for i := 0; i < 40_000; i++ {
+		many = append(many, 60+(i*37)%1400)
+	}
+	return many
+}
+
+// mappingRSS is the resident kilobytes of the mapping that starts at m, from
+// /proc/self/smaps.
+func mappingRSS(t *testing.T, m []byte) int {
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	start := fmt.Sprintf("%x-", uintptr(unsafe.Pointer(unsafe.SliceData(m))))
+	in := false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		l := sc.Text()
+		if strings.Contains(l, "-") && !strings.Contains(l, ":") || strings.HasPrefix(l, start) {
+			in = strings.HasPrefix(l, start)
+			continue
+		}
+		var kb int
+		if in && strings.HasPrefix(l, "Rss:") {
+			fmt.Sscanf(strings.TrimPrefix(l, "Rss:"), "%d", &kb)
+			return kb
+		}
+	}
+	t.Fatalf("no mapping at %s in /proc/self/smaps", start)
+	return 0
+}
+
+// TestSharedMappedDropsPages: reading a mapped file gives its pages back
+// behind the cursors, so the process does not hold the whole file.
+func TestSharedMappedDropsPages(t *testing.T) {
+	path := pcapFile(t, manySizes(), 0)
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := OpenInput(path, InputOptions{Map: MapAlways})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	sf := in.(*multi).Shared()
+	if sf == nil || !sf.Mapped() {
+		t.Fatal("the file is not read mapped")
+	}
+	c := sf.Cursor()
+	defer c.Close()
+	n := 0
+	for {
+		if _, err := c.NextFrame(); err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatal(err)
+			}
+			break
+		}
+		n++
+	}
+	rss := mappingRSS(t, sf.m)
+	if n != 40_000 || rss > (dropChunk+soloBlocks*blockSize)>>10 {
+		t.Errorf("read %d records; %d KiB of the %d KiB file still resident (want at most %d)",
+			n, rss, st.Size()>>10, (dropChunk+soloBlocks*blockSize)>>10)
+	}
+}
+
+// TestSharedMappedShrinks: a mapped file truncated by another program while
+// a cursor reads it gives a read error naming the file, not a crash, and
+// the records before the lost pages as they were.
+func TestSharedMappedShrinks(t *testing.T) {
+	path := pcapFile(t, manySizes(), 0)
+	want, err := readOrdinary(t, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := OpenInput(path, InputOptions{Map: MapAlways})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	sf := in.(*multi).Shared()
+	if sf == nil || !sf.Mapped() {
+		t.Fatal("the file is not read mapped")
+	}
+	c := sf.Cursor()
+	defer c.Close()
+	var got []record
+	readErr := func() (err error) {
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer func() {
+			if r := recover(); r != nil {
+				if err = sf.Fault(r); err == nil {
+					panic(r)
+				}
+			}
+		}()
+		for {
+			d, ts, err := c.Next()
+			if err != nil {
+				return err
+			}
+			got = append(got, record{ts, string(d)})
+			if len(got) == 100 {
+				// Truncated to 1 MiB, past what was read so far.
+				if err := os.Truncate(path, 1<<20); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}()
+	if !errors.Is(readErr, ErrTruncated) || !strings.Contains(readErr.Error(), path) || !strings.Contains(readErr.Error(), "shrank") {
+		t.Fatalf("error %v, want ErrTruncated naming %s and saying it shrank", readErr, path)
+	}
+	if len(got) < 100 || len(got) >= len(want) {
+		t.Fatalf("%d records before the error, want at least 100 and fewer than %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("record %d differs from the ordinary reader's", i+1)
+		}
+	}
+}
+
+// TestSharedAutoSmallPages: a file the page cache holds in 4 KiB pages
+// (read back in 4 KiB pieces without read-ahead) is not mapped by default,
+// where each of its many faults could cost more than read()'s copy; with
+// MapAlways it is.
+func TestSharedAutoSmallPages(t *testing.T) {
+	path := pcapFile(t, manySizes(), 0)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || st.Size() < minMapped {
+		t.Fatalf("test file of %d bytes (%v), want at least %d", st.Size(), err, minMapped)
+	}
+	fd := int(f.Fd())
+	// Out of the page cache (written back first), then in again page by
+	// page.
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Fadvise(fd, 0, 0, unix.FADV_DONTNEED); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Fadvise(fd, 0, 0, unix.FADV_RANDOM); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	for off := int64(0); off < st.Size(); off += 4096 {
+		if _, err := f.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		mode   MapMode
+		mapped bool
+	}{{MapAuto, false}, {MapAlways, true}} {
+		in, err := OpenInput(path, InputOptions{Map: c.mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sf := in.(*multi).Shared()
+		if sf == nil || sf.Mapped() != c.mapped {
+			t.Errorf("mode %d: shared %v, mapped %v, want mapped %v", c.mode, sf != nil, sf != nil && sf.Mapped(), c.mapped)
+		}
+		in.Close()
+	}
+}
