@@ -256,3 +256,37 @@ func TestKeyOfCanonical(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyEq: eq is == on keys: equal keys are equal, and a key that
+// differs in any one byte of an address, a port or the protocol is not.
+func TestKeyEq(t *testing.T) {
+	base := Key{APort: 443, BPort: 50123, Proto: 6}
+	for i := range base.A {
+		base.A[i], base.B[i] = byte(i), byte(100+i)
+	}
+	k := base
+	if !k.eq(&base) || !(k == base) {
+		t.Fatal("a copy of a key is not equal to it")
+	}
+	var changed []Key
+	for i := range base.A {
+		k := base
+		k.A[i] ^= 1
+		changed = append(changed, k)
+		k = base
+		k.B[i] ^= 0x80
+		changed = append(changed, k)
+	}
+	for _, f := range []func(*Key){
+		func(k *Key) { k.APort++ }, func(k *Key) { k.BPort ^= 0x100 }, func(k *Key) { k.Proto = 17 },
+	} {
+		k := base
+		f(&k)
+		changed = append(changed, k)
+	}
+	for i := range changed {
+		if changed[i].eq(&base) || base.eq(&changed[i]) || changed[i] == base {
+			t.Errorf("key %d: %+v equals %+v", i, changed[i], base)
+		}
+	}
+}

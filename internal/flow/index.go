@@ -76,7 +76,7 @@ func (x *index[V]) find(k *Key) *Entry[V] {
 		case 0:
 			return nil
 		case v:
-			if e := x.slots[i]; e.Key == *k {
+			if e := x.slots[i]; e.Key.eq(k) {
 				return e
 			}
 		}
