@@ -286,3 +286,81 @@ func TestSharedProgress(t *testing.T) {
 		t.Errorf("progress line %q, want 2500 packets and 50.0 percent", s)
 	}
 }
+
+// FuzzSharedCursors: whatever a plain pcap file holds, a cursor reads the
+// records and the error the ordinary reader gives, mapped or read with
+// pread, and a second cursor taking each frame at the offset the first
+// one found (Frame, as a worker takes what the walk listed) gets the same
+// bytes.
+func FuzzSharedCursors(f *testing.F) {
+	raw, _ := os.ReadFile(sample)
+	f.Add(raw[:2000])
+	f.Add(raw[:24])
+	f.Add(raw)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(t.TempDir(), "f.pcap")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want, werr := readOrdinaryFile(p)
+		for _, mode := range []MapMode{MapAlways, MapNever} {
+			in, err := OpenInput(p, InputOptions{Map: mode})
+			if err != nil {
+				return
+			}
+			sf := in.(*multi).Shared()
+			if sf == nil {
+				in.Close()
+				return
+			}
+			walk, take := sf.Cursor(), sf.Cursor()
+			var got []record
+			var gerr error
+			for len(got) <= len(want) {
+				d, ts, err := walk.Next()
+				if err != nil {
+					if !errors.Is(err, io.EOF) {
+						gerr = err
+					}
+					break
+				}
+				got = append(got, record{ts, string(d)})
+				if fr := take.Frame(walk.End()-int64(len(d)), len(d)); string(fr) != string(d) {
+					t.Fatalf("mode %d, record %d: Frame at the walk's offset gives other bytes", mode, len(got))
+				}
+			}
+			walk.Close()
+			take.Close()
+			in.Close()
+			if fmt.Sprint(gerr) != fmt.Sprint(werr) || len(got) != len(want) {
+				t.Fatalf("mode %d: %d records, error %v; the ordinary reader %d, %v", mode, len(got), gerr, len(want), werr)
+			}
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("mode %d: record %d differs", mode, i+1)
+				}
+			}
+		}
+	})
+}
+
+// readOrdinaryFile is readOrdinary without a test to fail: a file that does
+// not open gives that error.
+func readOrdinaryFile(path string) ([]record, error) {
+	in, err := OpenInput(path, InputOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	var out []record
+	for {
+		d, ci, err := in.ReadPacket()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, record{ci.Timestamp, string(d)})
+	}
+}
