@@ -12,31 +12,26 @@ import (
 )
 
 // Shared is a plain classic pcap file that several goroutines read at
-// once, each from the start with its own Cursor: the workers of a
-// multi-core read each take their own flows' packets out of the file, so
-// no reader goroutine reads and copies every packet for them.
+// once, each with its own Cursor: one walks the records (NextFrame), the
+// workers of a multi-core read take the frames the walk found for them
+// (Frame), so no goroutine copies packets for the others.
 //
-// The file is mapped (mmap, read-only) and walked in blocks of blockSize
-// through a ring of blocks the cursors share: every cursor reads its
-// records where they lie in the page cache, so no byte is copied (but for
-// a record across two blocks, which a cursor puts together in a buffer of
-// its own), and the pages of blocks all cursors are past are given back
-// (MADV_DONTNEED) every dropChunk bytes, so the process's resident size
-// does not grow with the file. A cursor can run at most ringBlocks blocks
-// ahead of the slowest. Where the file cannot be mapped, the first cursor
-// to reach a block reads it into the slot's buffer (pread) instead: then
-// the kernel copies each byte once.
+// The file is walked in blocks of blockSize through a ring of blocks the
+// cursors share, and every cursor reads records where they lie: nothing is
+// copied in user space (but a record across two blocks, which a cursor
+// puts together in a buffer of its own). A block is reused when every
+// cursor is past it, so a cursor can run at most len(ring) blocks ahead of
+// the slowest. Where the page cache maps the file in large pieces
+// (mapFile), the blocks are views of the file mapped read-only, so not
+// even the kernel copies a byte, and the pages of blocks every cursor is
+// past are given back (MADV_DONTNEED) every dropChunk bytes, so the
+// process's resident size does not grow with the file; else the first
+// cursor to reach a block reads it into the slot's buffer (pread), and the
+// kernel copies each byte once.
 //
 // The mapping is the file as it was when opened: a file that grows is
 // read up to that size, and a page of a file that shrank under the reader
 // faults (Fault turns that into the read error).
-//
-// Mapping saves the kernel's copy, 11-12 % of a one-worker run of the
-// 490 MB benchmark capture. It was first tried on a VM where each 4 KiB
-// page of a mapping was an expensive fault on first touch and lost there
-// (0.3 s more per pass than read()); Linux now keeps a cached file in
-// large folios, which map dozens of pages a fault (about 600 faults for
-// the 490 MB file, against 125,000 pages).
 type Shared struct {
 	f    *os.File
 	name string

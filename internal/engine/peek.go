@@ -7,8 +7,8 @@ import (
 )
 
 // peekOwner finds the worker of an untagged Ethernet IPv4 frame from its
-// headers alone, without decoding it: with several workers each reading the
-// whole file, a worker decodes only its own frames. It returns false when
+// headers alone, without decoding it: the walk of a file read by several
+// workers decodes none of the frames it hands out. It returns false when
 // the frame needs the decoder to tell (another link layer, VLAN tags,
 // IPv6, IP in IP, GRE, or UDP on a tunnel port, where the flow is the inner
 // packet's).
