@@ -51,6 +51,22 @@ func mappingRSS(t *testing.T, m []byte) int {
 	return 0
 }
 
+// openMapped opens path mapped, with one cursor; the test's end closes both.
+func openMapped(t *testing.T, path string) (*Shared, *Cursor) {
+	in, err := OpenInput(path, InputOptions{Map: MapAlways})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close() })
+	sf := in.(*multi).Shared()
+	if sf == nil || !sf.Mapped() {
+		t.Fatal("the file is not read mapped")
+	}
+	c := sf.Cursor()
+	t.Cleanup(c.Close)
+	return sf, c
+}
+
 // TestSharedMappedDropsPages: reading a mapped file gives its pages back
 // behind the cursors, so the process does not hold the whole file.
 func TestSharedMappedDropsPages(t *testing.T) {
@@ -59,17 +75,7 @@ func TestSharedMappedDropsPages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := OpenInput(path, InputOptions{Map: MapAlways})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	sf := in.(*multi).Shared()
-	if sf == nil || !sf.Mapped() {
-		t.Fatal("the file is not read mapped")
-	}
-	c := sf.Cursor()
-	defer c.Close()
+	sf, c := openMapped(t, path)
 	n := 0
 	for {
 		if _, err := c.NextFrame(); err != nil {
@@ -96,17 +102,7 @@ func TestSharedMappedShrinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := OpenInput(path, InputOptions{Map: MapAlways})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	sf := in.(*multi).Shared()
-	if sf == nil || !sf.Mapped() {
-		t.Fatal("the file is not read mapped")
-	}
-	c := sf.Cursor()
-	defer c.Close()
+	sf, c := openMapped(t, path)
 	var got []record
 	readErr := func() (err error) {
 		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))

@@ -25,22 +25,10 @@ type record struct {
 
 // readOrdinary reads path with the ordinary reader (ReadPacket).
 func readOrdinary(t *testing.T, path string) ([]record, error) {
-	in, err := OpenInput(path, InputOptions{})
-	if err != nil {
+	if _, err := os.Stat(path); err != nil {
 		t.Fatal(err)
 	}
-	defer in.Close()
-	var out []record
-	for {
-		d, ci, err := in.ReadPacket()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return out, err
-		}
-		out = append(out, record{ci.Timestamp, string(d)})
-	}
+	return readOrdinaryFile(path)
 }
 
 // readCursors reads path with n cursors at once, each in its own
