@@ -307,7 +307,7 @@ func (c *Cursor) acquire(num int64) {
 			// mapping. Every cursor is past the block the slot held, and
 			// so past all before it: their pages can go.
 			var drop []byte
-			if end := (b.num + 1) * blockSize; b.num >= 0 && end-s.dropped >= dropChunk {
+			if end := min((b.num+1)*blockSize, int64(len(s.m))); b.num >= 0 && end-s.dropped >= dropChunk {
 				drop, s.dropped = s.m[s.dropped:end], end
 			}
 			off := min(num*blockSize, int64(len(s.m)))

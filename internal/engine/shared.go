@@ -62,8 +62,8 @@ type expPoint struct {
 	ts  time.Time
 }
 
-// segment is a run of packets [first, first+segPackets) as the workers
-// report it to the merge.
+// segment is a run of packets [first, first+cnt) as the walk lists it for
+// the workers and they report it to the merge.
 type segment struct {
 	// first is its first packet's number (the walk sets it).
 	first uint64
@@ -164,6 +164,10 @@ func (e *Engine) runShared(ctx context.Context, sf *capture.Shared, n int) error
 					wk.finish(seg, true, err)
 				}
 				sf.Progress(wk.cur)
+			} else {
+				// Empty, so nothing of the segment's last use is merged.
+				wk.begin(seg)
+				wk.finish(seg, false, nil)
 			}
 			seg.walked.Done()
 		}
@@ -283,10 +287,7 @@ func newWalker(e *Engine, link decode.LinkType, cur *capture.Cursor, n int) *wal
 // walk walks the segment's records: its expiry points, and each worker's
 // frames.
 func (k *walker) walk(seg *segment) {
-	seg.first = k.idx + 1
-	for i := range seg.recs {
-		seg.recs[i] = seg.recs[i][:0]
-	}
+	k.begin(seg)
 	k.scan.Counts = [decode.NumLayers]uint64{} // never collected
 	k.scan.Skipped.Reset()
 	limit := k.cur.End()/capture.BlockSize + segBlocks
@@ -313,6 +314,14 @@ func (k *walker) walk(seg *segment) {
 			n: uint32(len(data)), rel: uint32(k.idx - seg.first)})
 	}
 	k.finish(seg, end, err)
+}
+
+// begin starts the segment at the next packet, with no frames listed.
+func (k *walker) begin(seg *segment) {
+	seg.first = k.idx + 1
+	for i := range seg.recs {
+		seg.recs[i] = seg.recs[i][:0]
+	}
 }
 
 // finish notes where the walk of the segment ended, with how many packets,
