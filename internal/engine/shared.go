@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/gopacket"
+
 	"github.com/sewatch/sewatch/detector"
 	"github.com/sewatch/sewatch/internal/capture"
 	"github.com/sewatch/sewatch/internal/decode"
@@ -231,41 +233,37 @@ func (e *Engine) runShared(ctx context.Context, sf *capture.Shared, n int) error
 }
 
 // runCursor reads a plain pcap file with one worker through the shared
-// reader's one cursor: blocks of the file mapped (or read by pread) and
-// frames used where they lie, where the ordinary reader copies every
-// record twice (the kernel into bufio's buffer, bufio into the record
-// buffer) and pays a call chain per record. It returns like RunParallel.
+// reader's one cursor: blocks of the file read by pread and frames used
+// where they lie, where the ordinary reader copies every record twice
+// (the kernel into bufio's buffer, bufio into the record buffer) and pays
+// a call chain per record. It returns like RunParallel.
 func (e *Engine) runCursor(ctx context.Context, sf *capture.Shared) error {
 	w := e.NewWorker(decode.LinkType(sf.LinkType()))
-	cur := sf.Cursor()
-	defer cur.Close()
-	err := readMapped(sf, func() error { return w.runFile(ctx, sf, cur) })
-	sf.Progress(cur)
+	src := &cursorSource{sf: sf, cur: sf.Cursor()}
+	defer src.cur.Close()
+	err := readMapped(sf, func() error { return w.Run(ctx, src, nil) })
+	sf.Progress(src.cur)
 	w.Finish()
 	return err
 }
 
-// runFile is Run over one cursor of a shared file, telling the input its
-// progress every segPackets packets: the frames come straight from the
-// cursor, not through the Source interface and a CaptureInfo each.
-func (w *Worker) runFile(ctx context.Context, sf *capture.Shared, cur *capture.Cursor) error {
-	for i := 0; ; i++ {
-		if i&255 == 0 && ctx.Err() != nil {
-			return nil
-		}
-		data, err := cur.NextFrame()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
-		}
-		if (i+1)&(segPackets-1) == 0 {
-			sf.Progress(cur)
-		}
-		w.n++
-		w.Process(data, cur.Time(), w.n)
+// cursorSource is one cursor of a shared file as a Source; it tells the
+// input its progress every segPackets packets.
+type cursorSource struct {
+	sf  *capture.Shared
+	cur *capture.Cursor
+	n   int
+}
+
+func (s *cursorSource) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
+	d, ts, err := s.cur.Next()
+	if err != nil {
+		return nil, gopacket.CaptureInfo{}, err
 	}
+	if s.n++; s.n&(segPackets-1) == 0 {
+		s.sf.Progress(s.cur)
+	}
+	return d, gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(d), Length: len(d)}, nil
 }
 
 // walker walks a shared file for its workers.
