@@ -75,6 +75,6 @@ func mapsLarge(m []byte) (large bool) {
 // milliseconds either way.
 const minMapped = 16 << 20
 
-// maxProbeFaults is the most faults the first MiB may take for the file to
-// be read mapped.
+// maxProbeFaults is the most faults mapsLarge's MiB may take for the file
+// to be read mapped.
 const maxProbeFaults = 4

@@ -244,22 +244,8 @@ func (c *Cursor) End() int64 { return max(c.blk, 0)*blockSize + int64(c.pos) }
 // Offsets must not go backwards. The frame is valid until the next call.
 func (c *Cursor) Frame(off int64, n int) []byte {
 	c.SkipTo(off)
-	b := c.b
-	if c.pos+n <= b.n {
-		p := b.buf[c.pos : c.pos+n : c.pos+n]
-		c.pos += n
-		return p
-	}
-	// Across blocks: put together in c.rec (the walk read it whole, so
-	// the blocks hold it).
-	c.rec = append(c.rec[:0], b.buf[c.pos:b.n]...)
-	for len(c.rec) < n && c.b.n > 0 {
-		c.acquire(c.blk + 1)
-		k := min(n-len(c.rec), c.b.n)
-		c.rec = append(c.rec, c.b.buf[:k]...)
-		c.pos = k
-	}
-	return c.rec
+	p, _, _ := c.take(n) // the walk read it whole: it is there
+	return p
 }
 
 // Prefetch has the first bytes of the frame at off fetched into the cache

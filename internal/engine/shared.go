@@ -406,13 +406,9 @@ func (f *follower) process(seg *segment, recs []fileRec, j int) {
 		f.cur.Prefetch(recs[j+prefetchRecs].off)
 	}
 	r := &recs[j]
-	w := f.w
 	i := seg.first + uint64(r.rel)
 	f.s.idx = i
-	w.c.packets++
-	w.c.bytes += uint64(r.n)
-	// Decoded and inspected under one recover, as by one worker.
-	w.inspect(f.cur.Frame(r.off, int(r.n)), time.Unix(int64(r.sec), int64(r.nsec)).UTC(), i)
+	f.w.process(f.cur.Frame(r.off, int(r.n)), time.Unix(int64(r.sec), int64(r.nsec)).UTC(), i)
 }
 
 // mergeSegment hands a segment's evidence to the verdict in packet order,
