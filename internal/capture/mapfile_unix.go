@@ -37,14 +37,18 @@ func dropPages(p []byte) { _ = unix.Madvise(p, unix.MADV_DONTNEED) }
 // unmapFile undoes mapFile.
 func unmapFile(m []byte) { _ = unix.Munmap(m) }
 
-// mapsLarge reports whether the page cache maps m in large pieces:
-// touching one MiB of it in the middle, page by page, takes at most a few
-// faults (a file cached in large folios maps up to 2 MiB a fault; one
-// cached in 4 KiB pages takes 16 faults a MiB at best, and so does the
-// start of a file read in order, while the kernel's read-ahead ramps up:
-// the benchmark capture's first 8 MiB). Mapping pays off only then: on a
-// VM each fault can cost many microseconds, and in 4 KiB pieces the faults
-// of a pass over a file cost more than read()'s copy of it.
+// mapsLarge reports whether the page cache maps m in large pieces: in
+// most of probeWindows one-MiB windows spread over the file, touching the
+// MiB page by page takes at most a few faults (a file cached in large
+// folios maps up to 2 MiB a fault; one cached in 4 KiB pages takes 16
+// faults a MiB at best, and so does the start of a file read in order,
+// while the kernel's read-ahead ramps up: the benchmark capture's first
+// 8 MiB). Mapping pays off only then: on a VM each fault can cost many
+// microseconds, and in 4 KiB pieces the faults of a pass over a file cost
+// more than read()'s copy of it. Several windows, because one can land on
+// a stretch cached in small pieces in a file cached in large ones (pages
+// evicted and read back: the benchmark capture's MiB 240-247 of 490, its
+// middle, which a one-window probe took for the whole file).
 func mapsLarge(m []byte) (large bool) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -54,27 +58,47 @@ func mapsLarge(m []byte) (large bool) {
 			large = false // the file shrank already
 		}
 	}()
-	var a, b unix.Rusage
-	if unix.Getrusage(unix.RUSAGE_THREAD, &a) != nil {
-		return false
-	}
+	var faults [probeWindows]int64
 	var x byte
-	start := len(m) / 2 &^ (2<<20 - 1)
-	for i := start; i < min(len(m), start+1<<20); i += 4096 {
-		x += m[i]
+	for w := range faults {
+		var a, b unix.Rusage
+		if unix.Getrusage(unix.RUSAGE_THREAD, &a) != nil {
+			return false
+		}
+		// Windows at 1/6 .. 5/6 of the file, on a 2 MiB boundary (a
+		// large folio's); a file of minMapped or more keeps them apart.
+		start := len(m) / (probeWindows + 1) * (w + 1) &^ (2<<20 - 1)
+		for i := start; i < min(len(m), start+1<<20); i += 4096 {
+			x += m[i]
+		}
+		if unix.Getrusage(unix.RUSAGE_THREAD, &b) != nil {
+			return false
+		}
+		faults[w] = b.Minflt - a.Minflt + b.Majflt - a.Majflt
 	}
 	runtime.KeepAlive(x) // the loads are the point
-	if unix.Getrusage(unix.RUSAGE_THREAD, &b) != nil {
-		return false
+	return mostlyLarge(faults[:])
+}
+
+// mostlyLarge tells whether more than half of the probe windows took at
+// most maxProbeFaults faults each.
+func mostlyLarge(faults []int64) bool {
+	n := 0
+	for _, f := range faults {
+		if f <= maxProbeFaults {
+			n++
+		}
 	}
-	faults := b.Minflt - a.Minflt + b.Majflt - a.Majflt
-	return faults <= maxProbeFaults
+	return 2*n > len(faults)
 }
 
 // minMapped is the smallest file mapped: a smaller one is read in a few
 // milliseconds either way.
 const minMapped = 16 << 20
 
-// maxProbeFaults is the most faults mapsLarge's MiB may take for the file
-// to be read mapped.
+// probeWindows is how many one-MiB windows mapsLarge touches.
+const probeWindows = 5
+
+// maxProbeFaults is the most faults one of mapsLarge's windows may take
+// and count as mapped in large pieces.
 const maxProbeFaults = 4

@@ -188,3 +188,26 @@ func TestSharedAutoSmallPages(t *testing.T) {
 		in.Close()
 	}
 }
+
+// TestMostlyLarge: the probe's verdict over its windows' fault counts. A
+// file cached in large folios with one stretch in 4 KiB pages (the
+// benchmark capture's middle, after eviction: 16 faults in that window,
+// 1 in the others) is still mapped; a file mostly in small pages is not.
+func TestMostlyLarge(t *testing.T) {
+	for _, c := range []struct {
+		faults []int64
+		want   bool
+	}{
+		{[]int64{1, 1, 1, 1, 1}, true},
+		{[]int64{1, 1, 16, 1, 1}, true},
+		{[]int64{16, 16, 1, 1, 1}, true},
+		{[]int64{4, 4, 4, 16, 16}, true},
+		{[]int64{16, 16, 16, 1, 1}, false},
+		{[]int64{5, 5, 5, 5, 5}, false},
+		{[]int64{256, 256, 256, 256, 256}, false},
+	} {
+		if got := mostlyLarge(c.faults); got != c.want {
+			t.Errorf("mostlyLarge(%v) = %v, want %v", c.faults, got, c.want)
+		}
+	}
+}
