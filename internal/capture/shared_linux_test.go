@@ -192,7 +192,8 @@ func TestSharedAutoSmallPages(t *testing.T) {
 // TestMostlyLarge: the probe's verdict over its windows' fault counts. A
 // file cached in large folios with one stretch in 4 KiB pages (the
 // benchmark capture's middle, after eviction: 16 faults in that window,
-// 1 in the others) is still mapped; a file mostly in small pages is not.
+// 1 in the others) is still mapped; a file mostly in small pages, or
+// mostly not cached, is not.
 func TestMostlyLarge(t *testing.T) {
 	for _, c := range []struct {
 		faults []int64
@@ -204,10 +205,71 @@ func TestMostlyLarge(t *testing.T) {
 		{[]int64{4, 4, 4, 16, 16}, true},
 		{[]int64{16, 16, 16, 1, 1}, false},
 		{[]int64{5, 5, 5, 5, 5}, false},
+		{[]int64{1, 1, notCached, notCached, notCached}, false},
+		{[]int64{1, 1, 1, notCached, notCached}, true},
 		{[]int64{256, 256, 256, 256, 256}, false},
 	} {
 		if got := mostlyLarge(c.faults); got != c.want {
 			t.Errorf("mostlyLarge(%v) = %v, want %v", c.faults, got, c.want)
 		}
+	}
+}
+
+// TestSharedAutoNotCached: a file the page cache does not hold is read with
+// pread, and the probe leaves its windows alone: touching them through the
+// mapping would read them in at the faults' small size, and every later
+// run would find them small and never map the file (the kernel's
+// read-ahead for pread brings it in in large pieces instead).
+func TestSharedAutoNotCached(t *testing.T) {
+	path := pcapFile(t, manySizes(), 0)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+		t.Fatal(err)
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(m)
+	// The pages of the probe's windows that are cached.
+	resident := func() int {
+		n := 0
+		for w := range probeWindows {
+			start, end := probeWindow(len(m), w)
+			vec := make([]byte, (end-start+os.Getpagesize()-1)/os.Getpagesize())
+			if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[start])), uintptr(end-start), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
+				t.Fatal(e)
+			}
+			for _, v := range vec {
+				n += int(v & 1)
+			}
+		}
+		return n
+	}
+	if before := resident(); before != 0 {
+		t.Fatalf("%d pages of the probe windows still cached after FADV_DONTNEED", before)
+	}
+	in, err := OpenInput(path, InputOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf := in.(*multi).Shared()
+	if sf == nil || sf.Mapped() {
+		t.Errorf("shared %v, mapped %v: want read with pread", sf != nil, sf != nil && sf.Mapped())
+	}
+	in.Close()
+	if after := resident(); after != 0 {
+		t.Errorf("the probe read %d pages of its windows in", after)
 	}
 }

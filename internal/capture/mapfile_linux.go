@@ -1,4 +1,4 @@
-//go:build unix
+//go:build linux
 
 package capture
 
@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -45,10 +46,18 @@ func unmapFile(m []byte) { _ = unix.Munmap(m) }
 // while the kernel's read-ahead ramps up: the benchmark capture's first
 // 8 MiB). Mapping pays off only then: on a VM each fault can cost many
 // microseconds, and in 4 KiB pieces the faults of a pass over a file cost
-// more than read()'s copy of it. Several windows, because one can land on
-// a stretch cached in small pieces in a file cached in large ones (pages
-// evicted and read back: the benchmark capture's MiB 240-247 of 490, its
-// middle, which a one-window probe took for the whole file).
+// more than read()'s copy of it.
+//
+// Only a window the page cache holds whole is touched, and one it does not
+// counts as small: faults on pages not cached read them in at the fault's
+// small size, so a probe that touched them would leave its own windows in
+// small pieces for every later run. The development VM's page cache is
+// dropped every half hour or so; after that the first probe read its
+// windows back in 4 KiB pages (8-14 MiB around each), the run fell back
+// to pread (which reads the rest back in large folios) and every later run
+// found the windows small and did the same. Now the first run after a drop
+// reads with pread and the next one maps. Several windows, because one can
+// land on a stretch cached in small pieces in a file cached in large ones.
 func mapsLarge(m []byte) (large bool) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -59,17 +68,21 @@ func mapsLarge(m []byte) (large bool) {
 		}
 	}()
 	var faults [probeWindows]int64
+	vec := make([]byte, (1<<20)/os.Getpagesize()+1)
 	var x byte
 	for w := range faults {
+		start, end := probeWindow(len(m), w)
+		win := m[start:end]
+		if !cached(win, vec) {
+			faults[w] = notCached
+			continue
+		}
 		var a, b unix.Rusage
 		if unix.Getrusage(unix.RUSAGE_THREAD, &a) != nil {
 			return false
 		}
-		// Windows at 1/6 .. 5/6 of the file, on a 2 MiB boundary (a
-		// large folio's); a file of minMapped or more keeps them apart.
-		start := len(m) / (probeWindows + 1) * (w + 1) &^ (2<<20 - 1)
-		for i := start; i < min(len(m), start+1<<20); i += 4096 {
-			x += m[i]
+		for i := 0; i < len(win); i += 4096 {
+			x += win[i]
 		}
 		if unix.Getrusage(unix.RUSAGE_THREAD, &b) != nil {
 			return false
@@ -80,12 +93,43 @@ func mapsLarge(m []byte) (large bool) {
 	return mostlyLarge(faults[:])
 }
 
+// probeWindow is the place of mapsLarge's window w in a file of size n: at
+// (w+1)/6 of the file, on a 2 MiB boundary (a large folio's); a file of
+// minMapped or more keeps the windows apart.
+func probeWindow(n, w int) (start, end int) {
+	start = n / (probeWindows + 1) * (w + 1) &^ (2<<20 - 1)
+	return start, min(n, start+1<<20)
+}
+
+// cached reports whether every page of win (page-aligned, part of a file
+// mapping) is in the page cache; vec has room for its pages.
+func cached(win, vec []byte) bool {
+	n := (len(win) + os.Getpagesize() - 1) / os.Getpagesize()
+	if n == 0 || n > len(vec) {
+		return false
+	}
+	_, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(unsafe.SliceData(win))), uintptr(len(win)),
+		uintptr(unsafe.Pointer(unsafe.SliceData(vec))))
+	if errno != 0 {
+		return false
+	}
+	for _, v := range vec[:n] {
+		if v&1 == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// notCached marks a probe window the page cache does not hold whole.
+const notCached = -1
+
 // mostlyLarge tells whether more than half of the probe windows took at
-// most maxProbeFaults faults each.
+// most maxProbeFaults faults each (a window not cached counts as small).
 func mostlyLarge(faults []int64) bool {
 	n := 0
 	for _, f := range faults {
-		if f <= maxProbeFaults {
+		if f != notCached && f <= maxProbeFaults {
 			n++
 		}
 	}
