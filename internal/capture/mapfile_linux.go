@@ -52,7 +52,7 @@ func unmapFile(m []byte) { _ = unix.Munmap(m) }
 // counts as small: faults on pages not cached read them in at the fault's
 // small size, so a probe that touched them would leave its own windows in
 // small pieces for every later run. The development VM's page cache is
-// dropped every half hour or so; after that the first probe read its
+// dropped now and then (11 drops in six hours); after one the probe read its
 // windows back in 4 KiB pages (8-14 MiB around each), the run fell back
 // to pread (which reads the rest back in large folios) and every later run
 // found the windows small and did the same. Now the first run after a drop
