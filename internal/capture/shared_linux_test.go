@@ -140,30 +140,37 @@ func TestSharedMappedShrinks(t *testing.T) {
 	}
 }
 
-// TestSharedAutoSmallPages: a file the page cache holds in 4 KiB pages
-// (read back in 4 KiB pieces without read-ahead) is not mapped by default,
-// where each of its many faults could cost more than read()'s copy; with
-// MapAlways it is.
-func TestSharedAutoSmallPages(t *testing.T) {
+// evictedFile writes a capture of at least minMapped bytes and puts it out
+// of the page cache (written back first); the caller reads it through f.
+func evictedFile(t *testing.T) (string, *os.File, os.FileInfo) {
+	t.Helper()
 	path := pcapFile(t, manySizes(), 0)
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	t.Cleanup(func() { f.Close() })
 	st, err := f.Stat()
 	if err != nil || st.Size() < minMapped {
 		t.Fatalf("test file of %d bytes (%v), want at least %d", st.Size(), err, minMapped)
 	}
-	fd := int(f.Fd())
-	// Out of the page cache (written back first), then in again page by
-	// page.
 	if err := f.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	if err := unix.Fadvise(fd, 0, 0, unix.FADV_DONTNEED); err != nil {
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
 		t.Fatal(err)
 	}
+	return path, f, st
+}
+
+// TestSharedAutoSmallPages: a file the page cache holds in 4 KiB pages
+// (read back in 4 KiB pieces without read-ahead) is not mapped by default,
+// where each of its many faults could cost more than read()'s copy; with
+// MapAlways it is.
+func TestSharedAutoSmallPages(t *testing.T) {
+	// Out of the page cache, then in again page by page.
+	path, f, st := evictedFile(t)
+	fd := int(f.Fd())
 	if err := unix.Fadvise(fd, 0, 0, unix.FADV_RANDOM); err != nil {
 		t.Fatal(err)
 	}
@@ -221,22 +228,7 @@ func TestMostlyLarge(t *testing.T) {
 // run would find them small and never map the file (the kernel's
 // read-ahead for pread brings it in in large pieces instead).
 func TestSharedAutoNotCached(t *testing.T) {
-	path := pcapFile(t, manySizes(), 0)
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
-		t.Fatal(err)
-	}
+	path, f, st := evictedFile(t)
 	m, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {
 		t.Fatal(err)
