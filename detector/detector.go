@@ -106,9 +106,29 @@ type Evidence struct {
 	TLS       *TLSInfo
 	Time      time.Time
 	PcapCnt   uint64
+	// Opening is, for a reading of a TLS connection's connect phase with
+	// both sides seen, the sizes of its first exchange: the client's
+	// watermark record and the server's hello. SoftEther pads both at
+	// random (0-1999 and 0-999 bytes) on every connection, so two
+	// connections of one session open alike about once in 10^5; the
+	// verdict stage takes connections that do for one exchange repeated by
+	// other software. Zero elsewhere.
+	Opening Opening
 	// Pkt describes the packet PcapCnt names; the engine fills it (detectors
 	// leave it zero).
 	Pkt PacketInfo
+}
+
+// Opening is the sizes of a connection's first exchange (see
+// Evidence.Opening).
+type Opening struct{ Watermark, Hello int32 }
+
+// Repeats tells whether o and x are one first exchange repeated: the same
+// hello, and watermarks at most 16 bytes apart (a header value one digit
+// longer). Zero openings repeat nothing.
+func (o Opening) Repeats(x Opening) bool {
+	d := o.Watermark - x.Watermark
+	return o.Hello != 0 && o.Hello == x.Hello && d >= -16 && d <= 16
 }
 
 // PacketInfo is what the alert needs of the packet that evidence was found

@@ -424,8 +424,10 @@ func (in *Inspector) evaluate(p *decode.Packet, f *detector.Flow, s detector.Sin
 	switch {
 	case login.Has(int(c[1])) && welcome.Has(int(sv[1])) && in.level < 2:
 		in.level = 2
-		s.Report(in.evidence(p, f, detector.KindTLSPrimary,
-			fmt.Sprintf("%swatermark %d, hello %d, login %d, welcome %d", why, c[0], sv[0], c[1], sv[1])))
+		ev := in.evidence(p, f, detector.KindTLSPrimary,
+			fmt.Sprintf("%swatermark %d, hello %d, login %d, welcome %d", why, c[0], sv[0], c[1], sv[1]))
+		ev.Opening = detector.Opening{Watermark: c[0], Hello: sv[0]}
+		s.Report(ev)
 		in.release()
 	case addConnect.Has(int(c[1])) && adminAnswer.Has(int(sv[1])) && in.level < 2:
 		in.level = 3
@@ -434,10 +436,13 @@ func (in *Inspector) evaluate(p *decode.Packet, f *detector.Flow, s detector.Sin
 			ev := in.evidence(p, f, detector.KindTLSAdmin,
 				fmt.Sprintf("%swatermark %d, hello %d, admin login %d, answer %d", why, c[0], sv[0], c[1], sv[1]))
 			ev.Mode = detector.ModeAdmin
+			ev.Opening = detector.Opening{Watermark: c[0], Hello: sv[0]}
 			s.Report(ev)
 		} else {
-			s.Report(in.evidence(p, f, detector.KindTLSAdditional,
-				fmt.Sprintf("watermark %d, hello %d, additional_connect %d, answer %d", c[0], sv[0], c[1], sv[1])))
+			ev := in.evidence(p, f, detector.KindTLSAdditional,
+				fmt.Sprintf("watermark %d, hello %d, additional_connect %d, answer %d", c[0], sv[0], c[1], sv[1]))
+			ev.Opening = detector.Opening{Watermark: c[0], Hello: sv[0]}
+			s.Report(ev)
 		}
 		in.release()
 	default:

@@ -96,8 +96,30 @@ func TestShape(t *testing.T) {
 			if kind != tc.wantKind || mode != tc.wantMode || probe != tc.wantProbe {
 				t.Errorf("got %q %q probe=%v, want %q %q probe=%v", kind, mode, probe, tc.wantKind, tc.wantMode, tc.wantProbe)
 			}
+			// A reading with both sides seen carries its first exchange
+			// (the verdict compares connections by it); one of the client
+			// side only does not.
+			for _, e := range s.ev {
+				if detector.SpecOf(e.Kind).Class != detector.ClassReading {
+					continue
+				}
+				if want := openings[tc.name]; e.Opening != want {
+					t.Errorf("%s: opening %+v, want %+v", e.Kind, e.Opening, want)
+				}
+			}
 		})
 	}
+}
+
+// openings are TestShape's readings' first exchanges (watermark, hello).
+var openings = map[string]detector.Opening{
+	"5.01 primary with GET probe (se-direct-443)":                            {Watermark: 2161, Hello: 1174},
+	"current build primary, no probe (via proxy)":                            {Watermark: 2374, Hello: 586},
+	"additional connection":                                                  {Watermark: 2299, Hello: 801},
+	"vpncmd admin":                                                           {Watermark: 3463, Hello: 1088},
+	"vpncmd admin answered by a short pencore-only PACK (lab)":               {Watermark: 3344, Hello: 587},
+	"vpncmd admin login with long padding (lab, 1616 B)":                     {Watermark: 1663, Hello: 658},
+	"vpncmd admin without probe, answer below any additional_connect answer": {Watermark: 3344, Hello: 587},
 }
 
 func TestConnectFingerprint(t *testing.T) {

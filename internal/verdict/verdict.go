@@ -99,6 +99,17 @@ type session struct {
 	live        int // member flows not yet ended
 	ended       time.Time
 	reason      string
+	// openings are the first exchanges of the session's TLS readings so
+	// far (detector.Opening), at most maxMembers.
+	openings []flowOpening
+}
+
+// flowOpening is one flow's first exchange; repeated: another flow of the
+// session opened alike, so neither flow's reading counts.
+type flowOpening struct {
+	flow     int64
+	o        detector.Opening
+	repeated bool
 }
 
 // maxMembers bounds the flows a session remembers.
@@ -276,6 +287,9 @@ func (v *Verdict) report(e detector.Evidence, o *outbox) {
 	if s.alerted {
 		return
 	}
+	if e.Opening.Hello != 0 && repeatedOpening(s, e) {
+		return
+	}
 	// Forget evidence too old to belong with the newest.
 	kept := s.ev[:0]
 	for _, old := range s.ev {
@@ -321,6 +335,49 @@ func (v *Verdict) addMember(k pairKey, s *session, e detector.Evidence) {
 	s.flows[id] = &member{flow: e.Flow, last: e.Time}
 	s.live++
 	v.byFlow[id] = k
+}
+
+// repeatedOpening records e's first exchange and tells whether another flow
+// of the session opened alike (detector.Opening.Repeats). SoftEther pads
+// its watermark and hello at random on every connection; software that
+// repeats one exchange on each connection does not (two connections of
+// WhatsApp's login call to one Apple server in the third-party captures:
+// watermark 1912 and 1911, hello 943 and 943, each read as an additional
+// connection). Then neither flow's reading counts, now or later: the
+// earlier one leaves the session's evidence too.
+func repeatedOpening(s *session, e detector.Evidence) bool {
+	rep := false
+	for i := range s.openings {
+		x := &s.openings[i]
+		if x.flow != e.Flow.ID && e.Opening.Repeats(x.o) {
+			x.repeated, rep = true, true
+		}
+	}
+	if len(s.openings) < maxMembers {
+		s.openings = append(s.openings, flowOpening{e.Flow.ID, e.Opening, rep})
+	}
+	if !rep {
+		return false
+	}
+	kept := s.ev[:0]
+	for _, old := range s.ev {
+		if old.Opening.Hello == 0 || !openingRepeated(s, old.Flow.ID) {
+			kept = append(kept, old)
+		}
+	}
+	s.ev = kept
+	return true
+}
+
+// openingRepeated tells whether flow id's opening was repeated by another
+// flow of the session.
+func openingRepeated(s *session, id int64) bool {
+	for _, x := range s.openings {
+		if x.flow == id && x.repeated {
+			return true
+		}
+	}
+	return false
 }
 
 // quiet is when the session was last heard of: its newest evidence or the

@@ -396,3 +396,44 @@ func TestRUDPRaceBesideTCP(t *testing.T) {
 		})
 	}
 }
+
+// TestRepeatedOpeningDoesNotCount: connections that open with the same
+// first exchange (the same hello, watermarks a few bytes apart) are one
+// exchange repeated by other software, not SoftEther's connections, which
+// pad both at random each time; their readings make no session, whichever
+// kinds they are read as and however many follow. Openings that differ do.
+func TestRepeatedOpeningDoesNotCount(t *testing.T) {
+	opened := func(kind detector.Kind, id int64, at time.Duration, o detector.Opening) []detector.Evidence {
+		evs := connection(kind, id, at)
+		evs[len(evs)-1].Opening = o
+		return evs
+	}
+	a, b := detector.Opening{Watermark: 1912, Hello: 943}, detector.Opening{Watermark: 1911, Hello: 943}
+	c := detector.Opening{Watermark: 2379, Hello: 990}
+	tests := []struct {
+		name string
+		in   []detector.Evidence
+		want int
+	}{
+		{"primary and additional, openings differ", cat(opened(detector.KindTLSPrimary, 1, 0, a), opened(detector.KindTLSAdditional, 2, sec, c)), 1},
+		{"primary and additional opening alike", cat(opened(detector.KindTLSPrimary, 1, 0, a), opened(detector.KindTLSAdditional, 2, sec, b)), 0},
+		{"two additionals alike, then a primary", cat(opened(detector.KindTLSAdditional, 1, 0, a), opened(detector.KindTLSAdditional, 2, sec, b),
+			opened(detector.KindTLSPrimary, 3, 2*sec, c)), 0},
+		{"the same hello, watermarks 17 bytes apart", cat(opened(detector.KindTLSPrimary, 1, 0, a),
+			opened(detector.KindTLSAdditional, 2, sec, detector.Opening{Watermark: 1912 + 17, Hello: 943})), 1},
+		{"the same watermark, hellos differ", cat(opened(detector.KindTLSPrimary, 1, 0, a),
+			opened(detector.KindTLSAdditional, 2, sec, detector.Opening{Watermark: 1912, Hello: 944})), 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n := 0
+			v := New(DefaultConfig(), func(Alert) { n++ })
+			for _, e := range tc.in {
+				v.Report(e)
+			}
+			if n != tc.want {
+				t.Errorf("%d alerts, want %d", n, tc.want)
+			}
+		})
+	}
+}
