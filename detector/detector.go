@@ -110,9 +110,9 @@ type Evidence struct {
 	// both sides seen, the sizes of its first exchange: the client's
 	// watermark record and the server's hello. SoftEther pads both at
 	// random (0-1999 and 0-999 bytes) on every connection, so two
-	// connections of one session open alike about once in 10^5; the
-	// verdict stage takes connections that do for one exchange repeated by
-	// other software. Zero elsewhere.
+	// connections of one session open alike (Repeats) about once in
+	// 60,000; the verdict stage takes connections that do for one exchange
+	// repeated by other software. Zero elsewhere.
 	Opening Opening
 	// Pkt describes the packet PcapCnt names; the engine fills it (detectors
 	// leave it zero).
