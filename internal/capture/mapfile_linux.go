@@ -104,21 +104,27 @@ func probeWindow(n, w int) (start, end int) {
 // cached reports whether every page of win (page-aligned, part of a file
 // mapping) is in the page cache; vec has room for its pages.
 func cached(win, vec []byte) bool {
-	n := (len(win) + os.Getpagesize() - 1) / os.Getpagesize()
-	if n == 0 || n > len(vec) {
-		return false
+	n, pages := residentPages(win, vec)
+	return pages > 0 && n == pages
+}
+
+// residentPages counts the pages of win (page-aligned, part of a file
+// mapping) that are in the page cache, out of pages (0 when vec has no
+// room for them or mincore fails).
+func residentPages(win, vec []byte) (n, pages int) {
+	pages = (len(win) + os.Getpagesize() - 1) / os.Getpagesize()
+	if pages == 0 || pages > len(vec) {
+		return 0, 0
 	}
 	_, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(unsafe.SliceData(win))), uintptr(len(win)),
 		uintptr(unsafe.Pointer(unsafe.SliceData(vec))))
 	if errno != 0 {
-		return false
+		return 0, 0
 	}
-	for _, v := range vec[:n] {
-		if v&1 == 0 {
-			return false
-		}
+	for _, v := range vec[:pages] {
+		n += int(v & 1)
 	}
-	return true
+	return n, pages
 }
 
 // notCached marks a probe window the page cache does not hold whole.
