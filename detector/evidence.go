@@ -210,7 +210,7 @@ var Kinds = []Spec{
 	{KindTLSCert, ClassCorroborator, 0.3, false, false, false, "tlsshape",
 		"default server certificate (serial 0, 9 EKUs, notAfter 2037/2038) (SoftEther's certificate generator); names a server, not a session"},
 	{KindTLSHello, ClassCorroborator, 0.15, false, false, false, "tlsshape",
-		"ClientHello without ALPN and session_ticket (OpenSSL as SoftEther sets it); many OpenSSL tools share it (SoftEther's TLS client set-up)"},
+		"ClientHello without ALPN and session_ticket, extensions in OpenSSL's order (OpenSSL as SoftEther sets it); many OpenSSL tools share it (SoftEther's TLS client set-up)"},
 	{KindTLSSNIAddr, ClassCorroborator, 0.15, false, false, false, "tlsshape",
 		"SNI that is an IP literal (SoftEther's TLS client set-up)"},
 	{KindTLSKeepalive, ClassSustained, 0.5, true, false, true, "tlsshape",

@@ -12,6 +12,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -72,7 +73,44 @@ func tlsFlights(t *testing.T, sni, cn string, suite uint16) (client, server []by
 	go io.Copy(io.Discard, c)
 	cli.Close()
 	srv.Close()
-	return cr.writes[0], sr.writes[0]
+	return opensslOrdered(t, cr.writes[0]), sr.writes[0]
+}
+
+// opensslOrdered returns the ClientHello record with its extensions moved
+// into the order OpenSSL's client writes them (crypto/tls has its own
+// order, and the detector lets go of hellos that are not OpenSSL's). The
+// lengths do not change; nothing here checks the handshake's transcript.
+func opensslOrdered(t *testing.T, rec []byte) []byte {
+	t.Helper()
+	order := []uint16{0xff01, 0, 11, 10, 35, 5, 16, 22, 18, 23, 50, 13, 43, 45, 51}
+	place := func(e uint16) int {
+		for i, o := range order {
+			if o == e {
+				return i
+			}
+		}
+		t.Fatalf("crypto/tls sent extension %d, which OpenSSL's order here does not place", e)
+		return 0
+	}
+	out := append([]byte(nil), rec...)
+	b := out[5+4+2+32:] // record and handshake headers, version, random
+	b = b[1+int(b[0]):]
+	b = b[2+int(binary.BigEndian.Uint16(b)):]
+	b = b[1+int(b[0]):]
+	list := b[2 : 2+int(binary.BigEndian.Uint16(b))]
+	var exts [][]byte
+	for r := list; len(r) >= 4; {
+		n := 4 + int(binary.BigEndian.Uint16(r[2:]))
+		exts, r = append(exts, append([]byte(nil), r[:n]...)), r[n:]
+	}
+	slices.SortStableFunc(exts, func(x, y []byte) int {
+		return place(binary.BigEndian.Uint16(x)) - place(binary.BigEndian.Uint16(y))
+	})
+	list = list[:0]
+	for _, e := range exts {
+		list = append(list, e...)
+	}
+	return out
 }
 
 // expected is the TLS info a flow's own handshake gives.
@@ -244,27 +282,35 @@ func clientHello(t *testing.T, alpn []string, tickets bool) []byte {
 }
 
 // TestALPNClientNotFollowed: SoftEther's client never offers ALPN or a
-// session ticket, so a connection whose ClientHello offers either is let go
-// at once, whatever its records look like afterwards; without them the same
-// connection is followed.
+// session ticket, and its extensions come in OpenSSL's order, so a
+// connection whose ClientHello offers either, or orders its extensions
+// some other way (crypto/tls's own order), is let go at once, whatever its
+// records look like afterwards; without them the same connection is
+// followed.
 func TestALPNClientNotFollowed(t *testing.T) {
 	for _, tc := range []struct {
 		alpn    []string
 		tickets bool
+		openssl bool // extensions in OpenSSL's order
 		follow  bool
 	}{
-		{nil, false, true},
-		{[]string{"http/1.1"}, false, false},
-		{[]string{"h2", "http/1.1"}, false, false},
-		{nil, true, false},
+		{nil, false, true, true},
+		{nil, false, false, false},
+		{[]string{"http/1.1"}, false, true, false},
+		{[]string{"h2", "http/1.1"}, false, true, false},
+		{nil, true, true, false},
 	} {
 		ch := clientHello(t, tc.alpn, tc.tickets)
+		if tc.openssl {
+			ch = opensslOrdered(t, ch)
+		}
 		f := detector.Flow{Proto: decode.ProtoTCP, SYNSeen: true}
 		in := Detector{}.NewInspector(&decode.Packet{Proto: decode.ProtoTCP}, true, &f).(*Inspector)
 		s := &sink{}
 		more := in.Inspect(tcpSeg(1000, ch, time.Unix(1.7e9, 0)), true, &f, s)
 		if more != tc.follow {
-			t.Errorf("ALPN %q, tickets %v: inspector wants more packets %v, want %v", tc.alpn, tc.tickets, more, tc.follow)
+			t.Errorf("ALPN %q, tickets %v, OpenSSL's order %v: inspector wants more packets %v, want %v",
+				tc.alpn, tc.tickets, tc.openssl, more, tc.follow)
 		}
 		if !tc.follow && len(s.ev) != 0 {
 			t.Errorf("ALPN %q: evidence %v", tc.alpn, s.ev)

@@ -513,15 +513,19 @@ func (in *Inspector) tryClientHello(p *decode.Packet, f *detector.Flow, s detect
 	in.chDone = true
 	if sc, err := tlshello.ScanClientHello(body); err == nil {
 		switch {
-		case sc.ALPN || sc.Ticket:
+		case sc.ALPN || sc.Ticket || !sc.OpenSSLOrder:
 			// SoftEther's client never offers ALPN (neither the 4.x nor
 			// the 5.x source sets it on its TLS context) nor a session
 			// ticket (both set SSL_OP_NO_TICKET); browsers and nearly
-			// every HTTP client library offer one or both (Java, Python,
-			// Node and Go clients without ALPN still offer tickets).
-			// Nothing this flow's records could show is SoftEther's
-			// connect phase or keep-alive, so the flow is not followed
-			// further.
+			// every HTTP client library offer one or both (Python, Node
+			// and Go clients without ALPN still offer tickets). Its TLS
+			// is OpenSSL's, so its extensions come in OpenSSL's order:
+			// TLS stacks that offer neither ALPN nor a ticket but order
+			// them otherwise (Java 8 to 12, SChannel, embedded stacks;
+			// half of such hellos in the third-party captures) are not
+			// its either. Nothing this flow's records could show is
+			// SoftEther's connect phase or keep-alive, so the flow is not
+			// followed further.
 			in.done = true
 		case !sc.OpenSSLNoALPN() && !sniMayReport(sc.SNI):
 			in.chBody = m // parsed if the flow reports evidence

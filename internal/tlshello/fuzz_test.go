@@ -154,7 +154,7 @@ func checkScan(t *testing.T, b []byte, ch *ClientHello, err error) {
 		return
 	}
 	if sc.Ciphers != len(ch.Ciphers) || sc.ALPN != ch.HasExtension(ExtALPN) || sc.Ticket != ch.HasExtension(ExtSessionTicket) ||
-		string(sc.SNI) != ch.SNI || sc.OpenSSLNoALPN() != ch.OpenSSLNoALPN() {
+		string(sc.SNI) != ch.SNI || sc.OpenSSLNoALPN() != ch.OpenSSLNoALPN() || sc.OpenSSLOrder != ch.OpenSSLOrder() {
 		t.Fatalf("scan %+v, parse %d ciphers SNI %q extensions %v", sc, len(ch.Ciphers), ch.SNI, ch.Extensions)
 	}
 }

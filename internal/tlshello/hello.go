@@ -21,6 +21,7 @@ type ClientHello struct {
 	nCiphers     int
 	alpn, ticket bool
 	sniRaw       []byte
+	order        opensslOrder
 }
 
 // HelloScan is what ScanClientHello reads of a ClientHello without
@@ -29,10 +30,15 @@ type HelloScan struct {
 	Ciphers      int    // cipher suites offered (GREASE included)
 	ALPN, Ticket bool   // application_layer_protocol_negotiation, session_ticket present
 	SNI          []byte // the first host_name (aliases the body); nil when absent
+	// OpenSSLOrder: the extensions are in the order OpenSSL's client
+	// writes them (ClientHello.OpenSSLOrder).
+	OpenSSLOrder bool
 }
 
 // OpenSSLNoALPN is ClientHello.OpenSSLNoALPN on the scanned facts.
-func (h *HelloScan) OpenSSLNoALPN() bool { return !h.ALPN && !h.Ticket && h.Ciphers >= 20 }
+func (h *HelloScan) OpenSSLNoALPN() bool {
+	return !h.ALPN && !h.Ticket && h.Ciphers >= 20 && h.OpenSSLOrder
+}
 
 // ScanClientHello reads a ClientHello body exactly as ParseClientHello
 // does (the same checks, the same error) but keeps no lists or strings,
@@ -41,18 +47,18 @@ func (h *HelloScan) OpenSSLNoALPN() bool { return !h.ALPN && !h.Ticket && h.Ciph
 func ScanClientHello(body []byte) (HelloScan, error) {
 	c := ClientHello{scan: true}
 	err := c.parse(body)
-	return HelloScan{Ciphers: c.nCiphers, ALPN: c.alpn, Ticket: c.ticket, SNI: c.sniRaw}, err
+	return HelloScan{Ciphers: c.nCiphers, ALPN: c.alpn, Ticket: c.ticket, SNI: c.sniRaw, OpenSSLOrder: c.order.ok()}, err
+}
+
+// OpenSSLNoALPN: no ALPN, no session_ticket, at least 20 cipher suites
+// and the extensions in OpenSSL's order, the ClientHello OpenSSL sends as
+// SoftEther's client configures it (many OpenSSL-based tools send it too:
+// corroboration only).
+func (c *ClientHello) OpenSSLNoALPN() bool {
+	return !c.HasExtension(ExtALPN) && !c.HasExtension(ExtSessionTicket) && len(c.Ciphers) >= 20 && c.OpenSSLOrder()
 }
 
 // HasExtension reports whether the hello carried extension t.
-// OpenSSLNoALPN: no ALPN, no session_ticket and at least 20 cipher
-// suites, the ClientHello OpenSSL sends as SoftEther's client configures
-// it (many OpenSSL-based tools send it too: corroboration only).
-func (c *ClientHello) OpenSSLNoALPN() bool {
-	const extALPN, extTicket = 16, 35
-	return !c.HasExtension(extALPN) && !c.HasExtension(extTicket) && len(c.Ciphers) >= 20
-}
-
 func (c *ClientHello) HasExtension(t uint16) bool {
 	for _, e := range c.Extensions {
 		if e == t {
@@ -148,6 +154,7 @@ func (c *ClientHello) parseExtensions(b []byte, a *alloc16) error {
 		if c.scan {
 			c.alpn = c.alpn || t == ExtALPN
 			c.ticket = c.ticket || t == ExtSessionTicket
+			c.order.add(t)
 		} else {
 			c.Extensions = append(c.Extensions, t)
 		}

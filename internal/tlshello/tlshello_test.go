@@ -639,3 +639,63 @@ func TestScanAllocatesNothing(t *testing.T) {
 		})
 	}
 }
+
+func TestOpenSSLOrder(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		exts []uint16
+		want bool
+	}{
+		// Orders seen in the corpus and the third-party captures.
+		{"SoftEther's client (OpenSSL 3)", []uint16{0, 11, 10, 22, 23, 13, 43, 45, 51}, true},
+		{"OpenSSL 3, no SNI, padding", []uint16{11, 10, 22, 23, 13, 43, 45, 51, 21}, true},
+		{"curl on OpenSSL 3", []uint16{0, 11, 10, 35, 16, 22, 23, 13, 43, 45, 51, 21}, true},
+		{"OpenSSL 3 with post_handshake_auth", []uint16{11, 10, 16, 22, 23, 49, 13, 43, 45, 51, 21}, true},
+		{"OpenSSL 1.1.1 with status_request and NPN", []uint16{11, 10, 35, 5, 13172, 22, 23, 13, 43, 45, 51}, true},
+		{"OpenSSL 1.0.x with heartbeat and padding", []uint16{0, 11, 10, 13, 15, 21}, true},
+		{"OpenSSL 1.1.0", []uint16{0, 11, 10, 35, 13, 22, 23}, true},
+		{"OpenSSL 1.0.x, no SNI", []uint16{11, 10}, true},
+		{"TLS 1.3 resumption, psk last", []uint16{0, 11, 10, 22, 23, 13, 43, 45, 51, 42, 21, 41}, true},
+		{"supported_groups before ec_point_formats (Java, SChannel)", []uint16{0, 10, 11, 13, 5, 18, 23}, false},
+		{"extended_master_secret second (NSS)", []uint16{65281, 0, 23, 13, 5, 18, 11, 10}, false},
+		{"renegotiation_info after server_name", []uint16{0, 65281, 10, 11, 13}, false},
+		{"GREASE (BoringSSL, Chrome)", []uint16{0x5a5a, 0, 23, 65281, 10, 11, 5, 13, 18, 51, 45, 43, 0x4a4a, 21}, false},
+		{"an extension OpenSSL never writes", []uint16{0, 11, 10, 17513}, false},
+		{"padding before key_share", []uint16{0, 11, 10, 21, 51}, false},
+		{"heartbeat in the 1.1.1 order", []uint16{0, 11, 10, 22, 23, 13, 15, 43}, false},
+		{"duplicate", []uint16{11, 10, 22, 22}, false},
+		{"no extensions", nil, false},
+	} {
+		ch := ClientHello{Extensions: c.exts}
+		if got := ch.OpenSSLOrder(); got != c.want {
+			t.Errorf("%s %v: OpenSSLOrder %v, want %v", c.name, c.exts, got, c.want)
+		}
+		// The scan reads the same from a hello on the wire.
+		b := []byte{3, 3}
+		b = append(b, make([]byte, 32)...)
+		b = append(b, 0, 0, 2, 0x13, 0x01, 1, 0)
+		var ext []byte
+		for _, e := range c.exts {
+			body := map[uint16][]byte{ExtServerName: {0, 4, 0, 0, 1, 'a'}, ExtALPN: {0, 3, 2, 'h', '2'},
+				ExtSupportedGroups: {0, 2, 0, 0x1d}, ExtECPointFormats: {1, 0}, ExtSignatureAlgorithms: {0, 2, 4, 3},
+				ExtSupportedVersions: {2, 3, 4}}[e]
+			ext = append(ext, byte(e>>8), byte(e), 0, byte(len(body)))
+			ext = append(ext, body...)
+		}
+		if ext != nil {
+			b = append(b, byte(len(ext)>>8), byte(len(ext)))
+			b = append(b, ext...)
+		}
+		sc, err := ScanClientHello(b)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if sc.OpenSSLOrder != c.want {
+			t.Errorf("%s: scan says %v", c.name, sc.OpenSSLOrder)
+		}
+	}
+	ch, err := ParseClientHello(message(t, loadHex(t, "se-direct-443.client-hello.hex"), TypeClientHello))
+	if err != nil || !ch.OpenSSLOrder() {
+		t.Errorf("SoftEther's own hello: OpenSSLOrder false (%v)", err)
+	}
+}
