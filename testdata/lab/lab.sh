@@ -47,7 +47,7 @@ ADMINPW=SwLabAdmin-7 HUB=SWLAB USERPW=SwLabUser-7 ACCT=sw PROXY_USER=swproxy PRO
 C6_IP=fd00:201::2 R16_IP=fd00:201::1 R26_IP=fd00:202::1 S6_IP=fd00:202::2
 WEB_IP=198.18.50.1 VHOST=198.18.100.1 VNIC=vpn_se0 # behind SecureNAT, reached only through the VPN
 POSITIVE="direct-443 direct-5555 direct-992 encrypt-off one-tcp-encrypt-off encrypt-off-late compress half-duplex anonymous udp-accel-off one-tcp one-tcp-proxy http-proxy socks5 socks4 admin cascade vpn-over-icmp vpn-over-dns ssh-forward ssl-bump login-refused proxy-unreachable lossy lossy-http-proxy tinyproxy-auth socks5-auth ipv6 slow-link"
-NEGATIVE="https-browse https-long ssh-interactive ssh-transfer ssh-forward-https ssh-forward-cookies ssh-chat curl-via-proxy openvpn wireguard https-retry bump-error-page poller-15s api-poller curl-pairs wss-feeds curl-via-tinyproxy curl-via-socks5-auth lossy-https-browse lossy-api-poller lossy-wss-feeds"
+NEGATIVE="https-browse https-long ssh-interactive ssh-transfer ssh-forward-https ssh-forward-cookies ssh-chat curl-via-proxy openvpn wireguard https-retry bump-error-page poller-15s api-poller curl-pairs gnutls-pairs wss-feeds curl-via-tinyproxy curl-via-socks5-auth lossy-https-browse lossy-api-poller lossy-wss-feeds"
 DEFAULT_REQUIRE="$POSITIVE $NEGATIVE"
 
 # ssh from the client host: the lab's key, no host-key prompts
@@ -55,6 +55,17 @@ SSH_OPTS=(-i "$RUN/ssh_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/d
 web_forward() { # web_forward: ssh -L 127.0.0.1:18443 -> the web host's HTTPS, in the background
   bg sshfwd nsx $NS_C ssh -N "${SSH_OPTS[@]}" -L 127.0.0.1:18443:$W_IP:443 root@$W_IP
   wait_for 10 listening $NS_C 18443 || SESSION_OK=no
+}
+
+# gnutls_pair COOKIE1 FILE2 COOKIE2: one GnuTLS connection to the web host (no ALPN,
+# session tickets off) with two keep-alive requests: /p700.bin with a COOKIE1-byte
+# cookie, then FILE2 with a COOKIE2-byte one.
+gnutls_pair() {
+  { printf 'GET /p700.bin HTTP/1.1\r\nHost: %s\r\nCookie: s=%s\r\n\r\n' $W_IP "$(head -c "$1" /dev/zero | tr '\0' a)"
+    sleep 0.5
+    printf 'GET /%s HTTP/1.1\r\nHost: %s\r\nCookie: s=%s\r\n\r\n' "$2" $W_IP "$(head -c "$3" /dev/zero | tr '\0' b)"
+    sleep 1.5
+  } | nsx $NS_C gnutls-cli --priority 'NORMAL:%NO_TICKETS' --insecure -p 443 $W_IP >/dev/null 2>&1
 }
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -68,7 +79,7 @@ listening() { nsx "$1" ss -Hlnt "sport = :$2" | grep -q .; }
 deps() {
   echo softether-vpnserver softether-vpnclient softether-vpncmd squid-openssl dante-server nginx-light \
     openssh-server openssh-client curl openssl busybox iproute2 iputils-ping iptables tcpdump python3 \
-    openvpn wireguard-go wireguard-tools tinyproxy microsocks
+    openvpn wireguard-go wireguard-tools tinyproxy microsocks gnutls-bin
 }
 
 # ------------------------------------------------------------ processes
@@ -633,6 +644,22 @@ PY
         c1=$(head -c $((1700 + RANDOM % 900)) /dev/zero | tr '\0' a) c2=$(head -c $((400 + RANDOM % 500)) /dev/zero | tr '\0' b)
         nsx $NS_C curl -sk --http1.1 --max-time 10 -o /dev/null -H "Cookie: s=$c1" https://$W_IP/p700.bin \
           --next -sk --http1.1 --max-time 10 -o /dev/null -H "Cookie: s=$c2" https://$W_IP/p700.bin || SESSION_OK=no
+      done ;;
+    gnutls-pairs) # a client on GnuTLS (no ALPN, no session ticket: what SoftEther's client never
+      # offers either) opening two connections 1 s apart, each with two keep-alive requests: a
+      # 1.7-2.6-KB cookie answered by the 700-B file, then on the first a 2.6-4-KB cookie answered by
+      # the 3000-B file, on the second a 0.4-0.9-KB cookie answered by the 700-B file; twice, 15 s
+      # apart. In size: SoftEther's watermark, hello, login and welcome, and an additional connection.
+      # The build before this mode raised 8700001 on such a pair; GnuTLS orders its ClientHello
+      # extensions as OpenSSL never does
+      local i pid
+      for i in 1 2; do
+        [ "$i" -gt 1 ] && sleep 15
+        gnutls_pair $((1700 + RANDOM % 900)) p3000.bin $((2600 + RANDOM % 1400)) &
+        pid=$!
+        sleep 1
+        gnutls_pair $((1700 + RANDOM % 900)) p700.bin $((400 + RANDOM % 500)) || SESSION_OK=no
+        wait $pid || SESSION_OK=no
       done ;;
     curl-via-proxy) for _ in 1 2 3; do nsx $NS_C curl -sk --max-time 10 -x http://$R1_IP:3128 -o /dev/null https://$W_IP/index.html || SESSION_OK=no; done ;;
     curl-via-tinyproxy) # the proxies of the tinyproxy-auth and socks5-auth modes, with credentials
