@@ -72,15 +72,22 @@ var openSSLSmall = [64][2]uint8{
 }
 
 // opensslOrder follows a ClientHello's extension types one at a time and
-// says whether they are in one of OpenSSL's orders so far.
+// says whether they are in one of OpenSSL's orders so far. A type neither
+// order has is passed over: a later OpenSSL may send an extension these
+// tables do not know yet, and a SoftEther built with it must still be
+// read. Other stacks give themselves away by the extensions every stack
+// sends (the third-party captures' verdicts are the same either way).
 type opensslOrder struct {
-	modern, legacy uint8 // place of the last type in each order; 0xff: broken
-	n              int
+	modern, legacy uint8 // place of the last known type in each order; 0xff: broken
+	n              int   // known types seen
 }
 
 func (o *opensslOrder) add(t uint16) {
-	o.n++
 	m, l := openSSLPlaces(t)
+	if m == 0 && l == 0 {
+		return
+	}
+	o.n++
 	o.modern = next(o.modern, m)
 	o.legacy = next(o.legacy, l)
 }
@@ -92,12 +99,12 @@ func next(last, place uint8) uint8 {
 	return place
 }
 
-// ok: at least one extension, and all of them in one of the orders.
+// ok: at least one known extension, and all of them in one of the orders.
 func (o *opensslOrder) ok() bool { return o.n > 0 && (o.modern != 0xff || o.legacy != 0xff) }
 
-// OpenSSLOrder reports whether the hello's extensions (at least one) are
-// all extensions OpenSSL's client writes, in the order one of its
-// versions writes them.
+// OpenSSLOrder reports whether the extensions OpenSSL's client writes
+// that the hello has (at least one) come in the order one of its versions
+// writes them; types OpenSSL never writes are passed over.
 func (c *ClientHello) OpenSSLOrder() bool {
 	var o opensslOrder
 	for _, t := range c.Extensions {
