@@ -88,11 +88,13 @@ func (o *opensslOrder) add(t uint16) {
 		return
 	}
 	o.n++
-	o.modern = next(o.modern, m)
-	o.legacy = next(o.legacy, l)
+	o.modern = advance(o.modern, m)
+	o.legacy = advance(o.legacy, l)
 }
 
-func next(last, place uint8) uint8 {
+// advance is the last place after a type at place: broken (0xff) unless the
+// order has the type later than the last one.
+func advance(last, place uint8) uint8 {
 	if last == 0xff || place == 0 || place <= last {
 		return 0xff
 	}
