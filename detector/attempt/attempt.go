@@ -372,13 +372,15 @@ func (in *Inspector) clientHello() {
 	}
 	in.chDone = true
 	if sc, err := tlshello.ScanClientHello(body); err == nil {
-		if sc.ALPN {
+		if sc.ALPN || !sc.OpenSSLOrder {
 			// SoftEther's client never offers ALPN (neither source tree
 			// sets it), nor did squid's own leg to the server when it
 			// bumped one. A client that does is a web or API client, and
 			// its request/answer pairs fall in the connect phase's size
 			// windows often enough (two requests per connection, repeated
-			// by a script) to make a series.
+			// by a script) to make a series. SoftEther's client and
+			// squid are both OpenSSL's: a hello whose extensions are not
+			// in OpenSSL's order (GnuTLS, Java, SChannel) is neither.
 			in.done = true
 		} else {
 			in.profile = sc.OpenSSLNoALPN()

@@ -107,6 +107,7 @@ func TestSeries(t *testing.T) {
 	seHello := helloRecord(t, "se-direct-443.client-hello.hex")
 	curlHello := helloRecord(t, "neg-https-browse.client-hello-h2.hex")
 	squidHello := helloRecord(t, "lab-ssl-bump-server-leg.client-hello.hex")
+	gnutlsHello := helloRecord(t, "neg-lab-gnutls-pairs.client-hello.hex")
 	fin := func(toServer bool, after time.Duration) step {
 		return step{toServer, after, nil, decode.FlagFIN}
 	}
@@ -155,6 +156,12 @@ func TestSeries(t *testing.T) {
 		{"no SoftEther ClientHello, no ALPN: login-sized request, welcome-sized answer, every minute", func(i int) conn {
 			return tlsAttempt(squidHello, "", vary(i, 2374, 1192, 2924, 2925), fin(true, 10*time.Millisecond))
 		}, 6, time.Minute, 0, "", ""},
+		// The same four messages at the pace of legs re-added every
+		// second, from a client whose TLS is not OpenSSL's (GnuTLS, no
+		// ALPN, no ticket): neither SoftEther's client nor squid's leg.
+		{"GnuTLS client: four messages in SoftEther's order every second", func(i int) conn {
+			return tlsAttempt(gnutlsHello, "", vary(i, 2617, 1213, 1149, 1268), fin(true, 0))
+		}, 6, time.Second, 0, "", ""},
 		// The same four messages from a client offering ALPN: a script
 		// making two requests per connection, once a minute.
 		{"ALPN client: two requests per connection, four messages in SoftEther's order", func(i int) conn {

@@ -695,8 +695,13 @@ func TestOpenSSLOrder(t *testing.T) {
 			t.Errorf("%s: scan says %v", c.name, sc.OpenSSLOrder)
 		}
 	}
-	ch, err := ParseClientHello(message(t, loadHex(t, "se-direct-443.client-hello.hex"), TypeClientHello))
-	if err != nil || !ch.OpenSSLOrder() {
-		t.Errorf("SoftEther's own hello: OpenSSLOrder false (%v)", err)
+	// Hellos from captures: SoftEther's own, and GnuTLS's without ALPN or
+	// ticket (the lab's gnutls-pairs negative).
+	for file, want := range map[string]bool{"se-direct-443.client-hello.hex": true, "neg-lab-gnutls-pairs.client-hello.hex": false} {
+		ch, err := ParseClientHello(message(t, loadHex(t, file), TypeClientHello))
+		if err != nil || ch.OpenSSLOrder() != want || ch.HasExtension(ExtALPN) || ch.HasExtension(ExtSessionTicket) {
+			t.Errorf("%s: OpenSSLOrder %v, want %v; ALPN %v, ticket %v (%v)", file, ch.OpenSSLOrder(), want,
+				ch.HasExtension(ExtALPN), ch.HasExtension(ExtSessionTicket), err)
+		}
 	}
 }
