@@ -421,28 +421,30 @@ func (in *Inspector) evaluate(p *decode.Packet, f *detector.Flow, s detector.Sin
 	if len(c) < 2 || len(sv) < 2 {
 		return
 	}
+	// Every reading carries the connection's first exchange: the verdict
+	// compares connections by it (detector.Opening).
+	reading := func(kind detector.Kind, detail string) detector.Evidence {
+		ev := in.evidence(p, f, kind, detail)
+		ev.Opening = detector.Opening{Watermark: c[0], Hello: sv[0]}
+		return ev
+	}
 	switch {
 	case login.Has(int(c[1])) && welcome.Has(int(sv[1])) && in.level < 2:
 		in.level = 2
-		ev := in.evidence(p, f, detector.KindTLSPrimary,
-			fmt.Sprintf("%swatermark %d, hello %d, login %d, welcome %d", why, c[0], sv[0], c[1], sv[1]))
-		ev.Opening = detector.Opening{Watermark: c[0], Hello: sv[0]}
-		s.Report(ev)
+		s.Report(reading(detector.KindTLSPrimary,
+			fmt.Sprintf("%swatermark %d, hello %d, login %d, welcome %d", why, c[0], sv[0], c[1], sv[1])))
 		in.release()
 	case addConnect.Has(int(c[1])) && adminAnswer.Has(int(sv[1])) && in.level < 2:
 		in.level = 3
 		if probe || !addResponse.Has(int(sv[1])) {
 			// A probe-prefixed connection with a short login is vpncmd's admin session.
-			ev := in.evidence(p, f, detector.KindTLSAdmin,
+			ev := reading(detector.KindTLSAdmin,
 				fmt.Sprintf("%swatermark %d, hello %d, admin login %d, answer %d", why, c[0], sv[0], c[1], sv[1]))
 			ev.Mode = detector.ModeAdmin
-			ev.Opening = detector.Opening{Watermark: c[0], Hello: sv[0]}
 			s.Report(ev)
 		} else {
-			ev := in.evidence(p, f, detector.KindTLSAdditional,
-				fmt.Sprintf("watermark %d, hello %d, additional_connect %d, answer %d", c[0], sv[0], c[1], sv[1]))
-			ev.Opening = detector.Opening{Watermark: c[0], Hello: sv[0]}
-			s.Report(ev)
+			s.Report(reading(detector.KindTLSAdditional,
+				fmt.Sprintf("watermark %d, hello %d, additional_connect %d, answer %d", c[0], sv[0], c[1], sv[1])))
 		}
 		in.release()
 	default:

@@ -234,9 +234,9 @@ func (e *Engine) runShared(ctx context.Context, sf *capture.Shared, n int) error
 
 // runCursor reads a plain pcap file with one worker through the shared
 // reader's one cursor: blocks of the file mapped (or read by pread) and
-// frames used where they lie, where the ordinary reader copies every record twice
-// (the kernel into bufio's buffer, bufio into the record buffer) and pays
-// a call chain per record. It returns like RunParallel.
+// frames used where they lie, where the ordinary reader copies every
+// record twice (the kernel into bufio's buffer, bufio into the record
+// buffer) and pays a call chain per record. It returns like RunParallel.
 func (e *Engine) runCursor(ctx context.Context, sf *capture.Shared) error {
 	w := e.NewWorker(decode.LinkType(sf.LinkType()))
 	src := &cursorSource{sf: sf, cur: sf.Cursor()}

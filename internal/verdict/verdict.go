@@ -344,8 +344,9 @@ func (v *Verdict) addMember(k pairKey, s *session, e detector.Evidence) {
 // repeats one exchange on each connection does not (two connections of
 // WhatsApp's login call to one Apple server in the third-party captures:
 // watermark 1912 and 1911, hello 943 and 943, each read as an additional
-// connection). Then neither flow's reading counts, now or later: the
-// earlier one leaves the session's evidence too.
+// connection until tlsshape let go of ClientHellos not in OpenSSL's
+// order). Then neither flow's reading counts, now or later: the earlier
+// one leaves the session's evidence too.
 func repeatedOpening(s *session, e detector.Evidence) bool {
 	rep := false
 	for i := range s.openings {
