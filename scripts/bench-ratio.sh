@@ -17,8 +17,10 @@
 # are printed. Throughput is packets per CPU-second (user + system), which
 # a busy shared machine disturbs far less than wall time; the 1 -> 2 worker
 # scaling can only be wall time (packets per second), so it needs an idle
-# machine to mean anything. Needs ndpiReader (Debian libndpi-bin) for the
-# nDPI figure and /usr/bin/time (Debian time).
+# machine to mean anything (each run also measures the machine itself:
+# scripts/corescale, its 1 -> 2 core scaling on a table walk). Needs
+# ndpiReader (Debian libndpi-bin) for the nDPI figure and /usr/bin/time
+# (Debian time).
 #
 #   RUNS=5 MIX=/tmp/sewatch-mix.pcap scripts/bench-ratio.sh [bulk|mix|all]
 set -euo pipefail
@@ -28,6 +30,7 @@ what=${1:-all}
 MIX=${MIX:-/tmp/sewatch-mix.pcap}
 go test -c -o /tmp/sewatch-engine.test ./internal/engine >/dev/null
 go build -o /tmp/sewatch-bench ./cmd/sewatch
+go build -o /tmp/sewatch-corescale ./scripts/corescale
 T=/tmp/sewatch-engine.test
 
 metric() { # metric NAME UNIT <benchmark output>
@@ -62,7 +65,7 @@ if [ "$what" = mix ] || [ "$what" = all ]; then
   pkts=$(capinfos -T -r -c "$MIX" | awk -F'\t' '{ print $2 }')
   echo "== mix: $MIX ($pkts packets, $(du -m "$MIX" | cut -f1) MB)"
   cat "$MIX" >/dev/null # page cache: every reader below starts warm
-  rf=() rg=() rn=() rs=() rw=() p1=() p2=() pn=() c1s=() w1s=() w2s=() nds=()
+  rf=() rg=() rn=() rs=() rw=() p1=() p2=() pn=() c1s=() w1s=() w2s=() nds=() ms=()
   for i in $(seq 1 "$runs"); do
     # Each pipeline first in a process of its own: the first run in a
     # process pays for touching fresh memory, as `sewatch -r` does.
@@ -76,6 +79,10 @@ if [ "$what" = mix ] || [ "$what" = all ]; then
     # The same events in the same order (the stats line carries the wall clock).
     cmp -s <(grep -v '"event_type":"stats"' /tmp/sewatch-bench.eve1) <(grep -v '"event_type":"stats"' /tmp/sewatch-bench.eve2) ||
       { echo "events differ between 1 and 2 workers" >&2; exit 1; }
+    # What the machine itself gives two cores right now (scripts/corescale:
+    # a random table walk over 64 MiB per core, the scale of a many-flow
+    # table): a VM's second core is sometimes slowed by its neighbours.
+    ms+=("$(/tmp/sewatch-corescale -runs 3 -sizes 64M -modes touched -steps 30000000 | sed -n 's/.*cores scale \([0-9.]*\).*/\1/p')")
     nd="-" ndw="-"
     if command -v ndpiReader >/dev/null; then
       read -r ndw nd < <(cputime /dev/null ndpiReader -q -i "$MIX")
@@ -91,7 +98,7 @@ if [ "$what" = mix ] || [ "$what" = all ]; then
     p2+=("$(ratio "$pkts" "$w2")")
     rw+=("$(ratio "$pkts" "$w1")")
     echo "run $i: floor $f pkts/cpu-s, pipeline $p pkts/cpu-s reading as sewatch -r (ratio ${rf[-1]}), $pg on pcapgo (${rg[-1]});" \
-      "sewatch -r: 1 worker ${c1} cpu-s ${w1} s wall, 2 workers ${w2} s wall ($(grep -c '"event_type":"alert"' /tmp/sewatch-bench.eve1) alerts, identical);" \
+      "sewatch -r: 1 worker ${c1} cpu-s ${w1} s wall, 2 workers ${w2} s wall ($(grep -c '"event_type":"alert"' /tmp/sewatch-bench.eve1) alerts, identical; machine 1 -> 2 cores ${ms[-1]});" \
       "ndpiReader ${nd} cpu-s ${ndw} s wall"
   done
   echo "mix median ratio (pipeline / decode floor, one core, pkts/cpu-s): $(printf '%s\n' "${rf[@]}" | median) reading as sewatch -r, $(printf '%s\n' "${rg[@]}" | median) on pcapgo"
@@ -100,7 +107,7 @@ if [ "$what" = mix ] || [ "$what" = all ]; then
     echo "mix median ndpiReader: $(printf '%s\n' "${pn[@]}" | median) pkts/cpu-s"
     echo "mix median ratio (sewatch / ndpiReader, CPU time): $(printf '%s\n' "${rn[@]}" | median)"
   fi
-  echo "mix median wall: 1 worker $(printf '%s\n' "${rw[@]}" | median) pkts/s, 2 workers $(printf '%s\n' "${p2[@]}" | median) pkts/s, scaling $(printf '%s\n' "${rs[@]}" | median) (load average $(cut -d' ' -f1 /proc/loadavg))"
+  echo "mix median wall: 1 worker $(printf '%s\n' "${rw[@]}" | median) pkts/s, 2 workers $(printf '%s\n' "${p2[@]}" | median) pkts/s, scaling $(printf '%s\n' "${rs[@]}" | median) (load average $(cut -d' ' -f1 /proc/loadavg)); the machine's own 1 -> 2 core scaling on a 64-MiB table walk, same runs: median $(printf '%s\n' "${ms[@]}" | median)"
   # A VM's speed can drift by a quarter from one minute to the next with
   # no steal time to show for it, independently for each program of a
   # run; each program's fastest run is the least disturbed estimate of its
