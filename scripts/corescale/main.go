@@ -10,10 +10,10 @@
 // table of tens of thousands of flows does) gets slower per core when both
 // run, and no program can scale past what the machine gives.
 //
-// For each table size it alternates a run of one goroutine and a run of
-// two (each goroutine doing the same number of steps) -runs times and
-// prints the median scaling, 2 x t(one) / t(two): 2.0 when the cores do not
-// disturb each other.
+// For each table size it times one goroutine, then two (each goroutine
+// doing the same number of steps), -runs times, and prints the median
+// scaling, 2 x t(one) / t(two): 2.0 when the cores do not disturb each
+// other.
 //
 //	go run ./scripts/corescale [-runs 5] [-steps 40000000] [-sizes 256K,8M,64M] [-modes touched,fresh]
 package main
@@ -32,11 +32,15 @@ import (
 )
 
 func main() {
-	runs := flag.Int("runs", 5, "alternated runs of one and two goroutines per size")
+	runs := flag.Int("runs", 5, "runs of one goroutine, each followed by one of two, per size")
 	steps := flag.Int("steps", 40_000_000, "table steps per goroutine and run")
 	sizes := flag.String("sizes", "256K,8M,64M", "table sizes per goroutine (K or M suffix)")
 	modes := flag.String("modes", "touched,fresh", "touched: tables touched before the clock starts; fresh: new memory, first touch measured")
 	flag.Parse()
+	if *runs < 1 || *steps < 1 {
+		fmt.Fprintln(os.Stderr, "corescale: -runs and -steps must be at least 1")
+		os.Exit(2)
+	}
 	if runtime.GOMAXPROCS(0) < 2 {
 		fmt.Fprintln(os.Stderr, "corescale: fewer than two cores to use")
 		os.Exit(1)
