@@ -32,7 +32,10 @@ import (
 // average, reached the old count in 13 % of flows and this in 0.1 %; two
 // sides on uniform timers of 0.5-9 s, never answering, reach it in 3 %;
 // SoftEther's timers reach it within a minute in 97 % of runs and within
-// three in all).
+// three in all). Each side's records must also differ in size (two sizes
+// at least): a keep-alive is 0-511 random bytes, while protocols of
+// fixed-size cells (Tor's channel padding: one 531-byte record from each
+// side on timers of its own) repeat one size.
 //
 // Whatever else a session sends, neither side is ever silent for longer
 // than the keep-alive timer's longest span (Timeout/2, 10 s by default):

@@ -199,7 +199,8 @@ func keepaliveRecognised(evs []rhythmEvent) bool {
 // TestKeepaliveRhythm: SoftEther's unanswered keep-alives both ways are
 // recognised without a handshake, once five follow one another on each side
 // with a floor span among them; records sent sooner in between, a missing
-// floor span on a side, and answered records (long polling) are not.
+// floor span on a side, answered records (long polling) and records of one
+// size (SoftEther's are rand() % 512 bytes long) are not.
 func TestKeepaliveRhythm(t *testing.T) {
 	join := func(parts ...[]rhythmEvent) []rhythmEvent {
 		var all []rhythmEvent
@@ -229,6 +230,16 @@ func TestKeepaliveRhythm(t *testing.T) {
 		}
 		return evs
 	}
+	// oneSize gives every record the same length, as protocols of
+	// fixed-size cells do: Tor's channel padding, for one, sends a
+	// 514-byte cell (a 531-byte TLS 1.3 record) from each side on timers
+	// of its own, never answered.
+	oneSize := func(evs []rhythmEvent, n int) []rhythmEvent {
+		for i := range evs {
+			evs[i].length = n
+		}
+		return evs
+	}
 	noFloor := []float64{5.0, 6.2, 7.1, 8.3, 5.5, 6.6, 9.0, 7.7, 6.1}
 	for _, tc := range []struct {
 		name string
@@ -243,6 +254,7 @@ func TestKeepaliveRhythm(t *testing.T) {
 		{"no gap at the timer's 4-s floor", join(timed(0, noFloor, true), timed(2.1, noFloor, false)), false},
 		{"floor spans on the client's side only", join(timed(0, seClientGaps, true), timed(2.1, noFloor, false)), false},
 		{"request/answer pairs", answered(), false},
+		{"one record size each way (fixed-size cells at SoftEther's gaps)", oneSize(se(), 531), false},
 	} {
 		if got := keepaliveRecognised(tc.evs); got != tc.want {
 			t.Errorf("%s: recognised %v, want %v", tc.name, got, tc.want)
