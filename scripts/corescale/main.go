@@ -45,18 +45,25 @@ func main() {
 		fmt.Fprintln(os.Stderr, "corescale: fewer than two cores to use")
 		os.Exit(1)
 	}
+	// Every argument is checked before anything is measured.
+	var words []int
 	for _, s := range strings.Split(*sizes, ",") {
-		words, err := tableWords(s)
+		w, err := tableWords(s)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "corescale: size %q: %v\n", s, err)
 			os.Exit(2)
 		}
+		words = append(words, w)
+	}
+	for _, m := range strings.Split(*modes, ",") {
+		if m != "touched" && m != "fresh" {
+			fmt.Fprintf(os.Stderr, "corescale: mode %q: not touched or fresh\n", m)
+			os.Exit(2)
+		}
+	}
+	for i, s := range strings.Split(*sizes, ",") {
 		for _, m := range strings.Split(*modes, ",") {
-			if m != "touched" && m != "fresh" {
-				fmt.Fprintf(os.Stderr, "corescale: mode %q: not touched or fresh\n", m)
-				os.Exit(2)
-			}
-			report(s, words, *runs, *steps, m == "fresh")
+			report(s, words[i], *runs, *steps, m == "fresh")
 		}
 	}
 }
@@ -115,12 +122,14 @@ var sink uint64
 // sensor's flow table grows.
 func timed(par, words, steps int, fresh bool) time.Duration {
 	tabs := make([][]uint64, par)
+	if fresh {
+		// Freed tables of earlier runs would come back already touched:
+		// give them back to the system, and each goroutine makes its own.
+		runtime.GC()
+		debug.FreeOSMemory()
+	}
 	for i := range tabs {
 		if fresh {
-			// Freed tables of earlier runs would come back already
-			// touched: map new ones.
-			runtime.GC()
-			debug.FreeOSMemory()
 			continue
 		}
 		tabs[i] = make([]uint64, words)
