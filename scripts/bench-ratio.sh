@@ -19,8 +19,9 @@
 # scaling can only be wall time (packets per second), so it needs an idle
 # machine to mean anything (each run also measures the machine itself:
 # scripts/corescale, its 1 -> 2 core scaling on a table walk). Needs
-# ndpiReader (Debian libndpi-bin) for the nDPI figure and /usr/bin/time
-# (Debian time).
+# ndpiReader (Debian libndpi-bin) for the nDPI figure. Times are bash's own
+# `time` to the millisecond: /usr/bin/time prints hundredths, which on a
+# 0.17 s two-worker run is a 3 % step in the scaling.
 #
 #   RUNS=5 MIX=/tmp/sewatch-mix.pcap scripts/bench-ratio.sh [bulk|mix|all]
 set -euo pipefail
@@ -40,10 +41,10 @@ median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 least() { sort -g | head -1; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 cputime() { # cputime OUTFILE cmd...: runs cmd, prints "wall cpu" seconds
-  local out=$1
+  local out=$1 t
   shift
-  /usr/bin/time -f '%e %U %S' -o /tmp/sewatch-bench.time "$@" >"$out" 2>/dev/null
-  awk '{ printf "%s %.3f\n", $1, $2 + $3 }' /tmp/sewatch-bench.time
+  t=$( { TIMEFORMAT='%3R %3U %3S'; time "$@" >"$out" 2>/dev/null; } 2>&1)
+  awk '{ printf "%s %.3f\n", $1, $2 + $3 }' <<<"$t"
 }
 
 if [ "$what" = bulk ] || [ "$what" = all ]; then
