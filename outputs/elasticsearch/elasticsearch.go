@@ -151,6 +151,21 @@ func ParseArg(arg string) (address, dataStream string, err error) {
 	return u.String(), ds, nil
 }
 
+// checkAddress checks one of the config's addresses, http(s)://HOST:PORT
+// with an optional path: the cluster's API behind a reverse proxy at a path,
+// or a bulk-compatible ingest endpoint such as VictoriaLogs'
+// /insert/elasticsearch. The client puts the path before every API path,
+// so a trailing slash would double: it is dropped.
+func checkAddress(a string) (string, error) {
+	u, err := url.Parse(a)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("elasticsearch output: address %q: want http(s)://HOST:PORT[/PATH]", a)
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = ""
+	return u.String(), nil
+}
+
 var (
 	dsName    = regexp.MustCompile(`^[a-z0-9][a-z0-9._+-]*$`)
 	dateToken = regexp.MustCompile(`%\{\+[^}]*\}`)
@@ -179,10 +194,12 @@ func options(s outputs.Spec) (Options, error) {
 	if len(o.Addresses) == 0 {
 		return o, errors.New("elasticsearch output needs an address (-o elasticsearch:http://HOST:9200 or addresses: in the config)")
 	}
-	for _, a := range o.Addresses {
-		if _, _, err := ParseArg(a); err != nil {
+	for i, a := range o.Addresses {
+		n, err := checkAddress(a)
+		if err != nil {
 			return o, err
 		}
+		o.Addresses[i] = n
 	}
 	if o.DataStream != "" && o.Index != "" {
 		return o, errors.New("elasticsearch output: data-stream and index exclude each other")

@@ -11,10 +11,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -302,6 +307,62 @@ func TestOptions(t *testing.T) {
 	var m map[string]any
 	if err := json.Unmarshal(d, &m); err != nil || m["@timestamp"] != "2026-11-22T11:11:12.000001Z" || m["host"] != "sensor-1" {
 		t.Errorf("document %s: %v", d, err)
+	}
+}
+
+func TestConfigAddresses(t *testing.T) {
+	for _, tc := range []struct{ in, want, err string }{
+		{in: "http://es:9200", want: "http://es:9200"},
+		{in: "https://proxy:443/es/", want: "https://proxy:443/es"},
+		{in: "http://vl:9428/insert/elasticsearch", want: "http://vl:9428/insert/elasticsearch"},
+		{in: "http://es:9200/?pretty", err: "want http(s)"},
+		{in: "ftp://es:21/x", err: "want http(s)"},
+		{in: "es:9200", err: "want http(s)"},
+	} {
+		o, err := options(outputs.Spec{Type: "elasticsearch", Options: map[string]any{"addresses": []any{tc.in}}})
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: err = %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || len(o.Addresses) != 1 || o.Addresses[0] != tc.want {
+			t.Errorf("%s: addresses %q, %v, want %q", tc.in, o.Addresses, err, tc.want)
+		}
+	}
+}
+
+// TestAddressBehindProxyPath: a cluster reached through a reverse proxy at a
+// path (addresses: [https://proxy/es/]): the templates and the documents
+// reach it through that path, and nothing is asked outside it.
+func TestAddressBehindProxyPath(t *testing.T) {
+	srv := estest.New() // the in-repo server even with SEWATCH_ES_URL: its documents are read back
+	defer srv.Close()
+	up, _ := url.Parse(srv.URL)
+	var outside atomic.Int32
+	mux := http.NewServeMux()
+	mux.Handle("/es/", http.StripPrefix("/es", httputil.NewSingleHostReverseProxy(up)))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		outside.Add(1)
+		http.NotFound(w, r)
+	})
+	proxy := httptest.NewServer(mux)
+	defer proxy.Close()
+	ds := uniqueStream(t)
+	o := open(t, outputs.Spec{Type: "elasticsearch", Name: "outputs[0] (elasticsearch)",
+		Options: map[string]any{"addresses": []any{proxy.URL + "/es/"}, "data-stream": ds, "format": "eve"}})
+	var recs []outputs.Record
+	for i := 0; i < 20; i++ {
+		recs = append(recs, eve(i, srcFor(i)))
+	}
+	if err := o.Write(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(srv.Docs(ds)); n != 20 {
+		t.Errorf("%d documents behind the proxy, want 20", n)
+	}
+	if n := outside.Load(); n != 0 {
+		t.Errorf("%d requests outside the proxy's path", n)
 	}
 }
 
