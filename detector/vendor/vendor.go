@@ -64,17 +64,23 @@ func vendorTCP(b []byte) bool {
 	return ddnsRequest(b) || bytes.HasPrefix(b, []byte("ACTL")) || tlsstream.LooksLikeTLS(b)
 }
 
-// vendorSuffixes are the vendor's domains; a query for a name under one of
-// them means a SoftEther component (or its VPN Gate plug-in) runs on the
-// host. The domain itself and its www name are the vendor's web sites: a
-// browser reading them says nothing about software on the host, and the
-// software's own names are deeper (keepalive.softether.org,
-// x?.x?.dev.servers.nat-traversal.softether-network.net, <server>.softether.net,
-// public-vpn-N.opengw.net).
+// vendorSuffixes are the vendor's domains where every name but the domain
+// itself and its www name (their web sites) is the software's: users'
+// servers' DDNS names (<name>.softether.net, .sedns.cn), VPN Gate hosts
+// (public-vpn-N.opengw.net), VPN Azure relays, the services' hosts
+// (x?.x?.dev.servers.nat-traversal.softether-network.net). A query for one
+// means a SoftEther component (or its VPN Gate plug-in) runs on the host.
 var vendorSuffixes = []string{
-	".softether-network.net", ".softether.net", ".softether.org", ".softether.com", ".softether.jp",
-	".vpnazure.net", ".opengw.net", ".vpngate.net", ".sedns.cn",
+	".softether-network.net", ".softether.net", ".sedns.cn", ".vpnazure.net", ".opengw.net", ".vpngate.net",
 }
+
+// vendorHosts are the software's own names under the vendor's web domains,
+// all that SoftEther's source (4.x and 5.x) names there: the server's
+// keep-alive target and the client manager's speed-test and public-server
+// hosts. Every other name under softether.org, .com and .jp is web content
+// a browser reads (language sites, documentation, the corporate site),
+// which says nothing about software on the host.
+var vendorHosts = []string{"keepalive.softether.org", "speed.softether.com", "public.softether.com"}
 
 func (in *inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, s detector.Sink) bool {
 	in.n++
@@ -132,16 +138,9 @@ func (in *inspector) Inspect(p *decode.Packet, toServer bool, f *detector.Flow, 
 	return false
 }
 
-func vendorName(name string) bool {
-	n := "." + strings.ToLower(strings.TrimSuffix(name, "."))
-	for _, s := range vendorSuffixes {
-		if strings.HasSuffix(n, s) {
-			head := n[:len(n)-len(s)]
-			return head != "" && head != ".www" // not the web site
-		}
-	}
-	return false
-}
+// vendorName is vendorNameBytes on a name with bytes beyond ASCII, which
+// strings.ToLower may fold into ASCII.
+func vendorName(name string) bool { return vendorNameBytes([]byte(strings.ToLower(name))) }
 
 // dnsQueryName appends the first question of a standard DNS query to dst
 // (a caller's buffer: every DNS flow passes here, so no string is made).
@@ -168,16 +167,20 @@ func dnsQueryName(dst, b []byte) ([]byte, bool) {
 	return nil, false
 }
 
-// vendorNameBytes is vendorName on a name in a byte buffer, without copying it.
+// vendorNameBytes tells whether a name (a DNS question's or an SNI's bytes,
+// any ASCII case, an optional final dot) is one of the software's own
+// names, without copying it.
 func vendorNameBytes(name []byte) bool {
 	if len(name) > 0 && name[len(name)-1] == '.' {
 		name = name[:len(name)-1]
 	}
-	for _, s := range vendorSuffixes { // each begins with '.'
-		if len(name) == len(s)-1 && foldEqual(name, s[1:]) {
-			return false // the domain itself: the web site
+	for _, h := range vendorHosts {
+		if len(name) == len(h) && foldEqual(name, h) {
+			return true
 		}
-		if len(name) >= len(s) && foldEqual(name[len(name)-len(s):], s) {
+	}
+	for _, s := range vendorSuffixes { // each begins with '.'
+		if len(name) > len(s) && foldEqual(name[len(name)-len(s):], s) {
 			head := name[:len(name)-len(s)]
 			return !(len(head) == 3 && foldEqual(head, "www")) // not the web site
 		}

@@ -39,12 +39,25 @@ func TestVendor(t *testing.T) {
 		{"vendor web site", decode.ProtoUDP, dnsQuery("www.softether.org"), 0},
 		{"VPN Gate web site", decode.ProtoUDP, dnsQuery("WWW.VPNGATE.NET"), 0},
 		{"vendor domain itself", decode.ProtoUDP, dnsQuery("softether.org."), 0},
+		// Under the vendor's web domains only the names SoftEther's source
+		// uses are the software's; the rest is web content.
+		{"client manager speed test host", decode.ProtoUDP, dnsQuery("SPEED.softether.com"), detector.SIDVendorDNS},
+		{"public server host", decode.ProtoUDP, dnsQuery("public.softether.com."), detector.SIDVendorDNS},
+		{"Japanese web site", decode.ProtoUDP, dnsQuery("ja.softether.org"), 0},
+		{"forum", decode.ProtoUDP, dnsQuery("forum.softether.org"), 0},
+		{"corporate site", decode.ProtoUDP, dnsQuery("www.softether.jp"), 0},
+		{"corporate mail host", decode.ProtoUDP, dnsQuery("mail.softether.co.jp"), 0},
+		{"keep-alive name under another domain", decode.ProtoUDP, dnsQuery("keepalive.softether.org.example.net"), 0},
 		{"keep-alive", decode.ProtoUDP, []byte("Internet Connection Keep Alive Packet"), detector.SIDVendorKeepAlive},
 		{"nat-t pack", decode.ProtoUDP, append([]byte{0, 0, 0, 3, 0, 0, 0, 7}, "opcode\x00\x00\x00\x02get_token"...), detector.SIDVendorNATT},
 		{"nat-t reply", decode.ProtoUDP, []byte("IP=203.0.113.5,PORT=40001"), detector.SIDVendorNATT},
 		{"getmyip", decode.ProtoTCP, []byte("GET /ddns/getmyip.ashx?v=1241781624 HTTP/1.1\r\nHost: x\r\n\r\n"), detector.SIDVendorDDNS},
 		{"azure", decode.ProtoTCP, []byte("ACTL\x00\x00\x01\x00"), detector.SIDVendorAzure},
 		{"web request", decode.ProtoTCP, []byte("GET / HTTP/1.1\r\nHost: example.org\r\n\r\n"), 0},
+		{"TLS to the DDNS service", decode.ProtoTCP, helloWithSNI("x1.xc.dev.servers.ddns.softether-network.net"), detector.SIDVendorDDNSTLS},
+		{"TLS with SoftEther's DDNS SNI", decode.ProtoTCP, helloWithSNI("DDNS"), detector.SIDVendorDDNSTLS},
+		{"TLS to the Japanese web site", decode.ProtoTCP, helloWithSNI("ja.softether.org"), 0},
+		{"TLS to the VPN Gate web site", decode.ProtoTCP, helloWithSNI("www.vpngate.net"), 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -65,6 +78,18 @@ func TestVendor(t *testing.T) {
 			}
 		})
 	}
+}
+
+// helloWithSNI is a TLS record holding a minimal ClientHello that names sni.
+func helloWithSNI(sni string) []byte {
+	n := len(sni)
+	ext := []byte{0, 0, byte((n + 5) >> 8), byte(n + 5), byte((n + 3) >> 8), byte(n + 3), 0, byte(n >> 8), byte(n)}
+	ext = append(ext, sni...)
+	body := append([]byte{3, 3}, make([]byte, 32)...)
+	body = append(body, 0, 0, 2, 0, 0x2f, 1, 0, byte(len(ext)>>8), byte(len(ext)))
+	body = append(body, ext...)
+	hs := append([]byte{1, 0, byte(len(body) >> 8), byte(len(body))}, body...)
+	return append([]byte{22, 3, 1, byte(len(hs) >> 8), byte(len(hs))}, hs...)
 }
 
 func FuzzInspect(f *testing.F) {
