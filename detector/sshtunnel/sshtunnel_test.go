@@ -90,6 +90,12 @@ var (
 	// HTTP/1.1 through the forward: two requests with kilobyte cookies,
 	// then the channel closes (lab look-alike).
 	cookies = []any{"c", 92, "s", 44, "c", 556, "s", 1268, "c", 132, "s", 92, "c", 1964, "s", 1004, "c", 3164, "s", 3308, "c", 68, "c", 36, "s", 72, "c", 36}
+	// The same client's next connection with requests of new sizes, which
+	// the server answers with the same two responses (lab ssh-forward-api).
+	apiBatch = []any{"c", 92, "s", 44, "c", 556, "s", 1268, "c", 132, "s", 92, "c", 2500, "s", 1004, "c", 5484, "s", 3308, "c", 68, "c", 36, "s", 72, "c", 36}
+	// A reconnect whose hello is 12 B from the first's, its welcome not
+	// (SoftEther pads the hello at random: it happens).
+	reconnectNearHello = []any{"c", 92, "s", 44, "c", 348, "s", 1540, "c", 116, "c", 3052, "s", 1160, "c", 3980, "s", 3004}
 )
 
 func seq(parts ...[]any) []any {
@@ -124,6 +130,9 @@ func TestSSHLeg(t *testing.T) {
 		{"connect phase alone is not enough", seq(kex, primary), false, []detector.Kind{KindShape}},
 		{"tunnel data that starts late is not the data phase", seq(kex, primary, []any{"+", 1000}, dataPhase), false, []detector.Kind{KindShape}},
 		{"HTTP/1.1 with kilobyte cookies, twice, same sizes", seq(kex, cookies, []any{"+", 1000}, cookies), false, []detector.Kind{KindShape}},
+		{"requests of new sizes answered with the same two responses", seq(kex, cookies, []any{"+", 2000}, apiBatch), false, []detector.Kind{KindShape}},
+		{"reconnect with a hello near the first's and another welcome", seq(kex, primary, []any{"+", 15000}, reconnectNearHello), true,
+			[]detector.Kind{KindShape, KindRepeat}},
 		{"key exchange and auth only", kex, false, nil},
 		{"steps too far apart", seq(kex, primary[:12], []any{"+", 4000}, primary[12:], dataPhase), false, nil},
 		{"interactive typing", seq(kex, []any{"c", 36, "s", 36, "c", 36, "s", 36, "c", 36, "s", 120, "c", 36, "s", 1400, "c", 36, "s", 300}), false, nil},

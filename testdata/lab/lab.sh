@@ -47,7 +47,7 @@ ADMINPW=SwLabAdmin-7 HUB=SWLAB USERPW=SwLabUser-7 ACCT=sw PROXY_USER=swproxy PRO
 C6_IP=fd00:201::2 R16_IP=fd00:201::1 R26_IP=fd00:202::1 S6_IP=fd00:202::2
 WEB_IP=198.18.50.1 VHOST=198.18.100.1 VNIC=vpn_se0 # behind SecureNAT, reached only through the VPN
 POSITIVE="direct-443 direct-5555 direct-992 encrypt-off one-tcp-encrypt-off encrypt-off-late compress half-duplex anonymous udp-accel-off one-tcp one-tcp-proxy http-proxy socks5 socks4 admin cascade vpn-over-icmp vpn-over-dns ssh-forward ssl-bump login-refused proxy-unreachable lossy lossy-http-proxy tinyproxy-auth socks5-auth ipv6 slow-link"
-NEGATIVE="https-browse https-long ssh-interactive ssh-transfer ssh-forward-https ssh-forward-cookies ssh-chat curl-via-proxy openvpn wireguard https-retry bump-error-page poller-15s api-poller curl-pairs gnutls-pairs wss-feeds curl-via-tinyproxy curl-via-socks5-auth lossy-https-browse lossy-api-poller lossy-wss-feeds"
+NEGATIVE="https-browse https-long ssh-interactive ssh-transfer ssh-forward-https ssh-forward-cookies ssh-forward-api ssh-chat curl-via-proxy openvpn wireguard https-retry bump-error-page poller-15s api-poller curl-pairs gnutls-pairs wss-feeds curl-via-tinyproxy curl-via-socks5-auth lossy-https-browse lossy-api-poller lossy-wss-feeds"
 DEFAULT_REQUIRE="$POSITIVE $NEGATIVE"
 
 # ssh from the client host: the lab's key, no host-key prompts
@@ -551,6 +551,18 @@ negative() { # negative MODE: ordinary traffic that must not look like SoftEther
         nsx $NS_C curl -sk --http1.1 --max-time 10 -o /dev/null -H "Cookie: s=$c1" https://127.0.0.1:18443/p700.bin \
           --next -sk --http1.1 --max-time 10 -o /dev/null -H "Cookie: s=$c2" https://127.0.0.1:18443/p3000.bin || SESSION_OK=no
         sleep 1
+      done
+      stop sshfwd ;;
+    ssh-forward-api) # an API client through an SSH forward: a new connection every 2 s, each with two
+      # requests whose kilobyte cookies have new sizes every time (batches of changing size), answered in
+      # SoftEther's hello and welcome sizes: connect phases that differ, as SoftEther's padded ones do
+      web_forward
+      local c1 c2
+      for _ in 1 2 3 4 5 6; do
+        c1=$(head -c $((1500 + RANDOM % 1800)) /dev/zero | tr '\0' a) c2=$(head -c $((2500 + RANDOM % 3000)) /dev/zero | tr '\0' b)
+        nsx $NS_C curl -sk --http1.1 --max-time 10 -o /dev/null -H "Cookie: s=$c1" https://127.0.0.1:18443/p700.bin \
+          --next -sk --http1.1 --max-time 10 -o /dev/null -H "Cookie: s=$c2" https://127.0.0.1:18443/p3000.bin || SESSION_OK=no
+        sleep 2
       done
       stop sshfwd ;;
     openvpn) # static-key point-to-point tunnel over UDP 1194 to the web host, pings through it
