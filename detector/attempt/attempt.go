@@ -183,7 +183,7 @@ type Inspector struct {
 	fl      tlsstream.Flights
 	stage   int
 	at      int // index of the watermark flight
-	wm      int
+	wm, hl  int // watermark and hello flight bytes
 	answer  int // size of the answer to the login / additional_connect
 	stageAt time.Time
 	segs    int
@@ -432,7 +432,7 @@ func (in *Inspector) evaluate(final bool) {
 		if !at(i, true, watermarkFlight) || !at(i+1, false, helloFlight) {
 			return
 		}
-		in.stage, in.at, in.wm = stageHello, i, in.fl.At(i).Bytes
+		in.stage, in.at, in.wm, in.hl = stageHello, i, in.fl.At(i).Bytes, in.fl.At(i+1).Bytes
 	}
 	i := in.at + 2
 	if in.stage == stageHello {
@@ -590,7 +590,7 @@ func (in *Inspector) count(p *decode.Packet, f *detector.Flow, s detector.Sink, 
 	if se == "" {
 		return
 	}
-	a := attemptInfo{t: p.Time, why: why, evidence: se, wm: in.wm, fp: in.connectFP >= 0.6, profile: in.profile, stage: in.stage, flow: f.ID}
+	a := attemptInfo{t: p.Time, why: why, evidence: se, wm: in.wm, hl: in.hl, fp: in.connectFP >= 0.6, profile: in.profile, stage: in.stage, flow: f.ID}
 	detail, ok := in.d.add(in.key(f), a)
 	if !ok {
 		return
@@ -616,7 +616,7 @@ type attemptInfo struct {
 	t        time.Time
 	why      string
 	evidence string
-	wm       int
+	wm, hl   int // watermark and hello flight bytes
 	fp       bool
 	profile  bool // SoftEther's ClientHello (no ALPN, no ticket, OpenSSL's suites)
 	stage    int
@@ -626,8 +626,8 @@ type attemptInfo struct {
 // track is one client's series of attempts toward one destination.
 type track struct {
 	first, last time.Time
-	n           int // attempts that count
-	sizes       [16]int
+	n           int        // attempts that count
+	sizes       [16][2]int // watermark and hello flights of the size-backed attempts
 	nsizes      int
 	lastWhy     string
 	lastEv      string
@@ -723,16 +723,18 @@ func (d *Detector) add(k trackKey, a attemptInfo) (string, bool) {
 		// making two requests per connection looks the same.
 		return "", false
 	}
-	// Sizes alone count only when they differ: SoftEther pads every
-	// watermark at random, a poller repeats its request.
+	// Sizes alone count only when both sides' differ: SoftEther pads
+	// every watermark and every hello at random, a poller repeats its
+	// request, and a server answers requests of other sizes (an API
+	// client's) with the same response.
 	if !a.fp {
 		for _, w := range tr.sizes[:tr.nsizes] {
-			if w == a.wm {
+			if w[0] == a.wm || w[1] == a.hl {
 				return "", false
 			}
 		}
 		if tr.nsizes < len(tr.sizes) {
-			tr.sizes[tr.nsizes] = a.wm
+			tr.sizes[tr.nsizes] = [2]int{a.wm, a.hl}
 			tr.nsizes++
 		}
 	}

@@ -182,6 +182,12 @@ func TestSeries(t *testing.T) {
 		{"browser: ALPN and no more than a request and an answer", func(i int) conn {
 			return tlsAttempt(curlHello, "", vary(i, 2156, 899), fin(false, 5*time.Millisecond))
 		}, 6, time.Second, 0, "", ""},
+		// SoftEther's ClientHello profile (an OpenSSL client without ALPN
+		// and ticket), requests of new sizes every time, the server's
+		// answers the same: SoftEther pads the server's hello at random too.
+		{"requests of new sizes, the same answers", func(i int) conn {
+			return tlsAttempt(seHello, "", []int{2156 + 37*i, 899, 3573 + 74*i, 452}, fin(true, 5*time.Millisecond))
+		}, 6, 5 * time.Second, 0, "", ""},
 		{"sessions that last are no attempts", func(i int) conn {
 			return tlsAttempt(seHello, "", vary(i, 2156, 899, 3573, 2900, 300, 300, 300), fin(true, 30*time.Second))
 		}, 4, 40 * time.Second, 0, "", ""},

@@ -160,10 +160,10 @@ type Inspector struct {
 	probe   bool
 	chains  int
 	firstAt time.Time
-	// This connect phase's watermark, login (or additional_connect),
-	// hello and final answer (welcome) write sizes, and the first's.
-	wm, lg, hl, an int32
-	first          [4]int32
+	// This connect phase's watermark, login (or additional_connect) and
+	// hello write sizes, and the first's.
+	wm, lg, hl int32
+	first      [3]int32
 
 	finished bool
 
@@ -348,7 +348,6 @@ func (in *Inspector) write(d int, n int32, at time.Time, p *decode.Packet, f *de
 	case stLogin:
 		switch {
 		case !client && welcome.Has(int(n)):
-			in.an = n
 			in.step(stIdle, n, at)
 			in.found("login", p, f, s)
 			if !in.dataDone {
@@ -360,7 +359,6 @@ func (in *Inspector) write(d int, n int32, at time.Time, p *decode.Packet, f *de
 	case stAddConn:
 		switch {
 		case !client && adminAnswer.Has(int(n)):
-			in.an = n
 			in.step(stIdle, n, at)
 			kind := "additional_connect"
 			if in.probe || !addResponse.Has(int(n)) {
@@ -429,22 +427,22 @@ func (in *Inspector) found(what string, p *decode.Packet, f *detector.Flow, s de
 		in.reset()
 		return
 	}
-	if in.chains == 1 && (near(in.wm, in.first[0]) && near(in.lg, in.first[1]) || near(in.hl, in.first[2]) && near(in.an, in.first[3])) {
-		// One side's half of the exchange again: a client repeating one
-		// request, or a server giving the same two answers to requests of
-		// other sizes (an API client posting batches through the forward).
+	if in.chains == 1 && (near(in.wm, in.first[0]) && near(in.lg, in.first[1]) || in.hl == in.first[2]) {
+		// One side's half of the exchange again: a client repeating its
+		// requests, or a server giving the same answer to requests of other
+		// sizes (an API client posting batches through the forward).
 		// SoftEther pads the client's watermark (0-1999 B) and the server's
 		// hello (0-999 B) at random on every connection, so its connect
-		// phases repeat neither side's sizes (both hellos and both final
-		// answers within 32 B: about 1 in 16 reconnects, after which the
-		// next leg or reconnect compares with the first again).
+		// phases repeat neither (SSH rounds a write to 8 bytes: the same
+		// hello write in about 1 in 125 pairs, after which the next leg or
+		// reconnect is compared with the first again).
 		in.reset()
 		return
 	}
 	if in.chains == 1 && p.Time.Sub(in.firstAt) > repeatWindow {
 		// Too late to be the same session's next leg: this one is the
 		// connect phase a later one must follow.
-		in.firstAt, in.first = p.Time, [4]int32{in.wm, in.lg, in.hl, in.an}
+		in.firstAt, in.first = p.Time, [3]int32{in.wm, in.lg, in.hl}
 		in.reset()
 		return
 	}
@@ -459,7 +457,7 @@ func (in *Inspector) found(what string, p *decode.Packet, f *detector.Flow, s de
 	}
 	switch in.chains {
 	case 1:
-		in.firstAt, in.first = p.Time, [4]int32{in.wm, in.lg, in.hl, in.an}
+		in.firstAt, in.first = p.Time, [3]int32{in.wm, in.lg, in.hl}
 		kind := KindShape
 		if in.probe {
 			kind = detector.KindSSHShapeProbe

@@ -425,7 +425,7 @@ func (in *Inspector) evaluate(p *decode.Packet, f *detector.Flow, s detector.Sin
 	// compares connections by it (detector.Opening).
 	reading := func(kind detector.Kind, detail string) detector.Evidence {
 		ev := in.evidence(p, f, kind, detail)
-		ev.Opening = detector.Opening{Watermark: c[0], Hello: sv[0]}
+		ev.Opening = detector.Opening{Watermark: c[0], Second: c[1], Hello: sv[0]}
 		return ev
 	}
 	switch {

@@ -111,15 +111,15 @@ func TestShape(t *testing.T) {
 	}
 }
 
-// openings are TestShape's readings' first exchanges (watermark, hello).
+// openings are TestShape's readings' first exchanges (watermark, second record, hello).
 var openings = map[string]detector.Opening{
-	"5.01 primary with GET probe (se-direct-443)":                            {Watermark: 2161, Hello: 1174},
-	"current build primary, no probe (via proxy)":                            {Watermark: 2374, Hello: 586},
-	"additional connection":                                                  {Watermark: 2299, Hello: 801},
-	"vpncmd admin":                                                           {Watermark: 3463, Hello: 1088},
-	"vpncmd admin answered by a short pencore-only PACK (lab)":               {Watermark: 3344, Hello: 587},
-	"vpncmd admin login with long padding (lab, 1616 B)":                     {Watermark: 1663, Hello: 658},
-	"vpncmd admin without probe, answer below any additional_connect answer": {Watermark: 3344, Hello: 587},
+	"5.01 primary with GET probe (se-direct-443)":                            {Watermark: 2161, Second: 3403, Hello: 1174},
+	"current build primary, no probe (via proxy)":                            {Watermark: 2374, Second: 2924, Hello: 586},
+	"additional connection":                                                  {Watermark: 2299, Second: 964, Hello: 801},
+	"vpncmd admin":                                                           {Watermark: 3463, Second: 1513, Hello: 1088},
+	"vpncmd admin answered by a short pencore-only PACK (lab)":               {Watermark: 3344, Second: 1293, Hello: 587},
+	"vpncmd admin login with long padding (lab, 1616 B)":                     {Watermark: 1663, Second: 1616, Hello: 658},
+	"vpncmd admin without probe, answer below any additional_connect answer": {Watermark: 3344, Second: 1293, Hello: 587},
 }
 
 func TestConnectFingerprint(t *testing.T) {

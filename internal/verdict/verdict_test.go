@@ -397,19 +397,20 @@ func TestRUDPRaceBesideTCP(t *testing.T) {
 	}
 }
 
-// TestRepeatedOpeningDoesNotCount: connections that open with the same
-// first exchange (the same hello, watermarks a few bytes apart) are one
-// exchange repeated by other software, not SoftEther's connections, which
-// pad both at random each time; their readings make no session, whichever
-// kinds they are read as and however many follow. Openings that differ do.
+// TestRepeatedOpeningDoesNotCount: connections where one side repeats its
+// half of the first exchanges (the server's hello of the same size, or the
+// client's two records a few bytes apart) are one exchange repeated by
+// other software, not SoftEther's connections, which pad all of them at
+// random each time; their readings make no session, whichever kinds they
+// are read as and however many follow. Openings that differ do.
 func TestRepeatedOpeningDoesNotCount(t *testing.T) {
 	opened := func(kind detector.Kind, id int64, at time.Duration, o detector.Opening) []detector.Evidence {
 		evs := connection(kind, id, at)
 		evs[len(evs)-1].Opening = o
 		return evs
 	}
-	a, b := detector.Opening{Watermark: 1912, Hello: 943}, detector.Opening{Watermark: 1911, Hello: 943}
-	c := detector.Opening{Watermark: 2379, Hello: 990}
+	a, b := detector.Opening{Watermark: 1912, Second: 551, Hello: 943}, detector.Opening{Watermark: 1911, Second: 551, Hello: 943}
+	c := detector.Opening{Watermark: 2379, Second: 3100, Hello: 990}
 	tests := []struct {
 		name string
 		in   []detector.Evidence
@@ -419,10 +420,18 @@ func TestRepeatedOpeningDoesNotCount(t *testing.T) {
 		{"primary and additional opening alike", cat(opened(detector.KindTLSPrimary, 1, 0, a), opened(detector.KindTLSAdditional, 2, sec, b)), 0},
 		{"two additionals alike, then a primary", cat(opened(detector.KindTLSAdditional, 1, 0, a), opened(detector.KindTLSAdditional, 2, sec, b),
 			opened(detector.KindTLSPrimary, 3, 2*sec, c)), 0},
-		{"the same hello, watermarks 17 bytes apart", cat(opened(detector.KindTLSPrimary, 1, 0, a),
-			opened(detector.KindTLSAdditional, 2, sec, detector.Opening{Watermark: 1912 + 17, Hello: 943})), 1},
-		{"the same watermark, hellos differ", cat(opened(detector.KindTLSPrimary, 1, 0, a),
-			opened(detector.KindTLSAdditional, 2, sec, detector.Opening{Watermark: 1912, Hello: 944})), 1},
+		// A server answering requests of other sizes with the same
+		// response (an API client's two requests per connection).
+		{"the same hello, the client's records of other sizes", cat(opened(detector.KindTLSPrimary, 1, 0, c),
+			opened(detector.KindTLSAdditional, 2, sec, detector.Opening{Watermark: 1912, Second: 700, Hello: 990})), 0},
+		// A client repeating its requests, the server's answers changing.
+		{"the same requests, hellos differ, then an additional", cat(opened(detector.KindTLSPrimary, 1, 0, c),
+			opened(detector.KindTLSPrimary, 2, sec, detector.Opening{Watermark: 2379 + 16, Second: 3100 - 16, Hello: 1200}),
+			opened(detector.KindTLSAdditional, 3, 2*sec, detector.Opening{Watermark: 1700, Second: 900, Hello: 700})), 0},
+		{"watermarks 17 bytes apart, the same second record, hellos differ", cat(opened(detector.KindTLSPrimary, 1, 0, c),
+			opened(detector.KindTLSAdditional, 2, sec, detector.Opening{Watermark: 2379 + 17, Second: 3100, Hello: 1200})), 1},
+		{"the same watermark, second records and hellos differ", cat(opened(detector.KindTLSPrimary, 1, 0, c),
+			opened(detector.KindTLSAdditional, 2, sec, detector.Opening{Watermark: 2379, Second: 900, Hello: 991})), 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
