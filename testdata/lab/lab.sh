@@ -47,7 +47,7 @@ ADMINPW=SwLabAdmin-7 HUB=SWLAB USERPW=SwLabUser-7 ACCT=sw PROXY_USER=swproxy PRO
 C6_IP=fd00:201::2 R16_IP=fd00:201::1 R26_IP=fd00:202::1 S6_IP=fd00:202::2
 WEB_IP=198.18.50.1 VHOST=198.18.100.1 VNIC=vpn_se0 # behind SecureNAT, reached only through the VPN
 POSITIVE="direct-443 direct-5555 direct-992 encrypt-off one-tcp-encrypt-off encrypt-off-late compress half-duplex anonymous udp-accel-off one-tcp one-tcp-proxy http-proxy socks5 socks4 admin cascade vpn-over-icmp vpn-over-dns ssh-forward ssl-bump login-refused proxy-unreachable lossy lossy-http-proxy tinyproxy-auth socks5-auth ipv6 slow-link"
-NEGATIVE="https-browse https-long ssh-interactive ssh-transfer ssh-forward-https ssh-forward-cookies ssh-forward-api ssh-chat curl-via-proxy openvpn wireguard https-retry bump-error-page poller-15s api-poller curl-pairs gnutls-pairs wss-feeds curl-via-tinyproxy curl-via-socks5-auth lossy-https-browse lossy-api-poller lossy-wss-feeds"
+NEGATIVE="https-browse https-long ssh-interactive ssh-transfer ssh-forward-https ssh-forward-cookies ssh-forward-api ssh-chat curl-via-proxy openvpn wireguard https-retry bump-error-page poller-15s api-poller curl-pairs gnutls-pairs sclient-pairs wss-feeds curl-via-tinyproxy curl-via-socks5-auth lossy-https-browse lossy-api-poller lossy-wss-feeds"
 DEFAULT_REQUIRE="$POSITIVE $NEGATIVE"
 
 # ssh from the client host: the lab's key, no host-key prompts
@@ -66,6 +66,15 @@ gnutls_pair() {
     printf 'GET /%s HTTP/1.1\r\nHost: %s\r\nCookie: s=%s\r\n\r\n' "$2" $W_IP "$(head -c "$3" /dev/zero | tr '\0' b)"
     sleep 1.5
   } | nsx $NS_C gnutls-cli --priority 'NORMAL:%NO_TICKETS' --insecure -p 443 $W_IP >/dev/null 2>&1
+}
+
+# sclient_pair COOKIE1 FILE2 COOKIE2: gnutls_pair with OpenSSL's s_client -no_ticket.
+sclient_pair() {
+  { printf 'GET /p700.bin HTTP/1.1\r\nHost: %s\r\nCookie: s=%s\r\n\r\n' $W_IP "$(head -c "$1" /dev/zero | tr '\0' a)"
+    sleep 0.5
+    printf 'GET /%s HTTP/1.1\r\nHost: %s\r\nCookie: s=%s\r\n\r\n' "$2" $W_IP "$(head -c "$3" /dev/zero | tr '\0' b)"
+    sleep 1.5
+  } | nsx $NS_C openssl s_client -quiet -no_ticket -connect $W_IP:443 >/dev/null 2>&1
 }
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -671,6 +680,18 @@ PY
         pid=$!
         sleep 1
         gnutls_pair $((1700 + RANDOM % 900)) p700.bin $((400 + RANDOM % 500)) || SESSION_OK=no
+        wait $pid || SESSION_OK=no
+      done ;;
+    sclient-pairs) # gnutls-pairs with OpenSSL's s_client -no_ticket: SoftEther's own ClientHello profile
+      # (OpenSSL's extension order, no ALPN, no session ticket), the cookies of new sizes on every
+      # connection, the server answering each with the same files
+      local i pid
+      for i in 1 2; do
+        [ "$i" -gt 1 ] && sleep 15
+        sclient_pair $((1700 + RANDOM % 900)) p3000.bin $((2600 + RANDOM % 1400)) &
+        pid=$!
+        sleep 1
+        sclient_pair $((1700 + RANDOM % 900)) p700.bin $((400 + RANDOM % 500)) || SESSION_OK=no
         wait $pid || SESSION_OK=no
       done ;;
     curl-via-proxy) for _ in 1 2 3; do nsx $NS_C curl -sk --max-time 10 -x http://$R1_IP:3128 -o /dev/null https://$W_IP/index.html || SESSION_OK=no; done ;;
