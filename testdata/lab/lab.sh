@@ -74,7 +74,7 @@ sclient_pair() {
     sleep 0.5
     printf 'GET /%s HTTP/1.1\r\nHost: %s\r\nCookie: s=%s\r\n\r\n' "$2" $W_IP "$(head -c "$3" /dev/zero | tr '\0' b)"
     sleep 1.5
-  } | nsx $NS_C openssl s_client -quiet -no_ticket -connect $W_IP:443 >/dev/null 2>&1
+  } | nsx $NS_C openssl s_client -brief -nocommands -no_ticket -connect $W_IP:443 >/dev/null 2>&1
 }
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
