@@ -57,24 +57,33 @@ web_forward() { # web_forward: ssh -L 127.0.0.1:18443 -> the web host's HTTPS, i
   wait_for 10 listening $NS_C 18443 || SESSION_OK=no
 }
 
-# gnutls_pair COOKIE1 FILE2 COOKIE2: one GnuTLS connection to the web host (no ALPN,
-# session tickets off) with two keep-alive requests: /p700.bin with a COOKIE1-byte
-# cookie, then FILE2 with a COOKIE2-byte one.
-gnutls_pair() {
-  { printf 'GET /p700.bin HTTP/1.1\r\nHost: %s\r\nCookie: s=%s\r\n\r\n' $W_IP "$(head -c "$1" /dev/zero | tr '\0' a)"
-    sleep 0.5
-    printf 'GET /%s HTTP/1.1\r\nHost: %s\r\nCookie: s=%s\r\n\r\n' "$2" $W_IP "$(head -c "$3" /dev/zero | tr '\0' b)"
-    sleep 1.5
-  } | nsx $NS_C gnutls-cli --priority 'NORMAL:%NO_TICKETS' --insecure -p 443 $W_IP >/dev/null 2>&1
+# pair_requests COOKIE1 FILE2 COOKIE2: two keep-alive requests to the web host, /p700.bin
+# with a COOKIE1-byte cookie, then FILE2 with a COOKIE2-byte one, and time for the answers.
+pair_requests() {
+  printf 'GET /p700.bin HTTP/1.1\r\nHost: %s\r\nCookie: s=%s\r\n\r\n' $W_IP "$(head -c "$1" /dev/zero | tr '\0' a)"
+  sleep 0.5
+  printf 'GET /%s HTTP/1.1\r\nHost: %s\r\nCookie: s=%s\r\n\r\n' "$2" $W_IP "$(head -c "$3" /dev/zero | tr '\0' b)"
+  sleep 1.5
 }
-
-# sclient_pair COOKIE1 FILE2 COOKIE2: gnutls_pair with OpenSSL's s_client -no_ticket.
-sclient_pair() {
-  { printf 'GET /p700.bin HTTP/1.1\r\nHost: %s\r\nCookie: s=%s\r\n\r\n' $W_IP "$(head -c "$1" /dev/zero | tr '\0' a)"
-    sleep 0.5
-    printf 'GET /%s HTTP/1.1\r\nHost: %s\r\nCookie: s=%s\r\n\r\n' "$2" $W_IP "$(head -c "$3" /dev/zero | tr '\0' b)"
-    sleep 1.5
-  } | nsx $NS_C openssl s_client -brief -nocommands -no_ticket -connect $W_IP:443 >/dev/null 2>&1
+# gnutls_pair / sclient_pair COOKIE1 FILE2 COOKIE2: pair_requests over one connection of
+# GnuTLS (no ALPN, session tickets off) or OpenSSL's s_client -no_ticket.
+gnutls_pair() { pair_requests "$@" | nsx $NS_C gnutls-cli --priority 'NORMAL:%NO_TICKETS' --insecure -p 443 $W_IP >/dev/null 2>&1; }
+sclient_pair() { pair_requests "$@" | nsx $NS_C openssl s_client -brief -nocommands -no_ticket -connect $W_IP:443 >/dev/null 2>&1; }
+# pairs PAIRFN: two connections 1 s apart, the first with a 1.7-2.6-KB cookie answered by
+# the 700-B file, then a 2.6-4-KB cookie answered by the 3000-B file, the second with the
+# first request again, then a 0.4-0.9-KB cookie answered by the 700-B file; twice, 15 s
+# apart. In size: SoftEther's watermark, hello, login and welcome, and an additional
+# connection, the cookies of new sizes every time.
+pairs() {
+  local i pid
+  for i in 1 2; do
+    [ "$i" -gt 1 ] && sleep 15
+    "$1" $((1700 + RANDOM % 900)) p3000.bin $((2600 + RANDOM % 1400)) &
+    pid=$!
+    sleep 1
+    "$1" $((1700 + RANDOM % 900)) p700.bin $((400 + RANDOM % 500)) || SESSION_OK=no
+    wait $pid || SESSION_OK=no
+  done
 }
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -666,34 +675,14 @@ PY
         nsx $NS_C curl -sk --http1.1 --max-time 10 -o /dev/null -H "Cookie: s=$c1" https://$W_IP/p700.bin \
           --next -sk --http1.1 --max-time 10 -o /dev/null -H "Cookie: s=$c2" https://$W_IP/p700.bin || SESSION_OK=no
       done ;;
-    gnutls-pairs) # a client on GnuTLS (no ALPN, no session ticket: what SoftEther's client never
-      # offers either) opening two connections 1 s apart, each with two keep-alive requests: a
-      # 1.7-2.6-KB cookie answered by the 700-B file, then on the first a 2.6-4-KB cookie answered by
-      # the 3000-B file, on the second a 0.4-0.9-KB cookie answered by the 700-B file; twice, 15 s
-      # apart. In size: SoftEther's watermark, hello, login and welcome, and an additional connection.
-      # The build before this mode raised 8700001 on such a pair; GnuTLS orders its ClientHello
-      # extensions as OpenSSL never does
-      local i pid
-      for i in 1 2; do
-        [ "$i" -gt 1 ] && sleep 15
-        gnutls_pair $((1700 + RANDOM % 900)) p3000.bin $((2600 + RANDOM % 1400)) &
-        pid=$!
-        sleep 1
-        gnutls_pair $((1700 + RANDOM % 900)) p700.bin $((400 + RANDOM % 500)) || SESSION_OK=no
-        wait $pid || SESSION_OK=no
-      done ;;
-    sclient-pairs) # gnutls-pairs with OpenSSL's s_client -no_ticket: SoftEther's own ClientHello profile
-      # (OpenSSL's extension order, no ALPN, no session ticket), the cookies of new sizes on every
-      # connection, the server answering each with the same files
-      local i pid
-      for i in 1 2; do
-        [ "$i" -gt 1 ] && sleep 15
-        sclient_pair $((1700 + RANDOM % 900)) p3000.bin $((2600 + RANDOM % 1400)) &
-        pid=$!
-        sleep 1
-        sclient_pair $((1700 + RANDOM % 900)) p700.bin $((400 + RANDOM % 500)) || SESSION_OK=no
-        wait $pid || SESSION_OK=no
-      done ;;
+    gnutls-pairs) # pairs on GnuTLS (no ALPN, no session ticket: what SoftEther's client never
+      # offers either). The build before this mode raised 8700001 on such a pair; GnuTLS orders
+      # its ClientHello extensions as OpenSSL never does
+      pairs gnutls_pair ;;
+    sclient-pairs) # pairs on OpenSSL's s_client -no_ticket: SoftEther's own ClientHello profile
+      # (OpenSSL's extension order, no ALPN, no session ticket). The build before this mode
+      # raised 8700001 on it: the server answering alike now makes the openings alike
+      pairs sclient_pair ;;
     curl-via-proxy) for _ in 1 2 3; do nsx $NS_C curl -sk --max-time 10 -x http://$R1_IP:3128 -o /dev/null https://$W_IP/index.html || SESSION_OK=no; done ;;
     curl-via-tinyproxy) # the proxies of the tinyproxy-auth and socks5-auth modes, with credentials
       for _ in 1 2 3; do nsx $NS_C curl -sk --max-time 10 -x http://$PROXY_USER:$PROXY_PW@$R1_IP:8888 -o /dev/null https://$W_IP/index.html || SESSION_OK=no; done ;;
