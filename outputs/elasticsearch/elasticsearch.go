@@ -140,7 +140,7 @@ type opener struct{}
 // ParseArg splits the `-o elasticsearch:` argument http(s)://HOST:PORT[/DATA_STREAM].
 func ParseArg(arg string) (address, dataStream string, err error) {
 	u, err := url.Parse(arg)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if err != nil || !httpURL(u) {
 		return "", "", fmt.Errorf("elasticsearch output %q: want http(s)://HOST:PORT[/DATA_STREAM]", arg)
 	}
 	ds := strings.Trim(u.Path, "/")
@@ -151,6 +151,9 @@ func ParseArg(arg string) (address, dataStream string, err error) {
 	return u.String(), ds, nil
 }
 
+// httpURL: an http or https URL with a host.
+func httpURL(u *url.URL) bool { return (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" }
+
 // checkAddress checks one of the config's addresses, http(s)://HOST:PORT
 // with an optional path: the cluster's API behind a reverse proxy at a path,
 // or a bulk-compatible ingest endpoint such as VictoriaLogs'
@@ -158,7 +161,7 @@ func ParseArg(arg string) (address, dataStream string, err error) {
 // so a trailing slash would double: it is dropped.
 func checkAddress(a string) (string, error) {
 	u, err := url.Parse(a)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+	if err != nil || !httpURL(u) || u.RawQuery != "" || u.Fragment != "" {
 		return "", fmt.Errorf("elasticsearch output: address %q: want http(s)://HOST:PORT[/PATH]", a)
 	}
 	u.Path = strings.TrimRight(u.Path, "/")

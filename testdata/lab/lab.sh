@@ -69,10 +69,15 @@ pair_requests() {
 # GnuTLS (no ALPN, session tickets off) or OpenSSL's s_client -no_ticket.
 gnutls_pair() { pair_requests "$@" | nsx $NS_C gnutls-cli --priority 'NORMAL:%NO_TICKETS' --insecure -p 443 $W_IP >/dev/null 2>&1; }
 sclient_pair() { pair_requests "$@" | nsx $NS_C openssl s_client -brief -nocommands -no_ticket -connect $W_IP:443 >/dev/null 2>&1; }
-# pairs PAIRFN: two connections 1 s apart, the first with a 1.7-2.6-KB cookie answered by
-# the 700-B file, then a 2.6-4-KB cookie answered by the 3000-B file, the second with the
-# first request again, then a 0.4-0.9-KB cookie answered by the 700-B file; twice, 15 s
-# apart. In size: SoftEther's watermark, hello, login and welcome, and an additional
+# curl_pair BASE COOKIE1 FILE2 COOKIE2: the two requests of pair_requests, sent by curl (ALPN http/1.1) over one
+# connection to BASE (https://HOST:PORT).
+curl_pair() {
+  nsx $NS_C curl -sk --http1.1 --max-time 10 -o /dev/null -H "Cookie: s=$(head -c "$2" /dev/zero | tr '\0' a)" "$1/p700.bin" \
+    --next -sk --http1.1 --max-time 10 -o /dev/null -H "Cookie: s=$(head -c "$4" /dev/zero | tr '\0' b)" "$1/$3"
+}
+# pairs PAIRFN: two connections 1 s apart, each opening with a 1.7-2.6-KB cookie answered
+# by the 700-B file; then on the first a 2.6-4-KB cookie answered by the 3000-B file, on
+# the second a 0.4-0.9-KB cookie answered by the 700-B file; twice, 15 s apart. In size: SoftEther's watermark, hello, login and welcome, and an additional
 # connection, the cookies of new sizes every time.
 pairs() {
   local i pid
@@ -563,11 +568,8 @@ negative() { # negative MODE: ordinary traffic that must not look like SoftEther
       stop chat-srv ;;
     ssh-forward-cookies) # a polling client whose requests and answers fall in SoftEther's connect-phase sizes
       web_forward
-      local c1 c2
-      c1=$(head -c 1800 /dev/zero | tr '\0' a) c2=$(head -c 3000 /dev/zero | tr '\0' b)
       for _ in 1 2 3; do
-        nsx $NS_C curl -sk --http1.1 --max-time 10 -o /dev/null -H "Cookie: s=$c1" https://127.0.0.1:18443/p700.bin \
-          --next -sk --http1.1 --max-time 10 -o /dev/null -H "Cookie: s=$c2" https://127.0.0.1:18443/p3000.bin || SESSION_OK=no
+        curl_pair https://127.0.0.1:18443 1800 p3000.bin 3000 || SESSION_OK=no
         sleep 1
       done
       stop sshfwd ;;
@@ -575,11 +577,8 @@ negative() { # negative MODE: ordinary traffic that must not look like SoftEther
       # requests whose kilobyte cookies have new sizes every time (batches of changing size), answered in
       # SoftEther's hello and welcome sizes: connect phases that differ, as SoftEther's padded ones do
       web_forward
-      local c1 c2
       for _ in 1 2 3 4 5 6; do
-        c1=$(head -c $((1500 + RANDOM % 1800)) /dev/zero | tr '\0' a) c2=$(head -c $((2500 + RANDOM % 3000)) /dev/zero | tr '\0' b)
-        nsx $NS_C curl -sk --http1.1 --max-time 10 -o /dev/null -H "Cookie: s=$c1" https://127.0.0.1:18443/p700.bin \
-          --next -sk --http1.1 --max-time 10 -o /dev/null -H "Cookie: s=$c2" https://127.0.0.1:18443/p3000.bin || SESSION_OK=no
+        curl_pair https://127.0.0.1:18443 $((1500 + RANDOM % 1800)) p3000.bin $((2500 + RANDOM % 3000)) || SESSION_OK=no
         sleep 2
       done
       stop sshfwd ;;
@@ -668,12 +667,10 @@ PY
       # messages in the sizes of SoftEther's watermark, hello, additional_connect and answer,
       # repeated four times 15 s apart with other sizes; a connection-attempt series (8700011)
       # before attempts needed a ClientHello without ALPN
-      local c1 c2 i
+      local i
       for i in 1 2 3 4; do
         [ "$i" -gt 1 ] && sleep 15
-        c1=$(head -c $((1700 + RANDOM % 900)) /dev/zero | tr '\0' a) c2=$(head -c $((400 + RANDOM % 500)) /dev/zero | tr '\0' b)
-        nsx $NS_C curl -sk --http1.1 --max-time 10 -o /dev/null -H "Cookie: s=$c1" https://$W_IP/p700.bin \
-          --next -sk --http1.1 --max-time 10 -o /dev/null -H "Cookie: s=$c2" https://$W_IP/p700.bin || SESSION_OK=no
+        curl_pair https://$W_IP $((1700 + RANDOM % 900)) p700.bin $((400 + RANDOM % 500)) || SESSION_OK=no
       done ;;
     gnutls-pairs) # pairs on GnuTLS (no ALPN, no session ticket: what SoftEther's client never
       # offers either). The build before this mode raised 8700001 on such a pair; GnuTLS orders
