@@ -84,7 +84,8 @@ func runFile(ctx context.Context, eng *engine.Engine, path string, cfg config.Co
 func runLive(ctx context.Context, eng *engine.Engine, iface string, cfg config.Config, log *slog.Logger) error {
 	promisc := cfg.Capture.Promisc == nil || *cfg.Capture.Promisc
 	srcs, err := capture.OpenLive(iface, capture.LiveOptions{Workers: cfg.Capture.Workers, Promisc: promisc,
-		Snaplen: cfg.Capture.Snaplen, Filter: cfg.Capture.Filter, ReadTimeout: liveReadTimeout, Ring: cfg.Capture.Ring()})
+		Snaplen: cfg.Capture.Snaplen, Filter: cfg.Capture.Filter, ReadTimeout: liveReadTimeout, Ring: cfg.Capture.Ring(),
+		OnLink: linkLogger(log)})
 	if err != nil {
 		return err
 	}
@@ -130,6 +131,26 @@ func runLive(ctx context.Context, eng *engine.Engine, iface string, cfg config.C
 	return nil
 }
 
+// linkLogger logs the capture sockets' interface going down and coming
+// back once for the whole fanout group (every socket reports it).
+func linkLogger(log *slog.Logger) func(string, capture.LinkState, error) {
+	var down atomic.Int32 // sockets whose interface is down
+	return func(iface string, s capture.LinkState, err error) {
+		switch s {
+		case capture.LinkDown:
+			if down.Add(1) == 1 {
+				log.Warn("interface went down or away: waiting for it, flows are kept", "iface", iface, "err", err)
+			}
+		case capture.LinkUp:
+			if down.Add(-1) == 0 {
+				log.Info("interface is back: capturing again", "iface", iface)
+			}
+		case capture.LinkReopenFailed:
+			log.Warn("interface is back but a capture socket could not be opened on it; retrying", "iface", iface, "err", err)
+		}
+	}
+}
+
 // logCaptureEnd logs the sockets' final counters, the ring's freezes
 // (the kernel found it full) among them, which EVE's stats have no name for.
 func logCaptureEnd(log *slog.Logger, srcs []capture.Source) {
@@ -140,19 +161,22 @@ func logCaptureEnd(log *slog.Logger, srcs []capture.Source) {
 		st.KernelDrops += x.KernelDrops
 		st.KernelFreezes += x.KernelFreezes
 		st.Errors += x.Errors
+		st.LinkDowns += x.LinkDowns
 	}
-	log.Info("capture ended", "packets", st.Packets, "kernel_drops", st.KernelDrops, "ring_freezes", st.KernelFreezes, "ring_errors", st.Errors)
+	log.Info("capture ended", "packets", st.Packets, "kernel_drops", st.KernelDrops, "ring_freezes", st.KernelFreezes, "ring_errors", st.Errors,
+		"link_downs", st.LinkDowns)
 }
 
 // kernelStats sums the kernel counters of every socket of the fanout group.
 type kernelStats []capture.Source
 
-func (k kernelStats) KernelStats() (packets, drops, ifdrops uint64) {
+func (k kernelStats) KernelStats() (c engine.CaptureCounters) {
 	for _, s := range k {
 		st := s.Stats()
-		packets += st.Packets
-		drops += st.KernelDrops
-		ifdrops += st.IfDrops
+		c.Packets += st.Packets
+		c.Drops += st.KernelDrops
+		c.IfDrops += st.IfDrops
+		c.LinkDowns += st.LinkDowns
 	}
-	return
+	return c
 }

@@ -61,6 +61,7 @@ var engineMetrics = []metric{
 var (
 	kernelPackets = prometheus.NewDesc("sewatch_kernel_packets_total", "Packets the kernel passed to the capture sockets (live).", nil, nil)
 	kernelDrops   = prometheus.NewDesc("sewatch_kernel_drops_total", "Packets the kernel dropped for lack of buffer (live).", nil, nil)
+	linkDowns     = prometheus.NewDesc("sewatch_capture_link_downs_total", "Times a capture socket's interface went down or away under it (capture resumes when it is back).", nil, nil)
 	ringFreezes   = prometheus.NewDesc("sewatch_kernel_ring_freezes_total", "Times a live capture ring was full and the kernel froze its queue.", nil, nil)
 	outDelivered  = prometheus.NewDesc("sewatch_output_delivered_total", "Events an output accepted.", []string{"output"}, nil)
 	outDropped    = prometheus.NewDesc("sewatch_output_dropped_total", "Events an output lost.", []string{"output"}, nil)
@@ -72,7 +73,7 @@ func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, m := range engineMetrics {
 		ch <- m.desc
 	}
-	for _, d := range []*prometheus.Desc{kernelPackets, kernelDrops, ringFreezes, outDelivered, outDropped, outRetried, outQueued} {
+	for _, d := range []*prometheus.Desc{kernelPackets, kernelDrops, linkDowns, ringFreezes, outDelivered, outDropped, outRetried, outQueued} {
 		ch <- d
 	}
 }
@@ -81,9 +82,10 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, m := range engineMetrics {
 		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(c.eng))
 	}
-	if p, d, _, ok := c.eng.KernelStats(); ok {
-		ch <- prometheus.MustNewConstMetric(kernelPackets, prometheus.CounterValue, float64(p))
-		ch <- prometheus.MustNewConstMetric(kernelDrops, prometheus.CounterValue, float64(d))
+	if k, ok := c.eng.KernelStats(); ok {
+		ch <- prometheus.MustNewConstMetric(kernelPackets, prometheus.CounterValue, float64(k.Packets))
+		ch <- prometheus.MustNewConstMetric(kernelDrops, prometheus.CounterValue, float64(k.Drops))
+		ch <- prometheus.MustNewConstMetric(linkDowns, prometheus.CounterValue, float64(k.LinkDowns))
 	}
 	if p := liveSources.Load(); p != nil {
 		var n uint64

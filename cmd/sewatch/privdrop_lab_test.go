@@ -98,3 +98,91 @@ func TestPrivilegeDrop(t *testing.T) {
 		t.Errorf("final stats after the drop: %s (%v); want ≥ 6 ICMP packets on lo", lines[len(lines)-1], err)
 	}
 }
+
+// TestLinkFlapAfterPrivilegeDrop (root): a live sensor running as another
+// user rides out its interface going down and up (the kernel resumes the
+// sockets it opened as root) and counts it in stats as Suricata's
+// capture.afpacket.poll_errors; when the interface is deleted and made
+// again, which needs new sockets it may no longer open, it exits 1 with
+// the reason, so the service manager starts it again.
+func TestLinkFlapAfterPrivilegeDrop(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("the lab tests run as root")
+	}
+	ns := fmt.Sprintf("sw-flap-%d", os.Getpid())
+	here, peer := fmt.Sprintf("swf%da", os.Getpid()), fmt.Sprintf("swf%db", os.Getpid())
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	link := func() {
+		run("ip", "link", "add", here, "type", "veth", "peer", "name", peer)
+		run("ip", "link", "set", peer, "netns", ns)
+		run("ip", "addr", "add", "198.51.100.1/24", "dev", here)
+		run("ip", "link", "set", here, "up")
+		run("ip", "-n", ns, "addr", "add", "198.51.100.2/24", "dev", peer)
+		run("ip", "-n", ns, "link", "set", peer, "up")
+	}
+	exec.Command("ip", "netns", "del", ns).Run()
+	run("ip", "netns", "add", ns)
+	t.Cleanup(func() {
+		exec.Command("ip", "link", "del", here).Run()
+		exec.Command("ip", "netns", "del", ns).Run()
+	})
+	link()
+
+	dir := t.TempDir()
+	eve := filepath.Join(dir, "eve.json")
+	cfg := filepath.Join(dir, "sewatch.yaml")
+	writeFile(t, cfg, "stats: {interval: 100ms}\ncapture: {workers: 2}\n")
+	c := start(t, nil, "-c", cfg, "-i", here, "--user", "nobody", "-o", "file:"+eve, "icmp")
+	c.waitLog(t, `msg=capturing`)
+	run("ip", "link", "set", here, "down")
+	c.waitLog(t, `interface went down or away`)
+	run("ip", "link", "set", here, "up")
+	c.waitLog(t, `interface is back`)
+	run("ip", "netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "1", "198.51.100.1")
+
+	// A stats event after the flap counts both sockets' poll errors and the
+	// packets read since (the workers publish their counters at least once
+	// a read timeout).
+	type stats struct {
+		EventType string `json:"event_type"`
+		Stats     struct {
+			Decoder struct{ Pkts uint64 }
+			Capture struct {
+				AFPacket struct {
+					PollErrors uint64 `json:"poll_errors"`
+				}
+			}
+		}
+	}
+	var last string
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		b, err := os.ReadFile(eve)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		last = lines[len(lines)-1]
+		var ev stats
+		if json.Unmarshal([]byte(last), &ev) == nil && ev.EventType == "stats" && ev.Stats.Decoder.Pkts >= 6 {
+			if ev.Stats.Capture.AFPacket.PollErrors != 2 {
+				t.Errorf("stats after the flap: %s; want 2 poll errors (one a socket)", last)
+			}
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("no stats event with the 6 ICMP packets after the flap; last line %s", last)
+		}
+	}
+
+	run("ip", "link", "del", here)
+	link()
+	code, _ := c.wait(t)
+	if log := c.stderr.String(); code != 1 || !strings.Contains(log, "made again") || !strings.Contains(log, "gave up root") {
+		t.Errorf("after the interface was made again: exit %d, want 1 with the reason:\n%s", code, log)
+	}
+}

@@ -34,6 +34,9 @@ type Stats struct {
 	// froze its queue (tp_freeze_q_cnt); Errors counts ring blocks cut
 	// short by a malformed packet header.
 	KernelFreezes, Errors uint64
+	// LinkDowns counts the times a live socket's interface went down (or
+	// away) under it.
+	LinkDowns uint64
 }
 
 // Errors.

@@ -24,7 +24,30 @@ type LiveOptions struct {
 	FanoutGroup uint16
 	ReadTimeout time.Duration
 	Ring        RingOptions
+	// OnLink, if set, hears a socket's interface go down or away and come
+	// back, from the goroutine reading the socket. A socket waits for its
+	// interface rather than fail: the kernel stops a packet socket on an
+	// interface that goes down and resumes it when the interface comes up,
+	// and one whose interface was deleted is opened again on the interface
+	// of that name once there is one.
+	OnLink func(iface string, s LinkState, err error)
 }
+
+// LinkState is what LiveOptions.OnLink reports.
+type LinkState uint8
+
+const (
+	// LinkDown: the kernel stopped the socket (ENETDOWN): its interface
+	// went down or was deleted.
+	LinkDown LinkState = iota + 1
+	// LinkUp: the interface is up again (or packets came).
+	LinkUp
+	// LinkReopenFailed: the interface was made again (a new index under
+	// the same name) and a socket could not be opened on it (err says
+	// why); it is tried again at every read timeout, and reported again
+	// only when the error changes.
+	LinkReopenFailed
+)
 
 // live is one AF_PACKET socket of a fanout group with a memory-mapped
 // TPACKET_V3 receive ring: the kernel fills blocks of packets, the reader
@@ -42,6 +65,19 @@ type live struct {
 	blocks    int
 	snaplen   int
 	timeout   time.Duration
+
+	// What opening the socket again takes (its interface was deleted and
+	// one of the same name came back): the options and filter, the
+	// interface's name and the index the socket is bound to.
+	opts    LiveOptions
+	prog    []unix.SockFilter
+	iface   string
+	ifindex int
+	// down: the kernel reported the interface down (ENETDOWN); downs
+	// counts those reports.
+	down      bool
+	downs     atomic.Uint64
+	reopenErr string // the last LinkReopenFailed reported
 
 	// mu is held by ReadPacket and by Close: the descriptors and the ring
 	// stay valid for the whole of a read.
@@ -118,23 +154,42 @@ func OpenLive(iface string, o LiveOptions) ([]Source, error) {
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 func openSocket(ifi *net.Interface, o LiveOptions, prog []unix.SockFilter) (*live, error) {
+	l := &live{fd: -1, wake: -1, snaplen: o.Snaplen, timeout: o.ReadTimeout, blockSize: o.Ring.BlockSize,
+		blocks: o.Ring.Blocks, scratch: make([]byte, o.Snaplen+4), opts: o, prog: prog, iface: ifi.Name, m: &mapping{}}
+	var err error
+	if l.wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	if err := l.open(ifi, o.FanoutGroup); err != nil {
+		unix.Close(l.wake)
+		return nil, err
+	}
+	runtime.AddCleanup(l, func(m *mapping) {
+		if m.b != nil {
+			unix.Munmap(m.b)
+		}
+	}, l.m)
+	return l, nil
+}
+
+// open makes the socket and its ring, bound to ifi in fanout group
+// group, and makes them l's (the reader starts at the ring's first
+// block). On error nothing of it is left open and l is unchanged.
+func (l *live) open(ifi *net.Interface, group uint16) error {
+	o, prog := l.opts, l.prog
 	// Protocol 0: the socket receives nothing until it is bound to the
 	// interface below, so no other interface's packet enters the ring.
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("socket: %w (needs CAP_NET_RAW)", err)
+		return fmt.Errorf("socket: %w (needs CAP_NET_RAW)", err)
 	}
-	l := &live{fd: fd, wake: -1, snaplen: o.Snaplen, timeout: o.ReadTimeout,
-		blockSize: o.Ring.BlockSize, blocks: o.Ring.Blocks, scratch: make([]byte, o.Snaplen+4)}
-	fail := func(what string, err error) (*live, error) {
-		if l.ring != nil {
-			unix.Munmap(l.ring)
-		}
-		if l.wake >= 0 {
-			unix.Close(l.wake)
+	var ring []byte
+	fail := func(what string, err error) error {
+		if ring != nil {
+			unix.Munmap(ring)
 		}
 		unix.Close(fd)
-		return nil, fmt.Errorf("%s: %w", what, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
 		return fail("TPACKET_V3", err)
@@ -153,13 +208,8 @@ func openSocket(ifi *net.Interface, o LiveOptions, prog []unix.SockFilter) (*liv
 		return fail(fmt.Sprintf("receive ring of %d blocks × %d KiB (%d MiB) refused by the kernel; lower capture.ring-blocks or capture.ring-block-size",
 			r.Blocks, r.BlockSize>>10, size>>20), err)
 	}
-	ring, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
-	if err != nil {
+	if ring, err = unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE); err != nil {
 		return fail(fmt.Sprintf("mapping the %d MiB receive ring; lower capture.ring-blocks or capture.ring-block-size", size>>20), err)
-	}
-	l.ring = ring
-	if l.wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
-		return fail("eventfd", err)
 	}
 	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
 		return fail("bind", err)
@@ -170,18 +220,14 @@ func openSocket(ifi *net.Interface, o LiveOptions, prog []unix.SockFilter) (*liv
 			return fail("promiscuous mode", err)
 		}
 	}
-	fanout := int(o.FanoutGroup) | (unix.PACKET_FANOUT_HASH|unix.PACKET_FANOUT_FLAG_DEFRAG)<<16
+	fanout := int(group) | (unix.PACKET_FANOUT_HASH|unix.PACKET_FANOUT_FLAG_DEFRAG)<<16
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT, fanout); err != nil {
 		return fail("fanout", err)
 	}
+	l.fd, l.ring, l.m.b, l.ifindex = fd, ring, ring, ifi.Index
+	l.cur, l.inBlock, l.left, l.off = 0, false, 0, 0
 	l.pfd = [2]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLERR}, {Fd: int32(l.wake), Events: unix.POLLIN}}
-	l.m = &mapping{b: ring}
-	runtime.AddCleanup(l, func(m *mapping) {
-		if m.b != nil {
-			unix.Munmap(m.b)
-		}
-	}, l.m)
-	return l, nil
+	return nil
 }
 
 // Offsets in a block descriptor (tpacket_block_desc with tpacket_hdr_v1).
@@ -211,6 +257,9 @@ func (l *live) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
 		if l.inBlock {
 			if l.left > 0 {
 				if data, ci, ok := l.next(); ok {
+					if l.down {
+						l.linkUp()
+					}
 					l.held = true
 					l.packets.Add(1)
 					return data, ci, nil
@@ -235,6 +284,11 @@ func (l *live) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
 		}
 		wait := time.Until(deadline)
 		if wait <= 0 {
+			if l.down {
+				if err := l.checkLink(); err != nil {
+					return nil, gopacket.CaptureInfo{}, err
+				}
+			}
 			return nil, gopacket.CaptureInfo{}, ErrTimeout
 		}
 		l.pfd[0].Revents, l.pfd[1].Revents = 0, 0
@@ -249,8 +303,13 @@ func (l *live) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
 			return nil, gopacket.CaptureInfo{}, fmt.Errorf("poll: %w", err)
 		}
 		if l.pfd[0].Revents&(unix.POLLERR|unix.POLLNVAL) != 0 {
-			// The interface went down or away: the socket says why.
+			// The socket says why (reading the error clears it).
 			if e, err := unix.GetsockoptInt(l.fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && e != 0 {
+				if unix.Errno(e) == unix.ENETDOWN {
+					// The interface went down or away: wait for it.
+					l.linkDown()
+					continue
+				}
 				return nil, gopacket.CaptureInfo{}, fmt.Errorf("capture socket: %w", unix.Errno(e))
 			}
 			if l.pfd[0].Revents&unix.POLLNVAL != 0 {
@@ -258,6 +317,70 @@ func (l *live) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
 			}
 		}
 	}
+}
+
+// linkDown notes that the interface went down (the caller holds mu).
+func (l *live) linkDown() {
+	if l.down {
+		return
+	}
+	l.down, l.reopenErr = true, ""
+	l.downs.Add(1)
+	if l.opts.OnLink != nil {
+		l.opts.OnLink(l.iface, LinkDown, unix.ENETDOWN)
+	}
+}
+
+// linkUp notes that packets flow again (the caller holds mu).
+func (l *live) linkUp() {
+	l.down = false
+	if l.opts.OnLink != nil {
+		l.opts.OnLink(l.iface, LinkUp, nil)
+	}
+}
+
+// checkLink looks for the interface of a socket whose interface went
+// down, at each read timeout while it is down (the caller holds mu). The
+// kernel resumes the socket itself when its interface comes up again; an
+// interface deleted and made again (a new index under the same name) needs
+// a new socket, which joins a fanout group of the new interface's own: the
+// group of the old one lives on while the other workers' sockets are still
+// in it, and a group serves one interface. It fails only when the process
+// may no longer open one (it gave up root after opening the first):
+// waiting would capture nothing for good, while an exit lets the service
+// manager start it again.
+func (l *live) checkLink() error {
+	ifi, err := net.InterfaceByName(l.iface)
+	if err != nil {
+		return nil // gone for now
+	}
+	if ifi.Index != l.ifindex {
+		group := uint16(uint32(l.opts.FanoutGroup) + uint32(ifi.Index)*40503)
+		oldFd, oldRing := l.fd, l.ring
+		l.fdMu.Lock()
+		l.readKernelStats() // the old socket's last counters
+		err := l.open(ifi, group)
+		l.fdMu.Unlock()
+		if err != nil {
+			err = fmt.Errorf("interface %s made again (index %d): %w", l.iface, ifi.Index, err)
+			if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+				return fmt.Errorf("%w; the process gave up root after opening its first sockets", err)
+			}
+			if msg := err.Error(); msg != l.reopenErr && l.opts.OnLink != nil {
+				l.reopenErr = msg
+				l.opts.OnLink(l.iface, LinkReopenFailed, err)
+			}
+			return nil
+		}
+		// The caller is done with the last packet of the old ring (a read
+		// began).
+		unix.Munmap(oldRing)
+		unix.Close(oldFd)
+	}
+	if ifi.Flags&net.FlagUp != 0 {
+		l.linkUp()
+	}
+	return nil
 }
 
 // next takes the next packet of the current block. A header that points
@@ -325,7 +448,8 @@ func (l *live) Stats() Stats {
 		l.readKernelStats()
 	}
 	l.fdMu.RUnlock()
-	return Stats{Packets: l.packets.Load(), KernelDrops: l.drops.Load(), KernelFreezes: l.freezes.Load(), Errors: l.bad.Load()}
+	return Stats{Packets: l.packets.Load(), KernelDrops: l.drops.Load(), KernelFreezes: l.freezes.Load(), Errors: l.bad.Load(),
+		LinkDowns: l.downs.Load()}
 }
 
 // readKernelStats adds the kernel's counters since the last read (the

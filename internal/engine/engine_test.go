@@ -478,7 +478,9 @@ func cpuTime() time.Duration {
 
 type fakeKernel struct{}
 
-func (fakeKernel) KernelStats() (uint64, uint64, uint64) { return 100, 3, 1 }
+func (fakeKernel) KernelStats() CaptureCounters {
+	return CaptureCounters{Packets: 100, Drops: 3, IfDrops: 1, LinkDowns: 2}
+}
 
 // TestStatsEvent: the periodic stats event maps sewatch's counters onto
 // Suricata's stats names and validates against both schemas.
@@ -507,6 +509,9 @@ func TestStatsEvent(t *testing.T) {
 			Decoder struct{ Pkts uint64 }
 			Capture struct {
 				KernelDrops uint64 `json:"kernel_drops"`
+				AFPacket    struct {
+					PollErrors uint64 `json:"poll_errors"`
+				}
 			}
 			Detect struct {
 				Alert    uint64
@@ -515,7 +520,7 @@ func TestStatsEvent(t *testing.T) {
 		}
 	}
 	json.Unmarshal(last.JSON, &ev)
-	if ev.Stats.Decoder.Pkts != 955 || ev.Stats.Capture.KernelDrops != 3 || ev.Stats.Detect.Alert != 1 || ev.Stats.Detect.Overflow != 7 {
+	if ev.Stats.Decoder.Pkts != 955 || ev.Stats.Capture.KernelDrops != 3 || ev.Stats.Capture.AFPacket.PollErrors != 2 || ev.Stats.Detect.Alert != 1 || ev.Stats.Detect.Overflow != 7 {
 		t.Errorf("stats %s", last.JSON)
 	}
 }

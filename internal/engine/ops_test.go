@@ -88,7 +88,7 @@ func TestStatsWhileWorkersRun(t *testing.T) {
 				defer readers.Done()
 				for ctx.Err() == nil {
 					_ = e.FlowStats()
-					_, _, _, _ = e.KernelStats()
+					_, _ = e.KernelStats()
 					time.Sleep(100 * time.Microsecond)
 				}
 			}()

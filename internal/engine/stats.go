@@ -10,7 +10,14 @@ import (
 
 // StatsSource reports capture counters (kernel drops) for the stats event.
 type StatsSource interface {
-	KernelStats() (packets, drops, ifdrops uint64)
+	KernelStats() CaptureCounters
+}
+
+// CaptureCounters are a live capture's counters, summed over its sockets:
+// the kernel's (packets, drops, interface drops) and the times a socket's
+// interface went down under it.
+type CaptureCounters struct {
+	Packets, Drops, IfDrops, LinkDowns uint64
 }
 
 // SetCaptureStats registers where kernel counters come from (live mode).
@@ -20,13 +27,12 @@ func (e *Engine) SetCaptureStats(s StatsSource) { e.capStats.Store(&s) }
 
 // KernelStats returns the capture's kernel counters; ok is false before a
 // live capture started.
-func (e *Engine) KernelStats() (packets, drops, ifdrops uint64, ok bool) {
+func (e *Engine) KernelStats() (c CaptureCounters, ok bool) {
 	s := e.capStats.Load()
 	if s == nil {
-		return 0, 0, 0, false
+		return c, false
 	}
-	p, d, i := (*s).KernelStats()
-	return p, d, i, true
+	return (*s).KernelStats(), true
 }
 
 // SendStats emits one EVE stats event. sewatch's counters are mapped onto
@@ -52,8 +58,11 @@ func (e *Engine) SendStats() {
 	if f := e.drops.Load(); f != nil {
 		st.Detect.AlertQueueOverflow = (*f)()
 	}
-	if p, d, i, ok := e.KernelStats(); ok {
-		st.Capture = &eve.CaptureStats{KernelPackets: p, KernelDrops: d, KernelIfDrops: i}
+	if k, ok := e.KernelStats(); ok {
+		// A socket whose interface went down saw POLLERR, which Suricata's
+		// AF_PACKET source counts as a poll error.
+		st.Capture = &eve.CaptureStats{KernelPackets: k.Packets, KernelDrops: k.Drops, KernelIfDrops: k.IfDrops,
+			AFPacket: &eve.AFPacketStats{PollErrors: k.LinkDowns}}
 	}
 	ev := &eve.Event{Timestamp: eve.Timestamp(now, e.cfg.Location), EventType: "stats", Stats: st, Host: e.cfg.Sensor}
 	js, err := ev.Marshal()

@@ -230,6 +230,14 @@ type CaptureStats struct {
 	KernelDrops   uint64 `json:"kernel_drops"`
 	KernelIfDrops uint64 `json:"kernel_ifdrops"`
 	Errors        uint64 `json:"errors"`
+	// AFPacket is Suricata's capture.afpacket group.
+	AFPacket *AFPacketStats `json:"afpacket,omitempty"`
+}
+
+// AFPacketStats: poll_errors counts the polls that reported an error on a
+// capture socket (sewatch: its interface went down or away).
+type AFPacketStats struct {
+	PollErrors uint64 `json:"poll_errors"`
 }
 
 // DecoderStats maps decode counters.
