@@ -73,6 +73,8 @@ type live struct {
 	prog    []unix.SockFilter
 	iface   string
 	ifindex int
+	// link is the pcap link type of the interface's frames (linkTypeOf).
+	link uint32
 	// down: the kernel reported the interface down (ENETDOWN); downs
 	// counts those reports.
 	down      bool
@@ -123,9 +125,19 @@ func OpenLive(iface string, o LiveOptions) ([]Source, error) {
 		return nil, err
 	}
 	o.Ring = o.Ring.withDefaults(o.Snaplen)
+	// The filter is compiled for what the sockets will read.
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("af_packet on %s: socket: %w (needs CAP_NET_RAW)", iface, err)
+	}
+	link, err := linkTypeOf(fd, iface)
+	unix.Close(fd)
+	if err != nil {
+		return nil, fmt.Errorf("interface %s: %w", iface, err)
+	}
 	var prog []unix.SockFilter
 	if o.Filter != "" {
-		p, err := CompileFilter(o.Filter, 1)
+		p, err := CompileFilter(o.Filter, link)
 		if err != nil {
 			return nil, err
 		}
@@ -191,6 +203,14 @@ func (l *live) open(ifi *net.Interface, group uint16) error {
 		unix.Close(fd)
 		return fmt.Errorf("%s: %w", what, err)
 	}
+	link, err := linkTypeOf(fd, ifi.Name)
+	if err != nil {
+		return fail("interface "+ifi.Name, err)
+	}
+	if l.link != 0 && link != l.link {
+		// The workers decode one link type from start to end.
+		return fail("interface "+ifi.Name, fmt.Errorf("made again with link type %d where it had %d", link, l.link))
+	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
 		return fail("TPACKET_V3", err)
 	}
@@ -224,7 +244,7 @@ func (l *live) open(ifi *net.Interface, group uint16) error {
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT, fanout); err != nil {
 		return fail("fanout", err)
 	}
-	l.fd, l.ring, l.m.b, l.ifindex = fd, ring, ring, ifi.Index
+	l.fd, l.ring, l.m.b, l.ifindex, l.link = fd, ring, ring, ifi.Index, link
 	l.cur, l.inBlock, l.left, l.off = 0, false, 0, 0
 	l.pfd = [2]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLERR}, {Fd: int32(l.wake), Events: unix.POLLIN}}
 	return nil
@@ -436,9 +456,55 @@ func (l *live) next() ([]byte, gopacket.CaptureInfo, bool) {
 	return data, ci, true
 }
 
-// LinkType implements Source: AF_PACKET raw sockets deliver Ethernet frames
-// (on Ethernet-like interfaces, including veth and VLAN devices).
-func (l *live) LinkType() uint32 { return 1 }
+// LinkType implements Source: Ethernet on Ethernet-like interfaces, raw IP
+// on tunnels (linkTypeOf).
+func (l *live) LinkType() uint32 { return l.link }
+
+// ARPHRD_* hardware types (linux/if_arp.h) of interfaces whose frames
+// sewatch decodes.
+const (
+	arphrdEther    = 1
+	arphrdIEEE802  = 6
+	arphrdPPP      = 512
+	arphrdRawIP    = 519
+	arphrdTunnel   = 768
+	arphrdTunnel6  = 769
+	arphrdLoopback = 772
+	arphrdSit      = 776
+	arphrdIPGRE    = 778
+	arphrdIP6GRE   = 823
+	arphrdNone     = 0xfffe
+)
+
+// linkTypeOf returns the pcap link type of what a raw packet socket reads
+// on the interface, from its hardware type (SIOCGIFHWADDR): Ethernet for
+// Ethernet, veth, bridges, bonds, VLAN and tap devices and loopback; raw IP
+// (101) for interfaces with no link header, whose packets the kernel hands
+// over from the IP header: tun devices (OpenVPN's tun0, WireGuard's wg0),
+// PPP, IP-in-IP and GRE tunnels. Any other kind (Wi-Fi monitor mode, InfiniBand, CAN) is refused,
+// rather than decoded as Ethernet into nothing.
+func linkTypeOf(fd int, name string) (uint32, error) {
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return 0, err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFHWADDR, ifr); err != nil {
+		return 0, fmt.Errorf("hardware type: %w", err)
+	}
+	return linkTypeForHardware(ifr.Uint16())
+}
+
+// linkTypeForHardware maps an ARPHRD_* hardware type to the link type of
+// linkTypeOf.
+func linkTypeForHardware(t uint16) (uint32, error) {
+	switch t {
+	case arphrdEther, arphrdIEEE802, arphrdLoopback:
+		return 1, nil
+	case arphrdNone, arphrdPPP, arphrdRawIP, arphrdTunnel, arphrdTunnel6, arphrdSit, arphrdIPGRE, arphrdIP6GRE:
+		return 101, nil
+	}
+	return 0, fmt.Errorf("hardware type %d (linux/if_arp.h) is neither Ethernet-like nor a raw-IP tunnel, which are what live capture decodes", t)
+}
 
 // Stats implements Source. Packets counts the packets read; the kernel's
 // counters (reset by the kernel on every read) are accumulated here.

@@ -264,3 +264,32 @@ func TestSharedAutoNotCached(t *testing.T) {
 		t.Errorf("the probe read %d pages of its windows in", after)
 	}
 }
+
+// TestLinkTypeForHardware: Ethernet-like interfaces are read as Ethernet,
+// interfaces without a link header as raw IP, and any other kind is
+// refused with the hardware type named, not decoded as Ethernet.
+func TestLinkTypeForHardware(t *testing.T) {
+	for _, c := range []struct {
+		hw   uint16
+		want uint32
+	}{
+		{1, 1},        // Ethernet, veth, bridge, tap
+		{772, 1},      // loopback
+		{0xfffe, 101}, // tun (ARPHRD_NONE): OpenVPN, WireGuard
+		{512, 101},    // PPP
+		{519, 101},    // raw IP
+		{768, 101},    // IP-in-IP
+		{778, 101},    // GRE
+		{803, 0},      // Wi-Fi monitor mode (radiotap)
+		{32, 0},       // InfiniBand
+		{280, 0},      // CAN
+	} {
+		got, err := linkTypeForHardware(c.hw)
+		if got != c.want || (c.want == 0) != (err != nil) {
+			t.Errorf("hardware type %d: link type %d, %v; want %d", c.hw, got, err, c.want)
+		}
+		if err != nil && !strings.Contains(err.Error(), fmt.Sprint(c.hw)) {
+			t.Errorf("hardware type %d: error %q does not name it", c.hw, err)
+		}
+	}
+}
