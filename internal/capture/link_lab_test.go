@@ -124,3 +124,50 @@ func TestLiveLinkFlap(t *testing.T) {
 	default:
 	}
 }
+
+// TestLiveTwoCaptures: two captures on one interface (two sensors, or two
+// instances of one) each read every packet: each has a fanout group of its
+// own. With group ids made from the process id, two sensors whose ids
+// differed only in the last bit shared one, and the kernel split the
+// packets between them.
+func TestLiveTwoCaptures(t *testing.T) {
+	labLink(t)
+	var caps [2][]Source
+	for i := range caps {
+		srcs, err := OpenLive(labHere, LiveOptions{Workers: 2, ReadTimeout: 200 * time.Millisecond, Filter: "icmp"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			for _, s := range srcs {
+				s.Close()
+			}
+		}()
+		caps[i] = srcs
+	}
+	var counts [2]atomic.Int64
+	var wg sync.WaitGroup
+	for i, srcs := range caps {
+		for _, s := range srcs {
+			wg.Add(1)
+			go func(s Source) {
+				defer wg.Done()
+				for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); {
+					if _, _, err := s.ReadPacket(); err == nil {
+						counts[i].Add(1)
+					} else if !errors.Is(err, ErrTimeout) {
+						t.Error(err)
+						return
+					}
+				}
+			}(s)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	sh(t, "ip", "netns", "exec", labNS, "ping", "-c", "5", "-i", "0.2", "-W", "1", "198.51.100.1")
+	wg.Wait()
+	// 5 echo requests and 5 replies, seen by each capture.
+	if a, b := counts[0].Load(), counts[1].Load(); a != 10 || b != 10 {
+		t.Errorf("the two captures read %d and %d packets, want 10 each", a, b)
+	}
+}

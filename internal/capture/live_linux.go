@@ -21,7 +21,6 @@ type LiveOptions struct {
 	Promisc     bool
 	Snaplen     int
 	Filter      string
-	FanoutGroup uint16
 	ReadTimeout time.Duration
 	Ring        RingOptions
 	// OnLink, if set, hears a socket's interface go down or away and come
@@ -71,6 +70,7 @@ type live struct {
 	// interface's name and the index the socket is bound to.
 	opts    LiveOptions
 	prog    []unix.SockFilter
+	fan     *fanout
 	iface   string
 	ifindex int
 	// link is the pcap link type of the interface's frames (linkTypeOf).
@@ -118,9 +118,6 @@ func OpenLive(iface string, o LiveOptions) ([]Source, error) {
 	if o.ReadTimeout <= 0 {
 		o.ReadTimeout = 500 * time.Millisecond
 	}
-	if o.FanoutGroup == 0 {
-		o.FanoutGroup = uint16(unix.Getpid()&0xffff) | 1
-	}
 	if err := CheckRing(o.Ring, o.Snaplen); err != nil {
 		return nil, err
 	}
@@ -150,8 +147,9 @@ func OpenLive(iface string, o LiveOptions) ([]Source, error) {
 		}
 	}
 	var srcs []Source
+	fan := &fanout{groups: map[int]uint16{}}
 	for i := 0; i < o.Workers; i++ {
-		l, err := openSocket(ifi, o, prog)
+		l, err := openSocket(ifi, o, prog, fan)
 		if err != nil {
 			for _, s := range srcs {
 				s.Close()
@@ -165,14 +163,47 @@ func OpenLive(iface string, o LiveOptions) ([]Source, error) {
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
-func openSocket(ifi *net.Interface, o LiveOptions, prog []unix.SockFilter) (*live, error) {
+// fanout is the fanout groups of one capture's sockets, by interface
+// index: the first socket on an interface asks the kernel for a group id
+// no other socket in the network namespace uses
+// (PACKET_FANOUT_FLAG_UNIQUEID), the others join that group. (An id made
+// from the process id, as before, was shared by two processes whose ids
+// differ in the last bit: a second sensor on another interface could not
+// start, and one on the same interface joined the first one's group, each
+// then seeing only part of the flows.)
+type fanout struct {
+	mu     sync.Mutex
+	groups map[int]uint16
+}
+
+// join puts fd, bound to interface index, in the capture's group of that
+// interface, making the group if there is none yet.
+func (f *fanout) join(fd, index int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	const hash = unix.PACKET_FANOUT_HASH | unix.PACKET_FANOUT_FLAG_DEFRAG
+	if id, ok := f.groups[index]; ok {
+		return unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT, int(id)|hash<<16)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT, (hash|unix.PACKET_FANOUT_FLAG_UNIQUEID)<<16); err != nil {
+		return err
+	}
+	v, err := unix.GetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT)
+	if err != nil {
+		return err
+	}
+	f.groups[index] = uint16(v) // the id, below the type and flags
+	return nil
+}
+
+func openSocket(ifi *net.Interface, o LiveOptions, prog []unix.SockFilter, fan *fanout) (*live, error) {
 	l := &live{fd: -1, wake: -1, snaplen: o.Snaplen, timeout: o.ReadTimeout, blockSize: o.Ring.BlockSize,
-		blocks: o.Ring.Blocks, scratch: make([]byte, o.Snaplen+4), opts: o, prog: prog, iface: ifi.Name, m: &mapping{}}
+		blocks: o.Ring.Blocks, scratch: make([]byte, o.Snaplen+4), opts: o, prog: prog, fan: fan, iface: ifi.Name, m: &mapping{}}
 	var err error
 	if l.wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
-	if err := l.open(ifi, o.FanoutGroup); err != nil {
+	if err := l.open(ifi); err != nil {
 		unix.Close(l.wake)
 		return nil, err
 	}
@@ -184,10 +215,10 @@ func openSocket(ifi *net.Interface, o LiveOptions, prog []unix.SockFilter) (*liv
 	return l, nil
 }
 
-// open makes the socket and its ring, bound to ifi in fanout group
-// group, and makes them l's (the reader starts at the ring's first
-// block). On error nothing of it is left open and l is unchanged.
-func (l *live) open(ifi *net.Interface, group uint16) error {
+// open makes the socket and its ring, bound to ifi in the capture's
+// fanout group of ifi, and makes them l's (the reader starts at the ring's
+// first block). On error nothing of it is left open and l is unchanged.
+func (l *live) open(ifi *net.Interface) error {
 	o, prog := l.opts, l.prog
 	// Protocol 0: the socket receives nothing until it is bound to the
 	// interface below, so no other interface's packet enters the ring.
@@ -240,8 +271,7 @@ func (l *live) open(ifi *net.Interface, group uint16) error {
 			return fail("promiscuous mode", err)
 		}
 	}
-	fanout := int(group) | (unix.PACKET_FANOUT_HASH|unix.PACKET_FANOUT_FLAG_DEFRAG)<<16
-	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT, fanout); err != nil {
+	if err := l.fan.join(fd, ifi.Index); err != nil {
 		return fail("fanout", err)
 	}
 	l.fd, l.ring, l.m.b, l.ifindex, l.link = fd, ring, ring, ifi.Index, link
@@ -375,11 +405,10 @@ func (l *live) checkLink() error {
 		return nil // gone for now
 	}
 	if ifi.Index != l.ifindex {
-		group := uint16(uint32(l.opts.FanoutGroup) + uint32(ifi.Index)*40503)
 		oldFd, oldRing := l.fd, l.ring
 		l.fdMu.Lock()
 		l.readKernelStats() // the old socket's last counters
-		err := l.open(ifi, group)
+		err := l.open(ifi)
 		l.fdMu.Unlock()
 		if err != nil {
 			err = fmt.Errorf("interface %s made again (index %d): %w", l.iface, ifi.Index, err)
