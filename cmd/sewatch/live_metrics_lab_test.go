@@ -35,7 +35,7 @@ func TestLiveMetrics(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"\nsewatch_kernel_drops_total 0\n", "\nsewatch_kernel_ring_freezes_total 0\n"} {
+	for _, want := range []string{"\nsewatch_kernel_drops_total 0\n", "\nsewatch_kernel_ring_freezes_total 0\n", "\nsewatch_capture_link_downs_total 0\n"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q:\n%s", strings.TrimSpace(want), body)
 		}
