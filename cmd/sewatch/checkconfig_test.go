@@ -61,6 +61,10 @@ outputs:
 		}, "configuration has 5 problem(s)"},
 		{"unreachable broker", []string{"-c", unreachable, "--check-config"}, 1, []string{"outputs[0] (kafka): "}, "connection refused"},
 		{"offline skips the network", []string{"-c", unreachable, "--check-config", "--offline"}, 0, nil, "configuration OK: "},
+		// The live interface: it must exist (no privilege needed to check).
+		{"live interface missing", []string{"--check-config", "--offline", "-i", "sewatch-nosuch0"}, 1,
+			[]string{"-i: interface sewatch-nosuch0: "}, "no such network interface"},
+		{"live interface present", []string{"--check-config", "--offline", "-i", "lo"}, 0, nil, "configuration OK: "},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -80,10 +80,12 @@ func stallTimeout(cfg config.Config, live bool) time.Duration {
 }
 
 // runCheckConfig checks what a run needs beyond the configuration's syntax:
-// every file it will read, the BPF filter, the spool directory, and (unless
-// offline) that every output's destination answers and accepts the
-// credentials. Each problem is one line; the exit status is 1 if any.
-func runCheckConfig(w io.Writer, cfg config.Config, detectors int, offline bool) int {
+// every file it will read, the live interface (iface, if given: it exists
+// and is of a kind live capture decodes), the BPF filter (for that
+// interface's link type), the spool directory, and (unless offline) that
+// every output's destination answers and accepts the credentials. Each
+// problem is one line; the exit status is 1 if any.
+func runCheckConfig(w io.Writer, cfg config.Config, detectors int, iface string, offline bool) int {
 	var problems []string
 	add := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
 
@@ -92,9 +94,17 @@ func runCheckConfig(w io.Writer, cfg config.Config, detectors int, offline bool)
 			add("vpngate-list: %v", err)
 		}
 	}
-	if cfg.Capture.Filter != "" {
-		// Ethernet: what live capture and nearly every pcap use.
-		if _, err := capture.CompileFilter(cfg.Capture.Filter, 1); err != nil {
+	// Ethernet: what live capture and nearly every pcap use.
+	link, linkOK := uint32(1), true
+	if iface != "" {
+		l, err := capture.InterfaceLinkType(iface)
+		if err != nil {
+			add("-i: %v", err)
+		}
+		link, linkOK = l, err == nil
+	}
+	if cfg.Capture.Filter != "" && linkOK {
+		if _, err := capture.CompileFilter(cfg.Capture.Filter, link); err != nil {
 			add("capture.filter %q: %v", cfg.Capture.Filter, err)
 		}
 	}

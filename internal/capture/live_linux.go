@@ -123,14 +123,9 @@ func OpenLive(iface string, o LiveOptions) ([]Source, error) {
 	}
 	o.Ring = o.Ring.withDefaults(o.Snaplen)
 	// The filter is compiled for what the sockets will read.
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	link, err := InterfaceLinkType(iface)
 	if err != nil {
-		return nil, fmt.Errorf("af_packet on %s: socket: %w (needs CAP_NET_RAW)", iface, err)
-	}
-	link, err := linkTypeOf(fd, iface)
-	unix.Close(fd)
-	if err != nil {
-		return nil, fmt.Errorf("interface %s: %w", iface, err)
+		return nil, err
 	}
 	var prog []unix.SockFilter
 	if o.Filter != "" {
@@ -504,6 +499,26 @@ const (
 	arphrdIP6GRE   = 823
 	arphrdNone     = 0xfffe
 )
+
+// InterfaceLinkType returns the pcap link type live capture reads on the
+// named interface (linkTypeOf), or why it cannot capture there: no such
+// interface, or a kind it does not decode. It needs no privilege.
+func InterfaceLinkType(name string) (uint32, error) {
+	if _, err := net.InterfaceByName(name); err != nil {
+		return 0, fmt.Errorf("interface %s: %w", name, err)
+	}
+	// Any socket answers SIOCGIFHWADDR; a datagram one needs no privilege.
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("interface %s: %w", name, err)
+	}
+	defer unix.Close(fd)
+	link, err := linkTypeOf(fd, name)
+	if err != nil {
+		return 0, fmt.Errorf("interface %s: %w", name, err)
+	}
+	return link, nil
+}
 
 // linkTypeOf returns the pcap link type of what a raw packet socket reads
 // on the interface, from its hardware type (SIOCGIFHWADDR): Ethernet for
