@@ -117,12 +117,14 @@ func TestLinkFlapAfterPrivilegeDrop(t *testing.T) {
 			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
+	// 203.0.113.0/24: the capture package's lab tests, which go test runs
+	// beside these, put 198.51.100.0/24 on a veth of the root namespace.
 	link := func() {
 		run("ip", "link", "add", here, "type", "veth", "peer", "name", peer)
 		run("ip", "link", "set", peer, "netns", ns)
-		run("ip", "addr", "add", "198.51.100.1/24", "dev", here)
+		run("ip", "addr", "add", "203.0.113.1/24", "dev", here)
 		run("ip", "link", "set", here, "up")
-		run("ip", "-n", ns, "addr", "add", "198.51.100.2/24", "dev", peer)
+		run("ip", "-n", ns, "addr", "add", "203.0.113.2/24", "dev", peer)
 		run("ip", "-n", ns, "link", "set", peer, "up")
 	}
 	exec.Command("ip", "netns", "del", ns).Run()
@@ -143,7 +145,7 @@ func TestLinkFlapAfterPrivilegeDrop(t *testing.T) {
 	c.waitLog(t, `interface went down or away`)
 	run("ip", "link", "set", here, "up")
 	c.waitLog(t, `interface is back`)
-	run("ip", "netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "1", "198.51.100.1")
+	run("ip", "netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "1", "203.0.113.1")
 
 	// A stats event after the flap counts both sockets' poll errors and the
 	// packets read since (the workers publish their counters at least once

@@ -43,7 +43,9 @@ func TestLiveRawIPInterface(t *testing.T) {
 		t.Fatalf("link type %d on a tun device, want 101 (raw IP)", lt)
 	}
 	// An echo request from 198.51.100.2 enters the kernel through the tun
-	// device; the kernel's reply leaves through it.
+	// device; the kernel's reply leaves through it. (The subnet of this
+	// package's veth tests, which run one after the other; the cmd
+	// package's, which go test runs beside these, use another.)
 	req := echoRequest(net.IPv4(198, 51, 100, 2), net.IPv4(198, 51, 100, 1))
 	if _, err := tun.Write(req); err != nil {
 		t.Fatal(err)
