@@ -234,8 +234,7 @@ func (l *live) open(ifi *net.Interface) error {
 		return fail("interface "+ifi.Name, err)
 	}
 	if l.link != 0 && link != l.link {
-		// The workers decode one link type from start to end.
-		return fail("interface "+ifi.Name, fmt.Errorf("made again with link type %d where it had %d", link, l.link))
+		return fail("interface "+ifi.Name, fmt.Errorf("%w: link type %d, where it had %d", errLinkChanged, link, l.link))
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
 		return fail("TPACKET_V3", err)
@@ -384,6 +383,10 @@ func (l *live) linkUp() {
 	}
 }
 
+// errLinkChanged: an interface made again is of another kind (the workers
+// decode one link type from start to end; a restart reads the new one).
+var errLinkChanged = errors.New("made again as another kind of interface")
+
 // checkLink looks for the interface of a socket whose interface went
 // down, at each read timeout while it is down (the caller holds mu). The
 // kernel resumes the socket itself when its interface comes up again; an
@@ -391,9 +394,9 @@ func (l *live) linkUp() {
 // a new socket, which joins a fanout group of the new interface's own: the
 // group of the old one lives on while the other workers' sockets are still
 // in it, and a group serves one interface. It fails only when the process
-// may no longer open one (it gave up root after opening the first):
-// waiting would capture nothing for good, while an exit lets the service
-// manager start it again.
+// may no longer open one (it gave up root after opening the first) or the
+// new interface is of another kind: waiting would capture nothing for
+// good, while an exit lets the service manager start it again.
 func (l *live) checkLink() error {
 	ifi, err := net.InterfaceByName(l.iface)
 	if err != nil {
@@ -409,6 +412,9 @@ func (l *live) checkLink() error {
 			err = fmt.Errorf("interface %s made again (index %d): %w", l.iface, ifi.Index, err)
 			if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
 				return fmt.Errorf("%w; the process gave up root after opening its first sockets", err)
+			}
+			if errors.Is(err, errLinkChanged) {
+				return err
 			}
 			if msg := err.Error(); msg != l.reopenErr && l.opts.OnLink != nil {
 				l.reopenErr = msg
@@ -525,8 +531,9 @@ func InterfaceLinkType(name string) (uint32, error) {
 // Ethernet, veth, bridges, bonds, VLAN and tap devices and loopback; raw IP
 // (101) for interfaces with no link header, whose packets the kernel hands
 // over from the IP header: tun devices (OpenVPN's tun0, WireGuard's wg0),
-// PPP, IP-in-IP and GRE tunnels. Any other kind (Wi-Fi monitor mode, InfiniBand, CAN) is refused,
-// rather than decoded as Ethernet into nothing.
+// PPP, IP-in-IP and GRE tunnels. Any other kind (Wi-Fi monitor mode,
+// InfiniBand, CAN) is refused, rather than decoded as Ethernet into
+// nothing.
 func linkTypeOf(fd int, name string) (uint32, error) {
 	ifr, err := unix.NewIfreq(name)
 	if err != nil {

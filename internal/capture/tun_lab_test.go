@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -20,19 +21,8 @@ import (
 // frames are raw IP and hands them over from the IP header.
 func TestLiveRawIPInterface(t *testing.T) {
 	name := fmt.Sprintf("swt%d", os.Getpid())
-	tun, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tun.Close()
-	var ifr [40]byte // struct ifreq: name, then flags
-	copy(ifr[:unix.IFNAMSIZ-1], name)
-	binary.NativeEndian.PutUint16(ifr[unix.IFNAMSIZ:], unix.IFF_TUN|unix.IFF_NO_PI)
-	if _, _, e := unix.Syscall(unix.SYS_IOCTL, tun.Fd(), unix.TUNSETIFF, uintptr(unsafe.Pointer(&ifr[0]))); e != 0 {
-		t.Fatalf("TUNSETIFF: %v", e)
-	}
+	tun := makeTun(t, name)
 	sh(t, "ip", "addr", "add", "198.51.100.1/24", "dev", name)
-	sh(t, "ip", "link", "set", name, "up")
 
 	srcs, err := OpenLive(name, LiveOptions{Workers: 1, ReadTimeout: 200 * time.Millisecond, Filter: "icmp"})
 	if err != nil {
@@ -96,4 +86,55 @@ func checksum(b []byte) uint16 {
 		s = s>>16 + s&0xffff
 	}
 	return ^uint16(s)
+}
+
+// makeTun makes a tun device (IP packets, no link header) named name, up,
+// for as long as the test runs.
+func makeTun(t *testing.T, name string) *os.File {
+	t.Helper()
+	tun, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tun.Close() })
+	var ifr [40]byte // struct ifreq: name, then flags
+	copy(ifr[:unix.IFNAMSIZ-1], name)
+	binary.NativeEndian.PutUint16(ifr[unix.IFNAMSIZ:], unix.IFF_TUN|unix.IFF_NO_PI)
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, tun.Fd(), unix.TUNSETIFF, uintptr(unsafe.Pointer(&ifr[0]))); e != 0 {
+		t.Fatalf("TUNSETIFF: %v", e)
+	}
+	sh(t, "ip", "link", "set", name, "up")
+	return tun
+}
+
+// TestLiveInterfaceMadeAgainAsTun: an Ethernet interface deleted and made
+// again under its name as a tun device ends the capture with the reason
+// (its workers decode one link type), rather than decode raw IP as
+// Ethernet or wait for good.
+func TestLiveInterfaceMadeAgainAsTun(t *testing.T) {
+	labLink(t)
+	srcs, err := OpenLive(labHere, LiveOptions{Workers: 1, ReadTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srcs[0].Close()
+	done := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := srcs[0].ReadPacket(); err != nil && !errors.Is(err, ErrTimeout) {
+				done <- err
+				return
+			}
+		}
+	}()
+	sh(t, "ip", "link", "del", labHere)
+	makeTun(t, labHere)
+	select {
+	case err := <-done:
+		if !errors.Is(err, errLinkChanged) || !strings.Contains(err.Error(), "link type 101, where it had 1") {
+			t.Errorf("read error %v, want the interface made again as another kind", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the capture went on for 5 s on an interface made again as a tun device")
+	}
 }
