@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -84,5 +85,110 @@ func TestPassiveTapBridge(t *testing.T) {
 	if alerts[br] != 1 || alerts[toClient] != 0 {
 		t.Errorf("SoftEther session alerts: %d on the bridge (want 1), %d on the server-to-client port alone (want 0)\nbridge sensor's log:\n%s",
 			alerts[br], alerts[toClient], sensors[br].stderr.String())
+	}
+}
+
+// tunReplay makes a tun device (argv 1) in the namespace it runs in, says
+// "ready", waits for a line on stdin, then writes the IP packets of the
+// pcap (argv 2) into it, as a VPN's tun device hands the kernel what came
+// through the tunnel, and says how many.
+const tunReplay = `
+import fcntl, os, struct, sys, time
+name, pcap = sys.argv[1], sys.argv[2]
+fd = os.open('/dev/net/tun', os.O_RDWR)
+fcntl.ioctl(fd, 0x400454ca, struct.pack('16sH', name.encode(), 0x1001))  # TUNSETIFF, IFF_TUN|IFF_NO_PI
+os.system('ip link set %s up' % name)
+print('ready', flush=True)
+sys.stdin.readline()
+with open(pcap, 'rb') as f:
+    magic = f.read(24)[:4]
+    e = '<' if magic in (b'\xd4\xc3\xb2\xa1', b'\x4d\x3c\xb2\xa1') else '>'
+    n = 0
+    while True:
+        rh = f.read(16)
+        if len(rh) < 16:
+            break
+        frame = f.read(struct.unpack(e + 'IIII', rh)[2])
+        et, off = frame[12:14], 14
+        while et in (b'\x81\x00', b'\x88\xa8'):
+            et, off = frame[off + 2:off + 4], off + 4
+        if et in (b'\x08\x00', b'\x86\xdd'):
+            os.write(fd, frame[off:])
+            n += 1
+            if n % 50 == 0:
+                time.sleep(0.01)
+print('sent', n, flush=True)
+time.sleep(0.5)
+`
+
+// TestSoftEtherOnTunInterface (root): a sensor on a tun device (the inner
+// interface of an OpenVPN or WireGuard gateway) finds a SoftEther session
+// carried inside that VPN. The bundled session's IP packets are written
+// into a tun device in a network namespace of the test's own (forwarding
+// off there: they go nowhere); the sensor in that namespace raises the
+// session's alert. Before live capture read tun devices as raw IP it
+// decoded them as Ethernet and found no flow at all.
+func TestSoftEtherOnTunInterface(t *testing.T) {
+	ns, tun := fmt.Sprintf("sw-tun-%d", os.Getpid()), "swtun0"
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	py := exec.Command("ip", "netns", "exec", ns, "python3", "-c", tunReplay, tun, "../../testdata/pcap/se-direct-443.pcap")
+	stdin, err := py.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := py.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	py.Stderr = os.Stderr
+	if err := py.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { py.Process.Kill(); py.Wait() })
+	lines := bufio.NewScanner(out)
+	if !lines.Scan() || lines.Text() != "ready" {
+		t.Fatalf("tun writer: %q, want ready", lines.Text())
+	}
+
+	eve := filepath.Join(t.TempDir(), "eve.json")
+	c := &child{cmd: exec.Command("ip", "netns", "exec", ns, os.Args[0], "-i", tun, "-o", "file:"+eve),
+		stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	c.cmd.Env = append(os.Environ(), "SEWATCH_TEST_MAIN=1")
+	c.cmd.Stdout, c.cmd.Stderr = c.stdout, c.stderr
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		c.cmd.Wait()
+		c.code = c.cmd.ProcessState.ExitCode()
+		close(c.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-c.done:
+		default:
+			c.cmd.Process.Kill()
+			<-c.done
+		}
+	})
+	c.waitLog(t, `msg=capturing`)
+	fmt.Fprintln(stdin, "go")
+	if !lines.Scan() || !strings.HasPrefix(lines.Text(), "sent ") {
+		t.Fatalf("tun writer: %q, want the packets sent", lines.Text())
+	}
+	time.Sleep(500 * time.Millisecond)
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	if code, _ := c.wait(t); code != 0 {
+		t.Fatalf("exit %d\n%s", code, c.stderr.String())
+	}
+	b, err := os.ReadFile(eve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), `"signature_id":8700001`); n != 1 {
+		t.Errorf("%d SoftEther session alerts on the tun device (%s), want 1\n%s", n, lines.Text(), c.stderr.String())
 	}
 }
