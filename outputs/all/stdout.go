@@ -3,6 +3,7 @@
 package all
 
 import (
-	_ "github.com/sewatch/sewatch/outputs/file"   // file output
-	_ "github.com/sewatch/sewatch/outputs/stdout" // stdout output
+	_ "github.com/sewatch/sewatch/outputs/file"     // file output
+	_ "github.com/sewatch/sewatch/outputs/stdout"   // stdout output
+	_ "github.com/sewatch/sewatch/outputs/unixsock" // unix socket output
 )
