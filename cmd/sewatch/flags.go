@@ -60,7 +60,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.user, "user", "", "live mode: switch to this `user` once the capture sockets are open")
 	fs.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus /metrics on `address` (e.g. 127.0.0.1:9717)")
 	outs := (*multiFlag)(&o.outs)
-	fs.Var(outs, "o", "output `TYPE[:ARG]`, repeatable: stdout, file:PATH, unix:SOCKET, kafka:HOST:PORT[,..]/TOPIC, elasticsearch:URL[/STREAM]")
+	fs.Var(outs, "o", "output `TYPE[:ARG]`, repeatable: stdout, file:PATH, unix:SOCKET, syslog[:udp://HOST:PORT], kafka:HOST:PORT[,..]/TOPIC, elasticsearch:URL[/STREAM]")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usageText)
 		fs.PrintDefaults()
