@@ -46,6 +46,9 @@ type Spec struct {
 	Type    string         `yaml:"type"`
 	Arg     string         `yaml:"arg"`
 	Options map[string]any `yaml:"options"`
+	// Types are the EVE event types the output takes (alert, flow,
+	// stats), as Suricata's eve-log `types`; empty: all of them.
+	Types []string `yaml:"types"`
 	// Name is a unique label for logs and stats, e.g. "outputs[1] (kafka)".
 	Name string `yaml:"-"`
 }
@@ -121,7 +124,26 @@ func Validate(s Spec) error {
 	if err != nil {
 		return err
 	}
+	if err := checkTypes(s.Types); err != nil {
+		return err
+	}
 	return o.Validate(s)
+}
+
+// EventTypes are the EVE event types sewatch writes.
+var EventTypes = []string{"alert", "flow", "stats"}
+
+func checkTypes(ts []string) error {
+	for _, t := range ts {
+		known := false
+		for _, k := range EventTypes {
+			known = known || t == k
+		}
+		if !known {
+			return fmt.Errorf("types: %q is not an event type sewatch writes (%s)", t, strings.Join(EventTypes, ", "))
+		}
+	}
+	return nil
 }
 
 // Open opens the output a Spec describes.
@@ -130,7 +152,7 @@ func Open(ctx context.Context, s Spec, log *slog.Logger) (Output, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := o.Validate(s); err != nil {
+	if err := Validate(s); err != nil {
 		return nil, err
 	}
 	return o.Open(ctx, s, log)

@@ -42,6 +42,10 @@ type Policy struct {
 	SpoolDir string
 	// SpoolMaxBytes bounds each output's spool on disk (default 256 MiB).
 	SpoolMaxBytes int64
+	// Types, index-aligned with the outputs, are the event types each
+	// output takes (Spec.Types); a missing or empty entry: all. Records of
+	// other types never enter its queue or spool.
+	Types [][]string
 	// StallTimeout bounds how long Send blocks (non-lossy mode) while an
 	// output makes no progress and has no room left in memory or spool:
 	// after it, that output's records are dropped and counted until it
@@ -145,8 +149,10 @@ type sink struct {
 	out  Output
 	name string
 	id   string
-	q    chan Record
-	sp   *spool.Spool // nil: no spool
+	// types are the event types it takes (nil: all).
+	types map[string]bool
+	q     chan Record
+	sp    *spool.Spool // nil: no spool
 
 	mu         sync.Mutex
 	mem        []Record // oldest first; all older than anything in sp
@@ -261,6 +267,12 @@ func newRouter(pol Policy, outs []Output, log *slog.Logger, strict bool) (*Route
 			wake: make(chan struct{}, 1), room: make(chan struct{}, 1)}
 		// The spool's callback counts into the same counter, from Open on.
 		s.discarded = discards[i]
+		if i < len(pol.Types) && len(pol.Types[i]) > 0 {
+			s.types = map[string]bool{}
+			for _, t := range pol.Types[i] {
+				s.types[t] = true
+			}
+		}
 		r.sinks = append(r.sinks, s)
 		r.wg.Add(2)
 		go r.intake(s)
@@ -344,6 +356,9 @@ func SpoolName(name string) string {
 // Send hands a record to every output. In lossy mode it never blocks.
 func (r *Router) Send(rec Record) {
 	for _, s := range r.sinks {
+		if s.types != nil && !s.types[rec.Type] {
+			continue
+		}
 		if r.pol.Lossy {
 			select {
 			case s.q <- rec:

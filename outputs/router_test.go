@@ -3,8 +3,10 @@ package outputs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -66,6 +68,32 @@ func TestRouterRetriesInOrder(t *testing.T) {
 	st := r.Stats()[0]
 	if st.Delivered != 20 || st.Retried != 3 || st.Dropped != 0 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// An output with event types takes only those (Suricata's eve-log
+// types: alerts to the SIEM, stats to a file); one without takes all, and
+// an unknown type in a Spec is a configuration error.
+func TestRouterEventTypes(t *testing.T) {
+	all, alerts := &flaky{}, &flaky{}
+	r := NewRouter(Policy{Types: [][]string{nil, {"alert"}}}, []Output{all, alerts}, quiet)
+	for _, typ := range []string{"alert", "stats", "flow", "alert"} {
+		r.Send(Record{Type: typ, JSON: []byte(typ)})
+	}
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(all.got); got != "[alert stats flow alert]" {
+		t.Errorf("the output without types got %s", got)
+	}
+	if got := fmt.Sprint(alerts.got); got != "[alert alert]" {
+		t.Errorf("the alert output got %s", got)
+	}
+	if err := checkTypes([]string{"alert", "stats"}); err != nil {
+		t.Error(err)
+	}
+	if err := checkTypes([]string{"alerts"}); err == nil || !strings.Contains(err.Error(), `"alerts" is not an event type`) {
+		t.Errorf("unknown type: %v", err)
 	}
 }
 

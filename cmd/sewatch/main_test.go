@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -160,4 +162,44 @@ func firstLine(b []byte) string {
 		return s[:i+1]
 	}
 	return s
+}
+
+// An output's `types` (Suricata's eve-log types) choose the event types it
+// takes: a file of alerts only beside one of everything; an unknown type
+// is a configuration error.
+func TestOutputEventTypes(t *testing.T) {
+	dir := t.TempDir()
+	alerts, all := filepath.Join(dir, "alerts.json"), filepath.Join(dir, "all.json")
+	cfg := filepath.Join(dir, "sewatch.yaml")
+	os.WriteFile(cfg, []byte("outputs:\n  - type: file\n    types: [alert]\n    options: {path: "+alerts+"}\n"+
+		"  - type: file\n    options: {path: "+all+"}\n"), 0o644)
+	if _, errOut, code := sewatch(t, "-c", cfg, "-r", direct); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	kinds := func(path string) string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ks []string
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var ev struct {
+				EventType string `json:"event_type"`
+			}
+			json.Unmarshal([]byte(l), &ev)
+			ks = append(ks, ev.EventType)
+		}
+		sort.Strings(ks)
+		return strings.Join(ks, " ")
+	}
+	if got := kinds(alerts); got != "alert" {
+		t.Errorf("the alerts-only file has %q", got)
+	}
+	if got := kinds(all); got != "alert flow stats" {
+		t.Errorf("the file of everything has %q", got)
+	}
+	os.WriteFile(cfg, []byte("outputs:\n  - type: stdout\n    types: [alerts]\n"), 0o644)
+	if _, errOut, code := sewatch(t, "-c", cfg, "-r", direct); code != 2 || !strings.Contains(errOut, `"alerts" is not an event type`) {
+		t.Errorf("unknown type: exit %d, want 2 with the reason: %s", code, errOut)
+	}
 }

@@ -30,6 +30,9 @@ func openOutputs(ctx context.Context, cfg config.Config, live bool, log *slog.Lo
 	pol.QueueSize, pol.BatchSize, pol.BatchTimeout = d.QueueSize, d.BatchSize, d.BatchTimeout
 	pol.SpoolDir, pol.SpoolMaxBytes = d.SpoolDir, d.SpoolMaxBytes
 	pol.StallTimeout = stallTimeout(cfg, live)
+	for _, s := range cfg.Outputs {
+		pol.Types = append(pol.Types, s.Types)
+	}
 	router, err := outputs.OpenRouter(pol, opened, log)
 	if err != nil {
 		closeAll(opened)
