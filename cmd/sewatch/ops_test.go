@@ -40,7 +40,14 @@ type child struct {
 
 func start(t *testing.T, stdin *os.File, args ...string) *child {
 	t.Helper()
-	c := &child{cmd: exec.Command(os.Args[0], args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	return startCmd(t, stdin, exec.Command(os.Args[0], args...))
+}
+
+// startCmd starts cmd, which runs this test binary as sewatch (through a
+// wrapper such as ip netns exec, if need be).
+func startCmd(t *testing.T, stdin *os.File, cmd *exec.Cmd) *child {
+	t.Helper()
+	c := &child{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
 	c.cmd.Env = append(os.Environ(), "SEWATCH_TEST_MAIN=1")
 	c.cmd.Stdout, c.cmd.Stderr = c.stdout, c.stderr
 	if stdin != nil {

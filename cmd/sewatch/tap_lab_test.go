@@ -154,26 +154,7 @@ func TestSoftEtherOnTunInterface(t *testing.T) {
 	}
 
 	eve := filepath.Join(t.TempDir(), "eve.json")
-	c := &child{cmd: exec.Command("ip", "netns", "exec", ns, os.Args[0], "-i", tun, "-o", "file:"+eve),
-		stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
-	c.cmd.Env = append(os.Environ(), "SEWATCH_TEST_MAIN=1")
-	c.cmd.Stdout, c.cmd.Stderr = c.stdout, c.stderr
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		c.cmd.Wait()
-		c.code = c.cmd.ProcessState.ExitCode()
-		close(c.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-c.done:
-		default:
-			c.cmd.Process.Kill()
-			<-c.done
-		}
-	})
+	c := startCmd(t, nil, exec.Command("ip", "netns", "exec", ns, os.Args[0], "-i", tun, "-o", "file:"+eve))
 	c.waitLog(t, `msg=capturing`)
 	fmt.Fprintln(stdin, "go")
 	if !lines.Scan() || !strings.HasPrefix(lines.Text(), "sent ") {
