@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -135,11 +136,7 @@ var EventTypes = []string{"alert", "flow", "stats"}
 
 func checkTypes(ts []string) error {
 	for _, t := range ts {
-		known := false
-		for _, k := range EventTypes {
-			known = known || t == k
-		}
-		if !known {
+		if !slices.Contains(EventTypes, t) {
 			return fmt.Errorf("types: %q is not an event type sewatch writes (%s)", t, strings.Join(EventTypes, ", "))
 		}
 	}

@@ -198,6 +198,14 @@ func TestOutputEventTypes(t *testing.T) {
 	if got := kinds(all); got != "alert flow stats" {
 		t.Errorf("the file of everything has %q", got)
 	}
+	// -o keeps a configured output's settings of the same type, its types too.
+	viaFlag := filepath.Join(dir, "flag.json")
+	if _, errOut, code := sewatch(t, "-c", cfg, "-o", "file:"+viaFlag, "-r", direct); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if got := kinds(viaFlag); got != "alert" {
+		t.Errorf("-o file: with a configured alerts-only file output wrote %q", got)
+	}
 	os.WriteFile(cfg, []byte("outputs:\n  - type: stdout\n    types: [alerts]\n"), 0o644)
 	if _, errOut, code := sewatch(t, "-c", cfg, "-r", direct); code != 2 || !strings.Contains(errOut, `"alerts" is not an event type`) {
 		t.Errorf("unknown type: exit %d, want 2 with the reason: %s", code, errOut)

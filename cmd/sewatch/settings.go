@@ -64,7 +64,7 @@ func outputSpecs(o options, cfg config.Config) ([]outputs.Spec, error) {
 		}
 		for _, c := range cfg.Outputs {
 			if c.Type == s.Type && s.Options == nil {
-				s.Options = c.Options // auth, TLS, batching
+				s.Options, s.Types = c.Options, c.Types // auth, TLS, batching; event types
 			}
 		}
 		specs = append(specs, s)

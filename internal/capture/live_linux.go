@@ -73,7 +73,8 @@ type live struct {
 	fan     *fanout
 	iface   string
 	ifindex int
-	// link is the pcap link type of the interface's frames (linkTypeOf).
+	// link is the pcap link type of the interface's frames (linkTypeOf),
+	// fixed when the capture opens.
 	link uint32
 	// down: the kernel reported the interface down (ENETDOWN); downs
 	// counts those reports.
@@ -144,7 +145,7 @@ func OpenLive(iface string, o LiveOptions) ([]Source, error) {
 	var srcs []Source
 	fan := &fanout{groups: map[int]uint16{}}
 	for i := 0; i < o.Workers; i++ {
-		l, err := openSocket(ifi, o, prog, fan)
+		l, err := openSocket(ifi, link, o, prog, fan)
 		if err != nil {
 			for _, s := range srcs {
 				s.Close()
@@ -191,9 +192,10 @@ func (f *fanout) join(fd, index int) error {
 	return nil
 }
 
-func openSocket(ifi *net.Interface, o LiveOptions, prog []unix.SockFilter, fan *fanout) (*live, error) {
+func openSocket(ifi *net.Interface, link uint32, o LiveOptions, prog []unix.SockFilter, fan *fanout) (*live, error) {
 	l := &live{fd: -1, wake: -1, snaplen: o.Snaplen, timeout: o.ReadTimeout, blockSize: o.Ring.BlockSize,
-		blocks: o.Ring.Blocks, scratch: make([]byte, o.Snaplen+4), opts: o, prog: prog, fan: fan, iface: ifi.Name, m: &mapping{}}
+		blocks: o.Ring.Blocks, scratch: make([]byte, o.Snaplen+4), opts: o, prog: prog, fan: fan, iface: ifi.Name,
+		link: link, m: &mapping{}}
 	var err error
 	if l.wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
 		return nil, fmt.Errorf("eventfd: %w", err)
@@ -229,11 +231,10 @@ func (l *live) open(ifi *net.Interface) error {
 		unix.Close(fd)
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	link, err := linkTypeOf(fd, ifi.Name)
-	if err != nil {
+	// The filter was compiled, and the workers decode, for l.link.
+	if link, err := linkTypeOf(fd, ifi.Name); err != nil {
 		return fail("interface "+ifi.Name, err)
-	}
-	if l.link != 0 && link != l.link {
+	} else if link != l.link {
 		return fail("interface "+ifi.Name, fmt.Errorf("%w: link type %d, where it had %d", errLinkChanged, link, l.link))
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
@@ -268,7 +269,7 @@ func (l *live) open(ifi *net.Interface) error {
 	if err := l.fan.join(fd, ifi.Index); err != nil {
 		return fail("fanout", err)
 	}
-	l.fd, l.ring, l.m.b, l.ifindex, l.link = fd, ring, ring, ifi.Index, link
+	l.fd, l.ring, l.m.b, l.ifindex = fd, ring, ring, ifi.Index
 	l.cur, l.inBlock, l.left, l.off = 0, false, 0, 0
 	l.pfd = [2]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLERR}, {Fd: int32(l.wake), Events: unix.POLLIN}}
 	return nil

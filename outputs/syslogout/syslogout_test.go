@@ -122,7 +122,7 @@ func TestTCPReconnects(t *testing.T) {
 	}
 	l2, err := net.Listen("tcp", addr)
 	if err != nil {
-		t.Skipf("port %s taken meanwhile: %v", addr, err)
+		t.Fatalf("listening again on %s: %v", addr, err)
 	}
 	defer serve(l2)()
 	for len(lines) > 0 {
