@@ -30,6 +30,10 @@ type Flow struct {
 	SYNSeen        bool
 	VLAN           [3]uint16
 	NVLAN          uint8
+	// Iface is the capture interface the flow's first packet came in on,
+	// as an index into the engine's list (live capture on several
+	// interfaces; 0 otherwise).
+	Iface uint8
 	// Reported: an inspector reported evidence on this flow (its buffers
 	// are the last shed when the buffer budget is full).
 	Reported      bool

@@ -65,6 +65,11 @@ outputs:
 		{"live interface missing", []string{"--check-config", "--offline", "-i", "sewatch-nosuch0"}, 1,
 			[]string{"-i: interface sewatch-nosuch0: "}, "no such network interface"},
 		{"live interface present", []string{"--check-config", "--offline", "-i", "lo"}, 0, nil, "configuration OK: "},
+		// Several interfaces (-i A,B or -i A -i B): each is checked.
+		{"one of two interfaces missing", []string{"--check-config", "--offline", "-i", "lo,sewatch-nosuch0"}, 1,
+			[]string{"-i: interface sewatch-nosuch0: "}, "no such network interface"},
+		{"an interface listed twice", []string{"--check-config", "--offline", "-i", "lo", "-i", "lo"}, 1,
+			[]string{"-i: interface lo is listed twice"}, "configuration has 1 problem(s)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -80,12 +80,12 @@ func stallTimeout(cfg config.Config, live bool) time.Duration {
 }
 
 // runCheckConfig checks what a run needs beyond the configuration's syntax:
-// every file it will read, the live interface (iface, if given: it exists
-// and is of a kind live capture decodes), the BPF filter (for that
+// every file it will read, the live interfaces (ifaces, if given: each
+// exists and is of a kind live capture decodes, all of one link type), the BPF filter (for that
 // interface's link type), the spool directory, and (unless offline) that
 // every output's destination answers and accepts the credentials. Each
 // problem is one line; the exit status is 1 if any.
-func runCheckConfig(w io.Writer, cfg config.Config, detectors int, iface string, offline bool) int {
+func runCheckConfig(w io.Writer, cfg config.Config, detectors int, ifaces []string, offline bool) int {
 	var problems []string
 	add := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
 
@@ -96,12 +96,21 @@ func runCheckConfig(w io.Writer, cfg config.Config, detectors int, iface string,
 	}
 	// Ethernet: what live capture and nearly every pcap use.
 	link, linkOK := uint32(1), true
-	if iface != "" {
-		l, err := capture.InterfaceLinkType(iface)
-		if err != nil {
+	listed := map[string]bool{}
+	for i, name := range ifaces {
+		l, err := capture.InterfaceLinkType(name)
+		switch {
+		case listed[name]:
+			add("-i: interface %s is listed twice", name)
+		case err != nil:
 			add("-i: %v", err)
+			linkOK = false
+		case i == 0:
+			link = l
+		case l != link && linkOK:
+			add("-i: interfaces %s and %s carry different link types (%d and %d): capture them in two runs", ifaces[0], name, link, l)
 		}
-		link, linkOK = l, err == nil
+		listed[name] = true
 	}
 	if cfg.Capture.Filter != "" && linkOK {
 		if _, err := capture.CompileFilter(cfg.Capture.Filter, link); err != nil {

@@ -20,7 +20,7 @@ import (
 )
 
 // newEngine builds the engine and its verdict stage from the configuration.
-func newEngine(cfg config.Config, iface string, prepareHeap bool, dets []detector.Detector, out engine.Sender, log *slog.Logger) (*engine.Engine, error) {
+func newEngine(cfg config.Config, ifaces []string, prepareHeap bool, dets []detector.Detector, out engine.Sender, log *slog.Logger) (*engine.Engine, error) {
 	vcfg := verdict.DefaultConfig()
 	vcfg.Threshold, vcfg.SessionGap = cfg.Verdict.Threshold, cfg.Verdict.SessionGap
 	vcfg.Allow, vcfg.HomeNets = cfg.Allowlist, cfg.HomeNets
@@ -37,7 +37,7 @@ func newEngine(cfg config.Config, iface string, prepareHeap bool, dets []detecto
 		MaxFlows:    f.MaxFlows,
 		FlowBuffers: int64(cfg.Memory.FlowBuffers),
 		Timeouts:    flow.Timeouts{TCP: f.TCP, TCPClosed: f.TCPClosed, UDP: f.UDP, Other: f.Other},
-		Iface:       iface, Sensor: cfg.SensorName, Location: cfg.Location(), CommunityIDSeed: cfg.CommunityIDSeed,
+		Ifaces:      ifaces, Sensor: cfg.SensorName, Location: cfg.Location(), CommunityIDSeed: cfg.CommunityIDSeed,
 	}, out, log), nil
 }
 

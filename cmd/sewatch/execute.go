@@ -17,7 +17,7 @@ func execute(o options, cfg config.Config, dets []detector.Detector, log *slog.L
 		return err
 	}
 	g := &gate{r: router}
-	eng, err := newEngine(cfg, o.iface, heapWorthPreparing(o.live(), o.readFile), dets, g, log)
+	eng, err := newEngine(cfg, o.ifaces, heapWorthPreparing(o.live(), o.readFile), dets, g, log)
 	if err == nil {
 		eng.SetOutputDrops(outputDrops(router))
 		var stopMetrics func()
@@ -29,7 +29,7 @@ func execute(o options, cfg config.Config, dets []detector.Detector, log *slog.L
 				reloadLists(o.cfgPath, cfg, eng, log)
 			})
 			if o.live() {
-				err = runLive(sig.ctx, eng, o.iface, cfg, log)
+				err = runLive(sig.ctx, eng, o.ifaces, cfg, log)
 			} else {
 				err = runFile(sig.ctx, eng, o.readFile, cfg, log)
 			}

@@ -11,7 +11,7 @@ import (
 	"github.com/sewatch/sewatch/outputs"
 )
 
-const usageText = `usage: sewatch [-r FILE | -i IFACE] [options] [BPF filter]
+const usageText = `usage: sewatch [-r FILE | -i IFACE[,IFACE...]] [options] [BPF filter]
 
 Finds SoftEther VPN use and writes Suricata-EVE alerts (one JSON object per
 line). With no -o, EVE goes to stdout; program logs go to stderr.
@@ -21,17 +21,18 @@ line). With no -o, EVE goes to stdout; program logs go to stderr.
 // options is the parsed command line. Zero values mean "not given": the
 // configuration file (or its defaults) decides.
 type options struct {
-	readFile, iface, cfgPath, logDir string
-	logLevel, logFormat              string
-	user, metricsListen              string
-	workers                          int
-	flowBuffers                      string
-	workersSet                       bool
-	ringBlocks, ringBlockSize        int
-	checkConfig, version, help       bool
-	offline                          bool
-	outs                             []string
-	filter                           string
+	readFile, cfgPath, logDir  string
+	ifaces                     []string // -i, in the order given
+	logLevel, logFormat        string
+	user, metricsListen        string
+	workers                    int
+	flowBuffers                string
+	workersSet                 bool
+	ringBlocks, ringBlockSize  int
+	checkConfig, version, help bool
+	offline                    bool
+	outs                       []string
+	filter                     string
 }
 
 type multiFlag []string
@@ -39,13 +40,26 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
+// ifaceFlag is -i: repeatable, and each value a comma-separated list.
+type ifaceFlag []string
+
+func (m *ifaceFlag) String() string { return strings.Join(*m, ",") }
+func (m *ifaceFlag) Set(v string) error {
+	for _, name := range strings.Split(v, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			*m = append(*m, name)
+		}
+	}
+	return nil
+}
+
 // parseFlags parses the command line; a bad one is a usage error.
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("sewatch", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.readFile, "r", "", "read packets from a pcap or pcapng `file` (gzip/zstd too), a directory of them, or - for stdin")
-	fs.StringVar(&o.iface, "i", "", "capture live on `interface` (AF_PACKET; needs CAP_NET_RAW)")
+	fs.Var((*ifaceFlag)(&o.ifaces), "i", "capture live on `interface` (AF_PACKET; needs CAP_NET_RAW); repeat it or list them with commas to read several as one capture (a tap's two ports)")
 	fs.StringVar(&o.cfgPath, "c", "", "configuration `file` (YAML)")
 	fs.StringVar(&o.logDir, "l", "", "log `dir`: with no -o, EVE goes to DIR/eve.json")
 	fs.BoolVar(&o.checkConfig, "check-config", false, "check the configuration, the files it names, the filter and the outputs (reachable, credentials accepted), then exit")
@@ -84,11 +98,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 
 // checkSource: exactly one input.
 func (o *options) checkSource() error {
-	if (o.readFile == "") == (o.iface == "") {
+	if (o.readFile == "") == (len(o.ifaces) == 0) {
 		return usage(errors.New("give exactly one of -r FILE or -i IFACE (-h for help)"))
 	}
 	return nil
 }
 
 // live reports whether packets come from an interface.
-func (o *options) live() bool { return o.iface != "" }
+func (o *options) live() bool { return len(o.ifaces) > 0 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,13 +78,15 @@ func runFile(ctx context.Context, eng *engine.Engine, path string, cfg config.Co
 	return nil
 }
 
-// runLive captures on an interface until ctx is done or a capture worker
+// runLive captures on the interfaces (one capture, see
+// capture.OpenLiveInterfaces) until ctx is done or a capture worker
 // fails (that error ends the run). Once the sockets are open the process
 // gives up root (cfg.User). The final stats event is written only when the
 // capture started.
-func runLive(ctx context.Context, eng *engine.Engine, iface string, cfg config.Config, log *slog.Logger) error {
+func runLive(ctx context.Context, eng *engine.Engine, ifaces []string, cfg config.Config, log *slog.Logger) error {
 	promisc := cfg.Capture.Promisc == nil || *cfg.Capture.Promisc
-	srcs, err := capture.OpenLive(iface, capture.LiveOptions{Workers: cfg.Capture.Workers, Promisc: promisc,
+	iface := strings.Join(ifaces, ",")
+	srcs, err := capture.OpenLiveInterfaces(ifaces, capture.LiveOptions{Workers: cfg.Capture.Workers, Promisc: promisc,
 		Snaplen: cfg.Capture.Snaplen, Filter: cfg.Capture.Filter, ReadTimeout: liveReadTimeout, Ring: cfg.Capture.Ring(),
 		OnLink: linkLogger(log)})
 	if err != nil {
@@ -131,18 +134,25 @@ func runLive(ctx context.Context, eng *engine.Engine, iface string, cfg config.C
 	return nil
 }
 
-// linkLogger logs the capture sockets' interface going down and coming
-// back once for the whole fanout group (every socket reports it).
+// linkLogger logs an interface going down and coming back once for the
+// whole fanout group on it (every socket reports it).
 func linkLogger(log *slog.Logger) func(string, capture.LinkState, error) {
-	var down atomic.Int32 // sockets whose interface is down
+	var mu sync.Mutex
+	down := map[string]int{} // sockets whose interface is down, by interface
+	count := func(iface string, d int) int {
+		mu.Lock()
+		defer mu.Unlock()
+		down[iface] += d
+		return down[iface]
+	}
 	return func(iface string, s capture.LinkState, err error) {
 		switch s {
 		case capture.LinkDown:
-			if down.Add(1) == 1 {
+			if count(iface, 1) == 1 {
 				log.Warn("interface went down or away: waiting for it, flows are kept", "iface", iface, "err", err)
 			}
 		case capture.LinkUp:
-			if down.Add(-1) == 0 {
+			if count(iface, -1) == 0 {
 				log.Info("interface is back: capturing again", "iface", iface)
 			}
 		case capture.LinkReopenFailed:

@@ -47,7 +47,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitStatus(usage(err), stderr)
 	}
 	if opts.checkConfig {
-		return runCheckConfig(stderr, cfg, len(dets), opts.iface, opts.offline)
+		return runCheckConfig(stderr, cfg, len(dets), opts.ifaces, opts.offline)
 	}
 	if err := opts.checkSource(); err != nil {
 		return exitStatus(err, stderr)

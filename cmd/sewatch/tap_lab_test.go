@@ -21,7 +21,9 @@ import (
 // it sees whole sessions. A bundled SoftEther capture is replayed with
 // tcpreplay's two-interface mode (client to server on one port, server to
 // client on the other); the sensor on the bridge raises the session's
-// alert, one on the server-to-client port alone none.
+// alert, one on the server-to-client port alone none. A sensor given both
+// ports (-i A,B, two workers) raises it too, without a bridge, and names
+// the port the session's first packet came in on as its in_iface.
 func TestPassiveTapBridge(t *testing.T) {
 	for _, tool := range []string{"tcpprep", "tcpreplay"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -63,14 +65,16 @@ func TestPassiveTapBridge(t *testing.T) {
 	run("tcpprep", "--auto=first", "-i", capture, "-o", cache)
 	dir := t.TempDir()
 	sensors := map[string]*child{}
-	for _, iface := range []string{br, toClient} {
-		c := start(t, nil, "-i", iface, "-o", "file:"+filepath.Join(dir, iface+".json"))
+	both := toServer + "," + toClient
+	for _, iface := range []string{br, toClient, both} {
+		c := start(t, nil, "-i", iface, "--workers", "2", "-o", "file:"+filepath.Join(dir, iface+".json"))
 		c.waitLog(t, `msg=capturing`)
 		sensors[iface] = c
 	}
 	run("ip", "netns", "exec", ns, "tcpreplay", "-q", "--pps=2000", "-c", cache, "-i", toServer+"p", "-I", toClient+"p", capture)
 	time.Sleep(500 * time.Millisecond) // the last ring block is handed over within 50 ms
 	alerts := map[string]int{}
+	eves := map[string]string{}
 	for iface, c := range sensors {
 		c.cmd.Process.Signal(syscall.SIGTERM)
 		if code, _ := c.wait(t); code != 0 {
@@ -81,10 +85,18 @@ func TestPassiveTapBridge(t *testing.T) {
 			t.Fatal(err)
 		}
 		alerts[iface] = strings.Count(string(b), `"signature_id":8700001`)
+		eves[iface] = string(b)
 	}
-	if alerts[br] != 1 || alerts[toClient] != 0 {
-		t.Errorf("SoftEther session alerts: %d on the bridge (want 1), %d on the server-to-client port alone (want 0)\nbridge sensor's log:\n%s",
-			alerts[br], alerts[toClient], sensors[br].stderr.String())
+	if alerts[br] != 1 || alerts[toClient] != 0 || alerts[both] != 1 {
+		t.Errorf("SoftEther session alerts: %d on the bridge (want 1), %d on the server-to-client port alone (want 0), %d on both ports (want 1)\nbridge sensor's log:\n%s\nboth ports' sensor's log:\n%s",
+			alerts[br], alerts[toClient], alerts[both], sensors[br].stderr.String(), sensors[both].stderr.String())
+	}
+	for iface, want := range map[string]string{br: br, both: toServer} {
+		for _, line := range strings.Split(eves[iface], "\n") {
+			if strings.Contains(line, `"signature_id":8700001`) && !strings.Contains(line, `"in_iface":"`+want+`"`) {
+				t.Errorf("sensor on %s: the alert's in_iface is not %s:\n%s", iface, want, line)
+			}
+		}
 	}
 }
 

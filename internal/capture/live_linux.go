@@ -299,29 +299,10 @@ func (l *live) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
 	}
 	var deadline time.Time
 	for {
-		if l.inBlock {
-			if l.left > 0 {
-				if data, ci, ok := l.next(); ok {
-					if l.down {
-						l.linkUp()
-					}
-					l.held = true
-					l.packets.Add(1)
-					return data, ci, nil
-				}
-				continue
+		if l.ready() {
+			if data, ci, ok := l.take(); ok {
+				return data, ci, nil
 			}
-			// Every packet of the block was read and the caller is done
-			// with the last one: the block goes back to the kernel.
-			atomic.StoreUint32(l.word(l.cur*l.blockSize+bdStatus), unix.TP_STATUS_KERNEL)
-			l.inBlock = false
-			l.cur = (l.cur + 1) % l.blocks
-		}
-		base := l.cur * l.blockSize
-		if atomic.LoadUint32(l.word(base+bdStatus))&unix.TP_STATUS_USER != 0 {
-			l.inBlock = true
-			l.left = int(*l.word(base + bdNumPkts))
-			l.off = base + int(*l.word(base + bdFirstPkt))
 			continue
 		}
 		if deadline.IsZero() {
@@ -329,10 +310,8 @@ func (l *live) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
 		}
 		wait := time.Until(deadline)
 		if wait <= 0 {
-			if l.down {
-				if err := l.checkLink(); err != nil {
-					return nil, gopacket.CaptureInfo{}, err
-				}
+			if err := l.idle(); err != nil {
+				return nil, gopacket.CaptureInfo{}, err
 			}
 			return nil, gopacket.CaptureInfo{}, ErrTimeout
 		}
@@ -347,21 +326,81 @@ func (l *live) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
 			}
 			return nil, gopacket.CaptureInfo{}, fmt.Errorf("poll: %w", err)
 		}
-		if l.pfd[0].Revents&(unix.POLLERR|unix.POLLNVAL) != 0 {
-			// The socket says why (reading the error clears it).
-			if e, err := unix.GetsockoptInt(l.fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && e != 0 {
-				if unix.Errno(e) == unix.ENETDOWN {
-					// The interface went down or away: wait for it.
-					l.linkDown()
-					continue
-				}
-				return nil, gopacket.CaptureInfo{}, fmt.Errorf("capture socket: %w", unix.Errno(e))
-			}
-			if l.pfd[0].Revents&unix.POLLNVAL != 0 {
-				return nil, gopacket.CaptureInfo{}, errors.New("capture socket: invalid descriptor")
-			}
+		if err := l.polled(l.pfd[0].Revents); err != nil {
+			return nil, gopacket.CaptureInfo{}, err
 		}
 	}
+}
+
+// ready reports whether a packet of the ring waits to be read: it hands a
+// block whose packets were all read back to the kernel (the caller is done
+// with the last one: a read began) and takes the next block once the
+// kernel has filled it. The caller holds mu.
+func (l *live) ready() bool {
+	for {
+		if l.inBlock {
+			if l.left > 0 {
+				return true
+			}
+			atomic.StoreUint32(l.word(l.cur*l.blockSize+bdStatus), unix.TP_STATUS_KERNEL)
+			l.inBlock = false
+			l.cur = (l.cur + 1) % l.blocks
+		}
+		base := l.cur * l.blockSize
+		if atomic.LoadUint32(l.word(base+bdStatus))&unix.TP_STATUS_USER == 0 {
+			return false
+		}
+		l.inBlock = true
+		l.left = int(*l.word(base + bdNumPkts))
+		l.off = base + int(*l.word(base + bdFirstPkt))
+	}
+}
+
+// take hands out the next packet of the block ready found; ok is false
+// when the block ended early (a malformed header, counted in next). The
+// caller holds mu.
+func (l *live) take() ([]byte, gopacket.CaptureInfo, bool) {
+	data, ci, ok := l.next()
+	if !ok {
+		return nil, ci, false
+	}
+	if l.down {
+		l.linkUp()
+	}
+	l.held = true
+	l.packets.Add(1)
+	return data, ci, true
+}
+
+// idle is what a read timeout does beside returning ErrTimeout: while the
+// interface is down it looks for it again (checkLink). The caller holds mu.
+func (l *live) idle() error {
+	if l.down {
+		return l.checkLink()
+	}
+	return nil
+}
+
+// polled handles the socket's poll events: an error the socket reports
+// ends the read, except that its interface went down or away (ENETDOWN),
+// which is waited for. The caller holds mu.
+func (l *live) polled(revents int16) error {
+	if revents&(unix.POLLERR|unix.POLLNVAL) == 0 {
+		return nil
+	}
+	// The socket says why (reading the error clears it).
+	if e, err := unix.GetsockoptInt(l.fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && e != 0 {
+		if unix.Errno(e) == unix.ENETDOWN {
+			// The interface went down or away: wait for it.
+			l.linkDown()
+			return nil
+		}
+		return fmt.Errorf("capture socket: %w", unix.Errno(e))
+	}
+	if revents&unix.POLLNVAL != 0 {
+		return errors.New("capture socket: invalid descriptor")
+	}
+	return nil
 }
 
 // linkDown notes that the interface went down (the caller holds mu).

@@ -46,8 +46,8 @@ func (e *Engine) alertEvent(a verdict.Alert) *eve.Event {
 			ev.CommunityID = eve.CommunityID(e.cfg.CommunityIDSeed, src, dst, f.Proto, uint16(pk.Pkt.ICMPType), uint16(pk.Pkt.ICMPCode))
 		}
 	}
-	if e.cfg.Iface != "" {
-		ev.InIface = e.cfg.Iface
+	if len(e.cfg.Ifaces) > 0 {
+		ev.InIface = e.inIface(f)
 	} else {
 		ev.PcapCnt = pk.PcapCnt
 	}
@@ -160,6 +160,15 @@ func appProto(a verdict.Alert) string {
 	return ""
 }
 
+// inIface is the in_iface of a flow's events: the live interface its first
+// packet came in on ("" when reading files).
+func (e *Engine) inIface(f *detector.Flow) string {
+	if len(e.cfg.Ifaces) == 0 {
+		return ""
+	}
+	return e.cfg.Ifaces[min(int(f.Iface), len(e.cfg.Ifaces)-1)]
+}
+
 // sessionFlowEvent builds the EVE flow event that sums up an alerted
 // session when its last flow has ended: the anchor flow's 5-tuple and
 // flow_id (so it joins the alert), the session's start, end and age, and
@@ -176,7 +185,7 @@ func (e *Engine) sessionFlowEvent(s verdict.SessionEnd) *eve.Event {
 	ev := &eve.Event{
 		Timestamp:   eve.Timestamp(s.End, e.cfg.Location),
 		FlowID:      f.ID,
-		InIface:     e.cfg.Iface,
+		InIface:     e.inIface(f),
 		EventType:   "flow",
 		SrcIP:       eve.IP(c.Addr()),
 		DestIP:      eve.IP(d.Addr()),

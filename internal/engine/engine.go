@@ -43,11 +43,14 @@ type Sender interface {
 
 // Config configures an engine.
 type Config struct {
-	Detectors       []detector.Detector
-	Verdict         verdict.Config
-	MaxFlows        int
-	Timeouts        flow.Timeouts
-	Iface           string         // in_iface on live events
+	Detectors []detector.Detector
+	Verdict   verdict.Config
+	MaxFlows  int
+	Timeouts  flow.Timeouts
+	// Ifaces are the live capture's interfaces, in the order a source's
+	// Iface method numbers them: a flow's in_iface is the one its first
+	// packet came in on. None when reading files.
+	Ifaces          []string
 	Sensor          string         // EVE host
 	Location        *time.Location // timestamp zone (UTC by default)
 	CommunityIDSeed uint16
@@ -211,6 +214,9 @@ type Worker struct {
 	key      flow.Key
 	n        uint64
 	lastTime time.Time
+	// iface: the interface the packet came in on (several live
+	// interfaces: Run reads it from the source).
+	iface uint8
 	// sink receives the inspectors' evidence: the engine itself, or the
 	// ordered merge of the parallel file reader.
 	sink detector.Sink
@@ -299,6 +305,9 @@ func (w *Worker) Run(ctx context.Context, src Source, isTimeout func(error) bool
 	// A source whose packets differ in link type (pcapng interfaces, a
 	// directory of captures) says which one each packet has.
 	lt, _ := src.(interface{ PacketLinkType() uint32 })
+	// A live capture on several interfaces says which one each packet
+	// came in on (the flow's in_iface).
+	ifs, _ := src.(interface{ Iface() int })
 	for i := 0; ; i++ {
 		if i&255 == 0 && ctx.Err() != nil {
 			return nil
@@ -323,6 +332,9 @@ func (w *Worker) Run(ctx context.Context, src Source, isTimeout func(error) bool
 				w.link = l
 				w.dec.SetLink(l)
 			}
+		}
+		if ifs != nil {
+			w.iface = uint8(ifs.Iface())
 		}
 		w.n++
 		w.Process(data, ci.Timestamp, w.n)
@@ -504,7 +516,7 @@ func (w *Worker) newFlow(ent *flow.Entry[flowState], p *decode.Packet) {
 	}
 	st := &ent.V
 	st.view = detector.Flow{ID: ent.ID, Proto: p.Proto, Client: addrPort(ent.Client()), Server: addrPort(ent.Server()),
-		Start: ent.Start(), SYNSeen: ent.SYNSeen, VLAN: p.VLAN, NVLAN: p.NVLAN, Mem: &w.mem}
+		Start: ent.Start(), SYNSeen: ent.SYNSeen, VLAN: p.VLAN, NVLAN: p.NVLAN, Iface: w.iface, Mem: &w.mem}
 	st.ins = st.ins[:0]
 	st.alive = 0
 	st.reported = false

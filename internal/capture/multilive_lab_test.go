@@ -1,0 +1,224 @@
+//go:build lab
+
+package capture
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+)
+
+// sendTwoWays writes, for each of 16 UDP flows in turn, a frame from
+// client to server on one interface (argv 1) and the server's answer on
+// another (argv 2), as a tap gives the two directions of a link on two
+// ports, a millisecond apart. Each payload is the frame's number (4 bytes).
+const sendTwoWays = `
+import socket, struct, sys, time
+a = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); a.bind((sys.argv[1], 0))
+b = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); b.bind((sys.argv[2], 0))
+def frame(src, dst, sport, dport, seq):
+    udp = struct.pack('!HHHH', sport, dport, 12, 0) + struct.pack('!I', seq)
+    ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, socket.inet_aton(src), socket.inet_aton(dst))
+    return b'\x02\x00\x00\x00\x00\x02' + b'\x02\x00\x00\x00\x00\x01' + b'\x08\x00' + ip + udp
+seq = 0
+for i in range(16):
+    a.send(frame('198.18.0.1', '198.18.0.2', 7000 + i, 9, seq)); seq += 1
+    time.sleep(0.001)
+    b.send(frame('198.18.0.2', '198.18.0.1', 9, 7000 + i, seq)); seq += 1
+    time.sleep(0.001)
+`
+
+// TestLiveInterfacesOneCapture (root): two interfaces read as one capture
+// by two workers. Both directions of every flow reach one worker although
+// each direction came in on its own interface (the kernel's fanout hash is
+// symmetric and the same on both), each packet says which interface it
+// came in on, and a worker hands its packets out in the order they were
+// sent across the two interfaces (both rings are read by capture time).
+func TestLiveInterfacesOneCapture(t *testing.T) {
+	ns := fmt.Sprintf("sw-two-%d", os.Getpid())
+	here := []string{fmt.Sprintf("swm%da", os.Getpid()), fmt.Sprintf("swm%db", os.Getpid())}
+	exec.Command("ip", "netns", "del", ns).Run()
+	sh(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() {
+		for _, l := range here {
+			exec.Command("ip", "link", "del", l).Run()
+		}
+		exec.Command("ip", "netns", "del", ns).Run()
+	})
+	for _, l := range here {
+		exec.Command("ip", "link", "del", l).Run()
+		sh(t, "ip", "link", "add", l, "type", "veth", "peer", "name", l+"p")
+		sh(t, "ip", "link", "set", l+"p", "netns", ns)
+		sh(t, "ip", "-n", ns, "link", "set", l+"p", "up")
+		sh(t, "ip", "link", "set", l, "up")
+	}
+	srcs, err := OpenLiveInterfaces(here, LiveOptions{Workers: 2, ReadTimeout: 200 * time.Millisecond,
+		Filter: "udp and net 198.18.0.0/24"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, s := range srcs {
+			s.Close()
+		}
+	}()
+	if len(srcs) != 2 {
+		t.Fatalf("%d sources, want one per worker (2)", len(srcs))
+	}
+	sh(t, "ip", "netns", "exec", ns, "python3", "-c", sendTwoWays, here[0]+"p", here[1]+"p")
+	// Every block is handed over within the ring's retire timeout: both
+	// rings now hold all their frames, and the order is the reader's.
+	time.Sleep(300 * time.Millisecond)
+
+	type pkt struct{ worker, iface, seq, flow int }
+	var got []pkt
+	for w, s := range srcs {
+		for {
+			d, _, err := s.ReadPacket()
+			if errors.Is(err, ErrTimeout) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(d) < 46 {
+				t.Fatalf("a %d-byte frame", len(d))
+			}
+			sport, dport := int(binary.BigEndian.Uint16(d[34:])), int(binary.BigEndian.Uint16(d[36:]))
+			got = append(got, pkt{worker: w, iface: s.(interface{ Iface() int }).Iface(),
+				seq: int(binary.BigEndian.Uint32(d[42:])), flow: max(sport, dport) - 7000})
+		}
+	}
+	if len(got) != 32 {
+		t.Fatalf("read %d frames, want 32: %v", len(got), got)
+	}
+	workerOf := map[int]int{}
+	lastSeq := map[int]int{0: -1, 1: -1}
+	perWorker := map[int]int{}
+	for _, p := range got {
+		// Even frames went client to server on the first interface.
+		if want := p.seq % 2; p.iface != want {
+			t.Errorf("frame %d: interface %d, want %d", p.seq, p.iface, want)
+		}
+		if w, ok := workerOf[p.flow]; ok && w != p.worker {
+			t.Errorf("flow %d: its directions reached workers %d and %d", p.flow, w, p.worker)
+		}
+		workerOf[p.flow] = p.worker
+		if p.seq <= lastSeq[p.worker] {
+			t.Errorf("worker %d: frame %d after frame %d", p.worker, p.seq, lastSeq[p.worker])
+		}
+		lastSeq[p.worker] = p.seq
+		perWorker[p.worker]++
+	}
+	if perWorker[0] == 0 || perWorker[1] == 0 {
+		t.Errorf("frames per worker %v: the fanout hash sent every flow to one worker", perWorker)
+	}
+	var st Stats
+	for _, s := range srcs {
+		st.Packets += s.Stats().Packets
+	}
+	if st.Packets != 32 {
+		t.Errorf("stats count %d packets, read 32", st.Packets)
+	}
+}
+
+// TestLiveInterfacesRefused: an interface listed twice, or interfaces of
+// two link types, are refused before anything is read.
+func TestLiveInterfacesRefused(t *testing.T) {
+	if _, err := OpenLiveInterfaces([]string{"lo", "lo"}, LiveOptions{}); err == nil {
+		t.Error("lo listed twice: opened")
+	}
+	tun := fmt.Sprintf("swm%dt", os.Getpid())
+	makeTun(t, tun)
+	srcs, err := OpenLiveInterfaces([]string{"lo", tun}, LiveOptions{})
+	for _, s := range srcs {
+		s.Close()
+	}
+	if err == nil {
+		t.Error("lo (Ethernet) and a tun device (raw IP) opened as one capture")
+	}
+}
+
+// sendQuietFirst writes one frame on a quiet interface (argv 2), then,
+// 5 ms later, 100 on a busy one (argv 1): numbered 0, then 1-100.
+const sendQuietFirst = `
+import socket, struct, sys, time
+a = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); a.bind((sys.argv[1], 0))
+b = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); b.bind((sys.argv[2], 0))
+def frame(seq):
+    udp = struct.pack('!HHHH', 7000, 9, 12, 0) + struct.pack('!I', seq)
+    ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, socket.inet_aton('198.18.0.1'), socket.inet_aton('198.18.0.2'))
+    return b'\x02\x00\x00\x00\x00\x02' + b'\x02\x00\x00\x00\x00\x01' + b'\x08\x00' + ip + udp
+b.send(frame(0))
+time.sleep(0.005)
+for seq in range(1, 101):
+    a.send(frame(seq))
+`
+
+// TestLiveInterfacesWaitForQuietRing (root): a packet of a busy interface
+// waits for an earlier one of a quiet interface that the kernel has not
+// handed over yet. Small ring blocks make the busy ring's blocks full,
+// and handed over at once, while the quiet ring's only packet stays in
+// its block until the 300 ms retire timer: read as soon as they are there,
+// the 100 later packets would come first.
+func TestLiveInterfacesWaitForQuietRing(t *testing.T) {
+	ns := fmt.Sprintf("sw-quiet-%d", os.Getpid())
+	here := []string{fmt.Sprintf("swq%da", os.Getpid()), fmt.Sprintf("swq%db", os.Getpid())}
+	exec.Command("ip", "netns", "del", ns).Run()
+	sh(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() {
+		for _, l := range here {
+			exec.Command("ip", "link", "del", l).Run()
+		}
+		exec.Command("ip", "netns", "del", ns).Run()
+	})
+	for _, l := range here {
+		exec.Command("ip", "link", "del", l).Run()
+		sh(t, "ip", "link", "add", l, "type", "veth", "peer", "name", l+"p")
+		sh(t, "ip", "link", "set", l+"p", "netns", ns)
+		sh(t, "ip", "-n", ns, "link", "set", l+"p", "up")
+		sh(t, "ip", "link", "set", l, "up")
+	}
+	srcs, err := OpenLiveInterfaces(here, LiveOptions{Workers: 1, Snaplen: 1500, ReadTimeout: 2 * time.Second,
+		Filter: "udp and net 198.18.0.0/24", Ring: RingOptions{BlockSize: 4096, Blocks: 16, Retire: 300 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srcs[0].Close()
+	type pkt struct{ iface, seq int }
+	got := make(chan pkt, 200)
+	go func() {
+		defer close(got)
+		for n := 0; n < 101; n++ {
+			d, _, err := srcs[0].ReadPacket()
+			if err != nil || len(d) < 46 {
+				return
+			}
+			got <- pkt{srcs[0].(interface{ Iface() int }).Iface(), int(binary.BigEndian.Uint32(d[42:]))}
+		}
+	}()
+	sh(t, "ip", "netns", "exec", ns, "python3", "-c", sendQuietFirst, here[0]+"p", here[1]+"p")
+	var seqs []int
+	for p := range got {
+		want := 0 // the busy interface
+		if p.seq == 0 {
+			want = 1
+		}
+		if p.iface != want {
+			t.Errorf("frame %d read from interface %d, want %d", p.seq, p.iface, want)
+		}
+		seqs = append(seqs, p.seq)
+	}
+	if len(seqs) != 101 {
+		t.Fatalf("read %d frames, want 101", len(seqs))
+	}
+	for i, s := range seqs {
+		if s != i {
+			t.Fatalf("frames read in the order %v, want 0-100 in order", seqs)
+		}
+	}
+}
