@@ -76,6 +76,12 @@ func meta(sev, target, date string, t ...Technique) RuleMeta {
 		Deployment: []string{"Perimeter", "Internal"}, CreatedAt: date, UpdatedAt: date}
 }
 
+// revised is m for a rule changed on date (ET's updated_at).
+func revised(m RuleMeta, date string) RuleMeta {
+	m.UpdatedAt = date
+	return m
+}
+
 func tunnelMeta(sev, target string) RuleMeta { return meta(sev, target, created, tunnel) }
 
 // EVEMetadata returns the ET metadata keys as EVE's alert.metadata writes
@@ -191,7 +197,8 @@ var Signatures = []Signature{
 	{SIDOpenVPNTCP, 1, "SEWATCH OpenVPN session (TCP)", catInfo, 3, meta(info, client, created, tunnel)},
 	{SIDWireGuard, 1, "SEWATCH WireGuard handshake", catInfo, 3, meta(info, client, created, tunnel)},
 	{SIDIKE, 1, "SEWATCH IPsec IKE negotiation", catInfo, 3, meta(info, client, created, tunnel)},
-	{SIDESP, 1, "SEWATCH IPsec ESP tunnel", catInfo, 3, meta(info, client, created, tunnel)},
+	// rev 2: AH is named too (AH-only SAs raise this signature as well).
+	{SIDESP, 2, "SEWATCH IPsec ESP or AH tunnel", catInfo, 3, revised(meta(info, client, created, tunnel), "2026_12_06")},
 	{SIDL2TP, 1, "SEWATCH L2TP control session", catInfo, 3, meta(info, client, created, tunnel)},
 	{SIDPPTP, 1, "SEWATCH PPTP session", catInfo, 3, meta(info, client, created, tunnel)},
 	{SIDSSTP, 1, "SEWATCH SSTP VPN session", catInfo, 3, meta(info, client, "2026_12_01", tunnel)},

@@ -76,6 +76,9 @@ done
 echo "== session evidence by kind"
 cat "$work"/*.log | grep '"msg":"evidence"' | grep -o '"kind":"[^"]*"' | cut -d'"' -f4 |
   sort | uniq -c | sort -rn || true
-bad=$(grep -L '^0$' "$work"/*.rc | wc -l)
+bad=0
+for rc in "$work"/*.rc; do
+  [ "$(cat "$rc")" = 0 ] || bad=$((bad + 1))
+done
 echo "== $total files, $se SoftEther alerts, $bad runs with a non-zero status"
 [ "$se" -eq 0 ]
