@@ -34,6 +34,9 @@ func OpenLiveInterfaces(ifaces []string, o LiveOptions) ([]Source, error) {
 	if len(ifaces) == 1 {
 		return OpenLive(ifaces[0], o)
 	}
+	if len(ifaces) > maxInterfaces {
+		return nil, fmt.Errorf("%d interfaces: at most %d in one capture", len(ifaces), maxInterfaces)
+	}
 	seen := map[string]bool{}
 	for _, name := range ifaces {
 		if seen[name] {
@@ -72,6 +75,10 @@ func OpenLiveInterfaces(ifaces []string, o LiveOptions) ([]Source, error) {
 	}
 	return out, nil
 }
+
+// maxInterfaces bounds one capture's interfaces (a flow records its
+// interface in a byte).
+const maxInterfaces = 64
 
 // multiLive is one worker's sockets on several interfaces, read as one
 // source.
