@@ -222,3 +222,52 @@ func TestLiveInterfacesWaitForQuietRing(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveInterfacesClockSetBack (root): after the wall clock is set back
+// (an NTP step), capture times lie in the future; a packet of a busy
+// interface beside a quiet one is still let go after the usual wait, not
+// held for as long as the step.
+func TestLiveInterfacesClockSetBack(t *testing.T) {
+	defer func(c func() time.Time) { wallClock = c }(wallClock)
+	wallClock = func() time.Time { return time.Now().Add(-time.Hour) }
+	ns := fmt.Sprintf("sw-step-%d", os.Getpid())
+	here := []string{fmt.Sprintf("sws%da", os.Getpid()), fmt.Sprintf("sws%db", os.Getpid())}
+	exec.Command("ip", "netns", "del", ns).Run()
+	sh(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() {
+		for _, l := range here {
+			exec.Command("ip", "link", "del", l).Run()
+		}
+		exec.Command("ip", "netns", "del", ns).Run()
+	})
+	for _, l := range here {
+		exec.Command("ip", "link", "del", l).Run()
+		sh(t, "ip", "link", "add", l, "type", "veth", "peer", "name", l+"p")
+		sh(t, "ip", "link", "set", l+"p", "netns", ns)
+		sh(t, "ip", "-n", ns, "link", "set", l+"p", "up")
+		sh(t, "ip", "link", "set", l, "up")
+	}
+	srcs, err := OpenLiveInterfaces(here, LiveOptions{Workers: 1, ReadTimeout: 5 * time.Second,
+		Filter: "udp and net 198.18.0.0/24"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srcs[0].Close()
+	got := make(chan error, 1)
+	go func() {
+		_, _, err := srcs[0].ReadPacket()
+		got <- err
+	}()
+	// sendQuietFirst's busy interface alone: its quiet frame goes to the
+	// namespace's loopback, and the quiet interface gets nothing.
+	sh(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	sh(t, "ip", "netns", "exec", ns, "python3", "-c", sendQuietFirst, here[0]+"p", "lo")
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("no packet 3 s after it was sent: held for the clock's step")
+	}
+}

@@ -124,7 +124,11 @@ func (m *multiLive) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
 	// another ring can still come before it: a tap's SYN on one port must
 	// not follow the SYN-ACK on the other.
 	hold := (m.subs[0].opts.Ring.Retire + holdSlack).Nanoseconds()
-	var deadline time.Time
+	// holdStart: when this read began holding a packet (monotonic). A
+	// packet is also let go once it was held that long, whatever its
+	// capture time says: after the wall clock is set back, capture times
+	// lie in the future and would hold it for as long as the step.
+	var deadline, holdStart time.Time
 	for {
 		best, bestT, all := -1, int64(0), true
 		for i, l := range m.subs {
@@ -139,7 +143,14 @@ func (m *multiLive) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
 		var wait time.Duration
 		if best >= 0 {
 			if !all {
-				wait = time.Duration(bestT + hold - time.Now().UnixNano())
+				now := wallClock()
+				wait = time.Duration(bestT + hold - now.UnixNano())
+				if wait > 0 {
+					if holdStart.IsZero() {
+						holdStart = now
+					}
+					wait = min(wait, time.Duration(hold)-now.Sub(holdStart))
+				}
 			}
 			if wait <= 0 {
 				if data, ci, ok := m.subs[best].take(); ok {
@@ -182,6 +193,10 @@ func (m *multiLive) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
 		}
 	}
 }
+
+// wallClock is the clock capture times are compared with (a test sets it
+// back, as an NTP step would).
+var wallClock = time.Now
 
 // holdSlack is how late past its retire timeout the kernel's block timer
 // may hand a block over (it counts in jiffies, up to 10 ms each).
