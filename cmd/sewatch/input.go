@@ -166,12 +166,7 @@ func linkLogger(log *slog.Logger) func(string, capture.LinkState, error) {
 func logCaptureEnd(log *slog.Logger, srcs []capture.Source) {
 	var st capture.Stats
 	for _, s := range srcs {
-		x := s.Stats()
-		st.Packets += x.Packets
-		st.KernelDrops += x.KernelDrops
-		st.KernelFreezes += x.KernelFreezes
-		st.Errors += x.Errors
-		st.LinkDowns += x.LinkDowns
+		st.Add(s.Stats())
 	}
 	log.Info("capture ended", "packets", st.Packets, "kernel_drops", st.KernelDrops, "ring_freezes", st.KernelFreezes, "ring_errors", st.Errors,
 		"link_downs", st.LinkDowns)
@@ -180,13 +175,10 @@ func logCaptureEnd(log *slog.Logger, srcs []capture.Source) {
 // kernelStats sums the kernel counters of every socket of the fanout group.
 type kernelStats []capture.Source
 
-func (k kernelStats) KernelStats() (c engine.CaptureCounters) {
+func (k kernelStats) KernelStats() engine.CaptureCounters {
+	var st capture.Stats
 	for _, s := range k {
-		st := s.Stats()
-		c.Packets += st.Packets
-		c.Drops += st.KernelDrops
-		c.IfDrops += st.IfDrops
-		c.LinkDowns += st.LinkDowns
+		st.Add(s.Stats())
 	}
-	return c
+	return engine.CaptureCounters{Packets: st.Packets, Drops: st.KernelDrops, IfDrops: st.IfDrops, LinkDowns: st.LinkDowns}
 }

@@ -39,6 +39,17 @@ type Stats struct {
 	LinkDowns uint64
 }
 
+// Add adds o's counters to s (the sockets of a capture, summed).
+func (s *Stats) Add(o Stats) {
+	s.Packets += o.Packets
+	s.KernelDrops += o.KernelDrops
+	s.IfDrops += o.IfDrops
+	s.FilterRejected += o.FilterRejected
+	s.KernelFreezes += o.KernelFreezes
+	s.Errors += o.Errors
+	s.LinkDowns += o.LinkDowns
+}
+
 // Errors.
 var (
 	ErrNotPcap   = errors.New("not a pcap or pcapng file")

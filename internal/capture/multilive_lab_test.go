@@ -12,6 +12,30 @@ import (
 	"time"
 )
 
+// twoLinks makes two veth pairs, here in this namespace and their peers
+// (the names with "p" added) up in a namespace of the test's own, and
+// returns the two names here.
+func twoLinks(t *testing.T, tag string) (ns string, here []string) {
+	ns = fmt.Sprintf("sw-%s-%d", tag, os.Getpid())
+	here = []string{fmt.Sprintf("sw%s%da", tag[:1], os.Getpid()), fmt.Sprintf("sw%s%db", tag[:1], os.Getpid())}
+	exec.Command("ip", "netns", "del", ns).Run()
+	sh(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() {
+		for _, l := range here {
+			exec.Command("ip", "link", "del", l).Run()
+		}
+		exec.Command("ip", "netns", "del", ns).Run()
+	})
+	for _, l := range here {
+		exec.Command("ip", "link", "del", l).Run()
+		sh(t, "ip", "link", "add", l, "type", "veth", "peer", "name", l+"p")
+		sh(t, "ip", "link", "set", l+"p", "netns", ns)
+		sh(t, "ip", "-n", ns, "link", "set", l+"p", "up")
+		sh(t, "ip", "link", "set", l, "up")
+	}
+	return ns, here
+}
+
 // sendTwoWays writes, for each of 16 UDP flows in turn, a frame from
 // client to server on one interface (argv 1) and the server's answer on
 // another (argv 2), as a tap gives the two directions of a link on two
@@ -39,23 +63,7 @@ for i in range(16):
 // came in on, and a worker hands its packets out in the order they were
 // sent across the two interfaces (both rings are read by capture time).
 func TestLiveInterfacesOneCapture(t *testing.T) {
-	ns := fmt.Sprintf("sw-two-%d", os.Getpid())
-	here := []string{fmt.Sprintf("swm%da", os.Getpid()), fmt.Sprintf("swm%db", os.Getpid())}
-	exec.Command("ip", "netns", "del", ns).Run()
-	sh(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() {
-		for _, l := range here {
-			exec.Command("ip", "link", "del", l).Run()
-		}
-		exec.Command("ip", "netns", "del", ns).Run()
-	})
-	for _, l := range here {
-		exec.Command("ip", "link", "del", l).Run()
-		sh(t, "ip", "link", "add", l, "type", "veth", "peer", "name", l+"p")
-		sh(t, "ip", "link", "set", l+"p", "netns", ns)
-		sh(t, "ip", "-n", ns, "link", "set", l+"p", "up")
-		sh(t, "ip", "link", "set", l, "up")
-	}
+	ns, here := twoLinks(t, "multi")
 	srcs, err := OpenLiveInterfaces(here, LiveOptions{Workers: 2, ReadTimeout: 200 * time.Millisecond,
 		Filter: "udp and net 198.18.0.0/24"})
 	if err != nil {
@@ -166,23 +174,7 @@ for seq in range(1, 101):
 // its block until the 300 ms retire timer: read as soon as they are there,
 // the 100 later packets would come first.
 func TestLiveInterfacesWaitForQuietRing(t *testing.T) {
-	ns := fmt.Sprintf("sw-quiet-%d", os.Getpid())
-	here := []string{fmt.Sprintf("swq%da", os.Getpid()), fmt.Sprintf("swq%db", os.Getpid())}
-	exec.Command("ip", "netns", "del", ns).Run()
-	sh(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() {
-		for _, l := range here {
-			exec.Command("ip", "link", "del", l).Run()
-		}
-		exec.Command("ip", "netns", "del", ns).Run()
-	})
-	for _, l := range here {
-		exec.Command("ip", "link", "del", l).Run()
-		sh(t, "ip", "link", "add", l, "type", "veth", "peer", "name", l+"p")
-		sh(t, "ip", "link", "set", l+"p", "netns", ns)
-		sh(t, "ip", "-n", ns, "link", "set", l+"p", "up")
-		sh(t, "ip", "link", "set", l, "up")
-	}
+	ns, here := twoLinks(t, "quiet")
 	srcs, err := OpenLiveInterfaces(here, LiveOptions{Workers: 1, Snaplen: 1500, ReadTimeout: 2 * time.Second,
 		Filter: "udp and net 198.18.0.0/24", Ring: RingOptions{BlockSize: 4096, Blocks: 16, Retire: 300 * time.Millisecond}})
 	if err != nil {
@@ -230,23 +222,7 @@ func TestLiveInterfacesWaitForQuietRing(t *testing.T) {
 func TestLiveInterfacesClockSetBack(t *testing.T) {
 	defer func(c func() time.Time) { wallClock = c }(wallClock)
 	wallClock = func() time.Time { return time.Now().Add(-time.Hour) }
-	ns := fmt.Sprintf("sw-step-%d", os.Getpid())
-	here := []string{fmt.Sprintf("sws%da", os.Getpid()), fmt.Sprintf("sws%db", os.Getpid())}
-	exec.Command("ip", "netns", "del", ns).Run()
-	sh(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() {
-		for _, l := range here {
-			exec.Command("ip", "link", "del", l).Run()
-		}
-		exec.Command("ip", "netns", "del", ns).Run()
-	})
-	for _, l := range here {
-		exec.Command("ip", "link", "del", l).Run()
-		sh(t, "ip", "link", "add", l, "type", "veth", "peer", "name", l+"p")
-		sh(t, "ip", "link", "set", l+"p", "netns", ns)
-		sh(t, "ip", "-n", ns, "link", "set", l+"p", "up")
-		sh(t, "ip", "link", "set", l, "up")
-	}
+	ns, here := twoLinks(t, "step")
 	srcs, err := OpenLiveInterfaces(here, LiveOptions{Workers: 1, ReadTimeout: 5 * time.Second,
 		Filter: "udp and net 198.18.0.0/24"})
 	if err != nil {

@@ -218,13 +218,7 @@ func (m *multiLive) LinkType() uint32 { return m.subs[0].link }
 func (m *multiLive) Stats() Stats {
 	var st Stats
 	for _, l := range m.subs {
-		x := l.Stats()
-		st.Packets += x.Packets
-		st.KernelDrops += x.KernelDrops
-		st.IfDrops += x.IfDrops
-		st.KernelFreezes += x.KernelFreezes
-		st.Errors += x.Errors
-		st.LinkDowns += x.LinkDowns
+		st.Add(l.Stats())
 	}
 	return st
 }
