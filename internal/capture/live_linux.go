@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/google/gopacket"
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -102,7 +103,8 @@ type live struct {
 type mapping struct{ b []byte }
 
 // OpenLive opens Workers AF_PACKET sockets bound to iface in one
-// PACKET_FANOUT hash group (a flow's packets always reach the same
+// PACKET_FANOUT group that hands each packet over by its IP address pair
+// (fanoutHashProgram: every packet between two hosts reaches the same
 // socket), in promiscuous mode, each with its own TPACKET_V3 ring; kernel
 // timestamps and VLAN tags come from the ring's packet headers.
 func OpenLive(iface string, o LiveOptions) ([]Source, error) {
@@ -167,6 +169,9 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 // differ in the last bit: a second sensor on another interface could not
 // start, and one on the same interface joined the first one's group, each
 // then seeing only part of the flows.)
+//
+// A group hands each packet to a socket by sewatch's own program
+// (fanoutHashProgram: the IP address pair), which the first socket sets.
 type fanout struct {
 	mu     sync.Mutex
 	groups map[int]uint16
@@ -177,16 +182,30 @@ type fanout struct {
 func (f *fanout) join(fd, index int) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	const hash = unix.PACKET_FANOUT_HASH | unix.PACKET_FANOUT_FLAG_DEFRAG
+	const mode = unix.PACKET_FANOUT_CBPF | unix.PACKET_FANOUT_FLAG_DEFRAG
 	if id, ok := f.groups[index]; ok {
-		return unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT, int(id)|hash<<16)
+		return unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT, int(id)|mode<<16)
 	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT, (hash|unix.PACKET_FANOUT_FLAG_UNIQUEID)<<16); err != nil {
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT, (mode|unix.PACKET_FANOUT_FLAG_UNIQUEID)<<16); err != nil {
 		return err
 	}
 	v, err := unix.GetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT)
 	if err != nil {
 		return err
+	}
+	// Until the program is set the group hands every packet to its first
+	// socket; the capture starts reading after its sockets are open.
+	raw, err := bpf.Assemble(fanoutHashProgram())
+	if err != nil {
+		return fmt.Errorf("fanout program: %w", err)
+	}
+	prog := make([]unix.SockFilter, len(raw))
+	for i, r := range raw {
+		prog[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+	}
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_PACKET, unix.PACKET_FANOUT_DATA,
+		&unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}); err != nil {
+		return fmt.Errorf("fanout program: %w", err)
 	}
 	f.groups[index] = uint16(v) // the id, below the type and flags
 	return nil

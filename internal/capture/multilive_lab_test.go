@@ -36,8 +36,8 @@ func twoLinks(t *testing.T, tag string) (ns string, here []string) {
 	return ns, here
 }
 
-// sendTwoWays writes, for each of 16 UDP flows in turn, a frame from
-// client to server on one interface (argv 1) and the server's answer on
+// sendTwoWays writes, for each of 16 UDP flows in turn (each between two
+// hosts of its own), a frame from client to server on one interface (argv 1) and the server's answer on
 // another (argv 2), as a tap gives the two directions of a link on two
 // ports, a millisecond apart. Each payload is the frame's number (4 bytes).
 const sendTwoWays = `
@@ -50,9 +50,10 @@ def frame(src, dst, sport, dport, seq):
     return b'\x02\x00\x00\x00\x00\x02' + b'\x02\x00\x00\x00\x00\x01' + b'\x08\x00' + ip + udp
 seq = 0
 for i in range(16):
-    a.send(frame('198.18.0.1', '198.18.0.2', 7000 + i, 9, seq)); seq += 1
+    c, s = '198.18.0.%d' % (i + 1), '198.18.1.%d' % (i + 1)
+    a.send(frame(c, s, 7000 + i, 9, seq)); seq += 1
     time.sleep(0.001)
-    b.send(frame('198.18.0.2', '198.18.0.1', 9, 7000 + i, seq)); seq += 1
+    b.send(frame(s, c, 9, 7000 + i, seq)); seq += 1
     time.sleep(0.001)
 `
 
@@ -65,7 +66,7 @@ for i in range(16):
 func TestLiveInterfacesOneCapture(t *testing.T) {
 	ns, here := twoLinks(t, "multi")
 	srcs, err := OpenLiveInterfaces(here, LiveOptions{Workers: 2, ReadTimeout: 200 * time.Millisecond,
-		Filter: "udp and net 198.18.0.0/24"})
+		Filter: "udp and net 198.18.0.0/16"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,5 +246,72 @@ func TestLiveInterfacesClockSetBack(t *testing.T) {
 		}
 	case <-time.After(3 * time.Second):
 		t.Fatal("no packet 3 s after it was sent: held for the clock's step")
+	}
+}
+
+// sendIPsec writes, for each of 16 host pairs, an ESP packet each way, each
+// direction with an SPI of its own, as an IPsec SA's two directions have
+// (argv 1: the interface). Each payload ends with the frame's number.
+const sendIPsec = `
+import socket, struct, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind((sys.argv[1], 0))
+def frame(src, dst, spi, seq):
+    esp = struct.pack('!II', spi, 1) + struct.pack('!I', seq)
+    ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(esp), 0, 0, 64, 50, 0, socket.inet_aton(src), socket.inet_aton(dst))
+    return b'\x02\x00\x00\x00\x00\x02' + b'\x02\x00\x00\x00\x00\x01' + b'\x08\x00' + ip + esp
+seq = 0
+for i in range(16):
+    a, b = '198.18.1.%d' % (i + 1), '198.18.2.%d' % (i + 1)
+    s.send(frame(a, b, 0x1000 + i, seq)); seq += 1
+    s.send(frame(b, a, 0x2000 + i, seq)); seq += 1
+`
+
+// TestLiveFanoutKeepsIPsecTogether (root): both directions of an IPsec SA
+// reach one worker. The kernel's own fanout hash reads the SPI as ports,
+// and each direction has its own SPI, so it split SAs between two workers;
+// sewatch's fanout program hashes the address pair.
+func TestLiveFanoutKeepsIPsecTogether(t *testing.T) {
+	ns, here := twoLinks(t, "esp")
+	srcs, err := OpenLive(here[0], LiveOptions{Workers: 2, ReadTimeout: 200 * time.Millisecond, Filter: "ip proto 50"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, s := range srcs {
+			s.Close()
+		}
+	}()
+	sh(t, "ip", "netns", "exec", ns, "python3", "-c", sendIPsec, here[0]+"p")
+	time.Sleep(300 * time.Millisecond)
+	workerOf := map[[4]byte]int{} // the SA's client address -> worker
+	per := map[int]int{}
+	n := 0
+	for w, s := range srcs {
+		for {
+			d, _, err := s.ReadPacket()
+			if errors.Is(err, ErrTimeout) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			n++
+			per[w]++
+			src, dst := [4]byte(d[26:30]), [4]byte(d[30:34])
+			client := src
+			if src[2] == 2 {
+				client = dst
+			}
+			if prev, ok := workerOf[client]; ok && prev != w {
+				t.Errorf("the SA of %v: its two directions reached workers %d and %d", client, prev, w)
+			}
+			workerOf[client] = w
+		}
+	}
+	if n != 32 {
+		t.Fatalf("read %d ESP packets, want 32", n)
+	}
+	if per[0] == 0 || per[1] == 0 {
+		t.Errorf("packets per worker %v: every host pair went to one worker", per)
 	}
 }

@@ -14,9 +14,10 @@ import (
 // Suricata's af-packet section lists several: a passive tap that gives each
 // direction of a link on a port of its own, or the two legs of a router.
 // Each interface gets Workers sockets in a fanout group of its own, and
-// worker i reads socket i of every interface: the kernel's fanout hash is
-// symmetric and the same on every interface, so both directions of a flow
-// reach the same worker whichever interface each direction came in on, and
+// worker i reads socket i of every interface: the groups' program
+// (fanoutHashProgram) hashes the IP address pair, the same way on every
+// interface and for both directions, so both directions of a flow reach
+// the same worker whichever interface each direction came in on, and
 // its flow table sees the whole flow. The interfaces must have one link
 // type (the workers decode one).
 //
