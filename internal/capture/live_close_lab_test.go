@@ -8,15 +8,32 @@ import (
 	"time"
 )
 
-// TestLiveCloseDuringRead: Close while a read waits in recvmsg returns
-// after that read ends (never closing the descriptor under it), and the
-// read reports ErrClosed. Run with -race.
+// TestLiveCloseDuringRead: Close while a read waits in poll returns after
+// that read ends (never closing the descriptor under it), and the read
+// reports ErrClosed; the same for a capture of two interfaces, whose read
+// waits on both. Run with -race.
 func TestLiveCloseDuringRead(t *testing.T) {
-	const timeout = 300 * time.Millisecond
-	srcs, err := OpenLive("lo", LiveOptions{Workers: 2, ReadTimeout: timeout, Filter: "udp port 9"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Run("one interface", func(t *testing.T) {
+		srcs, err := OpenLive("lo", LiveOptions{Workers: 2, ReadTimeout: closeTimeout, Filter: "udp port 9"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		closeDuringRead(t, srcs)
+	})
+	t.Run("two interfaces", func(t *testing.T) {
+		_, here := twoLinks(t, "close")
+		srcs, err := OpenLiveInterfaces(here, LiveOptions{Workers: 2, ReadTimeout: closeTimeout, Filter: "udp port 9"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		closeDuringRead(t, srcs)
+	})
+}
+
+const closeTimeout = 300 * time.Millisecond
+
+func closeDuringRead(t *testing.T, srcs []Source) {
+	const timeout = closeTimeout
 	done := make(chan error, len(srcs))
 	for _, s := range srcs {
 		go func() {
@@ -46,5 +63,5 @@ func TestLiveCloseDuringRead(t *testing.T) {
 	if took > 3*timeout {
 		t.Errorf("Close took %v with a %v read timeout", took, timeout)
 	}
-	t.Logf("Close of %d sockets with reads pending took %v", len(srcs), took.Round(time.Millisecond))
+	t.Logf("Close of %d sources with reads pending took %v", len(srcs), took.Round(time.Millisecond))
 }
