@@ -43,6 +43,11 @@ outputs:
     options: {path: `+dir+`/not-a-dir/eve.json}
 `)
 	unreachable := write("unreachable.yaml", "outputs:\n  - type: kafka\n    options: {brokers: ["+dead+"], topic: eve}\n")
+	ifaces := write("ifaces.yaml", "capture:\n  interfaces: [lo, sewatch-nosuch0]\n")
+	pcap, err := filepath.Abs("../../testdata/pcap/se-direct-443.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	haveTcpdump := true
 	if _, err := exec.LookPath("tcpdump"); err != nil {
@@ -70,6 +75,11 @@ outputs:
 			[]string{"-i: interface sewatch-nosuch0: "}, "no such network interface"},
 		{"an interface listed twice", []string{"--check-config", "--offline", "-i", "lo", "-i", "lo"}, 1,
 			[]string{"-i: interface lo is listed twice"}, "configuration has 1 problem(s)"},
+		// capture.interfaces: the input when the command line names none.
+		{"configured interfaces", []string{"-c", ifaces, "--check-config", "--offline"}, 1,
+			[]string{"capture.interfaces: interface sewatch-nosuch0: "}, "no such network interface"},
+		{"-i over configured interfaces", []string{"-c", ifaces, "--check-config", "--offline", "-i", "lo"}, 0, nil, "configuration OK: "},
+		{"-r over configured interfaces", []string{"-c", ifaces, "--check-config", "--offline", "-r", pcap}, 0, nil, "configuration OK: "},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -80,12 +80,13 @@ func stallTimeout(cfg config.Config, live bool) time.Duration {
 }
 
 // runCheckConfig checks what a run needs beyond the configuration's syntax:
-// every file it will read, the live interfaces (ifaces, if given: each
+// every file it will read, the live interfaces (ifaces, named by ifaceKey
+// in its messages, if given: each
 // exists and is of a kind live capture decodes, all of one link type), the BPF filter (for that
 // interface's link type), the spool directory, and (unless offline) that
 // every output's destination answers and accepts the credentials. Each
 // problem is one line; the exit status is 1 if any.
-func runCheckConfig(w io.Writer, cfg config.Config, detectors int, ifaces []string, offline bool) int {
+func runCheckConfig(w io.Writer, cfg config.Config, detectors int, ifaces []string, ifaceKey string, offline bool) int {
 	var problems []string
 	add := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
 
@@ -101,14 +102,14 @@ func runCheckConfig(w io.Writer, cfg config.Config, detectors int, ifaces []stri
 		l, err := capture.InterfaceLinkType(name)
 		switch {
 		case listed[name]:
-			add("-i: interface %s is listed twice", name)
+			add("%s: interface %s is listed twice", ifaceKey, name)
 		case err != nil:
-			add("-i: %v", err)
+			add("%s: %v", ifaceKey, err)
 			linkOK = false
 		case i == 0:
 			link = l
 		case l != link && linkOK:
-			add("-i: interfaces %s and %s carry different link types (%d and %d): capture them in two runs", ifaces[0], name, link, l)
+			add("%s: interfaces %s and %s carry different link types (%d and %d): capture them in two runs", ifaceKey, ifaces[0], name, link, l)
 		}
 		listed[name] = true
 	}

@@ -99,7 +99,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 // checkSource: exactly one input.
 func (o *options) checkSource() error {
 	if (o.readFile == "") == (len(o.ifaces) == 0) {
-		return usage(errors.New("give exactly one of -r FILE or -i IFACE (-h for help)"))
+		return usage(errors.New("give exactly one of -r FILE or -i IFACE, or capture.interfaces in the configuration (-h for help)"))
 	}
 	return nil
 }

@@ -41,13 +41,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return exitStatus(err, stderr)
 	}
+	ifaceKey := "-i"
+	if len(opts.ifaces) == 0 && opts.readFile == "" && len(cfg.Capture.Interfaces) > 0 {
+		// The configuration's interfaces, unless the command line names
+		// an input.
+		opts.ifaces, ifaceKey = cfg.Capture.Interfaces, "capture.interfaces"
+	}
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	dets, err := detector.Build(cfg.Detectors)
 	if err != nil {
 		return exitStatus(usage(err), stderr)
 	}
 	if opts.checkConfig {
-		return runCheckConfig(stderr, cfg, len(dets), opts.ifaces, opts.offline)
+		return runCheckConfig(stderr, cfg, len(dets), opts.ifaces, ifaceKey, opts.offline)
 	}
 	if err := opts.checkSource(); err != nil {
 		return exitStatus(err, stderr)

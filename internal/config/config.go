@@ -62,10 +62,13 @@ type Stats struct {
 
 // Capture configures packet sources.
 type Capture struct {
-	Filter  string `yaml:"filter"`
-	Workers int    `yaml:"workers"`
-	Promisc *bool  `yaml:"promisc"`
-	Snaplen int    `yaml:"snaplen"`
+	// Interfaces are captured live, as one capture, when the command line
+	// names neither -r nor -i (Suricata's af-packet interface list).
+	Interfaces []string `yaml:"interfaces"`
+	Filter     string   `yaml:"filter"`
+	Workers    int      `yaml:"workers"`
+	Promisc    *bool    `yaml:"promisc"`
+	Snaplen    int      `yaml:"snaplen"`
 	// Live mode's TPACKET_V3 receive ring, per socket: RingBlocks blocks
 	// of RingBlockSize bytes; a block not yet full goes to sewatch after
 	// RingRetire.
