@@ -22,8 +22,9 @@ import (
 // tcpreplay's two-interface mode (client to server on one port, server to
 // client on the other); the sensor on the bridge raises the session's
 // alert, one on the server-to-client port alone none. A sensor given both
-// ports (-i A,B, two workers) raises it too, without a bridge, and names
-// the port the session's first packet came in on as its in_iface.
+// ports (-i A,B, two workers; or capture.interfaces in its configuration)
+// raises it too, without a bridge, and names the port the session's first
+// packet came in on as its in_iface.
 func TestPassiveTapBridge(t *testing.T) {
 	for _, tool := range []string{"tcpprep", "tcpreplay"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -71,6 +72,14 @@ func TestPassiveTapBridge(t *testing.T) {
 		c.waitLog(t, `msg=capturing`)
 		sensors[iface] = c
 	}
+	// The two ports from the configuration (capture.interfaces), no -i.
+	cfg := filepath.Join(dir, "ports.yaml")
+	if err := os.WriteFile(cfg, []byte("capture:\n  interfaces: ["+toServer+", "+toClient+"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	configured := "configured"
+	sensors[configured] = start(t, nil, "-c", cfg, "-o", "file:"+filepath.Join(dir, configured+".json"))
+	sensors[configured].waitLog(t, `msg=capturing`)
 	run("ip", "netns", "exec", ns, "tcpreplay", "-q", "--pps=2000", "-c", cache, "-i", toServer+"p", "-I", toClient+"p", capture)
 	time.Sleep(500 * time.Millisecond) // the last ring block is handed over within 50 ms
 	alerts := map[string]int{}
@@ -87,11 +96,11 @@ func TestPassiveTapBridge(t *testing.T) {
 		alerts[iface] = strings.Count(string(b), `"signature_id":8700001`)
 		eves[iface] = string(b)
 	}
-	if alerts[br] != 1 || alerts[toClient] != 0 || alerts[both] != 1 {
-		t.Errorf("SoftEther session alerts: %d on the bridge (want 1), %d on the server-to-client port alone (want 0), %d on both ports (want 1)\nbridge sensor's log:\n%s\nboth ports' sensor's log:\n%s",
-			alerts[br], alerts[toClient], alerts[both], sensors[br].stderr.String(), sensors[both].stderr.String())
+	if alerts[br] != 1 || alerts[toClient] != 0 || alerts[both] != 1 || alerts[configured] != 1 {
+		t.Errorf("SoftEther session alerts: %d on the bridge (want 1), %d on the server-to-client port alone (want 0), %d on both ports (want 1), %d on both ports from the configuration (want 1)\nbridge sensor's log:\n%s\nboth ports' sensor's log:\n%s",
+			alerts[br], alerts[toClient], alerts[both], alerts[configured], sensors[br].stderr.String(), sensors[both].stderr.String())
 	}
-	for iface, want := range map[string]string{br: br, both: toServer} {
+	for iface, want := range map[string]string{br: br, both: toServer, configured: toServer} {
 		for _, line := range strings.Split(eves[iface], "\n") {
 			if strings.Contains(line, `"signature_id":8700001`) && !strings.Contains(line, `"in_iface":"`+want+`"`) {
 				t.Errorf("sensor on %s: the alert's in_iface is not %s:\n%s", iface, want, line)
