@@ -36,6 +36,21 @@ func twoLinks(t *testing.T, tag string) (ns string, here []string) {
 	return ns, here
 }
 
+// drain hands each packet of s to fn until a read times out.
+func drain(t *testing.T, s Source, fn func([]byte)) {
+	t.Helper()
+	for {
+		d, _, err := s.ReadPacket()
+		if errors.Is(err, ErrTimeout) {
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		fn(d)
+	}
+}
+
 // sendTwoWays writes, for each of 16 UDP flows in turn (each between two
 // hosts of its own), a frame from client to server on one interface (argv 1) and the server's answer on
 // another (argv 2), as a tap gives the two directions of a link on two
@@ -86,21 +101,14 @@ func TestLiveInterfacesOneCapture(t *testing.T) {
 	type pkt struct{ worker, iface, seq, flow int }
 	var got []pkt
 	for w, s := range srcs {
-		for {
-			d, _, err := s.ReadPacket()
-			if errors.Is(err, ErrTimeout) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+		drain(t, s, func(d []byte) {
 			if len(d) < 46 {
 				t.Fatalf("a %d-byte frame", len(d))
 			}
 			sport, dport := int(binary.BigEndian.Uint16(d[34:])), int(binary.BigEndian.Uint16(d[36:]))
 			got = append(got, pkt{worker: w, iface: s.(interface{ Iface() int }).Iface(),
 				seq: int(binary.BigEndian.Uint32(d[42:])), flow: max(sport, dport) - 7000})
-		}
+		})
 	}
 	if len(got) != 32 {
 		t.Fatalf("read %d frames, want 32: %v", len(got), got)
@@ -287,14 +295,7 @@ func TestLiveFanoutKeepsIPsecTogether(t *testing.T) {
 	per := map[int]int{}
 	n := 0
 	for w, s := range srcs {
-		for {
-			d, _, err := s.ReadPacket()
-			if errors.Is(err, ErrTimeout) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+		drain(t, s, func(d []byte) {
 			n++
 			per[w]++
 			src, dst := [4]byte(d[26:30]), [4]byte(d[30:34])
@@ -306,7 +307,7 @@ func TestLiveFanoutKeepsIPsecTogether(t *testing.T) {
 				t.Errorf("the SA of %v: its two directions reached workers %d and %d", client, prev, w)
 			}
 			workerOf[client] = w
-		}
+		})
 	}
 	if n != 32 {
 		t.Fatalf("read %d ESP packets, want 32", n)
