@@ -87,6 +87,8 @@ type multiLive struct {
 	subs []*live
 	pfd  []unix.PollFd
 	last int // the interface of the last packet handed out
+	// polls counts the waits in poll (the reader's own; a test reads it).
+	polls uint64
 }
 
 // Iface is the index (in the list given to OpenLiveInterfaces) of the
@@ -174,9 +176,18 @@ func (m *multiLive) ReadPacket() ([]byte, gopacket.CaptureInfo, error) {
 			}
 		}
 		// Built at every wait: a socket opened again has a new descriptor.
+		// A socket with packets waiting is left out (a negative descriptor):
+		// it stays readable, and polling it while a packet is held for
+		// the other rings returned at once, over and over (a core spun
+		// for the whole wait of every packet while one interface was
+		// quiet).
 		for i, l := range m.subs {
 			m.pfd[2*i], m.pfd[2*i+1] = l.pfd[0], l.pfd[1]
+			if l.inBlock && l.left > 0 {
+				m.pfd[2*i].Fd = -1
+			}
 		}
+		m.polls++
 		_, err := unix.Poll(m.pfd, int((wait+time.Millisecond-1)/time.Millisecond))
 		if m.closed() {
 			return nil, gopacket.CaptureInfo{}, ErrClosed
