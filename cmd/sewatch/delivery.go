@@ -81,9 +81,9 @@ func stallTimeout(cfg config.Config, live bool) time.Duration {
 
 // runCheckConfig checks what a run needs beyond the configuration's syntax:
 // every file it will read, the live interfaces (ifaces, named by ifaceKey
-// in its messages, if given: each
-// exists and is of a kind live capture decodes, all of one link type), the BPF filter (for that
-// interface's link type), the spool directory, and (unless offline) that
+// in its messages, if given: each exists and is of a kind live capture
+// decodes, all of one link type), the BPF filter (for that link type), the
+// spool directory, and (unless offline) that
 // every output's destination answers and accepts the credentials. Each
 // problem is one line; the exit status is 1 if any.
 func runCheckConfig(w io.Writer, cfg config.Config, detectors int, ifaces []string, ifaceKey string, offline bool) int {
